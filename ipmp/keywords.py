@@ -57,7 +57,8 @@ def _unsupported(word: str, why: str, arg: Arg = Arg.NONE, family: int | None = 
 KEYWORDS: tuple[Keyword, ...] = (
     _k("plumb", Arg.NONE, "mark the interface (or logical name IF:N) configured for this family"),
     _k("unplumb", Arg.NONE, "remove every address of this family from the interface, or remove a logical"),
-    _k("addif", Arg.ADDRESS, "create the lowest free logical interface with this address; later words apply to it",
+    _k("addif", Arg.ADDRESS,
+       "create the lowest free logical interface with this address; later words apply to it",
        scope=Scope.PHYSICAL),
     _k("removeif", Arg.ADDRESS, "delete the logical interface that holds this address", scope=Scope.PHYSICAL),
     _k("set", Arg.ADDRESS, "set the address of this logical interface"),

@@ -27,11 +27,10 @@ from ipaddress import (
     IPv6Interface,
     IPv6Network,
 )
-from typing import Union
 
-IPAddress = Union[IPv4Address, IPv6Address]
-IPInterface = Union[IPv4Interface, IPv6Interface]
-IPNetwork = Union[IPv4Network, IPv6Network]
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
+IPNetwork = IPv4Network | IPv6Network
 
 #: Solaris limits the group name to LIFGRNAMSIZ - 1 = 31 bytes (net/if.h).
 LIFGRNAMSIZ = 32
@@ -240,7 +239,7 @@ class Interface:
         rest = tuple(
             lg for lg in self.logicals if not (lg.family == logical.family and lg.unit == logical.unit)
         )
-        logicals = tuple(sorted(rest + (logical,), key=lambda lg: (lg.family, lg.unit)))
+        logicals = tuple(sorted((*rest, logical), key=lambda lg: (lg.family, lg.unit)))
         return replace(self, logicals=logicals)
 
     def without_logical(self, family: Family, unit: int) -> Interface:
@@ -358,7 +357,8 @@ class KernelState:
 
     ``routes`` and ``rules`` hold only those the toolkit owns.  ``sysctls``
     holds the keys the toolkit manages, as ``(key, value)`` pairs where key
-    is the path below ``/proc/sys`` with dots (``net.ipv4.conf.all.rp_filter``).
+    is the path below ``/proc/sys`` with ``/`` separators
+    (``net/ipv4/conf/all/rp_filter``), since interface names may hold dots.
     """
 
     links: tuple[KLink, ...] = ()

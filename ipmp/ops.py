@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Union
 
-from ipmp.model import Family, KAddress, KRoute, KRule, RTPROT_IPMP
+from ipmp.model import RTPROT_IPMP, Family, KAddress, KRoute, KRule
 
 
 def _family_flag(family: Family) -> str:
@@ -101,7 +100,7 @@ class DelAddress:
         words = ["ip", _family_flag(a.family), "addr", "del", local]
         if a.peer is not None:
             words += ["peer", f"{a.peer}/{a.address.network.prefixlen}"]
-        return words + ["dev", a.ifname]
+        return [*words, "dev", a.ifname]
 
 
 def _route_words(route: KRoute) -> list[str]:
@@ -160,7 +159,7 @@ class DelRule:
         return ["ip", _family_flag(self.rule.family), "rule", "del", *_rule_words(self.rule)]
 
 
-Op = Union[SetSysctl, SetLink, AddAddress, DelAddress, AddRoute, DelRoute, AddRule, DelRule]
+Op = SetSysctl | SetLink | AddAddress | DelAddress | AddRoute | DelRoute | AddRule | DelRule
 Plan = tuple[Op, ...]
 
 

@@ -1,0 +1,118 @@
+"""read -> plan -> execute -> verify -> revert: the one way the toolkit changes the host.
+
+Used by ``ifconfig`` and ``ipmp-boot`` (and, later, by in.mpathd for address
+moves).  The caller holds the state-store lock across the whole call, so that
+two commands never interleave.
+
+Verification follows nmstate's habit: read the kernel back and check that
+nothing of the plan is left to do, retrying a few times for the kernel to
+settle; on any failure the plan ``diff(after, before)`` is executed and an
+``ApplyError`` names the operation that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ipmp.errors import ApplyError
+from ipmp.model import Config, Family, IPAddress, KernelState
+from ipmp.ops import Op, Plan, command
+from ipmp.plan import diff
+from ipmp.view import GLOBAL_SYSCTLS, NIC_SYSCTLS4, NIC_SYSCTLS6, Scope, desired_kernel
+
+#: Verification retries and the pause between them (seconds).
+VERIFY_TRIES = 5
+VERIFY_PAUSE = 0.05
+
+
+class KernelIO(Protocol):
+    """What apply needs of ``netlink.Kernel``."""
+
+    async def read(self, sysctl_keys: Sequence[str] = ()) -> KernelState: ...
+
+    async def execute(self, ops: Sequence[Op]) -> None: ...
+
+
+def sysctl_keys(names: Sequence[str]) -> list[str]:
+    """Every sysctl a plan may set, for these interface names."""
+    keys = [k for k, _ in GLOBAL_SYSCTLS]
+    for name in names:
+        keys += [f"net/ipv4/conf/{name}/{k}" for k, _ in NIC_SYSCTLS4]
+        keys += [f"net/ipv6/conf/{name}/{k}" for k, _ in NIC_SYSCTLS6]
+    return keys
+
+
+@dataclass(frozen=True)
+class Applied:
+    plan: Plan
+    after: KernelState
+
+
+def make_plan(
+    current: KernelState, desired: Config, scope: Scope, defaultrouters: Sequence[IPAddress]
+) -> Plan:
+    return diff(current, desired_kernel(desired, scope, current, defaultrouters), scope)
+
+
+async def apply(
+    kernel: KernelIO,
+    desired: Config,
+    scope: Scope,
+    defaultrouters: Sequence[IPAddress] = (),
+    *,
+    before: KernelState | None = None,
+    dry_run: bool = False,
+) -> Applied:
+    """Make the kernel match ``desired`` within ``scope``, or leave it as it was."""
+    keys = sysctl_keys(sorted(scope.names))
+    if before is None:
+        before = await kernel.read(keys)
+    plan = make_plan(before, desired, scope, defaultrouters)
+    if dry_run or not plan:
+        return Applied(plan, before)
+    try:
+        await kernel.execute(plan)
+        after = await kernel.read(keys)
+        for _ in range(VERIFY_TRIES):
+            left = make_plan(after, desired, scope, defaultrouters)
+            if not left:
+                return Applied(plan, after)
+            await asyncio.sleep(VERIFY_PAUSE)
+            after = await kernel.read(keys)
+        raise ApplyError(
+            "the kernel did not take the configuration; still to do: "
+            + "; ".join(command(op) for op in left),
+            op=left[0],
+        )
+    except ApplyError as err:
+        await revert(kernel, before, scope, keys)
+        raise err from None
+
+
+async def revert(kernel: KernelIO, before: KernelState, scope: Scope, keys: Sequence[str]) -> None:
+    """Take the kernel back to ``before`` within ``scope``; best effort, op by op."""
+    for _ in range(3):
+        now = await kernel.read(keys)
+        back = diff(now, before, scope)
+        if not back:
+            return
+        for op in back:
+            try:
+                await kernel.execute((op,))
+            except ApplyError:
+                continue  # the next pass re-reads and tries what is left
+
+
+def full_scope(config: Config, names: Sequence[str]) -> Scope:
+    """Both families of each named interface that is, or is to be, plumbed for them."""
+    pairs = set()
+    for name in names:
+        itf = config.get(name)
+        if itf is None:
+            continue
+        for family in (Family.INET, Family.INET6):
+            pairs.add((name, family))
+    return Scope(frozenset(pairs))

@@ -1,0 +1,125 @@
+"""``ifconfig``: Solaris syntax and output on Linux.
+
+The PLY grammar owns the whole argv (Solaris words such as ``-failover`` look
+like options to any option parser), so this shell takes only its own leading
+extensions before handing the rest over:
+
+``--dry-run`` / ``-n``
+    print the plan as ``ip`` commands (and the state-store facts as ``#``
+    lines) and change nothing.  Solaris has no such option.
+``--version``
+    print the version.
+
+Exit status as Solaris: 0 on success, 1 on any error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ipmp import __version__
+from ipmp.commands import Command
+from ipmp.errors import IpmpError
+
+PROG = "ifconfig"
+
+
+def _say_error(err: IpmpError | str) -> None:
+    text = str(err)
+    if not text.startswith(f"{PROG}:"):
+        text = f"{PROG}: {text}"
+    print(text, file=sys.stderr)
+
+
+def _status(config: object, command: Command, is_root: bool) -> str:
+    from ipmp.evaluate import split_name
+    from ipmp.model import Config, Family
+    from ipmp.render import render
+
+    assert isinstance(config, Config)
+    family = command.family
+    letters = command.all_letters or ""
+    if "4" in letters and "6" not in letters:
+        family = Family.INET
+    elif "6" in letters and "4" not in letters:
+        family = Family.INET6
+    # ether only for root and only when no family was given (§4.6).
+    show_ether = is_root and family is None
+    if command.ifname is None:
+        return render(config, family=family, only_up="u" in letters, only_down="d" in letters,
+                      show_ether=show_ether)
+    base, unit = split_name(command.ifname)
+    return render(config, ifname=base, unit=unit, family=family, show_ether=show_ether)
+
+
+async def _run(command: Command, root: Path, dry_run: bool) -> int:
+    from ipmp.errors import ApplyError, ConfigError
+    from ipmp.netlink import Kernel
+    from ipmp.ops import command as op_line
+    from ipmp.session import read_host, run_command
+    from ipmp.state import Store
+
+    is_root = os.geteuid() == 0
+    exclusive = bool(command.actions) and not dry_run
+    async with Kernel() as kernel:
+        with Store(root).locked(exclusive=exclusive):
+            host = await read_host(kernel, root)
+            try:
+                result = await run_command(kernel, host, command, dry_run=dry_run)
+            except (ConfigError, ApplyError) as err:
+                _say_error(err)
+                return 1
+    for line in result.outcome.stderr:
+        _say_error(line)
+    if dry_run:
+        for op in result.plan:
+            print(op_line(op))
+        for note in result.notes:
+            print(note)
+        return 0
+    for line in result.outcome.stdout:
+        print(line)
+    config = result.config
+    if config is None:
+        return 0
+    if command.ifname is None and not command.actions:
+        sys.stdout.write(_status(config, command, is_root))
+    for name in result.outcome.status:
+        sub = Command(name, command.family, (), command.position)
+        sys.stdout.write(_status(config, sub, is_root))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    dry_run = False
+    while args and args[0] in ("--dry-run", "-n"):
+        dry_run = True
+        args.pop(0)
+    if args[:1] == ["--version"]:
+        print(f"{PROG} (ipmp) {__version__}")
+        return 0
+    from ipmp.errors import ParseError
+    from ipmp.hostfiles import root_path
+    from ipmp.parse import parse_argv
+
+    try:
+        command = parse_argv(args)
+    except ParseError as err:
+        _say_error(err)
+        return 1
+    try:
+        return asyncio.run(_run(command, root_path(None), dry_run))
+    except IpmpError as err:
+        _say_error(err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,611 @@
+"""Solaris ifconfig semantics: fold a parsed command over a ``Config``.
+
+The words of one command are taken left to right as Solaris ``ifconfig``
+does (§4.2), with its special cases:
+
+* the IPv4 netmask "hack": the last ``netmask`` of the line is applied with
+  any address set on the line, whatever the order (§4.3);
+* the first bare word sets the address, the second the destination (§4.1);
+* ``addif`` creates the lowest free logical unit and every later word applies
+  to it (§4.2); on a FAILED, OFFLINE or INACTIVE member of a group it lands
+  on another usable member and remembers its home (§1 item 7);
+* ``group`` and ``addif`` only on the physical interface (§4.5, §4.4).
+
+One deliberate difference: Solaris applies each word at once and stops at the
+first error, leaving the earlier words applied.  Here an error raises, and the
+caller applies nothing: a command is all or nothing.
+
+Pure module: no I/O; messages are returned, not printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv6Interface,
+    ip_address,
+)
+
+from ipmp.commands import Action, Command
+from ipmp.errors import ConfigError, NoSuchInterface, Position
+from ipmp.keywords import BY_WORD, Scope
+from ipmp.model import (
+    IFNAMSIZ,
+    LIFGRNAMSIZ,
+    LIFNAMSIZ,
+    Config,
+    Environment,
+    Family,
+    Interface,
+    IPAddress,
+    IPInterface,
+    Logical,
+)
+from ipmp.view import default_broadcast
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one command: the new configuration and what to say."""
+
+    config: Config
+    #: Lines Solaris prints on stdout (``Created new logical interface ...``).
+    stdout: tuple[str, ...] = ()
+    #: Warnings Solaris prints on stderr without failing (``already exists``).
+    stderr: tuple[str, ...] = ()
+    #: Logical names whose status to print (no words, or ``ether`` alone).
+    status: tuple[str, ...] = ()
+    #: (interface, family) pairs the command changed or may change.
+    touched: frozenset[tuple[str, Family]] = frozenset()
+    #: A ``group`` was set: Solaris ifconfig then starts in.mpathd.
+    start_mpathd: bool = False
+
+
+def split_name(name: str) -> tuple[str, int]:
+    """``qfe0:2`` -> (``qfe0``, 2); ``qfe0`` -> (``qfe0``, 0)."""
+    base, sep, unit = name.partition(":")
+    if not sep:
+        return base, 0
+    if not unit.isdigit():
+        raise NoSuchInterface(f"{name}: no such interface")
+    return base, int(unit)
+
+
+def classful_prefix(address: IPv4Address) -> int:
+    """The mask the Solaris kernel gives an address set without one."""
+    first = int(address) >> 24
+    if first < 128:
+        return 8
+    if first < 192:
+        return 16
+    return 24
+
+
+def mask_to_prefix(mask: IPv4Address, word: str) -> int:
+    value = int(mask)
+    prefix = bin(value).count("1")
+    if value != ((0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF):
+        raise ConfigError(f"{word}: non-contiguous netmask is not supported on Linux")
+    return prefix
+
+
+def parse_mask(word: str, env: Environment) -> IPv4Address:
+    """``netmask`` argument: ``0xffffff00``, ``255.255.255.0`` (``+`` is handled by the caller)."""
+    try:
+        if word.lower().startswith("0x"):
+            return IPv4Address(int(word, 16))
+        return IPv4Address(word)
+    except ValueError:
+        resolved = env.resolve(word, Family.INET)
+        if isinstance(resolved, IPv4Address):
+            return resolved
+        raise ConfigError(f"{word}: bad address") from None
+
+
+def resolve_address(word: str, family: Family, env: Environment) -> tuple[IPAddress, int | None]:
+    """An address word: literal, ``addr/len``, or a host name from the hosts file."""
+    text, slash, plen = word.partition("/")
+    prefix: int | None = None
+    if slash:
+        if not plen.isdigit():
+            raise ConfigError(f"Bad prefix length in {word}")
+        prefix = int(plen)
+    try:
+        addr = ip_address(text)
+    except ValueError:
+        found = env.resolve(text, family)
+        if found is None:
+            raise ConfigError(f"{word}: bad address") from None
+        addr = found
+    if addr.version != family:
+        raise ConfigError(f"{word}: bad address")
+    if prefix is not None and prefix > addr.max_prefixlen:
+        raise ConfigError(f"Bad prefix length in {word}")
+    return addr, prefix
+
+
+def _interface_address(addr: IPAddress, prefix: int) -> IPInterface:
+    if isinstance(addr, IPv4Address):
+        return IPv4Interface((addr, prefix))
+    return IPv6Interface((addr, prefix))
+
+
+@dataclass
+class _Cursor:
+    """Where the words of a command currently apply."""
+
+    ifname: str  # the physical interface the logical lives on now
+    family: Family
+    unit: int
+    named: str  # the name the command line gave (for the -failover check)
+    addresses_set: int = 0
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    touched: set[tuple[str, Family]] = field(default_factory=set)
+    start_mpathd: bool = False
+
+
+class _Folder:
+    """Applies the words of one command to a configuration."""
+
+    def __init__(self, config: Config, env: Environment, cursor: _Cursor, netmask: IPv4Address | None):
+        self.config = config
+        self.env = env
+        self.cur = cursor
+        self.line_netmask = netmask
+
+    # -- access -----------------------------------------------------------
+
+    def interface(self, name: str | None = None) -> Interface:
+        itf = self.config.get(name or self.cur.ifname)
+        if itf is None:
+            raise NoSuchInterface(f"{name or self.cur.ifname}: no such interface")
+        return itf
+
+    def logical(self) -> Logical:
+        lg = self.interface().logical(self.cur.family, self.cur.unit)
+        if lg is None:
+            name = self.lname()
+            raise NoSuchInterface(f"{name}: no such interface")
+        return lg
+
+    def lname(self) -> str:
+        return self.cur.ifname if self.cur.unit == 0 else f"{self.cur.ifname}:{self.cur.unit}"
+
+    def put_interface(self, itf: Interface) -> None:
+        self.config = self.config.with_interface(itf)
+        self.cur.touched.add((itf.name, self.cur.family))
+
+    def put_logical(self, lg: Logical) -> None:
+        self.put_interface(self.interface().with_logical(lg))
+
+    # -- words ------------------------------------------------------------
+
+    def run(self, action: Action) -> None:
+        kw = BY_WORD.get(action.keyword)
+        if kw is not None and kw.family is not None and kw.family != self.cur.family:
+            raise ConfigError(f"Operation {action.keyword} not supported for {self.cur.family.word}")
+        if kw is not None and kw.scope is Scope.PHYSICAL and self.cur.unit != 0:
+            self._physical_only(action.keyword)
+        # ``-failover`` is handled by do_failover_off, ``address`` by do_address.
+        suffix = "_off" if action.keyword.startswith("-") else ""
+        handler: Callable[[Action], None] = getattr(self, "do_" + action.keyword.lstrip("-") + suffix)
+        handler(action)
+
+    def _physical_only(self, word: str) -> None:
+        name = self.lname()
+        if word == "addif":
+            raise ConfigError(f"addif: bad physical interface name {name}")
+        if word == "removeif":
+            raise ConfigError(f"removeif: bad physical interface name {name}")
+        if word == "group":
+            raise ConfigError(f"setifgroupname: SIOCSLIFGROUPNAME: {name}: Invalid argument")
+        raise ConfigError(f"{word}: {name}: Invalid argument")
+
+    def do_plumb(self, action: Action) -> None:
+        itf = self.interface()
+        fam = self.cur.family
+        if self.cur.unit == 0:
+            if fam in itf.plumbed:
+                # Solaris prints this and still exits 0 (a legacy of ifconfig.c).
+                self.cur.stderr.append(f"SIOCSLIFNAME for ip: {itf.name}: already exists")
+                return
+            itf = replace(itf, plumbed=itf.plumbed | {fam}, link_up=True)
+            if itf.logical(fam, 0) is None:
+                itf = itf.with_logical(Logical(fam, 0))
+            self.put_interface(itf)
+            return
+        if fam not in itf.plumbed:
+            raise NoSuchInterface(f"plumb: {self.lname()}: no such interface")
+        if itf.logical(fam, self.cur.unit) is not None:
+            self.cur.stderr.append(f"SIOCSLIFNAME for ip: {self.lname()}: already exists")
+            return
+        self._check_label(itf.name, self.cur.unit)
+        self.put_logical(Logical(fam, self.cur.unit))
+
+    def do_unplumb(self, action: Action) -> None:
+        itf = self.interface()
+        fam = self.cur.family
+        if self.cur.unit == 0 and ":" in self.cur.named:
+            raise ConfigError(f"unplumb: Cannot unplumb {self.cur.named}: Invalid interface")
+        if self.cur.unit:
+            self.logical()
+            self.put_interface(itf.without_logical(fam, self.cur.unit))
+            return
+        if fam not in itf.plumbed:
+            raise NoSuchInterface(f"unplumb: {itf.name}: no such interface")
+        keep = tuple(lg for lg in itf.logicals if lg.family != fam)
+        plumbed = itf.plumbed - {fam}
+        # The group belongs to the phyint: it goes when no family is left.
+        itf = replace(itf, logicals=keep, plumbed=plumbed)
+        if not plumbed:
+            itf = replace(itf, link_up=False, group="", standby=False, failed=False, offline=False)
+        self.put_interface(itf)
+
+    def _check_label(self, ifname: str, unit: int) -> None:
+        label = f"{ifname}:{unit}"
+        if self.cur.family is Family.INET and len(label) >= IFNAMSIZ:
+            # Linux stores logical names as IPv4 labels of at most 15 characters.
+            raise ConfigError(f"{label}: logical interface name too long for Linux (at most {IFNAMSIZ - 1})")
+
+    def _addif_target(self) -> Interface:
+        """§1 item 7: addif on a FAILED/OFFLINE/INACTIVE group member lands elsewhere."""
+        itf = self.interface()
+        if not itf.group or not (itf.failed or itf.offline or itf.inactive):
+            return itf
+        for other in self.config.group_members(itf.group):
+            if other.name == itf.name or self.cur.family not in other.plumbed:
+                continue
+            if not (other.failed or other.offline or other.inactive):
+                return other
+        return itf
+
+    def do_addif(self, action: Action) -> None:
+        assert action.argument is not None
+        home = self.interface()
+        target = self._addif_target()
+        unit = target.free_unit(self.cur.family)
+        self._check_label(target.name, unit)
+        self.cur.ifname = target.name
+        self.cur.unit = unit
+        self.cur.addresses_set = 0
+        self.put_logical(
+            Logical(
+                self.cur.family,
+                unit,
+                home=home.name if target.name != home.name else "",
+            )
+        )
+        self._set_address(action.argument)
+        self.cur.stdout.append(f"Created new logical interface {self.lname()}")
+
+    def do_removeif(self, action: Action) -> None:
+        assert action.argument is not None
+        addr, _ = resolve_address(action.argument, self.cur.family, self.env)
+        itf = self.interface()
+        for lg in itf.logicals_of(self.cur.family):
+            if lg.address is not None and lg.address.ip == addr:
+                if lg.unit == 0:
+                    raise ConfigError(f"removeif: can't remove interface: {itf.name}")
+                self.put_interface(itf.without_logical(self.cur.family, lg.unit))
+                return
+        raise ConfigError(f"removeif: {action.argument}: no such interface")
+
+    def _set_address(self, word: str) -> None:
+        lg = self.logical()
+        addr, prefix = resolve_address(word, self.cur.family, self.env)
+        if prefix is None and isinstance(addr, IPv4Address) and self.line_netmask is not None:
+            prefix = mask_to_prefix(self.line_netmask, str(self.line_netmask))
+        if prefix is None and lg.address is not None:
+            prefix = lg.address.network.prefixlen
+        if prefix is None:
+            if isinstance(addr, IPv4Address):
+                prefix = classful_prefix(addr)
+            else:
+                prefix = 10 if addr.is_link_local else 64
+        address = _interface_address(addr, prefix)
+        broadcast = default_broadcast(address) if isinstance(address, IPv4Interface) else None
+        # Setting an address makes the Solaris kernel recompute the broadcast.
+        self.put_logical(replace(lg, address=address, broadcast=broadcast, kernel_owned=False))
+
+    def do_address(self, action: Action) -> None:
+        assert action.argument is not None
+        self.cur.addresses_set += 1
+        if self.cur.addresses_set == 1:
+            self._set_address(action.argument)
+        else:
+            self._set_destination(action.argument)
+
+    def do_set(self, action: Action) -> None:
+        assert action.argument is not None
+        self.cur.addresses_set = max(self.cur.addresses_set, 1)
+        self._set_address(action.argument)
+
+    def _set_destination(self, word: str) -> None:
+        addr, _ = resolve_address(word, self.cur.family, self.env)
+        self.put_logical(replace(self.logical(), destination=addr))
+
+    def do_destination(self, action: Action) -> None:
+        assert action.argument is not None
+        self._set_destination(action.argument)
+
+    def do_up(self, action: Action) -> None:
+        lg = self.logical()
+        itf = self.interface()
+        self.put_interface(replace(itf, link_up=True).with_logical(replace(lg, up=True)))
+
+    def do_down(self, action: Action) -> None:
+        self.put_logical(replace(self.logical(), up=False))
+
+    def do_netmask(self, action: Action) -> None:
+        assert action.argument is not None
+        lg = self.logical()
+        if action.argument == "+":
+            if lg.address is None or not isinstance(lg.address, IPv4Interface):
+                return
+            mask = self.env.netmask_for(lg.address.ip)
+            if mask is None:
+                return  # Solaris: nothing printed, the mask stays
+            self.cur.stdout.append(f"Setting netmask of {self.lname()} to {mask}")
+        else:
+            mask = parse_mask(action.argument, self.env)
+        prefix = mask_to_prefix(mask, action.argument)
+        if lg.address is None:
+            return  # no address to carry a mask on Linux; the hack applies it with the address
+        assert isinstance(lg.address, IPv4Interface)
+        # SIOCSLIFNETMASK does not recompute the broadcast; ``broadcast +`` does.
+        self.put_logical(replace(lg, address=IPv4Interface((lg.address.ip, prefix))))
+
+    def do_broadcast(self, action: Action) -> None:
+        assert action.argument is not None
+        lg = self.logical()
+        if action.argument == "+":
+            if isinstance(lg.address, IPv4Interface):
+                self.put_logical(replace(lg, broadcast=default_broadcast(lg.address)))
+            return
+        try:
+            bcast = IPv4Address(action.argument)
+        except ValueError:
+            found = self.env.resolve(action.argument, Family.INET)
+            if not isinstance(found, IPv4Address):
+                raise ConfigError(f"{action.argument}: bad address") from None
+            bcast = found
+        self.put_logical(replace(lg, broadcast=bcast))
+
+    def do_group(self, action: Action) -> None:
+        assert action.argument is not None
+        name = action.argument
+        itf = self.interface()
+        if itf.loopback:
+            raise ConfigError(f"setifgroupname: SIOCSLIFGROUPNAME: {itf.name}: Invalid argument")
+        if len(name.encode()) >= LIFGRNAMSIZ:
+            raise ConfigError(f"setifgroupname: {name}: name too long (at most {LIFGRNAMSIZ - 1} bytes)")
+        # The group belongs to the phyint: both families see it (§1).
+        self.put_interface(replace(itf, group=name))
+        for fam in itf.plumbed:
+            self.cur.touched.add((itf.name, fam))
+        if name:
+            self.cur.start_mpathd = True
+
+    def do_deprecated(self, action: Action) -> None:
+        self.put_logical(replace(self.logical(), deprecated=True))
+
+    def do_deprecated_off(self, action: Action) -> None:
+        self.put_logical(replace(self.logical(), deprecated=False))
+
+    def do_failover(self, action: Action) -> None:
+        self.put_logical(replace(self.logical(), nofailover=False))
+
+    def do_failover_off(self, action: Action) -> None:
+        if self.lname() != self.cur.named and self.cur.unit != 0:
+            named_base = self.cur.named.partition(":")[0]
+            if named_base != self.cur.ifname:
+                # §4.2 safety check: an earlier addif landed on another NIC.
+                raise ConfigError(f"can't set -failover on failed/standby/offlined interface {self.lname()}")
+        self.put_logical(replace(self.logical(), nofailover=True))
+
+    def _put_phyint(self, itf: Interface) -> None:
+        """Phyint flags show on every logical of both families (§1)."""
+        self.put_interface(itf)
+        for fam in itf.plumbed:
+            self.cur.touched.add((itf.name, fam))
+
+    def do_standby(self, action: Action) -> None:
+        self._put_phyint(replace(self.interface(), standby=True))
+
+    def do_standby_off(self, action: Action) -> None:
+        self._put_phyint(replace(self.interface(), standby=False))
+
+    def do_failed(self, action: Action) -> None:
+        self._put_phyint(replace(self.interface(), failed=True))
+
+    def do_failed_off(self, action: Action) -> None:
+        self._put_phyint(replace(self.interface(), failed=False))
+
+    def _number(self, action: Action) -> int:
+        assert action.argument is not None
+        try:
+            return int(action.argument)
+        except ValueError:
+            raise ConfigError(f"{action.argument}: bad value for {action.keyword}") from None
+
+    def do_mtu(self, action: Action) -> None:
+        mtu = self._number(action)
+        if not 68 <= mtu <= 65535:
+            raise ConfigError(f"mtu: {self.lname()}: Invalid argument")
+        self.put_interface(replace(self.interface(), mtu=mtu))
+
+    def do_metric(self, action: Action) -> None:
+        self.put_interface(replace(self.interface(), metric=self._number(action)))
+
+    def do_ether(self, action: Action) -> None:
+        if action.argument is None:
+            self.cur.status.append(self.lname())
+            return
+        parts = action.argument.split(":")
+        try:
+            octets = [int(p, 16) for p in parts]
+        except ValueError:
+            octets = []
+        if len(octets) != 6 or not all(0 <= o <= 255 for o in octets):
+            raise ConfigError(f"{action.argument}: bad address")
+        if octets[0] & 1:
+            raise ConfigError(f"ether: {self.lname()}: Invalid argument")  # multicast MAC
+        self.put_interface(replace(self.interface(), mac=":".join(f"{o:02x}" for o in octets)))
+
+    def do_arp(self, action: Action) -> None:
+        self.put_interface(replace(self.interface(), noarp=False))
+
+    def do_arp_off(self, action: Action) -> None:
+        self.put_interface(replace(self.interface(), noarp=True))
+
+    def do_trailers(self, action: Action) -> None:
+        """Solaris accepts and ignores trailers (IFF_NOTRAILERS has no effect)."""
+
+    def do_trailers_off(self, action: Action) -> None:
+        """Solaris accepts and ignores -trailers."""
+
+
+def _line_netmask(actions: tuple[Action, ...]) -> Action | None:
+    """§4.3: the last ``netmask`` of the line is applied with the address."""
+    found = None
+    for action in actions:
+        if action.keyword == "netmask":
+            found = action
+    return found
+
+
+def _resolve_line_netmask(
+    action: Action | None, actions: tuple[Action, ...], family: Family, env: Environment
+) -> IPv4Address | None:
+    if action is None or family is not Family.INET or action.argument is None:
+        return None
+    if action.argument != "+":
+        return parse_mask(action.argument, env)
+    # ``netmask +`` with the address the line sets: look it up now.
+    for a in actions:
+        if a.keyword in ("address", "set", "addif") and a.argument is not None:
+            try:
+                addr, prefix = resolve_address(a.argument, family, env)
+            except ConfigError:
+                return None
+            if prefix is None and isinstance(addr, IPv4Address):
+                return env.netmask_for(addr)
+            return None
+    return None
+
+
+def _at(position: Position | None, error: ConfigError) -> ConfigError:
+    if error.position is None and position is not None:
+        error.position = position
+    return error
+
+
+def evaluate(config: Config, command: Command, env: Environment) -> Outcome:
+    """Fold ``command`` over ``config``; raise ``ConfigError`` (with a position) on error."""
+    family = command.family or Family.INET
+    if command.ifname is None:
+        return _evaluate_all(config, command, env)
+    if len(command.ifname) >= LIFNAMSIZ:
+        raise ConfigError(f"{command.ifname}: interface name too long", command.position)
+    base, unit = split_name(command.ifname)
+    itf = config.get(base)
+    if itf is None:
+        word = "plumb" if any(a.keyword == "plumb" for a in command.actions) else "status: SIOCGLIFFLAGS"
+        raise NoSuchInterface(f"{word}: {command.ifname}: no such interface", command.position)
+    cursor = _Cursor(ifname=base, family=family, unit=unit, named=command.ifname)
+    plumbing = any(a.keyword == "plumb" for a in command.actions)
+    if not command.actions:
+        if family not in itf.plumbed and command.family is not None:
+            raise NoSuchInterface(f"status: SIOCGLIFFLAGS: {command.ifname}: no such interface",
+                                  command.position)
+        if unit and itf.logical(family, unit) is None and not (command.family is None
+                                                                and itf.logical(Family.INET6, unit)):
+            raise NoSuchInterface(f"status: SIOCGLIFFLAGS: {command.ifname}: no such interface",
+                                  command.position)
+        return Outcome(config=config, status=(command.ifname,))
+    if not plumbing and family not in itf.plumbed:
+        raise NoSuchInterface(f"{command.ifname}: no such interface", command.position)
+    netmask_action = _line_netmask(command.actions)
+    try:
+        netmask = _resolve_line_netmask(netmask_action, command.actions, family, env)
+    except ConfigError as err:
+        raise _at(netmask_action.position if netmask_action else command.position, err) from None
+    folder = _Folder(config, env, cursor, netmask)
+    for action in command.actions:
+        try:
+            folder.run(action)
+        except ConfigError as err:
+            raise _at(action.argument_position or action.position, err) from None
+    return Outcome(
+        config=folder.config,
+        stdout=tuple(cursor.stdout),
+        stderr=tuple(cursor.stderr),
+        status=tuple(cursor.status),
+        touched=frozenset(cursor.touched),
+        start_mpathd=cursor.start_mpathd,
+    )
+
+
+def selected_logicals(config: Config, letters: str, family: Family | None) -> list[tuple[str, Family]]:
+    """The logical names ``-a<letters>`` selects, in ``ifconfig -a`` order."""
+    out: list[tuple[str, Family]] = []
+    families = [family] if family is not None else [Family.INET, Family.INET6]
+    if "4" in letters and "6" not in letters:
+        families = [f for f in families if f is Family.INET]
+    if "6" in letters and "4" not in letters:
+        families = [f for f in families if f is Family.INET6]
+    for fam in families:
+        for itf in config.interfaces:
+            if fam not in itf.plumbed:
+                continue
+            for lg in itf.logicals_of(fam):
+                if "u" in letters and not lg.up:
+                    continue
+                if "d" in letters and lg.up:
+                    continue
+                out.append((lg.name(itf.name), fam))
+    return out
+
+
+def _evaluate_all(config: Config, command: Command, env: Environment) -> Outcome:
+    """``ifconfig -a... words``: the words apply to every selected logical interface."""
+    letters = command.all_letters or "a"
+    stdout: list[str] = []
+    stderr: list[str] = []
+    touched: set[tuple[str, Family]] = set()
+    start = False
+    if any(a.keyword == "plumb" for a in command.actions) and command.family is not None:
+        targets = [(itf.name, command.family) for itf in config.interfaces if not itf.loopback]
+    else:
+        targets = selected_logicals(config, letters, command.family)
+    for name, fam in targets:
+        sub = Command(ifname=name, family=fam, actions=command.actions, position=command.position)
+        out = evaluate(config, sub, env)
+        config = out.config
+        stdout += out.stdout
+        stderr += out.stderr
+        touched |= out.touched
+        start = start or out.start_mpathd
+    return Outcome(config=config, stdout=tuple(stdout), stderr=tuple(stderr), touched=frozenset(touched),
+                   start_mpathd=start)
+
+
+def reset_interface(itf: Interface) -> Interface:
+    """The interface as boot finds it: kernel facts only, nothing configured (for ipmp-boot)."""
+    return replace(
+        itf,
+        plumbed=frozenset(),
+        link_up=False,
+        metric=0,
+        group="",
+        standby=False,
+        failed=False,
+        offline=False,
+        logicals=(),
+    )
+

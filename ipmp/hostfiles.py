@@ -1,0 +1,492 @@
+"""The boot files under an alternate root: hostname.<if>, hostname6.<if>, hosts, netmasks, defaultrouter.
+
+Everything is read below a root directory (``-R DIR`` or ``IPMP_ROOT``,
+default ``/``), so tests and the lab never touch the real ``/etc``.  This
+module only reads files; the pure ``parse_*`` functions do the work and can
+be fed text directly.
+
+How a hostname file becomes ifconfig commands (spec §6.3, S10
+``net_include.sh`` ``inet_process_hostname``/``inet6_process_hostname``):
+
+* Lines are read as the Bourne shell ``read`` builtin without ``-r`` reads
+  them: leading and trailing blanks are stripped, a backslash at the end of
+  a line joins the next line, any other backslash is removed and keeps the
+  next character literally.
+* Each line is run as ``ifconfig <if> inet <line>`` (``inet6`` for
+  ``hostname6.<if>``), split on blanks with no quote processing: ``group ""``
+  in a file is a group literally named ``""``.
+* IPv4: a file with a single non-blank line gets ``netmask + broadcast + up``
+  appended (those actions are marked ``implicit``).  With several lines each
+  is run as written.  Blank lines before the first command are ignored, but
+  a blank line *after* the only command makes the file "multi-line", so the
+  implicit words are not added (the script runs the pending line as soon as
+  it reads the next one).  An empty file gives no commands: the interface is
+  plumbed and left unconfigured.
+* IPv6: every non-blank line is one command; nothing is appended (the boot
+  loader runs ``ifconfig <if> inet6 up`` afterwards).
+
+EXTENSION (not in Solaris, whose script passes a ``#`` line to ifconfig,
+where it fails as a bad address): a line whose first non-blank character is
+``#`` is a comment.  It is dropped entirely, so it does not count for the
+single/multi-line rule, and it ends at its newline: a trailing backslash on
+a comment line does not swallow the next line.  A ``#`` is only special where
+a command line starts: not on a line continued from the previous one, not
+after other words, and ``\\#`` keeps it a word.
+
+Decisions on points the Solaris sources leave open [INF]:
+
+* A last line without a newline is used.  The Bourne ``while read`` loop
+  drops it (``read`` fails at end of file), which silently leaves a
+  one-line file created with ``printf`` unconfigured; we do not copy that.
+  The same holds for a backslash on the very last line: it is dropped.
+* An escaped character's column is the column of its backslash.
+* Words are not glob-expanded (the script's unquoted ``$ifcmds`` would
+  expand ``*`` against the current directory, a latent Solaris bug).
+* A carriage return is not a blank for ``read``, so CRLF files give words
+  ending in ``\\r``, which ifconfig then rejects, as on Solaris.
+* Files are decoded as UTF-8; undecodable bytes are kept with
+  ``surrogateescape`` and are rejected later as bad names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, ip_address
+from pathlib import Path
+from typing import NamedTuple
+
+from ipmp.commands import Command
+from ipmp.errors import ParseError, Position
+from ipmp.model import Environment, Family, IPAddress
+from ipmp.parse import parse_words
+
+__all__ = [
+    "IMPLICIT_WORDS",
+    "HostnameFile",
+    "HostnameLine",
+    "find_hostname_files",
+    "hostname_lines",
+    "parse_defaultrouter",
+    "parse_hostname_text",
+    "parse_hosts",
+    "parse_netmasks",
+    "read_environment",
+    "read_hostname_file",
+    "root_path",
+]
+
+#: What a single-line IPv4 hostname file gets appended (spec §6.3).
+IMPLICIT_WORDS = "netmask + broadcast + up"
+
+#: The environment variable that names the root when no ``-R`` is given.
+ROOT_ENV = "IPMP_ROOT"
+
+#: Bourne ``read`` strips IFS white space: space and tab (newline ends the line).
+_READ_BLANKS = " \t"
+
+#: Blanks between fields of hosts, netmasks and defaultrouter.  These are
+#: read by C libraries (nss_files) rather than the shell; a stray ``\r`` from
+#: a DOS editor is tolerated there.
+_FIELD_RE = re.compile(r"[^ \t\r\f\v]+")
+
+_HEX_MASK_RE = re.compile(r"0[xX]([0-9A-Fa-f]{1,8})")
+
+
+def root_path(cli_root: str | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The root all files live under: ``-R DIR``, else ``$IPMP_ROOT``, else ``/``.
+
+    An empty string counts as not given (``Path("")`` would mean the
+    current directory, a surprising place to configure a host from).
+    """
+    if cli_root:
+        return Path(cli_root)
+    env = os.environ if environ is None else environ
+    value = env.get(ROOT_ENV, "")
+    return Path(value) if value else Path("/")
+
+
+# --------------------------------------------------------------------------
+# hostname.<if> / hostname6.<if>
+# --------------------------------------------------------------------------
+
+
+class HostnameFile(NamedTuple):
+    """One boot file: the interface it configures, its family, its path."""
+
+    ifname: str
+    family: Family
+    path: Path
+
+
+_PREFIXES: tuple[tuple[Family, str], ...] = ((Family.INET, "hostname."), (Family.INET6, "hostname6."))
+
+
+def _interface_part(name: str, prefix: str, family: Family) -> str | None:
+    """The interface named by a file name, or None if the boot script skips it.
+
+    Solaris (net-physical) globs ``/etc/hostname.*[0-9]`` and splits the
+    names on ``.`` (and IFS blanks): the part after ``hostname`` is the
+    interface only if nothing else follows it.
+    """
+    if not name.startswith(prefix):
+        return None
+    ifname = name[len(prefix) :]
+    # The glob: at least one character, the last one a digit; this is what
+    # leaves hostname.hme0.bak and editor backups (hostname.hme0~) alone.
+    if not ifname or ifname[-1] not in "0123456789":
+        return None
+    # An extra dot (hostname.hme0.1) makes the script skip the name; so does
+    # a blank, which the script's IFS split would also cut the name on [INF].
+    if "." in ifname or any(c.isspace() for c in ifname):
+        return None
+    # The S10 script ignores hostname.xx0 "for some unknown historical
+    # reason"; only the IPv4 list has that rule.
+    if family is Family.INET and ifname == "xx0":
+        return None
+    return ifname
+
+
+def find_hostname_files(root: Path) -> list[HostnameFile]:
+    """Every ``etc/hostname.<if>`` and ``etc/hostname6.<if>`` the boot script would use.
+
+    Returns:
+        IPv4 files first, then IPv6 (the script plumbs and configures them in
+        that order), each sorted by file name as the shell glob sorts them.
+        Directories and other non-files are skipped.
+    """
+    etc = root / "etc"
+    try:
+        names = sorted(entry.name for entry in etc.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found: list[HostnameFile] = []
+    for family, prefix in _PREFIXES:
+        for name in names:
+            ifname = _interface_part(name, prefix, family)
+            if ifname is None:
+                continue
+            path = etc / name
+            if path.is_file():
+                found.append(HostnameFile(ifname, family, path))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class HostnameLine:
+    """One command line of a hostname file, after the shell's ``read``.
+
+    ``line_map`` gives the physical ``(line, column)`` of every character of
+    ``text``; ``implicit_from`` is the offset where the appended
+    ``netmask + broadcast + up`` starts, or None.
+    """
+
+    text: str
+    line_map: tuple[tuple[int, int], ...]
+    implicit_from: int | None = None
+
+    @property
+    def line(self) -> int:
+        return self.line_map[0][0] if self.line_map else 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Char:
+    char: str
+    escaped: bool
+    line: int
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What one ``read`` returns: the value, and where each character came from."""
+
+    chars: tuple[_Char, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(c.char for c in self.chars)
+
+    @property
+    def end(self) -> tuple[int, int]:
+        """The position just after the value's last character (for implicit words)."""
+        last = self.chars[-1]
+        return (last.line, last.col + (2 if last.escaped else 1))
+
+
+def _physical_lines(data: str) -> list[str]:
+    lines = data.split("\n")
+    # A final newline ends the last line rather than starting an empty one.
+    # Without one, the unterminated tail is still a line [INF, see docstring].
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _is_comment(line: str) -> bool:
+    return line.lstrip(_READ_BLANKS).startswith("#")
+
+
+def _read_lines(data: str) -> Iterator[_Read]:
+    """Emulate ``while read line`` (Bourne, no ``-r``) over ``data``, plus comments."""
+    lines = _physical_lines(data)
+    index = 0
+    while index < len(lines):
+        if _is_comment(lines[index]):
+            index += 1  # EXTENSION: comment lines vanish, continuation and all
+            continue
+        chars: list[_Char] = []
+        while True:
+            line, lineno = lines[index], index + 1
+            index += 1
+            continued = False
+            col = 0
+            while col < len(line):
+                char = line[col]
+                if char != "\\":
+                    chars.append(_Char(char, False, lineno, col + 1))
+                    col += 1
+                elif col + 1 < len(line):
+                    # "\x" keeps x literally; the backslash goes.
+                    chars.append(_Char(line[col + 1], True, lineno, col + 1))
+                    col += 2
+                else:
+                    # Backslash-newline: the next physical line continues
+                    # this one, with nothing in between.  At the very end
+                    # of the file there is nothing to join; it is dropped.
+                    continued = index < len(lines)
+                    col += 1
+            if not continued:
+                break
+        # read strips unescaped leading and trailing IFS blanks; escaped
+        # ones stay in the value.
+        start, stop = 0, len(chars)
+        while start < stop and not chars[start].escaped and chars[start].char in _READ_BLANKS:
+            start += 1
+        while stop > start and not chars[stop - 1].escaped and chars[stop - 1].char in _READ_BLANKS:
+            stop -= 1
+        yield _Read(tuple(chars[start:stop]))
+
+
+def _line(read: _Read, implicit: bool = False) -> HostnameLine:
+    text = read.text
+    line_map = tuple((c.line, c.col) for c in read.chars)
+    if not implicit:
+        return HostnameLine(text, line_map)
+    suffix = " " + IMPLICIT_WORDS
+    return HostnameLine(text + suffix, line_map + (read.end,) * len(suffix), len(text) + 1)
+
+
+def hostname_lines(data: str, family: Family) -> tuple[HostnameLine, ...]:
+    """The lines ifconfig runs for a hostname file's contents (spec §6.3).
+
+    For INET this follows ``inet_process_hostname``: each line is run when
+    the next one has been read, so a line is run "as given" exactly when
+    another ``read`` succeeded after it, even a blank one.  Only the last
+    line of a file in which nothing was run before gets the implicit words.
+    """
+    reads = list(_read_lines(data))
+    if family is Family.INET6:
+        # inet6_process_hostname: every non-empty line, nothing appended.
+        return tuple(_line(r) for r in reads if r.text)
+    result: list[HostnameLine] = []
+    pending: _Read | None = None
+    multiple = False
+    for read in reads:
+        if pending is not None and pending.text:  # [ -n "$ifcmds" ]
+            result.append(_line(pending))
+            multiple = True
+        pending = read
+    if pending is None or not pending.text:
+        # Empty file, only blank lines, or a trailing blank line after the
+        # last command (already run above, without implicit words).
+        return tuple(result)
+    result.append(_line(pending, implicit=not multiple))
+    return tuple(result)
+
+
+def parse_hostname_line(line: HostnameLine, *, ifname: str, family: Family, source: str = "") -> Command:
+    """Parse one line from ``hostname_lines`` as ``ifconfig <ifname> <family> <line>``."""
+    return parse_words(
+        line.text,
+        ifname=ifname,
+        family=family,
+        source=source,
+        line_map=line.line_map,
+        implicit_from=line.implicit_from,
+    )
+
+
+def parse_hostname_text(data: str, ifname: str, family: Family, source: str = "") -> tuple[Command, ...]:
+    """Parse a hostname file's contents; raises on the first bad line."""
+    return tuple(
+        parse_hostname_line(line, ifname=ifname, family=family, source=source)
+        for line in hostname_lines(data, family)
+    )
+
+
+def _read_text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", "surrogateescape")
+
+
+def read_hostname_file(path: Path, ifname: str, family: Family) -> tuple[Command, ...]:
+    """Read ``hostname.<if>`` (INET) or ``hostname6.<if>`` (INET6) into commands.
+
+    Raises:
+        ParseError: the first bad line, with ``file:line:col``.
+        UnsupportedError: a Solaris keyword Linux cannot honour.
+        OSError: the file cannot be read.
+    """
+    return parse_hostname_text(_read_text(path), ifname, family, str(path))
+
+
+# --------------------------------------------------------------------------
+# hosts, netmasks, defaultrouter
+# --------------------------------------------------------------------------
+
+
+def _fields(data: str, *, comments_anywhere: bool) -> Iterator[tuple[int, list[tuple[int, str]]]]:
+    """Yield ``(line number, [(column, word), ...])`` for each non-empty line."""
+    for lineno, raw in enumerate(data.split("\n"), start=1):
+        line = raw.split("#", 1)[0] if comments_anywhere else raw
+        words = [(m.start() + 1, m.group()) for m in _FIELD_RE.finditer(line)]
+        if words:
+            yield lineno, words
+
+
+def _address(word: str) -> IPAddress | None:
+    try:
+        return ip_address(word)
+    except ValueError:
+        return None
+
+
+def parse_hosts(data: str, source: str = "") -> tuple[tuple[str, IPAddress], ...]:
+    """``hosts(4)``: ``address name [aliases...]``; ``#`` starts a comment anywhere.
+
+    Returns:
+        ``(name, address)`` for the canonical name and every alias, in file
+        order (the first match wins on lookup, as with nss_files).
+    """
+    entries: list[tuple[str, IPAddress]] = []
+    for lineno, words in _fields(data, comments_anywhere=True):
+        col, word = words[0]
+        addr = _address(word)
+        if addr is None:
+            raise ParseError(f"hosts: {word}: not an IP address", Position(source, lineno, col))
+        if len(words) < 2:
+            raise ParseError(f"hosts: {word}: no host name", Position(source, lineno, col))
+        entries.extend((name, addr) for _, name in words[1:])
+    return tuple(entries)
+
+
+def _mask(word: str) -> IPv4Address | None:
+    hexmatch = _HEX_MASK_RE.fullmatch(word)
+    if hexmatch:
+        return IPv4Address(int(hexmatch.group(1), 16))
+    try:
+        return IPv4Address(word)
+    except ValueError:
+        return None
+
+
+def _contiguous(mask: IPv4Address) -> bool:
+    host = ~int(mask) & 0xFFFFFFFF
+    return host & (host + 1) == 0
+
+
+def parse_netmasks(data: str, source: str = "") -> tuple[tuple[IPv4Address, IPv4Address], ...]:
+    """``netmasks(4)``: ``network-number netmask``, mask dotted or ``0x`` hex.
+
+    Network numbers must be full dotted quads [INF: Solaris also takes
+    shortened classful forms such as ``128.32``; we refuse them rather than
+    guess].  Masks must be contiguous, since a Linux address carries a
+    prefix length and cannot hold anything else.
+    """
+    entries: list[tuple[IPv4Address, IPv4Address]] = []
+    for lineno, words in _fields(data, comments_anywhere=True):
+        col, word = words[0]
+        try:
+            network = IPv4Address(word)
+        except ValueError:
+            raise ParseError(
+                f"netmasks: {word}: not an IPv4 network number", Position(source, lineno, col)
+            ) from None
+        if len(words) != 2:
+            where = words[2][0] if len(words) > 2 else col
+            raise ParseError(
+                f"netmasks: expected 'network-number netmask', got {len(words)} word(s)",
+                Position(source, lineno, where),
+            )
+        mcol, mword = words[1]
+        mask = _mask(mword)
+        if mask is None:
+            raise ParseError(f"netmasks: {mword}: not a netmask", Position(source, lineno, mcol))
+        if not _contiguous(mask):
+            raise ParseError(f"netmasks: {mword}: netmask is not contiguous", Position(source, lineno, mcol))
+        entries.append((network, mask))
+    return tuple(entries)
+
+
+def parse_defaultrouter(
+    data: str, source: str = "", hosts: Sequence[tuple[str, IPAddress]] = ()
+) -> tuple[IPAddress, ...]:
+    """``defaultrouter(4)``: one router per line, an address or a name from hosts.
+
+    As net-physical (``while read router rubbish``): only the first word of
+    a line counts, and a line whose first word starts with ``#`` is a
+    comment.  Names are looked up in ``hosts``, IPv4 first.
+    """
+    env = Environment(hosts=tuple(hosts))
+    routers: list[IPAddress] = []
+    for lineno, words in _fields(data, comments_anywhere=False):
+        col, word = words[0]
+        if word.startswith("#"):
+            continue
+        addr = _address(word)
+        if addr is None:
+            addr = env.resolve(word, Family.INET) or env.resolve(word, Family.INET6)
+        if addr is None:
+            raise ParseError(
+                f"defaultrouter: {word}: not an address nor a name in the hosts file",
+                Position(source, lineno, col),
+            )
+        routers.append(addr)
+    return tuple(routers)
+
+
+def _first_file(*candidates: Path) -> Path | None:
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def read_environment(root: Path) -> Environment:
+    """Read hosts, netmasks and defaultrouter under ``root``.
+
+    ``etc/inet/hosts`` is preferred to ``etc/hosts`` and ``etc/inet/netmasks``
+    to ``etc/netmasks`` (on Solaris the ``etc`` names are symlinks into
+    ``etc/inet``).  Missing files give empty tables.
+
+    Raises:
+        ParseError: a bad line, with ``file:line:col``.
+        OSError: a file exists but cannot be read.
+    """
+    etc = root / "etc"
+    hosts: tuple[tuple[str, IPAddress], ...] = ()
+    netmasks: tuple[tuple[IPv4Address, IPv4Address], ...] = ()
+    routers: tuple[IPAddress, ...] = ()
+    path = _first_file(etc / "inet" / "hosts", etc / "hosts")
+    if path is not None:
+        hosts = parse_hosts(_read_text(path), str(path))
+    path = _first_file(etc / "inet" / "netmasks", etc / "netmasks")
+    if path is not None:
+        netmasks = parse_netmasks(_read_text(path), str(path))
+    path = _first_file(etc / "defaultrouter")
+    if path is not None:
+        routers = parse_defaultrouter(_read_text(path), str(path), hosts)
+    return Environment(hosts=hosts, netmasks=netmasks, defaultrouters=routers)

@@ -1,0 +1,122 @@
+"""diff(current, desired) -> Plan: the kernel changes that turn one state into the other.
+
+The one ordering rule of the toolkit lives here:
+
+1. sysctls (promote_secondaries must be 1 before any primary address goes,
+   or the kernel deletes the secondaries with it: linux-mapping.md Q6);
+2. links that stay or come up (an address needs an up link for its routes);
+3. rules and routes that go, before their addresses (the kernel deletes a
+   route whose ``src`` vanishes, and a second delete would fail);
+4. addresses that go, then addresses that come, unit 0 first (the first IPv4
+   address of a subnet is the kernel's primary);
+5. routes that come (subnet routes before default routes, whose gateway
+   must be reachable), then rules;
+6. links that go down, last.
+
+Only what ``scope`` covers is compared: a plan never touches an interface or
+family it was not asked about.
+
+Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+from ipmp.model import KAddress, KernelState, KLink, KRoute, KRule
+from ipmp.ops import (
+    AddAddress,
+    AddRoute,
+    AddRule,
+    DelAddress,
+    DelRoute,
+    DelRule,
+    Op,
+    Plan,
+    SetLink,
+    SetSysctl,
+)
+from ipmp.view import Scope, is_managed_address, table_of
+
+
+def _link_changes(cur: KLink, want: KLink) -> SetLink | None:
+    up = want.up if cur.up != want.up else None
+    mtu = want.mtu if cur.mtu != want.mtu else None
+    noarp = want.noarp if cur.noarp != want.noarp else None
+    mac = want.mac if want.mac is not None and cur.mac != want.mac else None
+    if up is None and mtu is None and noarp is None and mac is None:
+        return None
+    return SetLink(want.name, up=up, mtu=mtu, noarp=noarp, mac=mac)
+
+
+def _address_order(a: KAddress) -> tuple[str, int, int, str, str]:
+    label_unit = 0
+    if a.label and ":" in a.label:
+        tail = a.label.rpartition(":")[2]
+        label_unit = int(tail) if tail.isdigit() else 0
+    return (a.ifname, int(a.family), label_unit, a.label, str(a.address))
+
+
+def _route_order(r: KRoute) -> tuple[int, int, int, str, str]:
+    # Subnet routes (longer prefixes) before default routes.
+    return (int(r.family), -r.dst.prefixlen, r.table, r.dev, str(r))
+
+
+def _route_in_scope(r: KRoute, scope: Scope) -> bool:
+    return scope.covers(r.dev, r.family)
+
+
+def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
+    """The operations that take ``current`` to ``desired`` within ``scope``."""
+    early: list[Op] = []
+    late: list[Op] = []
+
+    # 1. sysctls: desired lists every key it needs.
+    for key, value in desired.sysctls:
+        if current.sysctl(key) != value:
+            early.append(SetSysctl(key, value))
+
+    # 2./6. links
+    for want in desired.links:
+        cur = current.link(want.name)
+        if cur is None:
+            continue  # the caller has already refused a missing interface
+        change = _link_changes(cur, want)
+        if change is None:
+            continue
+        if change.up is False:
+            late.append(change)
+        else:
+            early.append(change)
+
+    # 3.-5. rules, routes, addresses
+    cur_addrs = {a for a in current.addresses if is_managed_address(a, scope)}
+    want_addrs = {a for a in desired.addresses if is_managed_address(a, scope)}
+    scope_indexes = tuple(
+        table_of(link.index) for link in current.links if link.name in scope.names and link.index
+    )
+    in_scope_addresses = {(a.family, a.address.ip) for a in cur_addrs | want_addrs}
+
+    def rule_in_scope(rule: KRule) -> bool:
+        return (rule.family, rule.src) in in_scope_addresses or rule.table in scope_indexes
+
+    cur_rules = {r for r in current.rules if rule_in_scope(r)}
+    want_rules = {r for r in desired.rules if rule_in_scope(r)}
+    cur_routes = {r for r in current.routes if _route_in_scope(r, scope)}
+    want_routes = {r for r in desired.routes if _route_in_scope(r, scope)}
+
+    gone_addrs = cur_addrs - want_addrs
+    # The kernel deletes a route whose src address is deleted, even when the
+    # same address is added again at once: such routes go and come explicitly.
+    gone_ips = {(a.family, a.address.ip) for a in gone_addrs}
+    orphaned = {r for r in cur_routes & want_routes if r.src is not None and (r.family, r.src) in gone_ips}
+    routes_out = (cur_routes - want_routes) | orphaned
+    routes_in = (want_routes - cur_routes) | orphaned
+
+    ops: list[Op] = list(early)
+    ops += [DelRule(r) for r in sorted(cur_rules - want_rules)]
+    ops += [DelRoute(r) for r in sorted(routes_out, key=_route_order, reverse=True)]
+    ops += [DelAddress(a) for a in sorted(gone_addrs, key=_address_order, reverse=True)]
+    ops += [AddAddress(a) for a in sorted(want_addrs - cur_addrs, key=_address_order)]
+    ops += [AddRoute(r) for r in sorted(routes_in, key=_route_order)]
+    ops += [AddRule(r) for r in sorted(want_rules - cur_rules)]
+    ops += late
+    return tuple(ops)

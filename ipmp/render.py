@@ -1,0 +1,274 @@
+"""The Solaris ``ifconfig`` status output, computed from a ``model.Config``.
+
+Solaris 10 ``ifconfig`` prints one block per logical interface (one lifreq of
+``SIOCGLIFCONF``): a header line with the flag word, MTU and index, the
+address line, optionally ``groupname`` and ``ether`` (reference §4.6).  The
+flag word merges the logical's own flags with the phyint flags of its NIC
+(FAILED, STANDBY, INACTIVE, OFFLINE, RUNNING, ...), which Solaris shows on
+every logical of the NIC in both families (reference §1, IFF_PHYINT_FLAGS).
+
+Pure module: no I/O, no clock.  Errors (an unknown interface, an unplumbed
+family) are the caller's business; here a selection that matches nothing
+simply renders as ``""``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address
+
+from ipmp.model import FLAG_NAMES, IFF, Config, Family, Interface, Logical
+
+__all__ = ["flags_of", "format_ether", "format_flags", "is_placeholder", "render"]
+
+
+def is_placeholder(logical: Logical) -> bool:
+    """The unit-0 slot left behind when unit 0's data address failed over.
+
+    Solaris (S-KIP ``ipif_move``) leaves address 0.0.0.0 at unit 0 with the
+    old flags plus NOFAILOVER, minus UP; the model represents it as unit 0,
+    no address, ``nofailover`` set (reference §1, mechanics 3).
+    """
+    return logical.unit == 0 and logical.address is None and logical.nofailover
+
+
+def flags_of(interface: Interface, logical: Logical) -> IFF:
+    """The Solaris flag word of ``logical`` on ``interface``.
+
+    Phyint flags (LOOPBACK, RUNNING, FAILED, STANDBY, INACTIVE, OFFLINE,
+    VIRTUAL) come from the interface and so appear on every logical of the
+    NIC, IPv4 and IPv6 alike (reference §1 "Phyint flags").
+    """
+    flags = IFF(0)
+    v4 = logical.family is Family.INET
+
+    # UP is per logical.  The failover placeholder can never be UP: Solaris
+    # refuses any flag change on it (EINVAL), so its UP was cleared for good
+    # when the data address left (reference §1, mechanics 3).
+    if logical.up and not is_placeholder(logical):
+        flags |= IFF.UP
+
+    # BROADCAST is kernel-owned and IPv4-only; Solaris sets it on every IPv4
+    # ill that is neither loopback nor point-to-point (an Ethernet-like link),
+    # including the placeholder (reference §4.6 failure example
+    # ``flags=19000802<BROADCAST,...>``).
+    if v4 and not interface.loopback and not interface.pointopoint:
+        flags |= IFF.BROADCAST
+
+    if interface.loopback:
+        # Solaris lo0 is LOOPBACK and VIRTUAL (no hardware behind it; reference
+        # §4.7 "VIRTUAL phyint (lo0 shows it)").  Linux keeps the name ``lo``
+        # but gets the same flags so it reads like lo0.
+        flags |= IFF.LOOPBACK | IFF.VIRTUAL
+
+    if interface.pointopoint:
+        flags |= IFF.POINTOPOINT
+
+    # RUNNING is the phyint's link state (reference §4.7 "phyint; link up");
+    # on Linux both carrier and the administrative state must hold.
+    if interface.link_up and interface.running:
+        flags |= IFF.RUNNING
+
+    if interface.noarp and not interface.loopback:
+        # [INF] Linux sets IFF_NOARP on ``lo``; Solaris lo0 shows no NOARP, so
+        # loopback never gets it.  Solaris prints NOARP only on IPv4 ills
+        # (IPv6 uses neighbour discovery); a Linux IFF_NOARP link also does no
+        # neighbour discovery for IPv6, which Solaris spells NONUD (as on its
+        # IPv6 point-to-point tunnels).
+        flags |= IFF.NOARP if v4 else IFF.NONUD
+
+    if interface.multicast:
+        flags |= IFF.MULTICAST
+
+    flags |= IFF.IPV4 if v4 else IFF.IPV6
+
+    if logical.deprecated:
+        flags |= IFF.DEPRECATED
+    if logical.nofailover:
+        flags |= IFF.NOFAILOVER
+
+    if interface.failed:
+        flags |= IFF.FAILED
+    if interface.standby:
+        flags |= IFF.STANDBY
+    # Interface.inactive already encodes the S10 kernel rules (STANDBY, not
+    # FAILED/OFFLINE, no usable data address); FAILED and INACTIVE exclude
+    # each other (reference §1, kernel INACTIVE rules).
+    if interface.inactive:
+        flags |= IFF.INACTIVE
+    if interface.offline:
+        flags |= IFF.OFFLINE
+    return flags
+
+
+def format_flags(flags: IFF) -> str:
+    """``flags=<hex><NAMES>`` as Solaris ``print_flags`` writes it.
+
+    The value is ``%llx`` (lowercase, no ``0x``, no padding); the names of the
+    set bits follow in ascending bit order, comma-separated, in angle
+    brackets, and the brackets are left out when no known bit is set
+    (reference §4.6).  Bits without a name still count in the hex value.
+    """
+    names = [name for bit, name in FLAG_NAMES if flags & bit]
+    text = f"flags={int(flags):x}"
+    if names:
+        text += "<" + ",".join(names) + ">"
+    return text
+
+
+def format_ether(mac: str) -> str:
+    """A MAC as Solaris prints it: lowercase hex bytes without leading zeros.
+
+    ``08:00:20:A1:B2:C3`` becomes ``8:0:20:a1:b2:c3`` (reference §4.6, the
+    ``ether`` line).  Text that is not colon/hyphen separated hex is only
+    lowercased ([INF]: the kernel always hands us hex bytes).
+    """
+    parts = mac.replace("-", ":").split(":")
+    try:
+        values = [int(part, 16) for part in parts]
+    except ValueError:
+        return mac.lower()
+    if any(not 0 <= v <= 0xFF for v in values):
+        return mac.lower()
+    return ":".join(f"{v:x}" for v in values)
+
+
+def _inet_line(flags: IFF, logical: Logical) -> str:
+    """``\\tinet <addr> [--> <dst> ]netmask <hex> [broadcast <b>]`` (reference §4.6)."""
+    address = logical.address
+    # A logical without an address is 0.0.0.0 with mask 0 in Solaris, which
+    # ``%x`` prints as ``0``: ``inet 0.0.0.0 netmask 0 ``.
+    if isinstance(address, IPv4Interface):
+        local = str(address.ip)
+        mask = int(address.netmask)
+    else:
+        local = "0.0.0.0"
+        mask = 0
+    line = f"\tinet {local} "
+    if flags & IFF.POINTOPOINT:
+        # Solaris ``in_status`` prints the destination whenever POINTOPOINT
+        # is set, 0.0.0.0 when none was configured [INF].
+        dst = logical.destination if isinstance(logical.destination, IPv4Address) else IPv4Address(0)
+        line += f"--> {dst} "
+    line += f"netmask {mask:x} "
+    if flags & IFF.BROADCAST and isinstance(address, IPv4Interface):
+        # Without an explicit broadcast the kernel uses the default one
+        # (host part all ones, reference §4.3 "broadcast +").  Solaris prints
+        # it only when non-zero and with no trailing space (the real-host
+        # example of §4.6 ends the line right after the address).
+        bcast = logical.broadcast if logical.broadcast is not None else address.network.broadcast_address
+        if int(bcast) != 0:
+            line += f"broadcast {bcast}"
+    return line + "\n"
+
+
+def _inet6_line(flags: IFF, logical: Logical) -> str:
+    """``\\tinet6 <addr>/<plen> [--> <dst> ]`` with its trailing space (reference §4.6)."""
+    address = logical.address
+    if address is not None and address.version == 6:
+        line = f"\tinet6 {address.ip}/{address.network.prefixlen} "
+    else:
+        # [INF] An IPv6 slot without an address shows the unspecified
+        # address with prefix length 0, as Solaris ``in6_status`` would print
+        # an all-zero lifr_addr/lifr_addrlen.
+        line = "\tinet6 ::/0 "
+    if flags & IFF.POINTOPOINT:
+        dst = logical.destination if isinstance(logical.destination, IPv6Address) else IPv6Address(0)
+        line += f"--> {dst} "
+    return line + "\n"
+
+
+def _block(interface: Interface, logical: Logical, *, show_ether: bool) -> str:
+    """The status text of one logical interface (one Solaris lifreq)."""
+    flags = flags_of(interface, logical)
+    header = f"{logical.name(interface.name)}: {format_flags(flags)} "
+    # Solaris prints ``metric`` only when non-zero, ``index`` always.
+    if interface.metric:
+        header += f"metric {interface.metric} "
+    header += f"mtu {interface.mtu} index {interface.index}\n"
+    body = _inet_line(flags, logical) if logical.family is Family.INET else _inet6_line(flags, logical)
+    text = header + body
+    if logical.unit == 0:
+        # The group is a phyint property shown only on unit 0, both families,
+        # only when set (reference §4.5, §4.6).
+        if interface.group:
+            text += f"\tgroupname {interface.group}\n"
+        # ``ether`` only on unit 0 (the DLPI open of ``hme0:1`` fails
+        # silently), never for VIRTUAL interfaces such as the loopback, and
+        # only when the NIC has a hardware address (reference §4.6).  Solaris
+        # prints it for the IPv6 unit 0 as well.
+        if show_ether and not interface.loopback and interface.mac:
+            text += f"\tether {format_ether(interface.mac)} \n"
+    return text
+
+
+def _selected(
+    config: Config,
+    *,
+    ifname: str | None,
+    unit: int | None,
+    family: Family | None,
+    only_up: bool,
+    only_down: bool,
+) -> Iterator[tuple[Interface, Logical]]:
+    """The (interface, logical) pairs to print, in Solaris ``SIOCGLIFCONF`` order.
+
+    All IPv4 entries come before all IPv6 entries; within a family the
+    interfaces keep the config order (kernel index order) and each shows its
+    logicals in unit order (reference §4.6 "Ordering").
+    """
+    interfaces = config.interfaces
+    if ifname is not None:
+        interfaces = tuple(i for i in interfaces if i.name == ifname)
+    families = (Family.INET, Family.INET6) if family is None else (family,)
+    for fam in families:
+        for interface in interfaces:
+            # IPv4 status skips IPv6 entries and vice versa; a NIC not plumbed
+            # for a family has no lifreq in it.
+            if fam not in interface.plumbed:
+                continue
+            for logical in interface.logicals_of(fam):
+                if unit is not None and logical.unit != unit:
+                    continue
+                up = bool(flags_of(interface, logical) & IFF.UP)
+                # ``-au`` lists only UP logicals, ``-ad`` only those not UP.
+                if only_up and not up:
+                    continue
+                if only_down and up:
+                    continue
+                yield interface, logical
+
+
+def render(
+    config: Config,
+    *,
+    ifname: str | None = None,
+    unit: int | None = None,
+    family: Family | None = None,
+    only_up: bool = False,
+    only_down: bool = False,
+    show_ether: bool = True,
+) -> str:
+    """The text of ``ifconfig [-a[u|d]] | IF[:N]] [inet|inet6]``.
+
+    ``ifname=None`` is ``ifconfig -a``; ``ifname`` (the physical name, e.g.
+    ``hme0``) alone shows all its logicals, IPv4 first; with ``unit`` only
+    that logical (both families, as ``ifconfig hme0:1`` does).  Giving a
+    ``family`` restricts to it and hides the ``ether`` lines (Solaris prints
+    ``ether`` only when no address family was named, reference §4.6).
+    ``show_ether=False`` hides them too (Solaris hides them from non-root).
+    Returns ``""`` when nothing matches; the caller turns that into the
+    Solaris error.
+    """
+    ether = show_ether and family is None
+    return "".join(
+        _block(interface, logical, show_ether=ether)
+        for interface, logical in _selected(
+            config,
+            ifname=ifname,
+            unit=unit,
+            family=family,
+            only_up=only_up,
+            only_down=only_down,
+        )
+    )

@@ -1,0 +1,194 @@
+"""The state store: what Linux has no flag for, under ``<root>/run/ipmp/``.
+
+Group membership, NOFAILOVER, STANDBY, DEPRECATED on IPv4, FAILED/OFFLINE,
+IPv6 logical unit numbers, down logical interfaces, each address's home
+interface, the plumbed families, and the default routers applied at boot.
+``ifconfig``, ``ipmp-boot`` and ``in.mpathd`` share this one truth; the kernel
+stays the truth for links and addresses (``view.merge`` reconciles the two).
+
+Writes are atomic (write a temporary file, fsync, rename) and every
+read-modify-write happens under an exclusive ``flock`` on ``run/ipmp/lock``,
+held by ``Store.locked()`` for the whole of a command's apply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_interface
+from pathlib import Path
+from typing import Any
+
+from ipmp.errors import StateError
+from ipmp.model import Family, Interface, IPAddress, Logical
+
+STATE_VERSION = 1
+STATE_DIR = "run/ipmp"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The contents of the state store."""
+
+    interfaces: tuple[Interface, ...] = ()
+    defaultrouters: tuple[IPAddress, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str) -> Interface | None:
+        for itf in self.interfaces:
+            if itf.name == name:
+                return itf
+        return None
+
+    def with_interfaces(self, interfaces: tuple[Interface, ...]) -> Stored:
+        names = {i.name for i in interfaces}
+        keep = tuple(i for i in self.interfaces if i.name not in names)
+        merged = tuple(sorted(keep + tuple(i for i in interfaces if i.plumbed), key=lambda i: i.name))
+        return Stored(merged, self.defaultrouters, self.extra)
+
+
+# -- (de)serialisation --------------------------------------------------------
+
+
+def _logical_to_json(lg: Logical) -> dict[str, Any]:
+    return {
+        "family": int(lg.family),
+        "unit": lg.unit,
+        "address": str(lg.address) if lg.address is not None else None,
+        "up": lg.up,
+        "broadcast": str(lg.broadcast) if lg.broadcast is not None else None,
+        "destination": str(lg.destination) if lg.destination is not None else None,
+        "deprecated": lg.deprecated,
+        "nofailover": lg.nofailover,
+        "home": lg.home,
+        "home_unit": lg.home_unit,
+    }
+
+
+def _logical_from_json(d: dict[str, Any]) -> Logical:
+    from ipaddress import IPv4Address
+
+    bcast = d.get("broadcast")
+    dest = d.get("destination")
+    addr = d.get("address")
+    return Logical(
+        family=Family(int(d["family"])),
+        unit=int(d["unit"]),
+        address=ip_interface(addr) if addr else None,
+        up=bool(d.get("up", False)),
+        broadcast=IPv4Address(bcast) if bcast else None,
+        destination=ip_address(dest) if dest else None,
+        deprecated=bool(d.get("deprecated", False)),
+        nofailover=bool(d.get("nofailover", False)),
+        home=str(d.get("home", "")),
+        home_unit=d.get("home_unit"),
+    )
+
+
+def _interface_to_json(itf: Interface) -> dict[str, Any]:
+    return {
+        "name": itf.name,
+        "plumbed": sorted(int(f) for f in itf.plumbed),
+        "metric": itf.metric,
+        "group": itf.group,
+        "standby": itf.standby,
+        "failed": itf.failed,
+        "offline": itf.offline,
+        # kernel-owned addresses (IPv6 link-local) are the kernel's; only
+        # their flags matter, kept on the unit-0 record.
+        "logicals": [_logical_to_json(lg) for lg in itf.logicals],
+    }
+
+
+def _interface_from_json(d: dict[str, Any]) -> Interface:
+    return Interface(
+        name=str(d["name"]),
+        plumbed=frozenset(Family(int(f)) for f in d.get("plumbed", [])),
+        metric=int(d.get("metric", 0)),
+        group=str(d.get("group", "")),
+        standby=bool(d.get("standby", False)),
+        failed=bool(d.get("failed", False)),
+        offline=bool(d.get("offline", False)),
+        logicals=tuple(_logical_from_json(x) for x in d.get("logicals", [])),
+    )
+
+
+def dumps(stored: Stored) -> str:
+    doc = {
+        "version": STATE_VERSION,
+        "interfaces": [_interface_to_json(i) for i in stored.interfaces],
+        "defaultrouters": [str(r) for r in stored.defaultrouters],
+        "extra": stored.extra,
+    }
+    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def loads(text: str) -> Stored:
+    try:
+        doc = json.loads(text)
+        if doc.get("version") != STATE_VERSION:
+            raise StateError(f"state store version {doc.get('version')!r} is not {STATE_VERSION}")
+        return Stored(
+            interfaces=tuple(_interface_from_json(x) for x in doc.get("interfaces", [])),
+            defaultrouters=tuple(ip_address(r) for r in doc.get("defaultrouters", [])),
+            extra=dict(doc.get("extra", {})),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise StateError(f"state store is unreadable: {err}") from None
+
+
+# -- the store on disk ----------------------------------------------------------
+
+
+class Store:
+    """``<root>/run/ipmp/state.json`` with its lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / STATE_DIR
+        self.path = self.dir / "state.json"
+        self.lock_path = self.dir / "lock"
+
+    def load(self) -> Stored:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return Stored()
+        except OSError as err:
+            raise StateError(f"{self.path}: {err.strerror}") from None
+        return loads(text)
+
+    def save(self, stored: Stored) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".state.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(dumps(stored))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StateError(f"{self.path}: {err.strerror}") from None
+
+    @contextlib.contextmanager
+    def locked(self, *, exclusive: bool = True) -> Iterator[None]:
+        """Hold the store lock; a reader that cannot create the directory reads unlocked."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if not exclusive:
+                yield
+                return
+            raise StateError(f"{self.lock_path}: {err.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)

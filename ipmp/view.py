@@ -1,0 +1,374 @@
+"""Mapping between the Solaris view (``Config``) and the Linux view (``KernelState``).
+
+``merge`` builds what ``ifconfig -a`` shows from the kernel plus the state
+store; ``desired_kernel`` derives what the kernel must hold for a ``Config``:
+links, addresses, and the routing recipe of linux-mapping.md ("Working
+recipe"):
+
+* every address the toolkit adds carries ``noprefixroute``: the toolkit owns
+  the routes, so a test address can never become the source of unbound
+  traffic (IPv4 picks the source from the route, not from DEPRECATED);
+* one routing table per NIC (``IPMP_TABLE_BASE + ifindex``) holding the NIC's
+  subnets and default routes, and a rule ``from <address> lookup <table>`` for
+  every address, so replies to an address leave through the NIC that holds it
+  and probes from a test address leave through its own NIC even when failed;
+* main-table subnet routes whose ``src`` is a data address, one per NIC that
+  holds a data address in the subnet (distinct metrics), so unbound sockets
+  pick a data address;
+* the sysctls the recipe relies on, set explicitly for ``all`` and each NIC
+  (the kernel uses the maximum of the two for rp_filter, arp_ignore and
+  arp_announce).
+
+Pure module: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_network
+
+from ipmp.model import (
+    Config,
+    Family,
+    Interface,
+    IPAddress,
+    IPNetwork,
+    KAddress,
+    KernelState,
+    KLink,
+    KRoute,
+    KRule,
+    Logical,
+)
+
+#: Per-NIC routing tables are numbered from here (table = base + ifindex).
+IPMP_TABLE_BASE = 1000
+#: Main table the kernel uses for unbound lookups.
+RT_TABLE_MAIN = 254
+#: Rule priorities: test addresses first (they never move), then data
+#: addresses; both before the kernel's ``main`` rule at 32766.
+RULE_PREF_TEST = 100
+RULE_PREF_DATA = 200
+#: Main-table routes get metric base + ifindex so that two NICs in one subnet
+#: never clash (the kernel refuses two IPv4 routes with equal dst and metric).
+ROUTE_METRIC_BASE = 100
+
+#: Host-wide sysctls (linux-mapping.md, "Working recipe" and Q6).
+GLOBAL_SYSCTLS: tuple[tuple[str, str], ...] = (
+    ("net/ipv4/conf/all/arp_ignore", "1"),
+    ("net/ipv4/conf/all/arp_announce", "2"),
+    ("net/ipv4/conf/all/rp_filter", "2"),
+    ("net/ipv4/conf/all/promote_secondaries", "1"),
+    ("net/ipv4/conf/all/ignore_routes_with_linkdown", "1"),
+    ("net/ipv6/conf/all/ignore_routes_with_linkdown", "1"),
+)
+#: Per-NIC IPv4 sysctls: answer ARP only for addresses on the asking NIC
+#: (no ARP flux), loose reverse-path filter (strict turns stale peer caches
+#: into outages after failback), keep secondaries when the primary goes.
+NIC_SYSCTLS4: tuple[tuple[str, str], ...] = (
+    ("arp_ignore", "1"),
+    ("arp_announce", "2"),
+    ("rp_filter", "2"),
+    ("promote_secondaries", "1"),
+    ("ignore_routes_with_linkdown", "1"),
+)
+#: Per-NIC IPv6 sysctls: admin-down must not flush the addresses we manage.
+NIC_SYSCTLS6: tuple[tuple[str, str], ...] = (
+    ("keep_addr_on_down", "1"),
+    ("ignore_routes_with_linkdown", "1"),
+)
+
+
+def table_of(index: int) -> int:
+    return IPMP_TABLE_BASE + index
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a plan may touch: (interface, family) pairs."""
+
+    pairs: frozenset[tuple[str, Family]]
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(n for n, _ in self.pairs)
+
+    def covers(self, ifname: str, family: Family) -> bool:
+        return (ifname, family) in self.pairs
+
+
+# --------------------------------------------------------------------------
+# kernel + store -> Solaris view
+# --------------------------------------------------------------------------
+
+
+def _label_unit(label: str, ifname: str) -> int | None:
+    if label == ifname:
+        return 0
+    head, sep, tail = label.rpartition(":")
+    if sep and head == ifname and tail.isdigit():
+        return int(tail)
+    return None
+
+
+def _take_unit(wanted: int | None, used: set[int]) -> int:
+    if wanted is not None and wanted not in used:
+        used.add(wanted)
+        return wanted
+    unit = 0 if 0 not in used else 1
+    while unit in used:
+        unit += 1
+    used.add(unit)
+    return unit
+
+
+def _logicals_of_family(
+    link: KLink, family: Family, kaddrs: Sequence[KAddress], stored: Interface | None
+) -> list[Logical]:
+    """Rebuild one family's logical interfaces: the kernel is the truth for up addresses."""
+    records = [lg for lg in (stored.logicals if stored else ()) if lg.family == family]
+    by_address = {lg.address: lg for lg in records if lg.address is not None and lg.up}
+    used: set[int] = set()
+    out: list[Logical] = []
+    pending: list[tuple[KAddress, Logical | None]] = []
+    for ka in kaddrs:
+        if ka.family != family:
+            continue
+        if ka.kernel_owned:
+            # IPv6 link-local is unit 0 of inet6 (Solaris: the link-local is the
+            # physical interface's own address); keep the stored flags on it.
+            rec0 = next((lg for lg in records if lg.unit == 0), None)
+            if family is Family.INET6 and 0 not in used and ka.address.ip.is_link_local:
+                used.add(0)
+                base = rec0 if rec0 is not None else Logical(family, 0)
+                out.append(replace(base, address=ka.address, up=link.up, kernel_owned=True))
+            continue
+        pending.append((ka, by_address.get(ka.address)))
+    # Labels decide IPv4 units first, so that a label never loses its unit
+    # to an address read before it.
+    for ka, rec in sorted(pending, key=lambda p: _label_unit(p[0].label, link.name) is None):
+        wanted = _label_unit(ka.label, link.name) if family is Family.INET else None
+        if wanted is None and rec is not None:
+            wanted = rec.unit
+        unit = _take_unit(wanted, used)
+        if rec is not None:
+            out.append(replace(rec, unit=unit, address=ka.address, up=True, broadcast=ka.broadcast,
+                               destination=ka.peer))
+        else:
+            out.append(Logical(family, unit, ka.address, up=True, broadcast=ka.broadcast,
+                               destination=ka.peer, deprecated=ka.deprecated))
+    # Down logicals and the address-less unit 0 exist only in the store.
+    for rec in records:
+        if rec.up and rec.address is not None:
+            continue  # up but gone from the kernel: the kernel wins
+        if rec.unit in used and rec.address is None:
+            continue
+        # A down logical keeps its address only here; an address-less unit 0
+        # may be UP (Solaris allows ``ifconfig hme0 up`` on 0.0.0.0).
+        out.append(replace(rec, unit=_take_unit(rec.unit, used), up=rec.up if rec.address is None else False))
+    return sorted(out, key=lambda lg: lg.unit)
+
+
+def merge(kernel: KernelState, stored: Iterable[Interface]) -> Config:
+    """The Solaris view of the host: kernel facts plus the state store's IPMP facts."""
+    records = {i.name: i for i in stored}
+    # Solaris shows lo0's inet6 block only where IPv6 is plumbed at all.
+    ipv6_in_use = any(Family.INET6 in rec.plumbed for rec in records.values())
+    interfaces: list[Interface] = []
+    for link in kernel.links:
+        rec = records.get(link.name)
+        kaddrs = kernel.addresses_of(link.name)
+        plumbed = set(rec.plumbed) if rec else set()
+        if any(a.family is Family.INET for a in kaddrs):
+            plumbed.add(Family.INET)
+        if any(a.family is Family.INET6 and not a.kernel_owned for a in kaddrs) and (
+            ipv6_in_use or not link.loopback
+        ):
+            plumbed.add(Family.INET6)
+        logicals: list[Logical] = []
+        for family in (Family.INET, Family.INET6):
+            if family not in plumbed:
+                continue
+            fam = _logicals_of_family(link, family, kaddrs, rec)
+            if not any(lg.unit == 0 for lg in fam):
+                fam.insert(0, Logical(family, 0))
+            logicals.extend(fam)
+        base = rec if rec is not None else Interface(link.name)
+        interfaces.append(
+            replace(
+                base,
+                index=link.index,
+                plumbed=frozenset(plumbed),
+                link_up=link.up,
+                running=link.running,
+                mtu=link.mtu,
+                mac=link.mac,
+                noarp=link.noarp,
+                loopback=link.loopback,
+                pointopoint=link.pointopoint,
+                multicast=link.multicast,
+                logicals=tuple(logicals),
+            )
+        )
+    return Config(tuple(interfaces))
+
+
+# --------------------------------------------------------------------------
+# Solaris view -> what the kernel must hold
+# --------------------------------------------------------------------------
+
+
+def kaddress_of(itf: Interface, lg: Logical, current: KernelState) -> KAddress:
+    """The kernel address a logical interface stands for.
+
+    A test address (NOFAILOVER) is also ``preferred_lft 0``, so IPv6 never
+    picks it as a source (linux-mapping.md Q5).  An address the toolkit did
+    not add keeps its own ``noprefixroute`` choice, so adopting a host's
+    existing address never takes its kernel route away.
+    """
+    assert lg.address is not None
+    is_ptp = lg.destination is not None
+    noprefixroute = not is_ptp
+    for ka in current.addresses_of(itf.name):
+        if ka.address == lg.address and ka.peer == lg.destination:
+            noprefixroute = ka.noprefixroute
+            break
+    return KAddress(
+        ifname=itf.name,
+        address=lg.address,
+        label=lg.name(itf.name) if lg.family is Family.INET else "",
+        broadcast=lg.broadcast if lg.family is Family.INET else None,
+        peer=lg.destination,
+        deprecated=lg.deprecated or lg.nofailover,
+        noprefixroute=noprefixroute,
+    )
+
+
+def _up_addresses(itf: Interface, family: Family) -> list[Logical]:
+    return [
+        lg
+        for lg in itf.logicals_of(family)
+        if lg.up and lg.address is not None and not lg.kernel_owned
+    ]
+
+
+def _subnet(address: IPv4Interface | IPv6Interface) -> IPNetwork:
+    return ip_network(address.network)
+
+
+def routes_and_rules(
+    itf: Interface, family: Family, defaultrouters: Sequence[IPAddress]
+) -> tuple[set[KRoute], set[KRule]]:
+    """The recipe's routes and rules for one NIC and family (nothing when the link is down)."""
+    routes: set[KRoute] = set()
+    rules: set[KRule] = set()
+    if not itf.link_up or itf.loopback or itf.index == 0:
+        return routes, rules
+    table = table_of(itf.index)
+    metric = ROUTE_METRIC_BASE + itf.index
+    logicals = _up_addresses(itf, family)
+    subnets: dict[IPNetwork, list[Logical]] = {}
+    for lg in logicals:
+        assert lg.address is not None
+        rules.add(KRule(family, RULE_PREF_TEST if lg.nofailover else RULE_PREF_DATA, lg.address.ip, table))
+        if lg.destination is not None or lg.address.network.prefixlen == lg.address.max_prefixlen:
+            continue  # point-to-point and host addresses have no subnet route
+        subnets.setdefault(_subnet(lg.address), []).append(lg)
+    for subnet, members in subnets.items():
+        routes.add(KRoute(family, table, subnet, itf.name))
+        data = [lg for lg in members if lg.is_data]
+        if data:
+            src = data[0].address
+            assert src is not None
+            routes.add(KRoute(family, RT_TABLE_MAIN, subnet, itf.name, src=src.ip, metric=metric))
+        for router in defaultrouters:
+            if router.version != family or router not in subnet:
+                continue
+            default = ip_network("0.0.0.0/0" if family is Family.INET else "::/0")
+            routes.add(KRoute(family, table, default, itf.name, gateway=router))
+            if data:
+                src = data[0].address
+                assert src is not None
+                routes.add(KRoute(family, RT_TABLE_MAIN, default, itf.name, gateway=router, src=src.ip,
+                                  metric=metric))
+    return routes, rules
+
+
+def sysctls_for(itf: Interface, family: Family) -> list[tuple[str, str]]:
+    if itf.loopback:
+        return []
+    if family is Family.INET:
+        return [(f"net/ipv4/conf/{itf.name}/{k}", v) for k, v in NIC_SYSCTLS4]
+    return [(f"net/ipv6/conf/{itf.name}/{k}", v) for k, v in NIC_SYSCTLS6]
+
+
+def desired_kernel(
+    config: Config, scope: Scope, current: KernelState, defaultrouters: Sequence[IPAddress] = ()
+) -> KernelState:
+    """What the kernel must hold, for the interfaces and families in ``scope``."""
+    links: list[KLink] = []
+    addresses: list[KAddress] = []
+    routes: set[KRoute] = set()
+    rules: set[KRule] = set()
+    sysctls: list[tuple[str, str]] = list(GLOBAL_SYSCTLS)
+    for itf in config.interfaces:
+        if itf.name not in scope.names:
+            continue
+        cur = current.link(itf.name)
+        links.append(
+            KLink(
+                name=itf.name,
+                index=itf.index,
+                up=itf.link_up,
+                running=cur.running if cur else False,
+                mtu=itf.mtu,
+                mac=itf.mac,
+                noarp=itf.noarp,
+                loopback=itf.loopback,
+                pointopoint=itf.pointopoint,
+                multicast=itf.multicast,
+                kind=cur.kind if cur else "",
+            )
+        )
+        for family in (Family.INET, Family.INET6):
+            if not scope.covers(itf.name, family):
+                continue
+            for lg in _up_addresses(itf, family):
+                addresses.append(kaddress_of(itf, lg, current))
+            r, u = routes_and_rules(itf, family, defaultrouters)
+            routes |= r
+            rules |= u
+            if family in itf.plumbed:
+                sysctls.extend(sysctls_for(itf, family))
+    return KernelState(
+        links=tuple(links),
+        addresses=tuple(addresses),
+        routes=frozenset(routes),
+        rules=frozenset(rules),
+        sysctls=tuple(sysctls),
+    )
+
+
+def is_managed_address(ka: KAddress, scope: Scope) -> bool:
+    return not ka.kernel_owned and scope.covers(ka.ifname, ka.family)
+
+
+def default_broadcast(address: IPv4Interface) -> IPv4Address | None:
+    """Solaris' default broadcast: host part all ones (none for /31 and /32)."""
+    if address.network.prefixlen >= 31:
+        return None
+    return address.network.broadcast_address
+
+
+__all__ = [
+    "IPMP_TABLE_BASE",
+    "RT_TABLE_MAIN",
+    "Scope",
+    "default_broadcast",
+    "desired_kernel",
+    "is_managed_address",
+    "merge",
+    "routes_and_rules",
+    "table_of",
+]
