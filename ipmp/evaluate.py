@@ -606,6 +606,7 @@ def reset_interface(itf: Interface) -> Interface:
         standby=False,
         failed=False,
         offline=False,
+        held_inactive=False,
         logicals=(),
     )
 

@@ -215,6 +215,9 @@ class Interface:
     standby: bool = False
     failed: bool = False
     offline: bool = False
+    #: FAILBACK=no: a repaired NIC that got no address back is INACTIVE,
+    #: a de-facto standby, until a failover lands on it (Solaris §2.8).
+    held_inactive: bool = False
     logicals: tuple[Logical, ...] = ()
 
     def logicals_of(self, family: Family) -> tuple[Logical, ...]:
@@ -249,11 +252,18 @@ class Interface:
         )
 
     @property
+    def hosts_data(self) -> bool:
+        """Whether any UP data address sits on this NIC (its own or moved here)."""
+        return any(lg.is_data and lg.up for lg in self.logicals if not lg.kernel_owned)
+
+    @property
     def inactive(self) -> bool:
-        """Solaris 10 kernel INACTIVE: a non-failed STANDBY NIC hosting no data address."""
-        if not self.standby or self.failed or self.offline:
+        """Solaris 10 kernel INACTIVE: FAILED and INACTIVE are exclusive; a STANDBY
+        NIC (or one held inactive by FAILBACK=no) is INACTIVE while it hosts no
+        data address (§1, "Kernel INACTIVE rules")."""
+        if self.failed or self.offline or not (self.standby or self.held_inactive):
             return False
-        return not any(lg.is_data and lg.up for lg in self.logicals if not lg.kernel_owned)
+        return not self.hosts_data
 
 
 @dataclass(frozen=True)

@@ -528,3 +528,116 @@ def execute_plan(ops: Sequence[Op], *, done: Done | None = None) -> None:
 
     asyncio.run(run())
 
+
+
+# --------------------------------------------------------------------------
+# Events: a raw rtnetlink multicast socket for the daemon
+# --------------------------------------------------------------------------
+
+# rtnetlink multicast groups (<linux/rtnetlink.h>, RTMGRP_* bits / RTNLGRP_*).
+_RTMGRP_LINK: Final = 0x1
+_RTMGRP_IPV4_IFADDR: Final = 0x10
+_RTMGRP_IPV4_ROUTE: Final = 0x40
+_RTMGRP_IPV4_RULE: Final = 0x80
+_RTMGRP_IPV6_IFADDR: Final = 0x100
+_RTMGRP_IPV6_ROUTE: Final = 0x400
+_RTNLGRP_IPV6_RULE: Final = 19
+WATCH_GROUPS: Final = (_RTMGRP_LINK | _RTMGRP_IPV4_IFADDR | _RTMGRP_IPV4_ROUTE | _RTMGRP_IPV4_RULE
+                       | _RTMGRP_IPV6_IFADDR | _RTMGRP_IPV6_ROUTE | (1 << (_RTNLGRP_IPV6_RULE - 1)))
+_RTM_NEWLINK: Final = 16
+_RTM_DELLINK: Final = 17
+_IFLA_IFNAME: Final = 3
+_NLMSG_HDR: Final = 16
+
+
+class LinkEvent:
+    """RTM_NEWLINK / RTM_DELLINK: ``up`` is admin up with carrier (IFF_UP and IFF_LOWER_UP)."""
+
+    __slots__ = ("gone", "index", "name", "up")
+
+    def __init__(self, index: int, name: str, up: bool, gone: bool) -> None:
+        self.index, self.name, self.up, self.gone = index, name, up, gone
+
+
+class Watcher:
+    """Kernel change notifications, read straight off a non-blocking netlink socket.
+
+    A raw socket and ``loop.add_reader`` take about 0.36 ms from a carrier
+    change to the daemon, against 0.76 ms through pyroute2 (linux-mapping.md
+    Q2), and the daemon only needs the link flags and "something changed".
+    ``read()`` returns link events and a flag saying that addresses, routes or
+    rules changed, or that the socket overran (then everything must be read
+    again).
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK,
+                                  socket.NETLINK_ROUTE)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.bind((0, WATCH_GROUPS))
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def read(self) -> tuple[list[LinkEvent], bool]:
+        links: list[LinkEvent] = []
+        changed = False
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return links, changed
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    changed = True  # overrun: the caller rereads everything
+                    continue
+                raise
+            offset = 0
+            while offset + _NLMSG_HDR <= len(data):
+                length = int.from_bytes(data[offset:offset + 4], "little")
+                kind = int.from_bytes(data[offset + 4:offset + 6], "little")
+                if length < _NLMSG_HDR:
+                    break
+                body = data[offset + _NLMSG_HDR:offset + length]
+                if kind in (_RTM_NEWLINK, _RTM_DELLINK) and len(body) >= 16:
+                    index = int.from_bytes(body[4:8], "little", signed=True)
+                    flags = int.from_bytes(body[8:12], "little")
+                    links.append(LinkEvent(index, _ifname(body[16:]),
+                                           bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP),
+                                           kind == _RTM_DELLINK))
+                else:
+                    changed = True
+                offset += (length + 3) & ~3
+
+
+def _ifname(attrs: bytes) -> str:
+    offset = 0
+    while offset + 4 <= len(attrs):
+        length = int.from_bytes(attrs[offset:offset + 2], "little")
+        kind = int.from_bytes(attrs[offset + 2:offset + 4], "little")
+        if length < 4:
+            break
+        if kind == _IFLA_IFNAME:
+            return attrs[offset + 4:offset + length].split(b"\0", 1)[0].decode(errors="replace")
+        offset += (length + 3) & ~3
+    return ""
+
+
+def carrier(ifname: str) -> bool | None:
+    """The carrier bit, read directly.
+
+    The kernel's linkwatch batches carrier events of physical NICs up to 1 s
+    (linux-mapping.md Q2); ``/sys/class/net/IF/carrier`` reads the driver's
+    state at once, so the daemon polls it cheaply between events.  None when
+    the interface is gone; False when it is admin down (the read fails EINVAL).
+    """
+    try:
+        with open(f"/sys/class/net/{ifname}/carrier", "rb") as fh:
+            return fh.read(1) == b"1"
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False

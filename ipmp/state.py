@@ -98,6 +98,7 @@ def _interface_to_json(itf: Interface) -> dict[str, Any]:
         "standby": itf.standby,
         "failed": itf.failed,
         "offline": itf.offline,
+        "held_inactive": itf.held_inactive,
         # kernel-owned addresses (IPv6 link-local) are the kernel's; only
         # their flags matter, kept on the unit-0 record.
         "logicals": [_logical_to_json(lg) for lg in itf.logicals],
@@ -113,6 +114,7 @@ def _interface_from_json(d: dict[str, Any]) -> Interface:
         standby=bool(d.get("standby", False)),
         failed=bool(d.get("failed", False)),
         offline=bool(d.get("offline", False)),
+        held_inactive=bool(d.get("held_inactive", False)),
         logicals=tuple(_logical_from_json(x) for x in d.get("logicals", [])),
     )
 

@@ -214,6 +214,32 @@ def merge(kernel: KernelState, stored: Iterable[Interface]) -> Config:
     return Config(tuple(interfaces))
 
 
+def expected(kernel: KernelState, stored: Iterable[Interface]) -> Config:
+    """What the host should look like: ``merge``, plus the UP addresses the store
+    holds but the kernel lost (deleted behind the toolkit's back).
+
+    ``merge`` believes the kernel; the daemon uses this view instead, so that
+    its next apply puts such an address back (in.mpathd's rescan restores).
+    """
+    records = list(stored)
+    config = merge(kernel, records)
+    for rec in records:
+        itf = config.get(rec.name)
+        if itf is None:
+            continue
+        for lg in rec.logicals:
+            if not lg.up or lg.address is None or lg.kernel_owned:
+                continue
+            if any(x.family == lg.family and x.address == lg.address for x in itf.logicals):
+                continue
+            taken = itf.logical(lg.family, lg.unit)
+            if taken is not None and taken.address is not None:
+                lg = replace(lg, unit=itf.free_unit(lg.family))
+            itf = itf.with_logical(lg)
+        config = config.with_interface(itf)
+    return config
+
+
 # --------------------------------------------------------------------------
 # Solaris view -> what the kernel must hold
 # --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ PROG = "ifconfig"
 
 def _say_error(err: IpmpError | str) -> None:
     text = str(err)
-    if not text.startswith(f"{PROG}:"):
+    if not text.startswith((f"{PROG}:", "usage:")):
         text = f"{PROG}: {text}"
     print(text, file=sys.stderr)
 
@@ -90,7 +90,12 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
         sys.stdout.write(_status(config, command, is_root))
     for name in result.outcome.status:
         sub = Command(name, command.family, (), command.position)
-        sys.stdout.write(_status(config, sub, is_root))
+        text = _status(config, sub, is_root)
+        if not text:
+            # A NIC with no family plumbed is unknown to Solaris IP (§4.4).
+            _say_error(f"status: SIOCGLIFFLAGS: {name}: no such interface")
+            return 1
+        sys.stdout.write(text)
     return 0
 
 

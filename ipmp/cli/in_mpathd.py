@@ -1,0 +1,178 @@
+"""``in.mpathd [-a] [-d] [-D mask]``: the IPMP failure detection daemon.
+
+Options as Solaris (§2.1): ``-a`` adopt mode (exit at once when nothing needs
+tracking), ``-d`` debug in the foreground, ``-D mask`` debug mask, also in the
+foreground.  Any other option prints ``usage: in.mpathd`` and exits 1.
+
+Configuration comes from ``<root>/etc/default/mpathd``; SIGHUP re-executes
+the daemon with its original arguments, which is how Solaris rereads it.
+
+Test-only environment (never set in production): ``IPMP_FAILURE_DETECTION_QP``
+and ``IPMP_IF_SCAN_INTERVAL`` shorten the 40 s quiet period and the 20 s
+rescan, in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+PROG = "in.mpathd"
+
+
+def _usage() -> int:
+    print(f"usage: {PROG}", file=sys.stderr)
+    return 1
+
+
+def _float_env(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def _daemonize() -> Callable[[bool], None]:
+    """Double fork; the first parent exits 0 once the daemon says it is ready.
+
+    Solaris opens its listeners before daemonising so that whoever started it
+    can talk to it as soon as it exits; the pipe gives the same promise.
+    """
+    rfd, wfd = os.pipe()
+    if os.fork() > 0:
+        os.close(wfd)
+        status = os.read(rfd, 1)
+        os._exit(0 if status == b"0" else 1)
+    os.close(rfd)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    os.umask(0o022)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+    def tell(ok: bool) -> None:
+        try:
+            os.write(wfd, b"0" if ok else b"1")
+            os.close(wfd)
+        except OSError:
+            pass
+
+    return tell
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    adopt = foreground = debug = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--version":
+            from ipmp import __version__
+
+            print(f"{PROG} (ipmp) {__version__}")
+            return 0
+        if not arg.startswith("-") or arg == "-":
+            return _usage()
+        letters = arg[1:]
+        for j, letter in enumerate(letters):
+            if letter == "a":
+                adopt = True
+            elif letter == "d":
+                foreground = debug = True
+            elif letter == "D":
+                value = letters[j + 1:] or (args[i + 1] if i + 1 < len(args) else "")
+                if not letters[j + 1:]:
+                    i += 1
+                try:
+                    mask = int(value, 0)
+                except ValueError:
+                    mask = 0
+                if mask == 0:
+                    print(f"Bad debug flags: {value}", file=sys.stderr)
+                    return 1
+                foreground = debug = True
+                break
+            else:
+                return _usage()
+        i += 1
+    return run(adopt=adopt, foreground=foreground, debug=debug, argv=args)
+
+
+def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> int:
+    from ipmp.hostfiles import root_path
+    from ipmp.mpathd import ipc
+    from ipmp.mpathd.machine import Machine, Timing
+    from ipmp.mpathd.runtime import Logger, Runtime
+    from ipmp.mpathd.settings import parse_settings
+
+    root = root_path(None)
+    if ipc.is_running(root):
+        print(f"{PROG}: main: is another instance of in.mpathd already active?", file=sys.stderr)
+        return 1
+    tell: Callable[[bool], None] = lambda ok: None  # noqa: E731
+    if not foreground:
+        tell = _daemonize()
+    log = Logger(to_stderr=foreground, debug=debug)
+    try:
+        text = (root / "etc/default/mpathd").read_text(errors="replace")
+    except OSError:
+        text = ""
+    settings, warnings = parse_settings(text)
+    for warning in warnings:
+        log("err", warning)
+    timing = Timing(
+        quiet_period=_float_env("IPMP_FAILURE_DETECTION_QP", Timing.quiet_period),
+        scan_interval=_float_env("IPMP_IF_SCAN_INTERVAL", Timing.scan_interval),
+    )
+    machine = Machine(settings, timing, seed=os.getpid())
+    runtime = Runtime(Path(root), machine, log)
+    hup = False
+
+    def on_hup() -> None:
+        nonlocal hup
+        hup = True
+        log("err", "SIGHUP: restart and reread config file")
+        runtime.stop()
+
+    def ready() -> None:
+        tell(True)
+        if adopt and not machine.phyints:
+            runtime.stop()
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            loop.add_signal_handler(sig, runtime.stop)
+        await runtime.run(ready)
+
+    try:
+        asyncio.run(go())
+    except ipc.DaemonRunning:
+        log("err", "main: is another instance of in.mpathd already active?")
+        tell(False)
+        return 1
+    except OSError as err:
+        log("err", f"main: {err}")
+        tell(False)
+        return 1
+    if hup:
+        # Solaris re-executes itself with the original arguments; in-memory
+        # state is lost, the kernel and the state store keep the flags.
+        os.execv(sys.executable, [sys.executable, "-m", "ipmp.cli.in_mpathd", *argv])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

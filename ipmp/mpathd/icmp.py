@@ -1,0 +1,344 @@
+"""ICMP / ICMPv6 echo probes: the packet codec (pure) and the per-NIC probe socket.
+
+The probe format and the reply checks are in.mpathd's (reference
+solaris-ipmp.md section 2.4; illumos ``mpd_probe.c`` ``probe()``,
+``in_data()``, ``in6_data()``): a 16-byte echo request carrying a send
+timestamp and a probe type, one ICMP id per NIC, and replies vetted in the
+same order and with the same trace texts as Solaris.
+
+Socket options follow ``phyint_inst_v4_sockinit`` / ``phyint_inst_v6_sockinit``
+with the Linux substitutions of linux-mapping.md Q4: the Solaris
+``IP_DONTFAILOVER_IF`` pin becomes ``SO_BINDTODEVICE``, so a probe from a NIC's
+test address leaves through that NIC even when the routing table would pick
+another one, and only replies that arrived on that NIC are seen.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from ipmp.model import Family, IPAddress
+
+__all__ = [
+    "ALL_NODES_V4",
+    "ALL_NODES_V6",
+    "ICMP6_ECHO_REPLY",
+    "ICMP6_ECHO_REQUEST",
+    "ICMP_ECHO_REPLY",
+    "ICMP_ECHO_REQUEST",
+    "PROBE_LEN",
+    "PROBE_MULTICAST",
+    "PROBE_RTT",
+    "PROBE_UNICAST",
+    "BadReply",
+    "EchoReply",
+    "ProbeSocket",
+    "decode_echo_reply",
+    "encode_echo",
+    "icmp_checksum",
+    "icmp_filter_block_all_but",
+    "probe_ident",
+]
+
+#: Probe types carried in the last word of every probe (illumos ``PROBE_UNI``,
+#: ``PROBE_MULTI``, ``PROBE_RTT``): failure detection, target discovery, RTT only.
+PROBE_UNICAST = 0x1234
+PROBE_MULTICAST = 0x5678
+PROBE_RTT = 0x9ABC
+
+ICMP_ECHO_REPLY = 0
+ICMP_ECHO_REQUEST = 8
+ICMP6_ECHO_REQUEST = 128
+ICMP6_ECHO_REPLY = 129
+
+#: Multicast target discovery goes to the all-nodes groups (illumos
+#: ``all_nodes_mcast_v4`` / ``all_nodes_mcast_v6``).
+ALL_NODES_V4 = IPv4Address("224.0.0.1")
+ALL_NODES_V6 = IPv6Address("ff02::1")
+
+# struct pr_icmp: type, code, checksum, id, seq, timestamp (ms), probe type.
+_PR_ICMP = struct.Struct("!BBHHHII")
+#: Size of a probe and the minimum size of a usable reply (``sizeof (struct pr_icmp)``).
+PROBE_LEN = _PR_ICMP.size
+# Solaris drops (debug trace only) anything shorter than an ICMP header.
+_ICMP_MINLEN = 8
+_IPV4_MIN_HEADER = 20
+
+# The Solaris trace texts (section 2.12), each completed with the NIC name.
+# IPv6 prints "code:" with a colon, IPv4 without: both as in mpd_probe.c.
+_REPLY_CODE_V4 = "probe reply code %d from %s on %s"
+_REPLY_CODE_V6 = "probe reply code: %d from %s on %s"
+_REPLY_TOO_SHORT = "probe reply too short: %d bytes from %s on %s"
+_REPLY_TYPE = "probe reply type: %d from %s on %s"
+_NOT_LINKLOCAL = "ICMPv6 echo reply source address not linklocal from %s on %s"
+
+_KNOWN_PROBE_TYPES = frozenset((PROBE_UNICAST, PROBE_MULTICAST, PROBE_RTT))
+
+
+def probe_ident(pid: int, ifindex: int) -> int:
+    """The ICMP id of one NIC's probes: ``((pid & 0xff) << 8) | (ifindex & 0xff)`` (illumos)."""
+    return ((pid & 0xFF) << 8) | (ifindex & 0xFF)
+
+
+def icmp_checksum(data: bytes) -> int:
+    """RFC 1071 Internet checksum (one's complement of the one's complement sum)."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def encode_echo(family: Family, ident: int, seq: int, timestamp_ms: int, probe_type: int) -> bytes:
+    """A 16-byte echo request as in.mpathd sends it.
+
+    ``seq`` and ``timestamp_ms`` are counters and wrap (16 and 32 bits, like
+    ``pii_snxt`` and ``getcurrenttime()``); ``ident`` and ``probe_type`` must
+    fit their fields.  The IPv4 checksum is computed here (``in_cksum`` in
+    ``probe()``); the ICMPv6 one is left 0 because the kernel always fills it
+    in on raw ICMPv6 sockets (RFC 3542 section 3.1; it needs the IPv6 pseudo
+    header, which only the kernel knows for sure).
+    """
+    if not 0 <= ident <= 0xFFFF:
+        raise ValueError(f"ICMP id out of range: {ident}")
+    if not 0 <= probe_type <= 0xFFFFFFFF:
+        raise ValueError(f"probe type out of range: {probe_type}")
+    icmp_type = ICMP_ECHO_REQUEST if family is Family.INET else ICMP6_ECHO_REQUEST
+    fields = (ident, seq & 0xFFFF, timestamp_ms & 0xFFFFFFFF, probe_type)
+    packet = _PR_ICMP.pack(icmp_type, 0, 0, *fields)
+    if family is Family.INET:
+        packet = _PR_ICMP.pack(icmp_type, 0, icmp_checksum(packet), *fields)
+    return packet
+
+
+@dataclass(frozen=True)
+class EchoReply:
+    """A well-formed reply to one of our probes (the caller still checks seq/target)."""
+
+    ident: int
+    seq: int
+    timestamp_ms: int
+    probe_type: int
+    source: IPAddress
+
+
+@dataclass(frozen=True)
+class BadReply:
+    """A reply Solaris rejects with a trace message (logged at LOG_INFO).
+
+    ``reason_format`` is the Solaris format string; its last ``%s`` is the NIC
+    name, which the decoder does not know, so ``args`` holds every argument
+    but that one.  Use :meth:`message` to get the finished text.
+    """
+
+    reason_format: str
+    args: tuple[int | str, ...]
+
+    def message(self, ifname: str) -> str:
+        return self.reason_format % (*self.args, ifname)
+
+
+def decode_echo_reply(
+    family: Family,
+    packet: bytes,
+    source: IPAddress,
+    *,
+    ident: int | None = None,
+    require_linklocal: bool = True,
+) -> EchoReply | BadReply | None:
+    """Vet one packet read from a probe socket, in in.mpathd's order.
+
+    ``packet`` is what the raw socket delivered: for IPv4 with the IP header
+    (stripped here by its IHL), for IPv6 without.  ``source`` is the sender.
+
+    Returns None for what Solaris drops without a word (at most a debug
+    trace): anything shorter than an ICMP header, anything but an echo reply,
+    and -- when ``ident`` is given -- replies carrying another id, i.e. to
+    somebody else's echo request.  Solaris checks the id *before* the code
+    and the length, so pass ``ident`` to get exactly its messages.
+
+    IPv6 replies must come from a link-local address, because Solaris only
+    probes from link-local test addresses and targets link-local routers;
+    ``require_linklocal=False`` skips that check (e.g. for lab probes to a
+    global address).  The IPv6 routing header check of Solaris needs
+    ancillary data and is not done here.
+    """
+    if family is Family.INET:
+        if len(packet) < _IPV4_MIN_HEADER or packet[0] >> 4 != 4:
+            return None
+        header_len = (packet[0] & 0x0F) * 4
+        if header_len < _IPV4_MIN_HEADER or len(packet) < header_len + _ICMP_MINLEN:
+            return None
+        icmp = packet[header_len:]
+        echo_reply = ICMP_ECHO_REPLY
+        code_format = _REPLY_CODE_V4
+    else:
+        if len(packet) < _ICMP_MINLEN:
+            return None
+        icmp = packet
+        echo_reply = ICMP6_ECHO_REPLY
+        code_format = _REPLY_CODE_V6
+
+    icmp_type, code, _checksum, reply_ident, seq = struct.unpack_from("!BBHHH", icmp)
+    if icmp_type != echo_reply:
+        return None
+    if ident is not None and reply_ident != ident:
+        return None
+    where = _printable(source)
+    if family is Family.INET6 and require_linklocal and not source.is_link_local:
+        return BadReply(_NOT_LINKLOCAL, (where,))
+    if code != 0:
+        return BadReply(code_format, (code, where))
+    if len(icmp) < PROBE_LEN:
+        return BadReply(_REPLY_TOO_SHORT, (len(icmp), where))
+    timestamp_ms, probe_type = struct.unpack_from("!II", icmp, 8)
+    if probe_type not in _KNOWN_PROBE_TYPES:
+        # Solaris prints the word with %d, i.e. as a signed 32-bit int.
+        signed = probe_type - (1 << 32) if probe_type & 0x80000000 else probe_type
+        return BadReply(_REPLY_TYPE, (signed, where))
+    return EchoReply(
+        ident=reply_ident, seq=seq, timestamp_ms=timestamp_ms, probe_type=probe_type, source=source
+    )
+
+
+def _printable(address: IPAddress) -> str:
+    # inet_ntop() in Solaris: no "%scope" suffix.
+    return str(address).split("%", 1)[0]
+
+
+# ------------------------------------------------------------------ sockets
+# Linux values the socket module of Python 3.11 does not export.
+_SOL_RAW = 255
+_ICMP_FILTER = 1  # SOL_RAW: u32 bitmap of ICMP types 0..31 to block (linux/icmp.h)
+_ICMP6_FILTER = 1  # IPPROTO_ICMPV6: 256-bit bitmap of types to block (linux/icmpv6.h)
+
+# The biggest IPv4 header is 60 bytes; replies are 16 bytes of ICMP, but an
+# echo reply may carry whatever the target chose to echo: read generously so
+# the kernel never truncates one silently.
+_RECV_SIZE = 4096
+
+
+def icmp_filter_block_all_but(*passed: int) -> bytes:
+    """A Linux ``ICMP6_FILTER`` value that blocks every ICMPv6 type but ``passed``.
+
+    ``struct icmp6_filter`` is eight 32-bit words in host byte order; a set bit
+    means *block* (the inverse of the RFC 3542 macro names suggest).
+    """
+    words = [0xFFFFFFFF] * 8
+    for icmp_type in passed:
+        words[icmp_type >> 5] &= ~(1 << (icmp_type & 31)) & 0xFFFFFFFF
+    return struct.pack("=8I", *words)
+
+
+class ProbeSocket:
+    """One NIC's probe socket: raw ICMP (IPv4) or ICMPv6, bound to its test address.
+
+    Options, each for the reason Solaris sets it (``phyint_inst_*_sockinit``):
+
+    * bound to the test address, so probes carry it as source and only
+      replies to it are read; ``SO_BINDTODEVICE`` pins the socket to the NIC
+      (Solaris ``IP_DONTFAILOVER_IF``): probes leave through this NIC even if
+      its routes are gone or point elsewhere, and replies that arrive on
+      another NIC are not this NIC's;
+    * TTL / hop limit 1 for unicast and multicast: targets are on-link, and
+      an off-link answer must not count;
+    * multicast loop off: the host must not discover itself as a target;
+    * the multicast interface is the NIC (discovery to 224.0.0.1 / ff02::1);
+    * a type filter passing only echo replies (ICMPv6 ``ICMP6_FILTER`` as in
+      Solaris; for IPv4 the Linux ``ICMP_FILTER`` does the same job), so the
+      daemon is not woken by every other ICMP message for the address;
+    * non-blocking: the daemon drains it from its event loop.
+    """
+
+    def __init__(self, ifname: str, address: IPAddress, *, ifindex: int | None = None) -> None:
+        self.ifname = ifname
+        self.address = address
+        self.family = Family(address.version)
+        self.ifindex = socket.if_nametoindex(ifname) if ifindex is None else ifindex
+        if self.family is Family.INET:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        else:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        try:
+            self._setup(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+
+    def _setup(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+        if self.family is Family.INET:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            # struct ip_mreqn {multiaddr, address, ifindex}: by index, so the
+            # NIC is named even if the test address were on several NICs.
+            mreqn = struct.pack("=4s4si", b"\0" * 4, self.address.packed, self.ifindex)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("=I", ~(1 << ICMP_ECHO_REPLY) & 0xFFFFFFFF))
+            sock.bind((str(self.address), 0))
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.ifindex)
+            sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, icmp_filter_block_all_but(ICMP6_ECHO_REPLY))
+            sock.bind(self._sockaddr(self.address))
+
+    def _sockaddr(self, address: IPAddress) -> tuple[str, int] | tuple[str, int, int, int]:
+        if address.version == 4:
+            return (str(address), 0)
+        assert isinstance(address, IPv6Address)
+        # Link-local and link-scope multicast addresses only mean something
+        # together with the link: give the NIC's index as scope id.
+        scoped = address.is_link_local or (address.is_multicast and (address.packed[1] & 0x0F) <= 2)
+        return (_printable(address), 0, 0, self.ifindex if scoped else 0)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._sock.fileno() < 0
+
+    def send(self, target: IPAddress, data: bytes) -> None:
+        """Send one probe; OSError if the kernel refused or sent only part of it."""
+        if target.version != self.address.version:
+            raise ValueError(f"IPv{target.version} target for an IPv{self.address.version} probe socket")
+        sent = self._sock.sendto(data, self._sockaddr(target))
+        if sent != len(data):
+            raise OSError(errno.EMSGSIZE, f"probe sendto: sent {sent} of {len(data)} bytes")
+
+    def receive(self, limit: int = 1024) -> list[tuple[bytes, IPAddress]]:
+        """Everything waiting on the socket (at most ``limit`` packets), with the senders.
+
+        IPv4 packets include their IP header (raw socket); IPv6 ones start at
+        the ICMPv6 header.  Link-local senders come without a scope suffix.
+        """
+        out: list[tuple[bytes, IPAddress]] = []
+        while len(out) < limit:
+            try:
+                data, sender = self._sock.recvfrom(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            out.append((data, ip_address(str(sender[0]).split("%", 1)[0])))
+        return out
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> ProbeSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ProbeSocket({self.ifname!r}, {str(self.address)!r}, ifindex={self.ifindex})"

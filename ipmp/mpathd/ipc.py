@@ -1,0 +1,712 @@
+"""The in.mpathd control protocol: JSON-lines codec, Unix-socket server, blocking client.
+
+Solaris (§2.11): ``if_mpadm``, ``ifconfig`` and libipmp talk to in.mpathd over
+TCP on 127.0.0.1:5999, one request per connection, raw C structs; only peers
+on a reserved source port (i.e. root) are listened to.  Here:
+
+* Transport: a Unix stream socket, ``<root>/run/ipmp/mpathd.sock``, mode 0666
+  so that queries are open to everyone.  One request per connection, then
+  the daemon closes, as in.mpathd does.
+* Encoding: one JSON object per line, UTF-8, versioned with ``"v": 1``::
+
+      {"v": 1, "op": "offline", "ifname": "hme0", "min_redundancy": 1}
+      {"v": 1, "mpathd_error": 0, "sys_error": 0, "data": {}}
+
+  Unknown keys are refused rather than ignored: a new field is a new
+  version, so a client and a daemon never silently disagree.
+* Authorisation from ``SO_PEERCRED``: ``ping`` and ``query`` for everyone,
+  ``offline`` and ``undo_offline`` for uid 0 only.  in.mpathd refused every
+  command from an unprivileged port, queries included; libipmp users were
+  all root.  Our ``ipmpstat`` runs as anyone, so queries are open.
+* Error numbers and texts are libipmp's (``ipmp_mpathd.h``, ``ipmp.h``,
+  ``ipmp_errmsg``): the reply's ``mpathd_error`` is an IPMP error code and
+  ``sys_error`` an errno, meaningful when ``mpathd_error`` is
+  MPATHD_SYS_ERROR (in.mpathd's ``send_result`` zeroes it otherwise).
+
+Robustness, since the socket is world-writable: a request is at most
+MAX_REQUEST bytes and must arrive within READ_TIMEOUT seconds; every
+connection is its own task, so a slow client never blocks another.
+
+The codec half (``Request``, ``Reply``, ``encode_*``, ``decode_*``, the error
+tables, ``authorised``) is pure.  The socket half (``serve``, ``call``,
+``is_running``) is one of the few places allowed to do I/O; it never prints
+and logs only through the ``log`` callable it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import stat
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from ipmp.errors import IpmpError
+
+__all__ = [
+    "BACKLOG",
+    "IPMP_EINVAL",
+    "IPMP_ENOMEM",
+    "IPMP_ENOMPATHD",
+    "IPMP_EPROTO",
+    "IPMP_ERRMSG",
+    "IPMP_EUNKGROUP",
+    "IPMP_EUNKIF",
+    "MAX_REQUEST",
+    "MPATHD_FAILBACK_DISABLED",
+    "MPATHD_FAILBACK_PARTIAL",
+    "MPATHD_MIN_RED_ERROR",
+    "MPATHD_SUCCESS",
+    "MPATHD_SYS_ERROR",
+    "OPS",
+    "PRIVILEGED_OPS",
+    "PROTOCOL_VERSION",
+    "READ_TIMEOUT",
+    "DaemonRunning",
+    "Handler",
+    "IpcError",
+    "NotRunning",
+    "Op",
+    "Peer",
+    "ProtocolError",
+    "ReadFailed",
+    "Reply",
+    "Request",
+    "SendFailed",
+    "authorised",
+    "call",
+    "decode_reply",
+    "decode_request",
+    "encode_reply",
+    "encode_request",
+    "errmsg",
+    "is_running",
+    "lock_path",
+    "protocol_error",
+    "serve",
+    "socket_path",
+]
+
+#: Bumped when a field is added or changes meaning; both ends refuse others.
+PROTOCOL_VERSION: Final = 1
+#: The socket lives with the state store, under the alternate root.
+SOCKET_DIR: Final = "run/ipmp"
+SOCKET_NAME: Final = "mpathd.sock"
+#: The largest request accepted, newline included.  A real request is under
+#: 100 bytes; in.mpathd read at most ``sizeof (union mi_commands)`` (72).
+MAX_REQUEST: Final = 4096
+#: Seconds a client has to send its whole request.  in.mpathd did one
+#: blocking read; an event loop must not wait on a half-open peer.
+READ_TIMEOUT: Final = 2.0
+#: Seconds allowed to hand the reply to a client that does not read it.
+WRITE_TIMEOUT: Final = 2.0
+#: Listen backlog: a burst of clients must not see EAGAIN on connect.
+BACKLOG: Final = 128
+#: How long ``serve`` waits for a daemon already on the socket to answer.
+LIVENESS_TIMEOUT: Final = 1.0
+
+# -- error numbers: libipmp ipmp.h / ipmp_mpathd.h (same numbers) -------------
+
+MPATHD_SUCCESS: Final = 0  # IPMP_SUCCESS
+MPATHD_SYS_ERROR: Final = 1  # IPMP_FAILURE: see sys_error
+MPATHD_MIN_RED_ERROR: Final = 2  # IPMP_EMINRED
+MPATHD_FAILBACK_DISABLED: Final = 3  # IPMP_EFBDISABLED
+MPATHD_FAILBACK_PARTIAL: Final = 4  # IPMP_EFBPARTIAL
+IPMP_EINVAL: Final = 5
+IPMP_ENOMEM: Final = 6
+IPMP_ENOMPATHD: Final = 7
+IPMP_EUNKGROUP: Final = 8
+IPMP_EUNKIF: Final = 9
+IPMP_EPROTO: Final = 10
+
+#: ``ipmp_errmsg()`` texts, verbatim (§2.11).
+IPMP_ERRMSG: Final[dict[int, str]] = {
+    MPATHD_SUCCESS: "operation succeeded",
+    MPATHD_SYS_ERROR: "operation failed (see sys_error errno)",
+    MPATHD_MIN_RED_ERROR: "minimum failover redundancy not met",
+    MPATHD_FAILBACK_DISABLED: "failback disabled",
+    MPATHD_FAILBACK_PARTIAL: "unable to completely fail back",
+    IPMP_EINVAL: "invalid argument",
+    IPMP_ENOMEM: "out of memory",
+    IPMP_ENOMPATHD: "cannot contact in.mpathd",
+    IPMP_EUNKGROUP: "unknown IPMP group",
+    IPMP_EUNKIF: "interface is not using IPMP",
+    IPMP_EPROTO: "unable to communicate with in.mpathd",
+}
+
+
+def errmsg(code: int) -> str:
+    """``ipmp_errmsg``: the text of an IPMP error code."""
+    return IPMP_ERRMSG.get(code, "<unknown error>")
+
+
+# -- requests and replies ------------------------------------------------------
+
+Op = Literal["ping", "offline", "undo_offline", "query"]
+OPS: Final[tuple[Op, ...]] = ("ping", "offline", "undo_offline", "query")
+#: Commands that change state: root only (in.mpathd: reserved source port).
+PRIVILEGED_OPS: Final = frozenset({"offline", "undo_offline"})
+#: The illumos command names (``mpathd_interface`` ``MI_*``), for log lines.
+MI_NAMES: Final[dict[str, str]] = {
+    "ping": "MI_PING",
+    "offline": "MI_OFFLINE",
+    "undo_offline": "MI_UNDO_OFFLINE",
+    "query": "MI_QUERY",
+}
+#: Solaris LIFNAMSIZ - 1: the longest interface name a request may carry.
+MAX_IFNAME: Final = 31
+_UINT32_MAX: Final = 2**32 - 1
+_REQUEST_KEYS: Final = frozenset({"v", "op", "ifname", "min_redundancy"})
+_REPLY_KEYS: Final = frozenset({"v", "mpathd_error", "sys_error", "data"})
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One command.  ``min_redundancy`` only matters for ``offline``; if_mpadm sends 1."""
+
+    op: Op
+    ifname: str = ""
+    min_redundancy: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """in.mpathd's ``mi_result`` plus the query payload."""
+
+    mpathd_error: int = MPATHD_SUCCESS
+    sys_error: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.mpathd_error == MPATHD_SUCCESS
+
+
+class IpcError(IpmpError):
+    """Base of the control-protocol errors."""
+
+
+class ProtocolError(IpcError, ValueError):
+    """A message that does not follow the protocol.
+
+    ``unknown_op`` is set when only the command is unknown, which the daemon
+    logs the way in.mpathd logs an unknown command id.
+    """
+
+    def __init__(self, message: str, *, unknown_op: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.unknown_op = unknown_op
+
+
+class NotRunning(IpcError, ConnectionError):
+    """Nothing accepts connections on the socket (connect failed: errno, strerror)."""
+
+
+class SendFailed(IpcError, OSError):
+    """The request could not be written."""
+
+
+class ReadFailed(IpcError, OSError):
+    """No complete, well-formed reply came back."""
+
+
+class DaemonRunning(IpcError, RuntimeError):
+    """Another in.mpathd already serves this root."""
+
+
+def _json_line(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+
+def _load_object(line: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProtocolError(f"{what} is not UTF-8") from None
+    except (ValueError, RecursionError):
+        raise ProtocolError(f"{what} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"{what} is not a JSON object")
+    version = doc.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {_sanitise(repr(version))}")
+    return doc
+
+
+def _check_keys(doc: dict[str, Any], allowed: frozenset[str], what: str) -> None:
+    extra = sorted(set(doc) - allowed)
+    if extra:
+        raise ProtocolError(f"unknown {what} field {_sanitise(repr(extra[0]))}")
+
+
+def _uint32(doc: dict[str, Any], key: str, default: int) -> int:
+    value = doc.get(key, default)
+    # bool is an int subclass: true must not pass for 1.
+    if type(value) is not int or not 0 <= value <= _UINT32_MAX:
+        raise ProtocolError(f"{key} must be an unsigned 32-bit integer")
+    return value
+
+
+def encode_request(request: Request) -> bytes:
+    """The request as one JSON line."""
+    return _json_line({
+        "v": PROTOCOL_VERSION,
+        "op": request.op,
+        "ifname": request.ifname,
+        "min_redundancy": request.min_redundancy,
+    })
+
+
+def decode_request(line: bytes) -> Request:
+    """Parse and validate one request line (the trailing newline is optional).
+
+    Raises:
+        ProtocolError: not a version-1 request object, an unknown command
+            (``unknown_op`` set), an unknown field, or a field of the wrong
+            type or range.
+    """
+    doc = _load_object(line, "request")
+    op = doc.get("op")
+    if not isinstance(op, str):
+        raise ProtocolError("op must be a string")
+    if op not in OPS:
+        raise ProtocolError(f"unknown command {_sanitise(op)}", unknown_op=op)
+    _check_keys(doc, _REQUEST_KEYS, "request")
+    ifname = doc.get("ifname", "")
+    if not isinstance(ifname, str) or len(ifname) > MAX_IFNAME or not ifname.isprintable():
+        raise ProtocolError(f"ifname must be a printable string of at most {MAX_IFNAME} characters")
+    return Request(op, ifname, _uint32(doc, "min_redundancy", 1))
+
+
+def encode_reply(reply: Reply) -> bytes:
+    """The reply as one JSON line.
+
+    Raises:
+        TypeError, ValueError: ``data`` is not JSON-serialisable.
+    """
+    return _json_line({
+        "v": PROTOCOL_VERSION,
+        "mpathd_error": reply.mpathd_error,
+        "sys_error": reply.sys_error,
+        "data": reply.data,
+    })
+
+
+def decode_reply(line: bytes) -> Reply:
+    """Parse and validate one reply line.
+
+    Raises:
+        ProtocolError: not a well-formed version-1 reply.
+    """
+    doc = _load_object(line, "reply")
+    _check_keys(doc, _REPLY_KEYS, "reply")
+    if "mpathd_error" not in doc:
+        raise ProtocolError("reply has no mpathd_error")
+    data = doc.get("data", {})
+    if not isinstance(data, dict):
+        raise ProtocolError("reply data must be a JSON object")
+    return Reply(_uint32(doc, "mpathd_error", 0), _uint32(doc, "sys_error", 0), data)
+
+
+def protocol_error() -> Reply:
+    """The reply to a request that breaks the protocol.
+
+    in.mpathd answered a command it does not implement with IPMP_EPROTO
+    (S10: MI_PING) and dropped a malformed one without a word; a reply tells
+    the client what went wrong instead of leaving it to guess from an EOF.
+    """
+    return Reply(IPMP_EPROTO)
+
+
+def _sanitise(text: str, limit: int = 64) -> str:
+    """Client text made safe for one log line: no control characters, bounded length."""
+    out = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:limit])
+    return out + ("..." if len(text) > limit else "")
+
+
+# -- authorisation ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The client process, from ``SO_PEERCRED`` (-1 when unknown)."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+def authorised(request: Request, peer: Peer) -> bool:
+    """Whether ``peer`` may run ``request``: state changes need uid 0, questions do not."""
+    return request.op not in PRIVILEGED_OPS or peer.uid == 0
+
+
+def refusal_line(peer: Peer) -> str:
+    """The log line for a refused client.
+
+    Modelled on in.mpathd's ``Attempt to connect from addr %s port %d``, with
+    the credentials a Unix socket has in place of address and port:
+    ``Attempt to connect from pid %d uid %d``.
+    """
+    return f"Attempt to connect from pid {peer.pid} uid {peer.uid}"
+
+
+def _peer_of(sock: Any) -> Peer:
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, gid = struct.unpack("3i", raw)
+    except (OSError, AttributeError, struct.error):
+        return Peer(-1, -1, -1)  # unknown: privileged commands are refused
+    return Peer(pid, uid, gid)
+
+
+# -- paths -------------------------------------------------------------------------
+
+
+def socket_path(root: Path) -> Path:
+    """``<root>/run/ipmp/mpathd.sock``."""
+    return root / SOCKET_DIR / SOCKET_NAME
+
+
+def lock_path(path: Path) -> Path:
+    """The lock a serving daemon holds: ``mpathd.sock.lock`` beside the socket.
+
+    Taking it before touching the socket makes "is one running, else replace
+    the stale socket" atomic: two daemons started at once (ifconfig starts
+    in.mpathd when a group is set) cannot both decide the socket is stale.
+    The file stays; deleting a lock file would reopen that race.
+    """
+    return path.with_name(path.name + ".lock")
+
+
+# -- server ------------------------------------------------------------------------
+
+Handler = Callable[[Request, Peer], Awaitable[Reply]]
+
+
+class _Oversize(Exception):
+    pass
+
+
+class _ControlServer(asyncio.AbstractServer):
+    """The asyncio server plus what it owns: the socket file and the instance lock."""
+
+    def __init__(self, inner: asyncio.Server, path: Path, inode: tuple[int, int], lock_fd: int) -> None:
+        self._inner = inner
+        self._path = path
+        self._inode = inode
+        self._lock_fd: int | None = lock_fd
+
+    def close(self) -> None:
+        # Unlink first, so new clients see "not running" rather than a
+        # refused connection; only our own socket file, never a successor's.
+        with contextlib.suppress(OSError):
+            st = self._path.lstat()
+            if (st.st_dev, st.st_ino) == self._inode:
+                self._path.unlink()
+        self._inner.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._inner.get_loop()
+
+    def is_serving(self) -> bool:
+        return self._inner.is_serving()
+
+    async def start_serving(self) -> None:
+        await self._inner.start_serving()
+
+    async def serve_forever(self) -> None:
+        await self._inner.serve_forever()
+
+    async def wait_closed(self) -> None:
+        await self._inner.wait_closed()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    """Bytes up to the first newline, or to EOF; empty for a bare connect."""
+    buf = bytearray()
+    while True:
+        chunk = await reader.read(MAX_REQUEST + 1)
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        end = buf.find(b"\n")
+        if end >= 0:
+            if end + 1 > MAX_REQUEST:
+                raise _Oversize
+            return bytes(buf[: end + 1])
+        if len(buf) > MAX_REQUEST:
+            raise _Oversize
+
+
+async def _answers(path: Path) -> bool | None:
+    """Whether a daemon listens on ``path``: True if it answers ping, None if it
+    accepts but does not answer, False if nothing listens (a stale file)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), LIVENESS_TIMEOUT)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except (TimeoutError, BlockingIOError):
+        return None  # a full backlog (EAGAIN on a Unix socket): something is alive there
+    try:
+        writer.write(encode_request(Request("ping")))
+        async with asyncio.timeout(LIVENESS_TIMEOUT):
+            await writer.drain()
+            line = await reader.readline()
+        decode_reply(line)
+        return True
+    except (OSError, TimeoutError, ProtocolError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def serve(
+    path: Path,
+    handle: Handler,
+    *,
+    log: Callable[[str], None],
+    authorise: Callable[[Request, Peer], bool] = authorised,
+) -> asyncio.AbstractServer:
+    """Listen for control requests on the Unix socket ``path``.
+
+    The directory is created if missing; the socket gets mode 0666.  A stale
+    socket file (nothing listening) is replaced.  Each request is decoded,
+    authorised, passed to ``handle`` and its reply sent back; the handler
+    never sees a malformed or unauthorised request.  ``authorise`` exists so
+    that tests can stand in for root.
+
+    Log lines (passed to ``log``, one per event, in.mpathd wording adapted):
+
+    * ``Attempt to connect from pid %d uid %d``: a privileged command from
+      a non-root peer (answered MPATHD_SYS_ERROR / EPERM);
+    * ``loopback_cmd: unknown command id `%s'``: an unknown ``op``;
+    * ``loopback_cmd: bad command format (%s)``: anything else malformed,
+      including a request over MAX_REQUEST bytes (answered IPMP_EPROTO);
+    * ``failed processing %s: %s``: the handler raised, or the reply could
+      not be delivered (in.mpathd logs this when ``send_result`` fails).
+
+    A client that connects and sends nothing (the ``ifconfig`` liveness
+    check) or is too slow is dropped silently, as in.mpathd does.
+
+    Returns:
+        the server, already serving.  Closing it removes the socket file and
+        releases the instance lock.
+
+    Raises:
+        DaemonRunning: another daemon holds the lock, or something accepts
+            connections on ``path``.
+        OSError: the socket cannot be created (``path`` exists and is not a
+            socket: FileExistsError).
+    """
+    lock_fd = _take_lock(path)
+    try:
+        if _socket_file_exists(path):
+            alive = await _answers(path)
+            if alive is True:
+                raise DaemonRunning(f"{path}: in.mpathd answers there")
+            if alive is None:
+                raise DaemonRunning(f"{path}: something accepts connections there")
+            _unlink_stale(path)
+        sock, inode = _bind(path)
+        try:
+            inner = await asyncio.start_unix_server(
+                _connection_handler(handle, log, authorise), sock=sock, backlog=BACKLOG
+            )
+        except BaseException:
+            sock.close()
+            raise
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return _ControlServer(inner, path, inode, lock_fd)
+
+
+# The helpers below touch only the local file system (a few system calls,
+# never blocking on the network), so they run directly on the event loop.
+
+
+def _take_lock(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock_fd)
+        raise DaemonRunning(f"{path}: another in.mpathd holds {lock_path(path).name}") from None
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return lock_fd
+
+
+def _socket_file_exists(path: Path) -> bool:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(st.st_mode):
+        raise FileExistsError(errno.EEXIST, "exists and is not a socket", str(path))
+    return True
+
+
+def _unlink_stale(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        # Queries are for everyone; the peer check guards the rest.
+        os.chmod(path, 0o666)
+        st = path.lstat()
+    except BaseException:
+        sock.close()
+        raise
+    return sock, (st.st_dev, st.st_ino)
+
+
+def _connection_handler(
+    handle: Handler, log: Callable[[str], None], authorise: Callable[[Request, Peer], bool]
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            reply = await _exchange(reader, writer, handle, log, authorise)
+            if reply is not None:
+                request, answer = reply
+                try:
+                    writer.write(encode_reply(answer))
+                    async with asyncio.timeout(WRITE_TIMEOUT):
+                        await writer.drain()
+                except (OSError, TimeoutError) as err:
+                    if request is not None:
+                        log(f"failed processing {MI_NAMES[request.op]}: {errmsg(MPATHD_SYS_ERROR)} ({err})")
+        except OSError:
+            pass  # the client went away; nothing to tell anyone
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await writer.wait_closed()
+
+    return on_connect
+
+
+async def _exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    handle: Handler,
+    log: Callable[[str], None],
+    authorise: Callable[[Request, Peer], bool],
+) -> tuple[Request | None, Reply] | None:
+    """Read, check and run one request; the reply to send, or None to hang up silently."""
+    peer = _peer_of(writer.get_extra_info("socket"))
+    try:
+        async with asyncio.timeout(READ_TIMEOUT):
+            line = await _read_request(reader)
+    except TimeoutError:
+        return None  # slow or half-open: dropped
+    except _Oversize:
+        log(f"loopback_cmd: bad command format (request longer than {MAX_REQUEST} bytes)")
+        return None, protocol_error()
+    if not line.strip():
+        return None  # connect-and-close: a liveness check
+    try:
+        request = decode_request(line)
+    except ProtocolError as err:
+        if err.unknown_op is not None:
+            log(f"loopback_cmd: unknown command id `{_sanitise(err.unknown_op)}'")
+        else:
+            log(f"loopback_cmd: bad command format ({err.message})")
+        return None, protocol_error()
+    if not authorise(request, peer):
+        log(refusal_line(peer))
+        return request, Reply(MPATHD_SYS_ERROR, errno.EPERM)
+    try:
+        answer = await handle(request, peer)
+    except Exception as err:  # a handler bug must not take the server down
+        log(f"failed processing {MI_NAMES[request.op]}: {_sanitise(str(err) or type(err).__name__, 200)}")
+        return request, Reply(MPATHD_SYS_ERROR, errno.EIO)
+    return request, answer
+
+
+# -- client --------------------------------------------------------------------------
+
+
+def call(root: Path, request: Request, *, timeout: float = 5.0) -> Reply:
+    """Send one request to the daemon serving ``root`` and return its reply.
+
+    Raises:
+        NotRunning: connecting failed (nothing listens, no socket, no
+            permission); carries errno and strerror.
+        SendFailed: the request could not be written.
+        ReadFailed: no complete reply within ``timeout``, the connection
+            closed first, or the reply is malformed (errno 0 then).
+    """
+    path = socket_path(root)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except TimeoutError:
+            raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+        except OSError as err:
+            raise NotRunning(err.errno, err.strerror) from None
+        try:
+            sock.sendall(encode_request(request))
+        except TimeoutError:
+            raise SendFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+        except OSError as err:
+            raise SendFailed(err.errno, err.strerror) from None
+        buf = bytearray()
+        while b"\n" not in buf:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                raise ReadFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+            except OSError as err:
+                raise ReadFailed(err.errno, err.strerror) from None
+            if not chunk:
+                raise ReadFailed(0, "connection closed before the reply")
+            buf += chunk
+    try:
+        return decode_reply(bytes(buf[: buf.index(b"\n") + 1]))
+    except ProtocolError as err:
+        raise ReadFailed(0, f"malformed reply: {err.message}") from None
+
+
+def is_running(root: Path, *, timeout: float = 1.0) -> bool:
+    """Whether a daemon accepts connections for ``root``.
+
+    Like Solaris ``ifconfig``, this only connects and hangs up: the daemon
+    drops such a connection silently, and a busy daemon still counts.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(socket_path(root)))
+        except (TimeoutError, BlockingIOError):
+            return True  # a full backlog (EAGAIN on a Unix socket): it is there
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,923 @@
+"""in.mpathd's brain: a pure state machine (events in, effects out).
+
+The runtime turns netlink messages, probe replies, admin requests and timers
+into ``Event`` values and feeds them to ``Machine.step``; the machine returns
+``Effect`` values (send a probe, apply a configuration, log, reply) and says
+by ``next_deadline`` when it next needs a ``Tick``.  It never reads the clock
+or touches a socket, so tests drive it with explicit times.
+
+Glossary (the Solaris words): a *phyint* is a tracked NIC; an *instance* is
+its IPv4 or IPv6 probing state (``probe.Instance``); a NIC is *probe-capable*
+when an instance has a test address and targets; the *anonymous group* holds
+group-less NICs when TRACK_INTERFACES_ONLY_WITH_GROUPS=no.
+
+All phyint state changes go through ``_set_state``, checked against
+``TRANSITIONS`` and a no-op when the state is unchanged (as ``phyint_chstate``).
+
+Pure module: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from ipmp.model import Config, Family, Interface, IPAddress, Logical
+from ipmp.mpathd import failover
+from ipmp.mpathd.probe import (
+    NUM_PROBE_FAILS,
+    NUM_PROBE_REPAIRS,
+    PROBE_STATS_COUNT,
+    Instance,
+    Probe,
+    ProbeKind,
+    Reply,
+    Target,
+)
+from ipmp.mpathd.settings import Settings
+
+#: Probe interval = FDT / (NUM_PROBE_FAILS + 2): with a probe sent in the
+#: second half of each interval, probe n-2 is overdue when probe n goes out,
+#: so five losses plus two in flight fit in one FDT (mpd_main.c).
+FDT_DIVISOR = NUM_PROBE_FAILS + 2
+#: After raising the FDT, do not lower it for this long (s).
+MIN_SETTLING_TIME = 60.0
+#: The FDT is raised and lowered by this factor.
+NEXT_FDT_MULTIPLE = 2
+#: Lower the FDT when every CRTT is below interval / LOWER_FDT_TRIGGER.
+LOWER_FDT_TRIGGER = 4
+#: A slow target is an exception when the others are below interval / this.
+EXCEPTION_FACTOR = 2
+#: Link-flap damping: more link-ups than this in a minute hold the repair.
+LINK_UP_PERMIN = 2
+LINK_UP_WINDOW = 60.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Constants Solaris hard-codes; tests may shorten them (never by default)."""
+
+    #: FAILURE_DETECTION_QP: no probe-based failure for 40 s after an instance
+    #: appears (spanning-tree quiet time on switch ports).
+    quiet_period: float = 40.0
+    #: IF_SCAN_INTERVAL: full rescan of the kernel every 20 s.
+    scan_interval: float = 20.0
+    #: TESTADDR_CONF_TIME: wait before complaining about a missing test address.
+    testaddr_conf_time: float = 20.0
+
+
+class State(enum.Enum):
+    """Phyint states (``pi_state``); NOTARGETS is reported, not kept (see ``reported_state``)."""
+
+    RUNNING = "running"
+    FAILED = "failed"
+    OFFLINE = "offline"
+
+
+#: The only phyint state changes there are.
+TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
+    (State.RUNNING, State.FAILED),  # NIC or group failure
+    (State.FAILED, State.RUNNING),  # repair
+    (State.RUNNING, State.OFFLINE),  # if_mpadm -d
+    (State.FAILED, State.OFFLINE),  # if_mpadm -d of a failed NIC in a failed group
+    (State.OFFLINE, State.RUNNING),  # if_mpadm -r, link up
+    (State.OFFLINE, State.FAILED),  # if_mpadm -r, link down
+})
+
+# -- events -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resync:
+    """A full read of the kernel and the state store, and the routers of the routing table."""
+
+    now: float
+    config: Config
+    routers: tuple[IPAddress, ...] = ()
+
+
+@dataclass(frozen=True)
+class LinkChanged:
+    now: float
+    ifname: str
+    up: bool
+
+
+@dataclass(frozen=True)
+class ProbeReplied:
+    """A decoded echo reply on ``ifname``'s probe socket for ``family``."""
+
+    now: float
+    ifname: str
+    family: Family
+    seq: int
+    source: IPAddress
+    rtt_ms: int
+    kind: ProbeKind
+
+
+@dataclass(frozen=True)
+class Tick:
+    now: float
+
+
+@dataclass(frozen=True)
+class AdminOffline:
+    now: float
+    ifname: str
+    min_redundancy: int
+    request_id: int
+
+
+@dataclass(frozen=True)
+class AdminUndoOffline:
+    now: float
+    ifname: str
+    request_id: int
+
+
+@dataclass(frozen=True)
+class Executed:
+    """The runtime's report on an ``Execute`` effect."""
+
+    now: float
+    ok: bool
+    error: str = ""
+
+
+Event = Resync | LinkChanged | ProbeReplied | Tick | AdminOffline | AdminUndoOffline | Executed
+
+# -- effects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendProbe:
+    ifname: str
+    family: Family
+    source: IPAddress
+    target: IPAddress | None  # None: all-hosts multicast discovery
+    seq: int
+    kind: ProbeKind
+
+
+@dataclass(frozen=True)
+class OpenProbe:
+    ifname: str
+    family: Family
+    source: IPAddress
+
+
+@dataclass(frozen=True)
+class CloseProbe:
+    ifname: str
+    family: Family
+
+
+@dataclass(frozen=True)
+class Log:
+    level: str  # "err", "info" or "debug" (syslog LOG_ERR / LOG_INFO / LOG_DEBUG)
+    message: str
+
+
+@dataclass(frozen=True)
+class ReplyTo:
+    request_id: int
+    mpathd_error: int = 0
+    sys_error: int = 0
+
+
+@dataclass(frozen=True)
+class Announce:
+    """Gratuitous ARP / unsolicited NA for addresses on a NIC (start-up; after moves the runtime does it)."""
+
+    ifname: str
+    addresses: tuple[IPAddress, ...]
+
+
+@dataclass(frozen=True)
+class Execute:
+    """Make the host match ``config`` for ``names`` (kernel and state store).
+
+    ``success`` runs only when the apply succeeded, ``failure`` only when not.
+    """
+
+    config: Config
+    names: tuple[str, ...]
+    success: tuple[Effect, ...] = ()
+    failure: tuple[Effect, ...] = ()
+
+
+Effect = SendProbe | OpenProbe | CloseProbe | Log | ReplyTo | Announce | Execute
+
+#: libipmp error numbers for replies (§2.11).
+MPATHD_SUCCESS = 0
+MPATHD_SYS_ERROR = 1
+MPATHD_MIN_RED_ERROR = 2
+EINVAL = 22
+
+
+# -- state --------------------------------------------------------------------------
+
+
+@dataclass
+class Phyint:
+    name: str
+    group: str
+    state: State
+    link_up: bool
+    since: float
+    instances: dict[Family, Instance] = field(default_factory=dict)
+    link_ups: list[float] = field(default_factory=list)
+    repair_hold_until: float | None = None
+    flap_logged: bool = False
+    no_test_logged: bool = False
+
+
+@dataclass
+class Group:
+    name: str
+    fdt_ms: int
+    failed: bool = False
+
+    @property
+    def interval(self) -> float:
+        return self.fdt_ms / FDT_DIVISOR / 1000.0
+
+
+def _of_group(name: str, group: str) -> str:
+    return f"{name} of group {group}" if group else name
+
+
+def select_test_address(itf: Interface, family: Family) -> Logical | None:
+    """§2.3: NOFAILOVER and UP; IPv4 prefers DEPRECATED, IPv6 must be link-local."""
+    best: Logical | None = None
+    acceptable: Logical | None = None
+    for lg in itf.logicals_of(family):
+        if not (lg.nofailover and lg.up and lg.address is not None):
+            continue
+        ip = lg.address.ip
+        if family is Family.INET:
+            if int(ip) == 0:
+                continue
+            if lg.deprecated and best is None:
+                best = lg
+            acceptable = lg
+        else:
+            if not ip.is_link_local:
+                continue  # only link-local IPv6 addresses are test addresses
+            if best is None:
+                best = lg
+    return best or acceptable
+
+
+class Machine:
+    """The daemon's state and its one ``step`` function."""
+
+    def __init__(self, settings: Settings, timing: Timing = Timing(), seed: int = 0) -> None:
+        self.settings = settings
+        self.timing = timing
+        self.rng = random.Random(seed)
+        self.config = Config()
+        self.phyints: dict[str, Phyint] = {}
+        self.groups: dict[str, Group] = {}
+        self.routers: tuple[IPAddress, ...] = ()
+        self.last_raise = float("-inf")
+        self.next_rescan: float | None = None
+        self.started = False
+        self.executing = False
+        self._fx: list[Effect] = []
+        self._before: tuple[Config, dict[str, tuple[State, float]]] = (self.config, {})
+        self._rollback: tuple[Config, dict[str, tuple[State, float]]] | None = None
+
+    # -- the API --------------------------------------------------------------------
+
+    def step(self, event: Event) -> list[Effect]:
+        self._fx = []
+        # What to go back to if an Execute of this step fails on the kernel.
+        self._before = (self.config, {n: (p.state, p.since) for n, p in self.phyints.items()})
+        match event:
+            case Resync():
+                self._resync(event)
+            case LinkChanged():
+                self._link(event)
+            case ProbeReplied():
+                self._reply(event)
+            case Tick():
+                self._tick(event.now)
+            case AdminOffline():
+                self._offline(event)
+            case AdminUndoOffline():
+                self._undo_offline(event)
+            case Executed():
+                self.executing = False
+                if not event.ok:
+                    self._log("err", f"failed to apply the new configuration: {event.error}")
+                    self._roll_back()
+        fx, self._fx = self._fx, []
+        return fx
+
+    def next_deadline(self) -> float | None:
+        times = [t for t in (self.next_rescan,) if t is not None]
+        for pi in self.phyints.values():
+            for inst in pi.instances.values():
+                if inst.next_send is not None:
+                    times.append(inst.next_send)
+            if pi.repair_hold_until is not None:
+                times.append(pi.repair_hold_until)
+        return min(times) if times else None
+
+    def reported_state(self, name: str) -> str:
+        """State for queries: NOTARGETS shows as "unknown" (§2.7)."""
+        pi = self.phyints[name]
+        if pi.state is State.RUNNING and pi.instances and not any(
+            i.active_targets() for i in pi.instances.values()
+        ):
+            return "unknown"
+        return {State.RUNNING: "ok", State.FAILED: "failed", State.OFFLINE: "offline"}[pi.state]
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _log(self, level: str, message: str) -> None:
+        self._fx.append(Log(level, message))
+
+    def _set_state(self, pi: Phyint, new: State, now: float) -> None:
+        if pi.state is new:
+            return
+        if (pi.state, new) not in TRANSITIONS:
+            raise AssertionError(f"illegal phyint transition {pi.state} -> {new} on {pi.name}")
+        pi.state = new
+        pi.since = now
+
+    def _itf(self, name: str) -> Interface:
+        itf = self.config.get(name)
+        assert itf is not None
+        return itf
+
+    def _put(self, itf: Interface) -> None:
+        self.config = self.config.with_interface(itf)
+
+    def _execute(self, names: tuple[str, ...], success: tuple[Effect, ...] = (),
+                 failure: tuple[Effect, ...] = ()) -> None:
+        self.executing = True
+        self._rollback = self._before
+        self._fx.append(Execute(self.config, names, success, failure))
+
+    def _roll_back(self) -> None:
+        """The kernel refused a change: the machine goes back to what it was before it."""
+        if self._rollback is None:
+            return
+        config, states = self._rollback
+        self._rollback = None
+        self.config = config
+        for name, (state, since) in states.items():
+            pi = self.phyints.get(name)
+            if pi is not None:
+                pi.state, pi.since = state, since
+
+    def _group(self, pi: Phyint) -> Group:
+        grp = self.groups.get(pi.group)
+        if grp is None:
+            grp = Group(pi.group, self.settings.failure_detection_time_ms)
+            self.groups[pi.group] = grp
+        return grp
+
+    def _members(self, pi: Phyint) -> list[Phyint]:
+        if not pi.group:
+            return [pi]
+        return [p for p in self.phyints.values() if p.group == pi.group]
+
+    def _usable(self, name: str) -> bool:
+        pi = self.phyints.get(name)
+        return pi is not None and pi.state is State.RUNNING and pi.link_up
+
+    @staticmethod
+    def _probe_capable(pi: Phyint) -> bool:
+        return any(i.active_targets() for i in pi.instances.values())
+
+    # -- resync ------------------------------------------------------------------------
+
+    def _tracked(self, itf: Interface) -> bool:
+        if itf.loopback or not itf.multicast or not itf.plumbed:
+            return False
+        return bool(itf.group) or not self.settings.track_interfaces_only_with_groups
+
+    def _resync(self, ev: Resync) -> None:
+        now = ev.now
+        self.config = ev.config
+        self.routers = ev.routers
+        first = not self.started
+        self.started = True
+        self.next_rescan = now + self.timing.scan_interval
+        seen: set[str] = set()
+        for itf in ev.config.interfaces:
+            if not self._tracked(itf):
+                continue
+            seen.add(itf.name)
+            pi = self.phyints.get(itf.name)
+            if pi is not None and pi.group != itf.group:
+                self._forget(pi)  # a group change re-creates the phyint (§2.2)
+                pi = None
+            if pi is None:
+                pi = self._adopt(itf, now)
+            self._select_tests(pi, itf, now)
+        for name in [n for n in self.phyints if n not in seen]:
+            self._forget(self.phyints[name])
+            self._log("info", f"inet {name} has been removed from kernel")
+        if first:
+            # Peers may hold stale caches from before a restart: announce every
+            # data address the daemon manages (linux-mapping.md, "Without GARP").
+            for pi in self.phyints.values():
+                addrs = tuple(lg.address.ip for lg in self._itf(pi.name).logicals
+                              if lg.is_data and lg.up and not lg.kernel_owned and lg.address is not None)
+                if addrs:
+                    self._fx.append(Announce(pi.name, addrs))
+        self._rebalance(now)
+
+    def _adopt(self, itf: Interface, now: float) -> Phyint:
+        """A NIC appears: start from the flags in the store (restart safety)."""
+        state = State.OFFLINE if itf.offline else State.FAILED if itf.failed else State.RUNNING
+        pi = Phyint(itf.name, itf.group, state, link_up=True, since=now)
+        self.phyints[itf.name] = pi
+        self._group(pi)
+        if itf.group and self._group(pi).failed and state is State.RUNNING:
+            # A NIC joining a failed group is failed at once (§2.2).
+            self._set_state(pi, State.FAILED, now)
+            self._put(replace(itf, failed=True))
+        if not (itf.link_up and itf.running):
+            self._link_down(pi, now)
+        return pi
+
+    def _forget(self, pi: Phyint) -> None:
+        for family in list(pi.instances):
+            self._fx.append(CloseProbe(pi.name, family))
+        del self.phyints[pi.name]
+
+    def _select_tests(self, pi: Phyint, itf: Interface, now: float) -> None:
+        had_any = bool(pi.instances)
+        for family in (Family.INET, Family.INET6):
+            lg = select_test_address(itf, family) if pi.state is not State.OFFLINE else None
+            inst = pi.instances.get(family)
+            address = lg.address.ip if lg is not None and lg.address is not None else None
+            if inst is not None and (address is None or inst.test_address != address):
+                del pi.instances[family]
+                self._fx.append(CloseProbe(pi.name, family))
+                inst = None
+            if address is None or lg is None:
+                continue
+            if inst is None:
+                inst = Instance(test_address=address, created_at=now)
+                pi.instances[family] = inst
+                self._fx.append(OpenProbe(pi.name, family, address))
+                if pi.link_up:
+                    inst.start(now, self._group(pi).interval, self.rng)
+            self._targets(inst, itf, lg)
+        if pi.state is State.OFFLINE:
+            return
+        if not pi.instances and now - pi.since >= self.timing.testaddr_conf_time and not pi.no_test_logged:
+            pi.no_test_logged = True
+            self._log("err", f"No test address configured on interface {pi.name}; "
+                             "disabling probe-based failure detection on it")
+        if pi.instances and pi.no_test_logged and not had_any:
+            pi.no_test_logged = False
+            self._log("err", f"Test address now configured on interface {pi.name}; "
+                             "enabling probe-based failure detection on it")
+
+    def _own_addresses(self) -> set[IPAddress]:
+        return {lg.address.ip for itf in self.config.interfaces for lg in itf.logicals
+                if lg.address is not None and lg.up}
+
+    def _targets(self, inst: Instance, itf: Interface, lg: Logical) -> None:
+        """Routers in the test subnet, or the point-to-point destination (§2.6)."""
+        assert lg.address is not None
+        if lg.destination is not None:
+            inst.set_routers([lg.destination], inst.created_at)
+            return
+        own = self._own_addresses()
+        subnet = lg.address.network
+        routers = [r for r in self.routers
+                   if r.version == lg.address.version and r in subnet and r not in own]
+        inst.set_routers(routers, inst.created_at)
+
+    # -- link state --------------------------------------------------------------------
+
+    def _link(self, ev: LinkChanged) -> None:
+        pi = self.phyints.get(ev.ifname)
+        if pi is None or pi.link_up == ev.up:
+            return
+        if ev.up:
+            self._link_up(pi, ev.now)
+        else:
+            self._link_down(pi, ev.now)
+
+    def _link_down(self, pi: Phyint, now: float) -> None:
+        pi.link_up = False
+        self._log("err", f"The link has gone down on {pi.name}")
+        for inst in pi.instances.values():
+            inst.clear_history()
+            inst.stop()
+        # Link-down is judged at once, whatever the quiet period (§2.5).
+        if pi.state is State.RUNNING:
+            self._failure(pi, now, link_down=True)
+
+    def _link_up(self, pi: Phyint, now: float) -> None:
+        pi.link_up = True
+        self._log("err", f"The link has come up on {pi.name}")
+        pi.link_ups = [t for t in pi.link_ups if now - t < LINK_UP_WINDOW] + [now]
+        for inst in pi.instances.values():
+            inst.start(now, self._group(pi).interval, self.rng)
+        if pi.state is State.FAILED and not self._probe_capable(pi):
+            self._try_link_repair(pi, now)
+
+    def _try_link_repair(self, pi: Phyint, now: float) -> None:
+        """A link-only NIC repairs on link up, unless the link is flapping (§2.7)."""
+        recent = [t for t in pi.link_ups if now - t < LINK_UP_WINDOW]
+        if len(recent) > LINK_UP_PERMIN:
+            pi.repair_hold_until = min(recent) + LINK_UP_WINDOW
+            if not pi.flap_logged:
+                pi.flap_logged = True
+                self._log("err", f"The link has come up on {pi.name} more than {LINK_UP_PERMIN} times "
+                                 "in the last minute; disabling failback until it stabilizes")
+            return
+        pi.repair_hold_until = None
+        pi.flap_logged = False
+        self._repaired(pi, now)
+
+    # -- probes --------------------------------------------------------------------------
+
+    def _tick(self, now: float) -> None:
+        if self.next_rescan is not None and now >= self.next_rescan:
+            self.next_rescan = now + self.timing.scan_interval
+        for pi in list(self.phyints.values()):
+            if pi.repair_hold_until is not None and now >= pi.repair_hold_until:
+                pi.repair_hold_until = None
+                if pi.state is State.FAILED and pi.link_up and not self._probe_capable(pi):
+                    self._try_link_repair(pi, now)
+            if pi.state is State.OFFLINE or not pi.link_up:
+                continue
+            grp = self._group(pi)
+            user_interval = self.settings.failure_detection_time_ms / FDT_DIVISOR / 1000.0
+            ticked = False
+            for family, inst in pi.instances.items():
+                inst.expire(now, grp.interval)
+                if not inst.due(now):
+                    continue
+                ticked = True
+                self._dead_targets(pi, inst, now)
+                probe = inst.next_probe(now, user_interval, grp.interval, self.rng)
+                self._send(pi, family, inst, probe)
+                if not inst.uses_routers and len(inst.active_targets()) == 1:
+                    # One host target is not enough: keep discovering (§2.5 step 5).
+                    self._send(pi, family, inst, Probe(ProbeKind.MULTICAST, None, 0))
+            if ticked:
+                self._judge(pi, now)
+
+    def _send(self, pi: Phyint, family: Family, inst: Instance, probe: Probe) -> None:
+        self._fx.append(SendProbe(pi.name, family, inst.test_address, probe.target, probe.seq, probe.kind))
+
+    def _dead_targets(self, pi: Phyint, inst: Instance, now: float) -> None:
+        """A target that lost NUM_PROBE_FAILS probes while others answer is dropped (§2.6)."""
+        if inst.consecutive_losses() >= NUM_PROBE_FAILS:
+            return
+        for t in list(inst.active_targets()):
+            if t.consecutive_lost >= NUM_PROBE_FAILS:
+                inst.drop_dead_target(t, now)
+                if not t.is_router:
+                    self._send(pi, Family(t.address.version), inst, Probe(ProbeKind.MULTICAST, None, 0))
+
+    def _judge(self, pi: Phyint, now: float) -> None:
+        if pi.state is State.RUNNING:
+            if any(i.in_quiet_period(now, self.timing.quiet_period) for i in pi.instances.values()):
+                return
+            self._failure(pi, now, link_down=False)
+        elif pi.state is State.FAILED and pi.link_up:
+            if any(i.consecutive_acks() >= NUM_PROBE_REPAIRS for i in pi.instances.values()):
+                self._repaired(pi, now)
+
+    def _reply(self, ev: ProbeReplied) -> None:
+        pi = self.phyints.get(ev.ifname)
+        if pi is None or not pi.link_up:
+            return  # replies while the link is down are ignored (§2.4)
+        inst = pi.instances.get(ev.family)
+        if inst is None:
+            return
+        if ev.kind is ProbeKind.MULTICAST:
+            self._discovered(pi, ev.family, ev.source, ev.now)
+            return
+        grp = self._group(pi)
+        if ev.kind is ProbeKind.RTT:
+            t = inst.target(ev.source)
+            if t is not None and t.crtt_ms is not None and t.crtt_with(ev.rtt_ms) < t.crtt_ms:
+                t.fold(ev.rtt_ms)  # RTT-only replies may only lower the CRTT
+            return
+        verdict, slot = inst.on_reply(ev.seq, ev.source, ev.now)
+        if verdict in (Reply.OUT_OF_WINDOW, Reply.FAKE, Reply.DUPLICATE):
+            what = {Reply.OUT_OF_WINDOW: "out of window probe", Reply.FAKE: "Fake probe reply",
+                    Reply.DUPLICATE: "Duplicate probe reply"}[verdict]
+            self._log("debug", f"{what} seq {ev.seq} snxt {inst.snxt} on {pi.name} from {ev.source}")
+            return
+        assert slot is not None
+        usable_rtt = not (
+            ev.rtt_ms > PROBE_STATS_COUNT * grp.interval * 1000
+            or pi.state is not State.RUNNING
+            or grp.failed
+            or (verdict is Reply.LATE and inst.newer_ack_to(slot))
+        )
+        t = inst.target(ev.source)
+        if usable_rtt and t is not None:
+            self._rtt(pi, inst, t, ev.rtt_ms, ev.now, ev.family)
+
+    def _rtt(self, pi: Phyint, inst: Instance, t: Target, m: int, now: float, family: Family) -> None:
+        grp = self._group(pi)
+        interval_ms = grp.interval * 1000
+        if t.crtt_ms is not None and t.crtt_with(m) > interval_ms and t.deferred < 1:
+            t.deferred += 1  # a suspect sample is deferred once (MAXDEFERREDRTT)
+            return
+        t.deferred = 0
+        t.fold(m)
+        crtt = t.crtt_ms
+        assert crtt is not None
+        if crtt > interval_ms:
+            others = [o for o in inst.active_targets() if o is not t]
+            exception = len(inst.active_targets()) >= 4 and all(
+                o.crtt_ms is not None and o.crtt_ms <= interval_ms / EXCEPTION_FACTOR for o in others
+            )
+            if exception:
+                inst.drop_dead_target(t, now)
+                return
+            new_interval_ms = NEXT_FDT_MULTIPLE * crtt
+            grp.fdt_ms = int(new_interval_ms * FDT_DIVISOR)
+            self.last_raise = now
+            if grp.name:
+                self._log("err", f"Cannot meet requested failure detection time of "
+                                 f"{self.settings.failure_detection_time_ms} ms on ({family.word} {pi.name}) "
+                                 f"new failure detection time for group \"{grp.name}\" is {grp.fdt_ms} ms")
+            return
+        user_fdt = self.settings.failure_detection_time_ms
+        if (crtt < interval_ms / LOWER_FDT_TRIGGER and grp.fdt_ms > user_fdt
+                and now - self.last_raise >= MIN_SETTLING_TIME and self._all_fast(grp, interval_ms)):
+            grp.fdt_ms = max(grp.fdt_ms // NEXT_FDT_MULTIPLE, user_fdt)
+            if grp.name:
+                self._log("err", f"Improved failure detection time {grp.fdt_ms} ms on "
+                                 f"({family.word} {pi.name}) for group \"{grp.name}\"")
+
+    def _all_fast(self, grp: Group, interval_ms: float) -> bool:
+        for pi in self.phyints.values():
+            if pi.group != grp.name or pi.state is not State.RUNNING:
+                continue
+            for inst in pi.instances.values():
+                for t in inst.active_targets():
+                    if t.crtt_ms is None or t.crtt_ms > interval_ms / LOWER_FDT_TRIGGER:
+                        return False
+        return True
+
+    def _discovered(self, pi: Phyint, family: Family, source: IPAddress, now: float) -> None:
+        """A multicast discovery responder becomes a host target, group-wide (§2.6)."""
+        if int(source) == 0 or source in self._own_addresses():
+            return
+        for member in self._members(pi):
+            inst = member.instances.get(family)
+            itf = self.config.get(member.name)
+            if inst is None or itf is None:
+                continue
+            lg = select_test_address(itf, family)
+            if lg is None or lg.address is None or source not in lg.address.network:
+                continue
+            inst.add_host(source, now)
+
+    # -- failure and repair ------------------------------------------------------------
+
+    def _failure(self, pi: Phyint, now: float, *, link_down: bool) -> None:
+        """``failure_state``: nothing, a NIC failure, or a group failure (§2.7)."""
+        first_loss: float | None = None
+        if not link_down:
+            capable = [i for i in pi.instances.values() if i.active_targets()]
+            if not capable or any(i.consecutive_losses() < NUM_PROBE_FAILS for i in capable):
+                return
+            losses = [t for i in capable if (t := i.first_loss_time()) is not None]
+            first_loss = min(losses) if losses else now
+        grp = self._group(pi)
+        others = [m for m in self._members(pi) if m is not pi]
+        capable_members = [m for m in self._members(pi) if self._probe_capable(m)]
+        if not pi.group or capable_members == [pi]:
+            self._nic_failure(pi, now)
+            return
+        alive = [m for m in others if m.state is State.RUNNING and m.link_up and not grp.failed]
+        if link_down:
+            nic = bool(alive)
+        else:
+            assert first_loss is not None
+            nic = any(
+                (t := i.last_ack_time()) is not None and t > first_loss
+                for m in alive for i in m.instances.values()
+            ) or any(not self._probe_capable(m) for m in alive)
+        if nic:
+            self._nic_failure(pi, now)
+        else:
+            self._group_failure(grp, now)
+
+    def _nic_failure(self, pi: Phyint, now: float) -> None:
+        self._log("err", f"NIC failure detected on {_of_group(pi.name, pi.group)}")
+        itf = self._itf(pi.name)
+        was_inactive = itf.inactive
+        self._set_state(pi, State.FAILED, now)
+        for inst in pi.instances.values():
+            inst.reset_rtts()
+        self._put(replace(itf, failed=True, held_inactive=False))
+        if pi.group and not itf.offline and not was_inactive and itf.hosts_data:
+            if self._move_away(pi.name, log=True):
+                return
+        self._execute((pi.name,))
+
+    def _move_away(self, name: str, *, log: bool, emptying_standby: bool = False,
+                   reply: tuple[Effect, ...] = (), reply_fail: tuple[Effect, ...] = ()) -> bool:
+        """Fail the data addresses of ``name`` over; False when there is nowhere to go."""
+        dest = failover.choose_destination(self.config, name, usable=self._usable,
+                                           emptying_standby=emptying_standby)
+        if dest is None:
+            return False
+        self.config = failover.fail_over(self.config, name, dest)
+        success: tuple[Effect, ...] = reply
+        if log:
+            success = (Log("err", f"Successfully failed over from NIC {name} to NIC {dest}"), *reply)
+        self._execute((name, dest), success, reply_fail)
+        return True
+
+    def _group_failure(self, grp: Group, now: float) -> None:
+        """All members lost their probes together: no failover (§2.7)."""
+        self._log("err", f"All Interfaces in group {grp.name} have failed")
+        grp.failed = True
+        names: list[str] = []
+        for m in self.phyints.values():
+            if m.group != grp.name or m.state is State.OFFLINE:
+                continue
+            if m.state is State.RUNNING:
+                self._set_state(m, State.FAILED, now)
+            for inst in m.instances.values():
+                inst.reset_rtts()
+                inst.flush_hosts()
+            self._put(replace(self._itf(m.name), failed=True))
+            names.append(m.name)
+        self._execute(tuple(names))
+
+    def _repaired(self, pi: Phyint, now: float) -> None:
+        self._log("err", f"NIC repair detected on {_of_group(pi.name, pi.group)}")
+        grp = self._group(pi)
+        if grp.failed:
+            self._log("err", f"At least 1 interface ({pi.name}) of group {grp.name} has repaired")
+            grp.failed = False
+        itf = self._itf(pi.name)
+        if pi.state is not State.OFFLINE:
+            self._set_state(pi, State.RUNNING, now)
+        itf = replace(itf, failed=False)
+        self._put(itf)
+        if pi.state is State.OFFLINE or itf.standby or not pi.group:
+            self._execute((pi.name,))
+            self._rebalance(now)
+            return
+        if failover.addresses_elsewhere(self.config, pi.name):
+            if self.settings.failback:
+                self._fail_back(pi.name, log=True)
+                return
+        if not self.settings.failback and not itf.hosts_data:
+            # FAILBACK=no: the repaired NIC is held INACTIVE, a de-facto standby (§2.8).
+            self._put(replace(itf, held_inactive=True))
+        self._execute((pi.name,))
+        self._rebalance(now)
+
+    def _fail_back(self, name: str, *, log: bool, reply: tuple[Effect, ...] = (),
+                   extra: Callable[[Config], Config] | None = None) -> None:
+        names = {name} | {i.name for i in self.config.interfaces
+                          if any(lg.home == name for lg in i.logicals)}
+        self.config = failover.fail_back(self.config, name)
+        if extra is not None:
+            self.config = extra(self.config)
+        success: tuple[Effect, ...] = reply
+        if log:
+            success = (Log("err", f"Successfully failed back to NIC {name}"), *reply)
+        self._execute(tuple(sorted(names)), success, reply)
+
+    def _rebalance(self, now: float) -> None:
+        """The retry invariants of every rescan (§2.7), while no group has failed.
+
+        1. a FAILED or OFFLINE member that still hosts data addresses fails them over;
+        2. a STANDBY member hosting addresses whose home is usable again gives them back;
+        3. a RUNNING member whose addresses are elsewhere takes them back (FAILBACK=yes).
+        """
+        if self.executing:
+            return
+        for pi in list(self.phyints.values()):
+            if not pi.group or self._group(pi).failed:
+                continue
+            itf = self._itf(pi.name)
+            if pi.state in (State.FAILED, State.OFFLINE) and itf.hosts_data:
+                if self._move_away(pi.name, log=pi.state is State.FAILED):
+                    return
+            if (pi.state is State.RUNNING and pi.link_up and not itf.standby and self.settings.failback
+                    and failover.addresses_elsewhere(self.config, pi.name)):
+                self._fail_back(pi.name, log=False)
+                return
+        # Re-assert the FAILED flag where something else cleared it, and clear it
+        # where it is left over on a running NIC (§2.7, end).
+        for pi in self.phyints.values():
+            itf = self._itf(pi.name)
+            want = pi.state is State.FAILED
+            if itf.failed != want:
+                self._put(replace(itf, failed=want))
+                self._execute((pi.name,))
+                return
+
+    # -- if_mpadm ------------------------------------------------------------------------
+
+    def _offline(self, ev: AdminOffline) -> None:
+        pi = self.phyints.get(ev.ifname)
+        if pi is None or pi.state is State.OFFLINE:
+            self._fx.append(ReplyTo(ev.request_id, MPATHD_SYS_ERROR, EINVAL))
+            return
+        grp = self._group(pi)
+        if not pi.group:
+            usable = 0
+        elif grp.failed:
+            usable = sum(1 for m in self._members(pi) if m.state is not State.OFFLINE)
+        else:
+            usable = sum(1 for m in self._members(pi) if m.state is State.RUNNING)
+        if usable < ev.min_redundancy:
+            self._fx.append(ReplyTo(ev.request_id, MPATHD_MIN_RED_ERROR))
+            return
+        itf = self._itf(pi.name)
+        if itf.hosts_data:
+            dest = failover.choose_destination(self.config, pi.name, usable=self._usable)
+            if dest is None:
+                self._fx.append(ReplyTo(ev.request_id, MPATHD_MIN_RED_ERROR))
+                return
+            self.config = failover.fail_over(self.config, pi.name, dest)
+            names: tuple[str, ...] = (pi.name, dest)
+            done = f"Successfully failed over from NIC {pi.name} to NIC {dest}"
+            logs: tuple[Effect, ...] = (Log("err", done),)
+        else:
+            names, logs = (pi.name,), ()
+        # if_mpadm -d downs every logical of the NIC, test addresses too (§5);
+        # here it is part of the same apply, so it is all or nothing.
+        itf = self._itf(pi.name)
+        self._put(replace(itf, offline=True, held_inactive=False,
+                          logicals=tuple(replace(lg, up=False) if not lg.kernel_owned else lg
+                                         for lg in itf.logicals)))
+        self._set_state(pi, State.OFFLINE, ev.now)
+        for family in list(pi.instances):
+            self._fx.append(CloseProbe(pi.name, family))
+        pi.instances.clear()
+        ok = ReplyTo(ev.request_id)
+        fail = ReplyTo(ev.request_id, MPATHD_SYS_ERROR, 5)  # EIO: the apply failed
+        self._execute(names, (*logs, ok), (fail,))
+
+    def _undo_offline(self, ev: AdminUndoOffline) -> None:
+        pi = self.phyints.get(ev.ifname)
+        if pi is None or pi.state is not State.OFFLINE:
+            self._fx.append(ReplyTo(ev.request_id, MPATHD_SYS_ERROR, EINVAL))
+            return
+        self._set_state(pi, State.RUNNING if pi.link_up else State.FAILED, ev.now)
+
+        def reattach(config: Config) -> Config:
+            itf = config.get(pi.name)
+            assert itf is not None
+            # if_mpadm -r brings up the test addresses only (§5).
+            logicals = tuple(replace(lg, up=True) if lg.nofailover and lg.address is not None else lg
+                             for lg in itf.logicals)
+            return config.with_interface(replace(itf, offline=False, failed=not pi.link_up,
+                                                 logicals=logicals))
+
+        ok = ReplyTo(ev.request_id)
+        if pi.link_up:
+            # -r always fails back, whatever FAILBACK says (§2.9).
+            self._fail_back(pi.name, log=True, reply=(ok,), extra=reattach)
+        else:
+            self.config = reattach(self.config)
+            self._execute((pi.name,), (ok,), (ok,))
+        itf = self._itf(pi.name)
+        self._select_tests(pi, itf, ev.now)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, object]:
+        """What ``ipmpstat`` and ``if_mpadm`` need: groups and interfaces with their states."""
+        groups: dict[str, object] = {}
+        for name, grp in self.groups.items():
+            members = sorted(p.name for p in self.phyints.values() if p.group == name)
+            if not members:
+                continue
+            groups[name] = {"state": "failed" if grp.failed else "ok", "fdt_ms": grp.fdt_ms,
+                            "members": members}
+        interfaces: dict[str, object] = {}
+        for name, pi in self.phyints.items():
+            itf = self._itf(name)
+            interfaces[name] = {
+                "group": pi.group,
+                "state": self.reported_state(name),
+                "type": "standby" if itf.standby else "normal",
+                "link": "up" if pi.link_up else "down",
+                "probes": {f.word: {"test_address": str(i.test_address),
+                                    "targets": [str(t.address) for t in i.active_targets()]}
+                           for f, i in pi.instances.items()},
+            }
+        return {"groups": groups, "interfaces": interfaces}

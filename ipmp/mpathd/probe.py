@@ -1,0 +1,402 @@
+"""Probe bookkeeping of one phyint instance (one NIC, one address family).
+
+What in.mpathd keeps per instance in ``mpd_tables.h`` / ``mpd_probe.c``: the
+probe history (a ring of PROBE_STATS_COUNT slots indexed by sequence number),
+the probe targets with their conservative round-trip time (CRTT), and the
+schedule of the next probe.  It knows nothing of IPv4 versus IPv6, sockets or
+clocks: times are arguments (seconds, monotonic), randomness comes from the
+caller's ``random.Random``.
+
+Pure module: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+
+from ipmp.model import IPAddress
+
+#: Consecutive lost probes that mean failure (``mpd_tables.h``).
+NUM_PROBE_FAILS = 5
+#: Consecutive acknowledged probes that mean repair (``mpd_tables.h``).
+NUM_PROBE_REPAIRS = 10
+#: History size: enough for a repair run and a failure run plus the two
+#: probes that may be in flight (10 * 5 + 2); also the reply window.
+PROBE_STATS_COUNT = NUM_PROBE_REPAIRS * NUM_PROBE_FAILS + 2
+#: A probe goes out at a random point in the second half of each interval.
+MIN_RANDOM_FACTOR = 0.5
+MAX_RANDOM_FACTOR = 1.0
+#: At most this many active targets per instance; this many are revived
+#: from SLOW/DEAD routers when none is left.
+MAX_PROBE_TARGETS = 5
+MIN_PROBE_TARGETS = 3
+#: A slow or dead router target is reconsidered after this long (s).
+MIN_RECOVERY_TIME = 60.0
+#: Suspect RTT samples deferred before they are believed.
+MAXDEFERREDRTT = 1
+#: Sequence numbers are 16 bits on the wire.
+SEQ_MOD = 1 << 16
+
+
+class SlotStatus(enum.Enum):
+    UNUSED = "unused"
+    UNACKED = "unacked"
+    ACKED = "acked"
+    LOST = "lost"
+
+
+class TargetStatus(enum.Enum):
+    ACTIVE = "active"
+    SLOW = "slow"
+    DEAD = "dead"
+    UNUSED = "unused"
+
+
+class ProbeKind(enum.IntEnum):
+    """The probe type word in the payload (``mpd_probe.c``)."""
+
+    UNICAST = 0x1234  # failure-detection probe
+    MULTICAST = 0x5678  # target discovery to all-hosts
+    RTT = 0x9ABC  # RTT-only probe while the FDT is raised
+
+
+@dataclass
+class Target:
+    address: IPAddress
+    is_router: bool
+    status: TargetStatus = TargetStatus.ACTIVE
+    #: Jacobson/Karels estimator in integer ms: ``sa`` is 8 x smoothed RTT,
+    #: ``sd`` is 4 x mean deviation; -1 means no sample yet.
+    sa: int = -1
+    sd: int = 0
+    deferred: int = 0
+    consecutive_lost: int = 0
+    status_since: float = 0.0
+
+    @property
+    def crtt_ms(self) -> int | None:
+        """Conservative RTT = smoothed RTT + 4 x deviation (first sample m gives 3m)."""
+        if self.sa < 0:
+            return None
+        return self.sa // 8 + self.sd
+
+    def fold(self, m: int) -> None:
+        """Fold one RTT sample (ms) into the estimator."""
+        if self.sa < 0:
+            self.sa = 8 * m
+            self.sd = 2 * m
+            return
+        err = m - self.sa // 8
+        self.sa = max(self.sa + err, 0)
+        self.sd += abs(err) - self.sd // 4
+
+    def crtt_with(self, m: int) -> int:
+        """The CRTT this sample would give, without keeping it."""
+        sa, sd = self.sa, self.sd
+        self.fold(m)
+        crtt = self.crtt_ms
+        self.sa, self.sd = sa, sd
+        assert crtt is not None
+        return crtt
+
+    def reset_rtt(self) -> None:
+        self.sa, self.sd, self.deferred = -1, 0, 0
+
+
+@dataclass
+class Slot:
+    seq: int
+    target: IPAddress
+    sent_at: float
+    status: SlotStatus = SlotStatus.UNACKED
+    acked_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe to send now: the runtime encodes and sends it."""
+
+    kind: ProbeKind
+    target: IPAddress | None  # None: multicast discovery (224.0.0.1 / ff02::1)
+    seq: int
+
+
+class Reply(enum.Enum):
+    ACCEPTED = "accepted"
+    LATE = "late"  # the slot was already LOST: it flips to ACKED
+    OUT_OF_WINDOW = "out of window"
+    FAKE = "fake"
+    DUPLICATE = "duplicate"
+
+
+def seq_before(a: int, b: int) -> bool:
+    """a < b in 16-bit serial arithmetic (the wrap is handled by signed difference)."""
+    diff = (a - b) % SEQ_MOD
+    return diff >= SEQ_MOD // 2
+
+
+@dataclass
+class Instance:
+    """One NIC's probing state for one family (Solaris ``phyint_instance``)."""
+
+    test_address: IPAddress
+    created_at: float
+    targets: list[Target] = field(default_factory=list)
+    history: dict[int, Slot] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)  # seqs, oldest first
+    snxt: int = 1
+    base: float | None = None
+    next_send: float | None = None
+    fd_next: float | None = None
+    rotation: int = 0
+    rtt_rotation: int = 0
+    #: Whether the quiet period is over early (one of the last two probes acked).
+    quiet_over: bool = False
+    sent_total: int = 0
+    acked_total: int = 0
+    lost_total: int = 0
+    missed_total: int = 0
+
+    # -- schedule -----------------------------------------------------------
+
+    def start(self, now: float, interval: float, rng: random.Random) -> None:
+        """First base time: now + random(0 .. interval), spreading the NICs."""
+        self.base = now + rng.uniform(0.0, interval)
+        self.next_send = self.base
+        self.fd_next = self.base
+
+    def stop(self) -> None:
+        self.base = self.next_send = self.fd_next = None
+
+    def due(self, now: float) -> bool:
+        return self.next_send is not None and now >= self.next_send
+
+    def _advance(self, now: float, user_interval: float, rng: random.Random) -> None:
+        assert self.base is not None
+        self.next_send = self.base + rng.uniform(MIN_RANDOM_FACTOR * user_interval,
+                                                 MAX_RANDOM_FACTOR * user_interval)
+        self.base += user_interval
+        # Late by more than a whole interval: skip the missed probes.
+        if self.next_send < now - user_interval:
+            missed = int((now - self.base) // user_interval) + 1
+            self.missed_total += missed
+            self.base += missed * user_interval
+            self.next_send = self.base + rng.uniform(MIN_RANDOM_FACTOR * user_interval,
+                                                     MAX_RANDOM_FACTOR * user_interval)
+
+    # -- targets --------------------------------------------------------------
+
+    def active_targets(self) -> list[Target]:
+        return [t for t in self.targets if t.status is TargetStatus.ACTIVE]
+
+    def target(self, address: IPAddress) -> Target | None:
+        for t in self.targets:
+            if t.address == address:
+                return t
+        return None
+
+    @property
+    def uses_routers(self) -> bool:
+        return any(t.is_router for t in self.targets)
+
+    def set_routers(self, routers: list[IPAddress], now: float) -> bool:
+        """Routers from the routing table; they always win over hosts (§2.6)."""
+        changed = False
+        if routers:
+            before = len(self.targets)
+            self.targets = [t for t in self.targets if t.is_router]
+            changed = len(self.targets) != before
+        for t in list(self.targets):
+            if t.is_router and t.address not in routers:
+                self.targets.remove(t)
+                changed = True
+        for r in routers:
+            if self.target(r) is None:
+                status = (TargetStatus.ACTIVE if len(self.active_targets()) < MAX_PROBE_TARGETS
+                          else TargetStatus.UNUSED)
+                # New targets go to the head of the list (mpd_tables.c).
+                self.targets.insert(0, Target(r, True, status, status_since=now))
+                changed = True
+        self._promote(now)
+        return changed
+
+    def add_host(self, address: IPAddress, now: float) -> bool:
+        """A responder to multicast discovery (only when there are no routers)."""
+        if self.uses_routers or self.target(address) is not None:
+            return False
+        if len(self.targets) >= MAX_PROBE_TARGETS:
+            return False
+        self.targets.insert(0, Target(address, False, status_since=now))
+        return True
+
+    def flush_hosts(self) -> None:
+        self.targets = [t for t in self.targets if t.is_router]
+
+    def _promote(self, now: float) -> None:
+        """Keep MAX_PROBE_TARGETS active; revive slow/dead routers when none is left."""
+        for t in self.targets:
+            resting = t.status in (TargetStatus.SLOW, TargetStatus.DEAD)
+            if resting and now - t.status_since >= MIN_RECOVERY_TIME:
+                # DEAD -> SLOW -> UNUSED, one step per recovery time (§2.6).
+                t.status = TargetStatus.SLOW if t.status is TargetStatus.DEAD else TargetStatus.UNUSED
+                t.status_since = now
+        for t in self.targets:
+            if len(self.active_targets()) >= MAX_PROBE_TARGETS:
+                break
+            if t.status is TargetStatus.UNUSED:
+                t.status = TargetStatus.ACTIVE
+                t.status_since = now
+        if not self.active_targets():
+            rank = {TargetStatus.UNUSED: 0, TargetStatus.SLOW: 1, TargetStatus.DEAD: 2}
+            for t in sorted(self.targets, key=lambda x: rank.get(x.status, 3))[:MIN_PROBE_TARGETS]:
+                t.status = TargetStatus.ACTIVE
+                t.status_since = now
+
+    def drop_dead_target(self, target: Target, now: float) -> None:
+        """A target that stopped answering while others answer (§2.6 "Dead target")."""
+        if target.is_router:
+            target.status = TargetStatus.DEAD
+            target.status_since = now
+        else:
+            self.targets.remove(target)
+        target.consecutive_lost = 0
+        self._promote(now)
+
+    # -- probes ---------------------------------------------------------------
+
+    def _record(self, slot: Slot) -> None:
+        self.history[slot.seq] = slot
+        self.order.append(slot.seq)
+        while len(self.order) > PROBE_STATS_COUNT:
+            del self.history[self.order.pop(0)]
+
+    def next_probe(
+        self, now: float, user_interval: float, group_interval: float, rng: random.Random
+    ) -> Probe:
+        """The probe this tick sends, and the schedule of the next tick (§2.5)."""
+        assert self.fd_next is not None
+        self._advance(now, user_interval, rng)
+        active = self.active_targets()
+        if not active:
+            return Probe(ProbeKind.MULTICAST, None, 0)
+        if group_interval > user_interval and now < self.fd_next:
+            # FDT raised: ticks between failure-detection probes only measure RTT.
+            t = active[self.rtt_rotation % len(active)]
+            self.rtt_rotation += 1
+            return Probe(ProbeKind.RTT, t.address, 0)
+        self.fd_next = max(self.fd_next + group_interval, now)
+        # At most the two most recent probes may be outstanding.
+        if len(self.order) >= 2:
+            prev = self.history[self.order[-2]]
+            if prev.status is SlotStatus.UNACKED:
+                self._lose(prev)
+        t = active[self.rotation % len(active)]
+        self.rotation += 1
+        seq = self.snxt
+        self.snxt = (self.snxt + 1) % SEQ_MOD
+        self._record(Slot(seq, t.address, now))
+        self.sent_total += 1
+        return Probe(ProbeKind.UNICAST, t.address, seq)
+
+    def _lose(self, slot: Slot) -> None:
+        slot.status = SlotStatus.LOST
+        self.lost_total += 1
+        t = self.target(slot.target)
+        if t is not None:
+            t.consecutive_lost += 1
+
+    def expire(self, now: float, group_interval: float) -> None:
+        """An unacknowledged probe is LOST once older than its target's CRTT."""
+        for seq in self.order:
+            slot = self.history[seq]
+            if slot.status is not SlotStatus.UNACKED:
+                continue
+            t = self.target(slot.target)
+            crtt = t.crtt_ms if t is not None else None
+            wait = crtt / 1000.0 if crtt is not None else group_interval
+            if now > slot.sent_at + wait:
+                self._lose(slot)
+
+    def on_reply(self, seq: int, source: IPAddress, now: float) -> tuple[Reply, Slot | None]:
+        """A failure-detection echo reply (§2.5 "Reply handling")."""
+        lo = (self.snxt - PROBE_STATS_COUNT) % SEQ_MOD
+        in_window = not seq_before(seq, lo) and seq_before(seq, self.snxt)
+        slot = self.history.get(seq)
+        if not in_window or slot is None:
+            return Reply.OUT_OF_WINDOW, None
+        if slot.target != source:
+            return Reply.FAKE, slot
+        if slot.status is SlotStatus.ACKED:
+            return Reply.DUPLICATE, slot
+        late = slot.status is SlotStatus.LOST
+        if late:
+            self.lost_total -= 1
+        slot.status = SlotStatus.ACKED
+        slot.acked_at = now
+        self.acked_total += 1
+        t = self.target(source)
+        if t is not None:
+            t.consecutive_lost = 0
+        if seq in self.order[-2:]:
+            self.quiet_over = True
+        return (Reply.LATE if late else Reply.ACCEPTED), slot
+
+    def newer_ack_to(self, slot: Slot) -> bool:
+        """Whether a newer probe to the same target was already acknowledged."""
+        newer = self.order[self.order.index(slot.seq) + 1:]
+        return any(
+            self.history[s].target == slot.target and self.history[s].status is SlotStatus.ACKED
+            for s in newer
+        )
+
+    # -- verdicts ---------------------------------------------------------------
+
+    def _settled(self) -> list[Slot]:
+        """Slots that are no longer pending, newest first."""
+        return [self.history[s] for s in reversed(self.order)
+                if self.history[s].status is not SlotStatus.UNACKED]
+
+    def consecutive_losses(self) -> int:
+        n = 0
+        for slot in self._settled():
+            if slot.status is not SlotStatus.LOST:
+                break
+            n += 1
+        return n
+
+    def consecutive_acks(self) -> int:
+        n = 0
+        for slot in self._settled():
+            if slot.status is not SlotStatus.ACKED:
+                break
+            n += 1
+        return n
+
+    def first_loss_time(self) -> float | None:
+        """When the current run of losses began (its oldest probe's send time)."""
+        first = None
+        for slot in self._settled():
+            if slot.status is not SlotStatus.LOST:
+                break
+            first = slot.sent_at
+        return first
+
+    def last_ack_time(self) -> float | None:
+        times = [s.acked_at for s in self.history.values() if s.acked_at is not None]
+        return max(times) if times else None
+
+    def in_quiet_period(self, now: float, quiet_period: float) -> bool:
+        return not self.quiet_over and now - self.created_at < quiet_period
+
+    def clear_history(self) -> None:
+        """Link down or test address gone: forget the probes (§2.13)."""
+        self.history.clear()
+        self.order.clear()
+        for t in self.targets:
+            t.consecutive_lost = 0
+
+    def reset_rtts(self) -> None:
+        for t in self.targets:
+            t.reset_rtt()

@@ -1,0 +1,399 @@
+"""in.mpathd's body: an asyncio loop around the pure ``Machine``.
+
+It turns I/O into events (netlink link changes and "something changed", the
+carrier bit polled directly, probe replies, admin requests over the control
+socket, the clock) and effects into I/O (probe packets, applies through the
+same ``apply`` as ``ifconfig``, gratuitous ARP / unsolicited NA, syslog lines,
+replies).  Effects are carried out in order, one at a time, so the kernel sees
+address moves in sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import sys
+import syslog
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+
+from ipmp.apply import apply, make_plan, sysctl_keys
+from ipmp.errors import ApplyError, IpmpError
+from ipmp.model import Config, Family, IPAddress, KernelState
+from ipmp.mpathd import icmp, ipc
+from ipmp.mpathd.announce import Announcer
+from ipmp.mpathd.machine import (
+    AdminOffline,
+    AdminUndoOffline,
+    Announce,
+    CloseProbe,
+    Effect,
+    Event,
+    Execute,
+    Executed,
+    LinkChanged,
+    Log,
+    Machine,
+    OpenProbe,
+    ProbeReplied,
+    ReplyTo,
+    Resync,
+    SendProbe,
+    Tick,
+)
+from ipmp.mpathd.probe import ProbeKind
+from ipmp.netlink import Kernel, Watcher, carrier
+from ipmp.ops import AddAddress
+from ipmp.state import Store
+from ipmp.view import Scope, expected
+
+#: How often the carrier bit and the state store are looked at (s).  The
+#: kernel's netlink events are immediate on veth but batched up to 1 s on
+#: physical NICs; a 50 ms poll of /sys bounds link detection there.
+POLL_INTERVAL = 0.05
+#: How long an admin request may wait for the machine (s).
+REQUEST_TIMEOUT = 10.0
+
+#: All-hosts groups for target discovery (§2.6).
+MULTICAST: dict[Family, IPAddress] = {
+    Family.INET: IPv4Address("224.0.0.1"),
+    Family.INET6: IPv6Address("ff02::1"),
+}
+
+
+class Logger:
+    """syslog (facility daemon, ident in.mpathd, pid) or, in debug mode, stderr."""
+
+    def __init__(self, *, to_stderr: bool, debug: bool) -> None:
+        self.to_stderr = to_stderr
+        self.debug = debug
+        if not to_stderr:
+            syslog.openlog("in.mpathd", syslog.LOG_PID, syslog.LOG_DAEMON)
+
+    def __call__(self, level: str, message: str) -> None:
+        if level == "debug" and not self.debug:
+            return
+        if not self.to_stderr:
+            prio = {"err": syslog.LOG_ERR, "info": syslog.LOG_INFO}.get(level, syslog.LOG_DEBUG)
+            syslog.syslog(prio, message)
+            return
+        print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class _Probe:
+    sock: icmp.ProbeSocket
+    ident: int
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+def _stamp_ms() -> int:
+    return int(time.monotonic() * 1000) & 0xFFFFFFFF
+
+
+class Runtime:
+    def __init__(self, root: Path, machine: Machine, log: Logger) -> None:
+        self.root = root
+        self.machine = machine
+        self.log = log
+        self.store = Store(root)
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.probes: dict[tuple[str, Family], _Probe] = {}
+        self.pending: dict[int, asyncio.Future[ReplyTo]] = {}
+        self.request_ids = itertools.count(1)
+        self.kernel_state = KernelState()
+        self.links: dict[str, bool] = {}
+        self.store_mtime: float | None = None
+        self.stopping = asyncio.Event()
+        self.announcer = Announcer()
+        self.background: set[asyncio.Task[None]] = set()
+        self._kernel: Kernel | None = None
+        self._resync_wanted = False
+
+    # -- the loop --------------------------------------------------------------------
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        watcher = Watcher()
+        loop.add_reader(watcher.fileno(), self._on_netlink, watcher)
+        server = await ipc.serve(ipc.socket_path(self.root), self._handle, log=lambda m: self.log("err", m))
+        try:
+            async with Kernel() as kernel:
+                self._kernel = kernel
+                await self._resync()
+                if ready is not None:
+                    ready()
+                await self._loop()
+        finally:
+            loop.remove_reader(watcher.fileno())
+            watcher.close()
+            server.close()
+            with contextlib.suppress(OSError):
+                ipc.socket_path(self.root).unlink()
+            for probe in self.probes.values():
+                with contextlib.suppress(OSError):
+                    loop.remove_reader(probe.sock.fileno())
+                probe.sock.close()
+            for task in list(self.background):
+                task.cancel()
+            self.announcer.close()
+
+    async def _loop(self) -> None:
+        next_poll = _now()
+        while not self.stopping.is_set():
+            now = _now()
+            deadline = self.machine.next_deadline()
+            wake = min(next_poll, deadline if deadline is not None else next_poll)
+            try:
+                event = await asyncio.wait_for(self.queue.get(), timeout=max(0.0, wake - now))
+            except TimeoutError:
+                event = None
+            now = _now()
+            if event is not None:
+                await self._feed(event)
+            if now >= next_poll:
+                next_poll = now + POLL_INTERVAL
+                await self._poll(now)
+            rescan = self.machine.next_rescan
+            if self._resync_wanted or (rescan is not None and now >= rescan):
+                self._resync_wanted = False
+                await self._resync()
+            deadline = self.machine.next_deadline()
+            if deadline is not None and _now() >= deadline:
+                await self._feed(Tick(_now()))
+
+    async def _poll(self, now: float) -> None:
+        """Carrier bits and the state store, read directly (cheap: one read per NIC)."""
+        for name in list(self.machine.phyints):
+            up = carrier(name)
+            if up is None:
+                self._resync_wanted = True
+                continue
+            if self.links.get(name) != up:
+                self.links[name] = up
+                await self._feed(LinkChanged(now, name, up))
+        try:
+            mtime = self.store.path.stat().st_mtime
+        except OSError:
+            mtime = None
+        if mtime != self.store_mtime:
+            # ifconfig or ipmp-boot changed the store (a group, a flag, an address).
+            self.store_mtime = mtime
+            self._resync_wanted = True
+
+    def _on_netlink(self, watcher: Watcher) -> None:
+        links, changed = watcher.read()
+        now = _now()
+        for ev in links:
+            if ev.gone:
+                self._resync_wanted = True
+                continue
+            if ev.name in self.machine.phyints and self.links.get(ev.name) != ev.up:
+                self.links[ev.name] = ev.up
+                self.queue.put_nowait(LinkChanged(now, ev.name, ev.up))
+        if changed:
+            self._resync_wanted = True
+
+    async def _feed(self, event: Event) -> None:
+        for effect in self.machine.step(event):
+            await self._do(effect)
+
+    # -- effects ----------------------------------------------------------------------
+
+    async def _do(self, fx: Effect) -> None:
+        match fx:
+            case SendProbe():
+                self._send(fx)
+            case OpenProbe():
+                self._open(fx)
+            case CloseProbe():
+                self._close(fx.ifname, fx.family)
+            case Log():
+                self.log(fx.level, fx.message)
+            case ReplyTo():
+                fut = self.pending.pop(fx.request_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(fx)
+            case Announce():
+                self._announce(fx.ifname, fx.addresses)
+            case Execute():
+                await self._execute(fx)
+
+    def _send(self, fx: SendProbe) -> None:
+        probe = self.probes.get((fx.ifname, fx.family))
+        if probe is None:
+            return
+        target = fx.target if fx.target is not None else MULTICAST[fx.family]
+        data = icmp.encode_echo(fx.family, probe.ident, fx.seq, _stamp_ms(), int(fx.kind))
+        try:
+            probe.sock.send(target, data)
+        except OSError as err:
+            self.log("debug", f"probe send on {fx.ifname} to {target}: {err.strerror}")
+
+    def _open(self, fx: OpenProbe) -> None:
+        self._close(fx.ifname, fx.family)
+        link = self.kernel_state.link(fx.ifname)
+        index = link.index if link is not None else 0
+        try:
+            sock = icmp.ProbeSocket(fx.ifname, fx.source, ifindex=index or None)
+        except OSError as err:
+            self.log("err", f"cannot open probe socket on {fx.ifname} ({fx.source}): {err.strerror}")
+            return
+        probe = _Probe(sock, icmp.probe_ident(os.getpid(), index))
+        self.probes[(fx.ifname, fx.family)] = probe
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._on_probe, fx.ifname, fx.family, probe)
+
+    def _close(self, ifname: str, family: Family) -> None:
+        probe = self.probes.pop((ifname, family), None)
+        if probe is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            asyncio.get_running_loop().remove_reader(probe.sock.fileno())
+        probe.sock.close()
+
+    def _on_probe(self, ifname: str, family: Family, probe: _Probe) -> None:
+        now = _now()
+        stamp = _stamp_ms()
+        try:
+            packets = probe.sock.receive()
+        except OSError:
+            return
+        for data, source in packets:
+            reply = icmp.decode_echo_reply(family, data, source)
+            if reply is None:
+                continue
+            if isinstance(reply, icmp.BadReply):
+                self.log("info", reply.message(ifname))
+                continue
+            if reply.ident != probe.ident:
+                continue  # another instance's probe, or someone else's ping
+            try:
+                kind = ProbeKind(reply.probe_type)
+            except ValueError:
+                continue
+            rtt = (stamp - reply.timestamp_ms) & 0xFFFFFFFF
+            self.queue.put_nowait(ProbeReplied(now, ifname, family, reply.seq, reply.source, rtt, kind))
+
+    def _announce(self, ifname: str, addresses: tuple[IPAddress, ...]) -> None:
+        link = self.kernel_state.link(ifname)
+        if link is None or link.mac is None or not addresses:
+            return
+        task = asyncio.get_running_loop().create_task(self._burst(ifname, link.mac, addresses))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _burst(self, ifname: str, mac: str, addresses: tuple[IPAddress, ...]) -> None:
+        try:
+            await self.announcer.burst(ifname, mac, addresses)
+        except OSError as err:
+            self.log("info", f"cannot announce {', '.join(map(str, addresses))} on {ifname}: {err.strerror}")
+
+    async def _execute(self, fx: Execute) -> None:
+        assert self._kernel is not None
+        names = sorted(set(fx.names))
+        ok = True
+        error = ""
+        with self.store.locked():
+            stored = self.store.load()
+            before = await self._kernel.read(sysctl_keys(names))
+            scope = self._scope(fx.config, names)
+            try:
+                applied = await apply(self._kernel, fx.config, scope, stored.defaultrouters, before=before)
+            except (ApplyError, IpmpError) as err:
+                ok, error = False, str(err)
+            else:
+                changed = tuple(i for n in names if (i := fx.config.get(n)) is not None)
+                self.store.save(stored.with_interfaces(changed))
+                self.kernel_state = applied.after
+                moved: dict[str, list[IPAddress]] = {}
+                for op in applied.plan:
+                    if isinstance(op, AddAddress):
+                        moved.setdefault(op.address.ifname, []).append(op.address.address.ip)
+                for ifname, addrs in moved.items():
+                    self._announce(ifname, tuple(addrs))
+            with contextlib.suppress(OSError):
+                self.store_mtime = self.store.path.stat().st_mtime
+        for effect in fx.success if ok else fx.failure:
+            await self._do(effect)
+        await self._feed(Executed(_now(), ok, error))
+        if not ok:
+            self._resync_wanted = True
+
+    @staticmethod
+    def _scope(config: Config, names: list[str]) -> Scope:
+        pairs = set()
+        for name in names:
+            itf = config.get(name)
+            for family in itf.plumbed if itf is not None else ():
+                pairs.add((name, family))
+        return Scope(frozenset(pairs))
+
+    # -- resync ------------------------------------------------------------------------
+
+    async def _resync(self) -> None:
+        """Read kernel and store, tell the machine, and restore what others undid."""
+        assert self._kernel is not None
+        first = await self._kernel.read()
+        names = [lk.name for lk in first.links]
+        with self.store.locked(exclusive=False):
+            kernel = await self._kernel.read(sysctl_keys(names))
+            stored = self.store.load()
+            with contextlib.suppress(OSError):
+                self.store_mtime = self.store.path.stat().st_mtime
+        self.kernel_state = kernel
+        config = expected(kernel, stored.interfaces)
+        routers = list(stored.defaultrouters)
+        for route in kernel.routes:
+            if route.gateway is not None and route.gateway not in routers:
+                routers.append(route.gateway)
+        for link in kernel.links:
+            if link.name in self.machine.phyints or link.name not in self.links:
+                self.links[link.name] = link.up and link.running
+        await self._feed(Resync(_now(), config, tuple(routers)))
+        if self.machine.executing:
+            return
+        tracked = sorted(self.machine.phyints)
+        if not tracked:
+            return
+        scope = self._scope(self.machine.config, tracked)
+        plan = make_plan(kernel, self.machine.config, scope, stored.defaultrouters)
+        if plan:
+            # Someone deleted an address, flushed rules or downed a NIC behind
+            # our back: put it back, as in.mpathd's rescan does.
+            self.log("err", f"restoring {len(plan)} kernel change(s) undone outside in.mpathd on "
+                            f"{', '.join(tracked)}")
+            await self._execute(Execute(self.machine.config, tuple(tracked)))
+
+    # -- control socket ------------------------------------------------------------------
+
+    async def _handle(self, request: ipc.Request, peer: ipc.Peer) -> ipc.Reply:
+        if request.op == "ping":
+            return ipc.Reply()
+        if request.op == "query":
+            return ipc.Reply(data=self.machine.snapshot())
+        rid = next(self.request_ids)
+        fut: asyncio.Future[ReplyTo] = asyncio.get_running_loop().create_future()
+        self.pending[rid] = fut
+        if request.op == "offline":
+            self.queue.put_nowait(AdminOffline(_now(), request.ifname, request.min_redundancy, rid))
+        else:
+            self.queue.put_nowait(AdminUndoOffline(_now(), request.ifname, rid))
+        try:
+            result = await asyncio.wait_for(fut, REQUEST_TIMEOUT)
+        except TimeoutError:
+            self.pending.pop(rid, None)
+            return ipc.Reply(mpathd_error=ipc.MPATHD_SYS_ERROR, sys_error=11)  # EAGAIN: busy
+        return ipc.Reply(mpathd_error=result.mpathd_error, sys_error=result.sys_error)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.queue.put_nowait(Tick(_now()))
+
