@@ -13,7 +13,7 @@ settle; on any failure the plan ``diff(after, before)`` is executed and an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,8 +65,14 @@ async def apply(
     *,
     before: KernelState | None = None,
     dry_run: bool = False,
+    executed: Callable[[Plan], None] | None = None,
 ) -> Applied:
-    """Make the kernel match ``desired`` within ``scope``, or leave it as it was."""
+    """Make the kernel match ``desired`` within ``scope``, or leave it as it was.
+
+    ``executed`` is called as soon as the plan is in the kernel, before the
+    read-back: the daemon sends its gratuitous ARPs there, since the data path
+    works from that moment and every millisecond is a lost packet.
+    """
     keys = sysctl_keys(sorted(scope.names))
     if before is None:
         before = await kernel.read(keys)
@@ -75,6 +81,8 @@ async def apply(
         return Applied(plan, before)
     try:
         await kernel.execute(plan)
+        if executed is not None:
+            executed(plan)
         after = await kernel.read(keys)
         for _ in range(VERIFY_TRIES):
             left = make_plan(after, desired, scope, defaultrouters)

@@ -187,6 +187,10 @@ class _Folder:
 
     def run(self, action: Action) -> None:
         kw = BY_WORD.get(action.keyword)
+        if action.keyword == "addif":
+            # Solaris addif starts again from the name on the command line, so
+            # one line can add several logicals ("addif A up addif B up").
+            self.cur.ifname, self.cur.unit = split_name(self.cur.named)
         if kw is not None and kw.family is not None and kw.family != self.cur.family:
             raise ConfigError(f"Operation {action.keyword} not supported for {self.cur.family.word}")
         if kw is not None and kw.scope is Scope.PHYSICAL and self.cur.unit != 0:
@@ -300,7 +304,10 @@ class _Folder:
         addr, prefix = resolve_address(word, self.cur.family, self.env)
         if prefix is None and isinstance(addr, IPv4Address) and self.line_netmask is not None:
             prefix = mask_to_prefix(self.line_netmask, str(self.line_netmask))
-        if prefix is None and lg.address is not None:
+        if prefix is None and lg.address is not None and not isinstance(addr, IPv4Address):
+            # IPv4 keeps no mask here: Solaris setifaddr clears the mask of an
+            # address set without one, and the kernel gives it the classful
+            # default (§4.3).
             prefix = lg.address.network.prefixlen
         if prefix is None:
             if isinstance(addr, IPv4Address):
@@ -485,7 +492,9 @@ def _resolve_line_netmask(
     if action is None or family is not Family.INET or action.argument is None:
         return None
     if action.argument != "+":
-        return parse_mask(action.argument, env)
+        mask = parse_mask(action.argument, env)
+        mask_to_prefix(mask, action.argument)  # refuse it here, at the netmask word
+        return mask
     # ``netmask +`` with the address the line sets: look it up now.
     for a in actions:
         if a.keyword in ("address", "set", "addif") and a.argument is not None:
@@ -579,12 +588,23 @@ def _evaluate_all(config: Config, command: Command, env: Environment) -> Outcome
     stderr: list[str] = []
     touched: set[tuple[str, Family]] = set()
     start = False
-    if any(a.keyword == "plumb" for a in command.actions) and command.family is not None:
-        targets = [(itf.name, command.family) for itf in config.interfaces if not itf.loopback]
+    if any(a.keyword == "plumb" for a in command.actions):
+        # Solaris plumbs every device, for inet when no family is given.
+        family = command.family or Family.INET
+        targets = [(itf.name, family) for itf in config.interfaces if not itf.loopback]
     else:
         targets = selected_logicals(config, letters, command.family)
     for name, fam in targets:
-        sub = Command(ifname=name, family=fam, actions=command.actions, position=command.position)
+        actions = command.actions
+        if command.family is None:
+            # Solaris calls a family-bound word only on logicals of its own
+            # family (ifconfig()): ``-a netmask +`` passes IPv6 ones over.
+            actions = tuple(
+                a for a in actions if (kw := BY_WORD.get(a.keyword)) is None or kw.family in (None, fam)
+            )
+            if not actions:
+                continue
+        sub = Command(ifname=name, family=fam, actions=actions, position=command.position)
         out = evaluate(config, sub, env)
         config = out.config
         stdout += out.stdout

@@ -130,18 +130,28 @@ class BootResult:
         return not any(self.plans.values()) and not self.notes
 
 
+def _file_ifname(path: Path) -> str:
+    """``hostname.qfe0:1`` -> ``qfe0:1`` (a file may configure a logical interface, §6.1)."""
+    return path.name.split(".", 1)[1]
+
+
 def _boot_commands(
     ifname: str, files: Sequence[tuple[Family, Path]]
 ) -> list[Command]:
-    """§6.2: plumb, then each file's lines; IPv6 files end with ``inet6 up``."""
+    """§6.2: plumb, then each file's lines; IPv6 files end with ``inet6 up``.
+
+    The physical interface's files come before its logical ones
+    (``hostname.qfe0`` before ``hostname.qfe0:1``), IPv4 before IPv6.
+    """
     commands: list[Command] = []
-    for family, path in files:
+    ordered = sorted(files, key=lambda fp: (":" in _file_ifname(fp[1]), fp[0], _file_ifname(fp[1])))
+    for family, path in ordered:
+        name = _file_ifname(path)
         where = Position(str(path), 1, 1)
-        commands.append(Command(ifname, family, (Action("plumb", None, where, implicit=True),), where))
-        lines = hostfiles.read_hostname_file(path, ifname, family)
-        commands.extend(lines)
+        commands.append(Command(name, family, (Action("plumb", None, where, implicit=True),), where))
+        commands.extend(hostfiles.read_hostname_file(path, name, family))
         if family is Family.INET6:
-            commands.append(Command(ifname, family, (Action("up", None, where, implicit=True),), where))
+            commands.append(Command(name, family, (Action("up", None, where, implicit=True),), where))
     return commands
 
 
@@ -168,7 +178,8 @@ async def boot(kernel_io: KernelIO, root: Path, *, dry_run: bool = False) -> Boo
     env = hostfiles.read_environment(root)
     by_if: dict[str, list[tuple[Family, Path]]] = {}
     for ifname, family, path in hostfiles.find_hostname_files(root):
-        by_if.setdefault(ifname, []).append((family, path))
+        # Files of logical interfaces (hostname.qfe0:1) belong to their NIC.
+        by_if.setdefault(ifname.partition(":")[0], []).append((family, path))
     store = Store(root)
     with store.locked():
         host = await read_host(kernel_io, root)

@@ -53,6 +53,11 @@ RULE_PREF_DATA = 200
 #: Main-table routes get metric base + ifindex so that two NICs in one subnet
 #: never clash (the kernel refuses two IPv4 routes with equal dst and metric).
 ROUTE_METRIC_BASE = 100
+#: The n-th default router of a family gets n steps more metric than the
+#: first (which the file prefers).  The step is above 1024, the metric the
+#: kernel stores for an IPv6 route added with 0, so the order holds for both
+#: families, and above any ROUTE_METRIC_BASE + ifindex in use.
+ROUTER_METRIC_STEP = 1 << 16
 
 #: Host-wide sysctls (linux-mapping.md, "Working recipe" and Q6).
 GLOBAL_SYSCTLS: tuple[tuple[str, str], ...] = (
@@ -301,23 +306,30 @@ def routes_and_rules(
         if lg.destination is not None or lg.address.network.prefixlen == lg.address.max_prefixlen:
             continue  # point-to-point and host addresses have no subnet route
         subnets.setdefault(_subnet(lg.address), []).append(lg)
+    data_src: dict[IPNetwork, IPAddress] = {}
     for subnet, members in subnets.items():
         routes.add(KRoute(family, table, subnet, itf.name))
         data = [lg for lg in members if lg.is_data]
         if data:
             src = data[0].address
             assert src is not None
+            data_src[subnet] = src.ip
             routes.add(KRoute(family, RT_TABLE_MAIN, subnet, itf.name, src=src.ip, metric=metric))
-        for router in defaultrouters:
-            if router.version != family or router not in subnet:
-                continue
-            default = ip_network("0.0.0.0/0" if family is Family.INET else "::/0")
-            routes.add(KRoute(family, table, default, itf.name, gateway=router))
-            if data:
-                src = data[0].address
-                assert src is not None
-                routes.add(KRoute(family, RT_TABLE_MAIN, default, itf.name, gateway=router, src=src.ip,
-                                  metric=metric))
+    # One default route per router, however many subnets hold it, and the
+    # n-th router of the file n steps of metric behind the first: the kernel
+    # refuses a second route with the same table, destination and metric.
+    default = ip_network("0.0.0.0/0" if family is Family.INET else "::/0")
+    routers = [r for r in dict.fromkeys(defaultrouters) if r.version == family]
+    for n, router in enumerate(routers):
+        holders = [s for s in subnets if router in s]
+        if not holders:
+            continue
+        step = n * ROUTER_METRIC_STEP
+        routes.add(KRoute(family, table, default, itf.name, gateway=router, metric=step))
+        via = next((data_src[s] for s in holders if s in data_src), None)
+        if via is not None:
+            routes.add(KRoute(family, RT_TABLE_MAIN, default, itf.name, gateway=router, src=via,
+                              metric=metric + step))
     return routes, rules
 
 

@@ -338,7 +338,8 @@ class FakeKernel:
         if held is None:
             raise _failure(op, errno.EADDRNOTAVAIL, "address not found")
         gone = [held]
-        if a.family is Family.INET and not self._is_secondary(held) and not self._promote_secondaries(a.ifname):
+        primary = a.family is Family.INET and not self._is_secondary(held)
+        if primary and not self._promote_secondaries(a.ifname):
             gone += [o for o in self._addresses if o is not held and _same_subnet(o, held)]
         self._addresses = [o for o in self._addresses if all(o is not g for g in gone)]
         for g in gone:

@@ -83,6 +83,8 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
         return 0
     for line in result.outcome.stdout:
         print(line)
+    if result.outcome.start_mpathd and "SUNW_NO_MPATHD" not in os.environ:
+        _start_mpathd(root)
     config = result.config
     if config is None:
         return 0
@@ -97,6 +99,25 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
             return 1
         sys.stdout.write(text)
     return 0
+
+
+def _start_mpathd(root: Path) -> None:
+    """§4.5: after ``group NAME``, start in.mpathd unless one answers; do not wait."""
+    import subprocess
+
+    from ipmp.mpathd import ipc
+
+    if ipc.is_running(root):
+        return
+    env = dict(os.environ, IPMP_ROOT=str(root))
+    subprocess.Popen(
+        [sys.executable, "-m", "ipmp.cli.in_mpathd"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,6 +60,7 @@ ANNOUNCE_COUNT = 3
 ANNOUNCE_SPACING = 0.02
 
 _BROADCAST_MAC = b"\xff" * 6
+_HEX = frozenset("0123456789abcdefABCDEF")
 # Minimum Ethernet frame without FCS (ETH_ZLEN).  Real NICs pad short frames
 # themselves, but not every driver does it properly; padding here is harmless.
 _ETH_ZLEN = 60
@@ -70,12 +71,10 @@ _ICMP6_FILTER = 1
 def parse_mac(mac: str) -> bytes:
     """``"02:00:00:00:01:02"`` -> 6 bytes; ValueError for anything else."""
     parts = mac.split(":")
-    if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+    # Explicit digit check: int(p, 16) alone would also take "+f" or " f".
+    if len(parts) != 6 or not all(1 <= len(p) <= 2 and all(c in _HEX for c in p) for p in parts):
         raise ValueError(f"not a MAC address: {mac!r}")
-    try:
-        return bytes(int(p, 16) for p in parts)
-    except ValueError:
-        raise ValueError(f"not a MAC address: {mac!r}") from None
+    return bytes(int(p, 16) for p in parts)
 
 
 def garp_frame(mac: str, address: IPv4Address) -> bytes:

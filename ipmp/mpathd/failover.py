@@ -53,6 +53,7 @@ __all__ = [
     "is_movable",
     "is_placeholder",
     "movable_logicals",
+    "standby_to_empty",
 ]
 
 
@@ -124,6 +125,22 @@ def hosted_foreign(config: Config, name: str) -> bool:
     """
     itf = config.get(name)
     return itf is not None and any(lg.home not in ("", name) for lg in itf.logicals)
+
+
+def standby_to_empty(config: Config, name: str) -> bool:
+    """Whether ``name`` is a standby that holds only its own data addresses (§2.7 invariant 1).
+
+    The Solaris kernel marks such a NIC INACTIVE ("hosts only its own
+    addresses") and in.mpathd then fails those addresses over to a
+    non-standby member (``emptying_standby=True``).  ``Interface.inactive``
+    is False while any data address is up on the NIC, so this is the test
+    the rescan wants.  A standby carrying other NICs' addresses is active
+    and keeps them until they fail back.
+    """
+    itf = config.get(name)
+    if itf is None or not itf.standby or itf.failed or itf.offline:
+        return False
+    return bool(movable_logicals(itf)) and not hosted_foreign(config, name)
 
 
 # --------------------------------------------------------------------------

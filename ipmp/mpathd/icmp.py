@@ -226,8 +226,9 @@ _RECV_SIZE = 4096
 def icmp_filter_block_all_but(*passed: int) -> bytes:
     """A Linux ``ICMP6_FILTER`` value that blocks every ICMPv6 type but ``passed``.
 
-    ``struct icmp6_filter`` is eight 32-bit words in host byte order; a set bit
-    means *block* (the inverse of the RFC 3542 macro names suggest).
+    ``struct icmp6_filter`` is eight 32-bit words in host byte order.  On Linux
+    a set bit means *block*; BSD stacks use the opposite sense, which the
+    RFC 3542 macros hide and Python does not provide.
     """
     words = [0xFFFFFFFF] * 8
     for icmp_type in passed:

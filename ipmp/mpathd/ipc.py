@@ -595,7 +595,13 @@ def _connection_handler(
             if reply is not None:
                 request, answer = reply
                 try:
-                    writer.write(encode_reply(answer))
+                    line = encode_reply(answer)
+                except (TypeError, ValueError) as err:  # data the handler could not serialise
+                    name = MI_NAMES[request.op] if request is not None else "request"
+                    log(f"failed processing {name}: {_sanitise(str(err), 200)}")
+                    line = encode_reply(Reply(MPATHD_SYS_ERROR, errno.EIO))
+                try:
+                    writer.write(line)
                     async with asyncio.timeout(WRITE_TIMEOUT):
                         await writer.drain()
                 except (OSError, TimeoutError) as err:

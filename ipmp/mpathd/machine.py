@@ -801,8 +801,9 @@ class Machine:
     def _rebalance(self, now: float) -> None:
         """The retry invariants of every rescan (§2.7), while no group has failed.
 
-        1. a FAILED or OFFLINE member that still hosts data addresses fails them over;
-        2. a STANDBY member hosting addresses whose home is usable again gives them back;
+        1. a FAILED or OFFLINE member that still hosts data addresses fails them over,
+           and a STANDBY member holding its own data addresses gives them to an active one;
+        2. (failback below covers a standby hosting addresses whose home is usable again);
         3. a RUNNING member whose addresses are elsewhere takes them back (FAILBACK=yes).
         """
         if self.executing:
@@ -813,6 +814,11 @@ class Machine:
             itf = self._itf(pi.name)
             if pi.state in (State.FAILED, State.OFFLINE) and itf.hosts_data:
                 if self._move_away(pi.name, log=pi.state is State.FAILED):
+                    return
+            if pi.state is State.RUNNING and failover.standby_to_empty(self.config, pi.name):
+                # A standby that holds its own data addresses gives them to an
+                # active member (Solaris kernel INACTIVE rule, invariant 1).
+                if self._move_away(pi.name, log=False, emptying_standby=True):
                     return
             if (pi.state is State.RUNNING and pi.link_up and not itf.standby and self.settings.failback
                     and failover.addresses_elsewhere(self.config, pi.name)):
@@ -900,24 +906,63 @@ class Machine:
     # -- queries -------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
-        """What ``ipmpstat`` and ``if_mpadm`` need: groups and interfaces with their states."""
+        """The daemon's view for queries (``ipmpstat``, ``if_mpadm``), JSON-ready.
+
+        Group state follows Solaris 11's ipmpstat: ``ok`` when every member is
+        usable, ``failed`` when none is, ``degraded`` in between.  ``probe`` is
+        ``ok``/``failed`` while probing, ``unknown`` without targets and
+        ``disabled`` without a test address; ``active`` means the interface
+        carries data addresses now.
+        """
         groups: dict[str, object] = {}
         for name, grp in self.groups.items():
-            members = sorted(p.name for p in self.phyints.values() if p.group == name)
+            members = [p for p in self.phyints.values() if p.group == name]
             if not members:
                 continue
-            groups[name] = {"state": "failed" if grp.failed else "ok", "fdt_ms": grp.fdt_ms,
-                            "members": members}
+            usable = [p for p in members if p.state is State.RUNNING and p.link_up]
+            if grp.failed or not usable:
+                state = "failed"
+            elif len(usable) < len(members):
+                state = "degraded"
+            else:
+                state = "ok"
+            groups[name] = {"state": state, "fdt_ms": grp.fdt_ms,
+                            "members": sorted(p.name for p in members)}
         interfaces: dict[str, object] = {}
-        for name, pi in self.phyints.items():
+        addresses: list[dict[str, object]] = []
+        for name, pi in sorted(self.phyints.items()):
             itf = self._itf(name)
+            if not pi.instances:
+                probe = "disabled"
+            elif not self._probe_capable(pi):
+                probe = "unknown"
+            elif any(i.consecutive_losses() >= NUM_PROBE_FAILS for i in pi.instances.values()):
+                probe = "failed"
+            else:
+                probe = "ok"
             interfaces[name] = {
                 "group": pi.group,
                 "state": self.reported_state(name),
                 "type": "standby" if itf.standby else "normal",
                 "link": "up" if pi.link_up else "down",
+                "probe": probe,
+                "active": itf.hosts_data,
+                "standby": itf.standby,
+                "inactive": itf.inactive,
+                "failed": itf.failed,
+                "offline": itf.offline,
                 "probes": {f.word: {"test_address": str(i.test_address),
-                                    "targets": [str(t.address) for t in i.active_targets()]}
+                                    "targets": [str(t.address) for t in i.active_targets()],
+                                    "mode": "routes" if i.uses_routers else "multicast",
+                                    "crtt_ms": {str(t.address): t.crtt_ms for t in i.active_targets()}}
                            for f, i in pi.instances.items()},
             }
-        return {"groups": groups, "interfaces": interfaces}
+            for lg in itf.logicals:
+                if not lg.is_data or lg.kernel_owned or lg.address is None:
+                    continue
+                addresses.append({"address": str(lg.address), "family": lg.family.word,
+                                  "interface": lg.name(name), "home": lg.home or name,
+                                  "group": pi.group, "up": lg.up})
+        return {"v": 1, "fdt_ms": self.settings.failure_detection_time_ms,
+                "failback": self.settings.failback, "groups": groups,
+                "interfaces": interfaces, "addresses": addresses}

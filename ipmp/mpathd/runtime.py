@@ -26,7 +26,7 @@ from ipmp.apply import apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError, IpmpError
 from ipmp.model import Config, Family, IPAddress, KernelState
 from ipmp.mpathd import icmp, ipc
-from ipmp.mpathd.announce import Announcer
+from ipmp.mpathd.announce import ANNOUNCE_COUNT, ANNOUNCE_SPACING, Announcer
 from ipmp.mpathd.machine import (
     AdminOffline,
     AdminUndoOffline,
@@ -48,7 +48,7 @@ from ipmp.mpathd.machine import (
 )
 from ipmp.mpathd.probe import ProbeKind
 from ipmp.netlink import Kernel, Watcher, carrier
-from ipmp.ops import AddAddress
+from ipmp.ops import AddAddress, Plan
 from ipmp.state import Store
 from ipmp.view import Scope, expected
 
@@ -135,9 +135,7 @@ class Runtime:
         finally:
             loop.remove_reader(watcher.fileno())
             watcher.close()
-            server.close()
-            with contextlib.suppress(OSError):
-                ipc.socket_path(self.root).unlink()
+            server.close()  # removes the socket file, if it is still ours
             for probe in self.probes.values():
                 with contextlib.suppress(OSError):
                     loop.remove_reader(probe.sock.fileno())
@@ -267,7 +265,7 @@ class Runtime:
         except OSError:
             return
         for data, source in packets:
-            reply = icmp.decode_echo_reply(family, data, source)
+            reply = icmp.decode_echo_reply(family, data, source, ident=probe.ident)
             if reply is None:
                 continue
             if isinstance(reply, icmp.BadReply):
@@ -286,13 +284,21 @@ class Runtime:
         link = self.kernel_state.link(ifname)
         if link is None or link.mac is None or not addresses:
             return
+        # The first round goes out now, the rest of the burst (3 in all, 20 ms
+        # apart: linux-mapping.md Q4) from a task.
+        for address in addresses:
+            try:
+                self.announcer.send(ifname, link.mac, address)
+            except OSError as err:
+                self.log("info", f"cannot announce {address} on {ifname}: {err.strerror}")
         task = asyncio.get_running_loop().create_task(self._burst(ifname, link.mac, addresses))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
     async def _burst(self, ifname: str, mac: str, addresses: tuple[IPAddress, ...]) -> None:
         try:
-            await self.announcer.burst(ifname, mac, addresses)
+            await asyncio.sleep(ANNOUNCE_SPACING)
+            await self.announcer.burst(ifname, mac, addresses, count=ANNOUNCE_COUNT - 1)
         except OSError as err:
             self.log("info", f"cannot announce {', '.join(map(str, addresses))} on {ifname}: {err.strerror}")
 
@@ -303,22 +309,22 @@ class Runtime:
         error = ""
         with self.store.locked():
             stored = self.store.load()
-            before = await self._kernel.read(sysctl_keys(names))
+            keys = sysctl_keys(names)
+            # The cached read is current unless netlink said something changed
+            # since; on a failover that saves a kernel dump (milliseconds).
+            before = self.kernel_state
+            if self._resync_wanted or any(before.sysctl(k) is None for k in keys[:1]):
+                before = await self._kernel.read(keys)
             scope = self._scope(fx.config, names)
             try:
-                applied = await apply(self._kernel, fx.config, scope, stored.defaultrouters, before=before)
+                applied = await apply(self._kernel, fx.config, scope, stored.defaultrouters, before=before,
+                                      executed=self._announce_moves)
             except (ApplyError, IpmpError) as err:
                 ok, error = False, str(err)
             else:
                 changed = tuple(i for n in names if (i := fx.config.get(n)) is not None)
                 self.store.save(stored.with_interfaces(changed))
                 self.kernel_state = applied.after
-                moved: dict[str, list[IPAddress]] = {}
-                for op in applied.plan:
-                    if isinstance(op, AddAddress):
-                        moved.setdefault(op.address.ifname, []).append(op.address.address.ip)
-                for ifname, addrs in moved.items():
-                    self._announce(ifname, tuple(addrs))
             with contextlib.suppress(OSError):
                 self.store_mtime = self.store.path.stat().st_mtime
         for effect in fx.success if ok else fx.failure:
@@ -326,6 +332,15 @@ class Runtime:
         await self._feed(Executed(_now(), ok, error))
         if not ok:
             self._resync_wanted = True
+
+    def _announce_moves(self, plan: Plan) -> None:
+        """Gratuitous ARP / unsolicited NA for every address the plan added."""
+        moved: dict[str, list[IPAddress]] = {}
+        for op in plan:
+            if isinstance(op, AddAddress):
+                moved.setdefault(op.address.ifname, []).append(op.address.address.ip)
+        for ifname, addrs in moved.items():
+            self._announce(ifname, tuple(addrs))
 
     @staticmethod
     def _scope(config: Config, names: list[str]) -> Scope:

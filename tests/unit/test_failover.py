@@ -22,6 +22,7 @@ from ipmp.mpathd.failover import (
     hosted_foreign,
     is_movable,
     movable_logicals,
+    standby_to_empty,
 )
 
 V4 = Family.INET
@@ -231,6 +232,26 @@ def test_data_count_counts_up_data_addresses_only() -> None:
     assert data_count(itf) == 2
     assert [str(lg.address) for lg in movable_logicals(itf)] == [
         "192.0.2.10/24", "192.0.2.12/24", "2001:db8::1/64"]
+
+
+def test_standby_to_empty_only_for_a_standby_holding_its_own_addresses() -> None:
+    a = nic("a0", 1, test_addr(0, "192.0.2.1/24"), data(1, "192.0.2.10/24"))
+    s = nic("s0", 2, test_addr(0, "192.0.2.2/24"), data(1, "192.0.2.20/24"), standby=True)
+    cfg = config(a, s)
+    assert standby_to_empty(cfg, "s0") and not standby_to_empty(cfg, "a0")
+    assert not standby_to_empty(cfg, "zz0")
+    # Its own address emptied out to a non-standby member: done.
+    emptied = fail_over(cfg, "s0", "a0")
+    assert not standby_to_empty(emptied, "s0")
+    # Carrying a failed NIC's addresses, it is active and keeps them.
+    s_only_test = nic("s0", 2, test_addr(0, "192.0.2.2/24"), standby=True)
+    active = fail_over(config(a, s_only_test), "a0", "s0")
+    assert not standby_to_empty(active, "s0")
+    s0 = active.get("s0")
+    assert s0 is not None and not s0.inactive
+    # Failed or offline standbys are not emptied by this rule.
+    assert not standby_to_empty(config(a, replace(s, failed=True)), "s0")
+    assert not standby_to_empty(config(a, replace(s, offline=True)), "s0")
 
 
 # --------------------------------------------------------------------------

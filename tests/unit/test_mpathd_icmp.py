@@ -78,7 +78,14 @@ def test_ipv4_echo_layout_and_checksum() -> None:
     packet = encode_echo(Family.INET, 0x0102, 7, 0x11223344, PROBE_UNICAST)
     assert len(packet) == 16
     icmp_type, code, csum, ident, seq, stamp, ptype = struct.unpack("!BBHHHII", packet)
-    assert (icmp_type, code, ident, seq, stamp, ptype) == (ICMP_ECHO_REQUEST, 0, 0x0102, 7, 0x11223344, 0x1234)
+    assert (icmp_type, code, ident, seq, stamp, ptype) == (
+        ICMP_ECHO_REQUEST,
+        0,
+        0x0102,
+        7,
+        0x11223344,
+        0x1234,
+    )
     assert csum != 0
     # A correct Internet checksum makes the whole message sum to 0xffff.
     assert icmp_checksum(packet) == 0
@@ -87,9 +94,9 @@ def test_ipv4_echo_layout_and_checksum() -> None:
 
 
 def test_ipv4_checksum_known_value() -> None:
-    # Worked by hand: words 0800 0102 0007 1122 3344 0000 1234, sum 0x7ad5 -> ~ = 0x852a.
+    # Worked by hand: 0800 + 0102 + 0007 + 1122 + 3344 + 0000 + 1234 = 5fa3, ~5fa3 = a05c.
     packet = encode_echo(Family.INET, 0x0102, 7, 0x11223344, PROBE_UNICAST)
-    assert packet.hex() == "0800852a01020007112233440000" + "1234"
+    assert packet.hex() == "0800a05c010200071122334400001234"
 
 
 def test_ipv6_echo_leaves_checksum_to_the_kernel() -> None:
@@ -119,7 +126,9 @@ def test_counters_wrap_and_fields_are_checked() -> None:
 def test_round_trip(family: Family, source: IPAddress, probe_type: int) -> None:
     request = encode_echo(family, 0x2A03, 0xFFFF, 0xFFFFFFFF, probe_type)
     reply = decode_echo_reply(family, reply_from(request, family=family), source)
-    assert reply == EchoReply(ident=0x2A03, seq=0xFFFF, timestamp_ms=0xFFFFFFFF, probe_type=probe_type, source=source)
+    assert reply == EchoReply(
+        ident=0x2A03, seq=0xFFFF, timestamp_ms=0xFFFFFFFF, probe_type=probe_type, source=source
+    )
 
 
 def test_ipv4_header_length_comes_from_ihl() -> None:
@@ -131,7 +140,9 @@ def test_ipv4_header_length_comes_from_ihl() -> None:
 
 def test_longer_reply_is_fine() -> None:
     request = encode_echo(Family.INET6, 9, 3, 77, PROBE_UNICAST) + b"padding"
-    assert isinstance(decode_echo_reply(Family.INET6, reply_from(request, family=Family.INET6), ROUTER6_LL), EchoReply)
+    assert isinstance(
+        decode_echo_reply(Family.INET6, reply_from(request, family=Family.INET6), ROUTER6_LL), EchoReply
+    )
 
 
 # ------------------------------------------------------- silently ignored input
@@ -218,7 +229,9 @@ def test_code_is_checked_before_length() -> None:
     assert bad.reason_format.startswith("probe reply code")
 
 
-@pytest.mark.parametrize(("probe_type", "printed"), [(0, 0), (0x1235, 0x1235), (0xFFFFFFFF, -1), (0x80000000, -(2**31))])
+@pytest.mark.parametrize(
+    ("probe_type", "printed"), [(0, 0), (0x1235, 0x1235), (0xFFFFFFFF, -1), (0x80000000, -(2**31))]
+)
 @pytest.mark.parametrize(("family", "source"), [(Family.INET, ROUTER4), (Family.INET6, ROUTER6_LL)])
 def test_unknown_probe_type(family: Family, source: IPAddress, probe_type: int, printed: int) -> None:
     request = encode_echo(family, 1, 1, 1, probe_type)

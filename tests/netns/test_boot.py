@@ -1,0 +1,236 @@
+"""``ipmp-boot`` on the real kernel, for every example under examples/hostname.files.
+
+Each test builds a lab topology whose host NICs carry the names of the
+example's hostname files, boots a private copy of the example into it, and
+checks the kernel (``ip -j``), the ``ifconfig -a`` text (golden files), the
+traffic the peer sees, the source address unbound sockets pick, and that
+booting again (or ``--check``/``--dry-run``) changes nothing.
+
+Golden files: ``tests/netns/golden/<example>.ifconfig-a``.  To regenerate
+after a deliberate output change, run with ``IPMP_UPDATE_GOLDEN=1`` and
+review the diff by eye against solaris-ipmp.md §4.6 before committing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from labhost import (
+    GOLDEN,
+    ROUTER,
+    Host,
+    MakeTopology,
+    chosen_sources,
+    configuring_line,
+    copy_example,
+    example_names,
+    example_nics,
+    expected_addresses,
+    expected_routes,
+    expected_rules,
+    kernel_events_during,
+    spec,
+)
+
+from ipmp.lab.topology import build, unique_prefix
+
+EXAMPLES = example_names()
+#: An off-link destination, reached through the default route.
+OFF_LINK = "203.0.113.9"
+
+
+def new_host(make_topology: MakeTopology, tmp_path: Path, example: str) -> Host:
+    root = copy_example(example, tmp_path)
+    return Host(make_topology(nics=example_nics(root)), root)
+
+
+def booted(make_topology: MakeTopology, tmp_path: Path, example: str) -> Host:
+    host = new_host(make_topology, tmp_path, example)
+    proc = host.boot_ok()
+    assert proc.stdout == configuring_line(host.topo.nics)
+    return host
+
+
+@dataclass
+class Booted:
+    example: str
+    host: Host
+    boot: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module", params=EXAMPLES)
+def first_boot(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, netns_support: None
+) -> Iterator[Booted]:
+    """One fresh topology per example, booted once, for the checks that only look.
+
+    (The tests that change something build their own with ``make_topology``.)
+    """
+    example = str(request.param)
+    root = copy_example(example, tmp_path_factory.mktemp("boot"))
+    topo = build(unique_prefix(), example_nics(root))
+    try:
+        host = Host(topo, root)
+        yield Booted(example, host, host.boot())
+    finally:
+        topo.destroy()
+
+
+def test_every_example_has_expectations() -> None:
+    assert EXAMPLES, "no example folders found"
+    for example in EXAMPLES:
+        assert spec(example), example
+
+
+def test_boot_configures_the_kernel(first_boot: Booted) -> None:
+    addrs = spec(first_boot.example)
+    host, proc = first_boot.host, first_boot.boot
+    assert {a.nic for a in addrs} == set(host.topo.nics)
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout == configuring_line(host.topo.nics)
+    for nic in host.topo.nics:
+        assert host.addresses4(nic) == expected_addresses(addrs, nic), nic
+        link = host.ip_json("link", "show", "dev", nic)[0]
+        assert "UP" in link["flags"], nic
+    assert host.rules("-4") == expected_rules(host, addrs)
+    assert host.rules("-6") == set()
+    assert host.routes("-4") == expected_routes(host, addrs)
+    assert host.routes("-6") == set()
+    # noprefixroute everywhere: the kernel added no subnet route of its own.
+    kernel_subnet_routes = [
+        r for r in host.ip_json("-4", "route", "show", "table", "all")
+        if r.get("protocol") == "kernel" and r.get("type") is None
+    ]
+    assert kernel_subnet_routes == []
+    # The sysctls of the recipe, for "all" and for each NIC.
+    sysctls = host.sysctls()
+    for conf in ("all", *host.topo.nics):
+        for key, value in (("arp_ignore", "1"), ("arp_announce", "2"), ("rp_filter", "2"),
+                           ("promote_secondaries", "1"), ("ignore_routes_with_linkdown", "1")):
+            assert sysctls[f"net/ipv4/conf/{conf}/{key}"] == value, (conf, key)
+    assert sysctls["net/ipv6/conf/all/ignore_routes_with_linkdown"] == "1"
+
+
+def test_ifconfig_a_matches_golden(first_boot: Booted) -> None:
+    host = first_boot.host
+
+    out = host.ifconfig_ok("-a")
+
+    golden = GOLDEN / f"{first_boot.example}.ifconfig-a"
+    if os.environ.get("IPMP_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(out)
+    assert golden.is_file(), f"missing golden file {golden}"
+    assert out == golden.read_text()
+    # The ether line (root only, unit 0 only) is lowercase hex without
+    # leading zeros and ends with a space (§4.6).
+    for nic, mac in host.topo.macs.items():
+        ether = "\tether " + ":".join(f"{int(b, 16):x}" for b in mac.split(":")) + " \n"
+        assert out.count(ether) == 1, nic
+
+
+def test_peer_reaches_every_address_on_its_nic(first_boot: Booted) -> None:
+    addrs = spec(first_boot.example)
+    topo = first_boot.host.topo
+
+    report = topo.ping(topo.peer, [a.ip for a in addrs], count=3)
+
+    for a in addrs:
+        stats = report[a.ip]
+        assert stats.received == stats.sent == 3, (a.ip, stats)
+        # arp_ignore/arp_announce: only the NIC holding an address answers for it.
+        assert topo.neighbour_mac(topo.peer, a.ip, dev=topo.peer_ifname) == topo.macs[a.nic], a
+
+
+def test_unbound_socket_picks_a_data_address(first_boot: Booted) -> None:
+    addrs = spec(first_boot.example)
+    host = first_boot.host
+    # The first data address of the lowest-index NIC holding one: that NIC's
+    # main-table routes have the lowest metric.
+    data = [a for a in addrs if not a.test]
+    first_nic = min({a.nic for a in data}, key=host.ifindex)
+    want = min((a for a in data if a.nic == first_nic), key=lambda a: a.unit).ip
+
+    sources = chosen_sources(host, ROUTER, OFF_LINK)
+
+    assert sources == {ROUTER: want, OFF_LINK: want}
+    assert not {a.ip for a in addrs if a.test} & set(sources.values())
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_boot_again_changes_nothing(make_topology: MakeTopology, tmp_path: Path, example: str) -> None:
+    host = booted(make_topology, tmp_path, example)
+    check = host.boot("--check")
+    assert (check.returncode, check.stdout, check.stderr) == (0, "", "")
+    before = host.snapshot()
+    state_before = host.state_file.read_bytes()
+    results = []
+
+    events = kernel_events_during(host, lambda: results.append(host.boot()))
+
+    (again,) = results
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == configuring_line(host.topo.nics)
+    assert events == []
+    assert host.snapshot() == before
+    assert host.state_file.read_bytes() == state_before
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    make_topology: MakeTopology, tmp_path: Path, example: str
+) -> None:
+    addrs = spec(example)
+    host = new_host(make_topology, tmp_path, example)
+    before = host.snapshot()
+
+    proc = host.boot("--dry-run")
+
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert host.snapshot() == before
+    assert not host.state_file.exists()
+    lines = proc.stdout.splitlines()
+    for nic in host.topo.nics:
+        assert f"# {nic}" in lines
+        assert f"ip link set dev {nic} up" in lines
+    for a in addrs:
+        table = host.table(a.nic)
+        deprecated = " preferred_lft 0" if a.test else ""
+        assert (
+            f"ip -4 addr add {a.ip}/24 broadcast {a.broadcast} dev {a.nic} label {a.label}"
+            f"{deprecated} noprefixroute"
+        ) in lines
+        assert f"ip -4 rule add pref {100 if a.test else 200} from {a.ip} lookup {table} proto 73" in lines
+    commands = [line for line in lines if not line.startswith("#")]
+    assert all(line.startswith(("ip ", "sysctl -w ")) for line in commands), commands
+
+
+#: sysctl(8) is not in every image: the printed ``sysctl -w k=v`` lines are
+#: carried out with a shell function writing /proc/sys instead.
+_SYSCTL_SHIM = (
+    'sysctl() { shift; key=$(printf %s "${1%%=*}" | tr . /); printf %s "${1#*=}" > "/proc/sys/$key"; }\n'
+)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_dry_run_output_does_what_boot_does(
+    make_topology: MakeTopology, tmp_path: Path, example: str
+) -> None:
+    """The printed commands, run by a shell, build the same kernel state as the boot."""
+    shell = new_host(make_topology, tmp_path / "shell", example)
+    real = booted(make_topology, tmp_path / "real", example)
+    printed = shell.boot("--dry-run")
+    assert printed.returncode == 0, printed.stderr
+
+    ran = shell.sh("set -e\n" + _SYSCTL_SHIM + printed.stdout)
+
+    assert ran.returncode == 0, ran.stderr
+    assert shell.snapshot() == real.snapshot()

@@ -1,0 +1,153 @@
+"""``ipmp-boot`` with broken hostname files, on the real kernel.
+
+An interface whose file has an error is reported as ``FILE:LINE:COL:
+message`` plus Solaris' ``Failed to configure IPv4 interface(s): <if>``, the
+exit status is 1, that interface is left exactly as it was (whether it was
+unconfigured or configured by an earlier good boot), and every other
+interface still comes up.  A file for a NIC that does not exist is a plumb
+failure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from labhost import (
+    Host,
+    MakeTopology,
+    configuring_line,
+    copy_example,
+    example_nics,
+    expected_addresses,
+    expected_rules,
+    spec,
+)
+
+#: active-standby's hostname.qfe0 is two physical lines joined by a backslash;
+#: each case replaces one word on line 2 (``\taddif myhost-qfe0 deprecated ...``).
+LINE2_CASES = {
+    # a misspelt keyword is an address to Solaris ifconfig, which cannot resolve it
+    "misspelt-keyword": ("deprecated", "deprecatd", 20, "deprecatd: bad address"),
+    # a Solaris keyword Linux cannot honour
+    "unsupported-keyword": ("deprecated", "private", 20, "private: not supported on Linux"),
+    # a host name missing from etc/hosts
+    "unknown-host": ("myhost-qfe0", "myhost-qfe9", 8, "myhost-qfe9: bad address"),
+}
+
+
+def new_host(make_topology: MakeTopology, tmp_path: Path, example: str, nics: tuple[str, ...] = ()) -> Host:
+    root = copy_example(example, tmp_path)
+    return Host(make_topology(nics=nics or example_nics(root)), root)
+
+
+def stderr_lines(proc_stderr: str) -> list[str]:
+    return proc_stderr.splitlines()
+
+
+def assert_configured(host: Host, example: str, nic: str) -> None:
+    """``nic`` holds exactly its addresses and rules from the example, and answers pings."""
+    addrs = tuple(a for a in spec(example) if a.nic == nic)
+    assert host.addresses4(nic) == expected_addresses(addrs, nic)
+    assert {r for r in host.rules() if r[2] == host.table(nic)} == expected_rules(host, addrs)
+    report = host.topo.ping(host.topo.peer, [a.ip for a in addrs], count=2)
+    for a in addrs:
+        assert report[a.ip].received == 2, a
+
+
+def test_unknown_host_on_a_fresh_nic(make_topology: MakeTopology, tmp_path: Path) -> None:
+    host = new_host(make_topology, tmp_path, "active-active")
+    bad = host.root / "etc" / "hostname.qfe1"
+    bad.write_text(bad.read_text().replace("myhost-2 ", "myhost-3 ", 1))
+    qfe1_before = host.nic_view("qfe1")
+
+    proc = host.boot()
+
+    assert proc.returncode == 1
+    assert proc.stdout == configuring_line(["qfe0"])
+    assert stderr_lines(proc.stderr) == [
+        f"{bad}:1:1: myhost-3: bad address",
+        "Failed to configure IPv4 interface(s): qfe1",
+    ]
+    assert host.nic_view("qfe1") == qfe1_before
+    assert host.addresses4("qfe1") == []
+    assert_configured(host, "active-active", "qfe0")
+    status = host.ifconfig("qfe1")
+    assert (status.returncode, status.stdout) == (1, "")
+    assert status.stderr == "ifconfig: status: SIOCGLIFFLAGS: qfe1: no such interface\n"
+    assert "qfe1" not in host.ifconfig_ok("-a")
+
+
+@pytest.mark.parametrize("case", sorted(LINE2_CASES))
+def test_error_on_a_continued_line_leaves_a_fresh_nic_alone(
+    make_topology: MakeTopology, tmp_path: Path, case: str
+) -> None:
+    old, new, col, message = LINE2_CASES[case]
+    host = new_host(make_topology, tmp_path, "active-standby")
+    bad = host.root / "etc" / "hostname.qfe0"
+    text = bad.read_text()
+    assert text.splitlines()[0].endswith("\\")  # the example really is continued
+    bad.write_text(text.replace(f" {old} ", f" {new} ", 1))
+    qfe0_before = host.nic_view("qfe0")
+
+    proc = host.boot()
+
+    assert proc.returncode == 1
+    assert proc.stdout == configuring_line(["qfe1"])
+    located, failed = stderr_lines(proc.stderr)
+    assert located.startswith(f"{bad}:2:{col}: "), located
+    assert located.endswith(message) or f": {message}" in located, located
+    assert failed == "Failed to configure IPv4 interface(s): qfe0"
+    assert host.nic_view("qfe0") == qfe0_before
+    assert host.addresses4("qfe0") == []
+    assert_configured(host, "active-standby", "qfe1")
+    status = host.ifconfig("qfe0")
+    assert status.returncode == 1
+    assert status.stderr == "ifconfig: status: SIOCGLIFFLAGS: qfe0: no such interface\n"
+
+
+@pytest.mark.parametrize("case", sorted(LINE2_CASES))
+def test_error_on_a_continued_line_leaves_a_configured_nic_alone(
+    make_topology: MakeTopology, tmp_path: Path, case: str
+) -> None:
+    old, new, col, message = LINE2_CASES[case]
+    host = new_host(make_topology, tmp_path, "active-standby")
+    host.boot_ok()
+    before = host.snapshot()
+    status_before = host.ifconfig_ok("-a")
+    bad = host.root / "etc" / "hostname.qfe0"
+    # Also change line 1, so that applying the file would change the kernel.
+    bad.write_text(bad.read_text().replace("group prod", "group other", 1).replace(f" {old} ", f" {new} ", 1))
+
+    proc = host.boot()
+
+    assert proc.returncode == 1
+    assert proc.stdout == configuring_line(["qfe1"])
+    located, failed = stderr_lines(proc.stderr)
+    assert located.startswith(f"{bad}:2:{col}: "), located
+    assert f"{message}" in located, located
+    assert failed == "Failed to configure IPv4 interface(s): qfe0"
+    # Neither the kernel nor the state store moved: qfe0 keeps its old
+    # configuration (group prod), qfe1 was re-applied without a change.
+    assert host.snapshot() == before
+    assert host.ifconfig_ok("-a") == status_before
+    assert_configured(host, "active-standby", "qfe0")
+
+
+def test_hostname_file_for_a_missing_nic(make_topology: MakeTopology, tmp_path: Path) -> None:
+    host = new_host(make_topology, tmp_path, "active-active", nics=("qfe0",))
+
+    proc = host.boot()
+
+    assert proc.returncode == 1
+    assert proc.stdout == configuring_line(["qfe0"])
+    assert stderr_lines(proc.stderr) == [
+        f"{host.root / 'etc' / 'hostname.qfe1'}: plumb: qfe1: no such interface",
+        "Failed to plumb IPv4 interface(s): qfe1",
+    ]
+    assert_configured(host, "active-active", "qfe0")
+    # Nothing refers to the missing NIC's addresses.
+    assert {r[1] for r in host.rules()} == {"192.0.2.100", "192.0.2.10"}
+    check = host.boot("--check")
+    assert check.returncode == 1
+    assert "Failed to plumb IPv4 interface(s): qfe1" in check.stderr
