@@ -21,7 +21,7 @@ Pure module: no I/O.
 
 from __future__ import annotations
 
-from ipmp.model import KAddress, KernelState, KLink, KRoute, KRule
+from ipmp.model import Family, KAddress, KernelState, KLink, KRoute, KRule
 from ipmp.ops import (
     AddAddress,
     AddRoute,
@@ -90,13 +90,17 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     # 3.-5. rules, routes, addresses
     cur_addrs = {a for a in current.addresses if is_managed_address(a, scope)}
     want_addrs = {a for a in desired.addresses if is_managed_address(a, scope)}
-    scope_indexes = tuple(
-        table_of(link.index) for link in current.links if link.name in scope.names and link.index
-    )
+    # A NIC's table holds rules of both families; only the families in scope count.
+    scope_tables = {
+        table_of(link.index): link.name for link in current.links if link.name in scope.names and link.index
+    }
     in_scope_addresses = {(a.family, a.address.ip) for a in cur_addrs | want_addrs}
 
     def rule_in_scope(rule: KRule) -> bool:
-        return (rule.family, rule.src) in in_scope_addresses or rule.table in scope_indexes
+        if (rule.family, rule.src) in in_scope_addresses:
+            return True
+        name = scope_tables.get(rule.table)
+        return name is not None and scope.covers(name, rule.family)
 
     cur_rules = {r for r in current.rules if rule_in_scope(r)}
     want_rules = {r for r in desired.rules if rule_in_scope(r)}
@@ -107,7 +111,22 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     # The kernel deletes a route whose src address is deleted, even when the
     # same address is added again at once: such routes go and come explicitly.
     gone_ips = {(a.family, a.address.ip) for a in gone_addrs}
-    orphaned = {r for r in cur_routes & want_routes if r.src is not None and (r.family, r.src) in gone_ips}
+    # And when a NIC's last IPv4 address goes, the kernel flushes every IPv4
+    # route through it, in every table (fib_disable_ip), even if addresses
+    # come back in the same plan.
+    emptied = {
+        name
+        for name in scope.names
+        if scope.covers(name, Family.INET)
+        and (mine := {a for a in current.addresses if a.ifname == name and a.family is Family.INET})
+        and mine <= gone_addrs
+    }
+    orphaned = {
+        r
+        for r in cur_routes & want_routes
+        if (r.src is not None and (r.family, r.src) in gone_ips)
+        or (r.family is Family.INET and r.dev in emptied)
+    }
     routes_out = (cur_routes - want_routes) | orphaned
     routes_in = (want_routes - cur_routes) | orphaned
 

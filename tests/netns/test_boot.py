@@ -49,13 +49,6 @@ def new_host(make_topology: MakeTopology, tmp_path: Path, example: str) -> Host:
     return Host(make_topology(nics=example_nics(root)), root)
 
 
-def booted(make_topology: MakeTopology, tmp_path: Path, example: str) -> Host:
-    host = new_host(make_topology, tmp_path, example)
-    proc = host.boot_ok()
-    assert proc.stdout == configuring_line(host.topo.nics)
-    return host
-
-
 @dataclass
 class Booted:
     example: str
@@ -67,9 +60,10 @@ class Booted:
 def first_boot(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, netns_support: None
 ) -> Iterator[Booted]:
-    """One fresh topology per example, booted once, for the checks that only look.
+    """One fresh topology per example, booted once, shared by this module's tests.
 
-    (The tests that change something build their own with ``make_topology``.)
+    They only look, or (boot again) assert that they changed nothing; that
+    one is defined last so that pytest runs it last on each topology.
     """
     example = str(request.param)
     root = copy_example(example, tmp_path_factory.mktemp("boot"))
@@ -164,29 +158,17 @@ def test_unbound_socket_picks_a_data_address(first_boot: Booted) -> None:
     assert not {a.ip for a in addrs if a.test} & set(sources.values())
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_boot_again_changes_nothing(make_topology: MakeTopology, tmp_path: Path, example: str) -> None:
-    host = booted(make_topology, tmp_path, example)
-    check = host.boot("--check")
-    assert (check.returncode, check.stdout, check.stderr) == (0, "", "")
-    before = host.snapshot()
-    state_before = host.state_file.read_bytes()
-    results = []
-
-    events = kernel_events_during(host, lambda: results.append(host.boot()))
-
-    (again,) = results
-    assert again.returncode == 0, again.stderr
-    assert again.stdout == configuring_line(host.topo.nics)
-    assert events == []
-    assert host.snapshot() == before
-    assert host.state_file.read_bytes() == state_before
+#: sysctl(8) is not in every image: the printed ``sysctl -w k=v`` lines are
+#: carried out with a shell function writing /proc/sys instead.
+_SYSCTL_SHIM = (
+    'sysctl() { shift; key=$(printf %s "${1%%=*}" | tr . /); printf %s "${1#*=}" > "/proc/sys/$key"; }\n'
+)
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_dry_run_prints_the_plan_and_changes_nothing(
-    make_topology: MakeTopology, tmp_path: Path, example: str
+def test_dry_run_changes_nothing_and_prints_what_boot_does(
+    first_boot: Booted, make_topology: MakeTopology, tmp_path: Path
 ) -> None:
+    example = first_boot.example
     addrs = spec(example)
     host = new_host(make_topology, tmp_path, example)
     before = host.snapshot()
@@ -202,35 +184,37 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
         assert f"# {nic}" in lines
         assert f"ip link set dev {nic} up" in lines
     for a in addrs:
-        table = host.table(a.nic)
         deprecated = " preferred_lft 0" if a.test else ""
         assert (
             f"ip -4 addr add {a.ip}/24 broadcast {a.broadcast} dev {a.nic} label {a.label}"
             f"{deprecated} noprefixroute"
         ) in lines
-        assert f"ip -4 rule add pref {100 if a.test else 200} from {a.ip} lookup {table} proto 73" in lines
+        pref = 100 if a.test else 200
+        assert f"ip -4 rule add pref {pref} from {a.ip} lookup {host.table(a.nic)} proto 73" in lines
     commands = [line for line in lines if not line.startswith("#")]
     assert all(line.startswith(("ip ", "sysctl -w ")) for line in commands), commands
 
-
-#: sysctl(8) is not in every image: the printed ``sysctl -w k=v`` lines are
-#: carried out with a shell function writing /proc/sys instead.
-_SYSCTL_SHIM = (
-    'sysctl() { shift; key=$(printf %s "${1%%=*}" | tr . /); printf %s "${1#*=}" > "/proc/sys/$key"; }\n'
-)
-
-
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_dry_run_output_does_what_boot_does(
-    make_topology: MakeTopology, tmp_path: Path, example: str
-) -> None:
-    """The printed commands, run by a shell, build the same kernel state as the boot."""
-    shell = new_host(make_topology, tmp_path / "shell", example)
-    real = booted(make_topology, tmp_path / "real", example)
-    printed = shell.boot("--dry-run")
-    assert printed.returncode == 0, printed.stderr
-
-    ran = shell.sh("set -e\n" + _SYSCTL_SHIM + printed.stdout)
-
+    # The printed commands, run by a shell on this still fresh host, build
+    # the same kernel state as the real boot did on the module's host.
+    ran = host.sh("set -e\n" + _SYSCTL_SHIM + proc.stdout)
     assert ran.returncode == 0, ran.stderr
-    assert shell.snapshot() == real.snapshot()
+    assert host.snapshot() == first_boot.host.snapshot()
+
+
+def test_boot_again_changes_nothing(first_boot: Booted) -> None:
+    """Last of the tests on ``first_boot``: if it fails, it may leave changes behind."""
+    host = first_boot.host
+    check = host.boot("--check")
+    assert (check.returncode, check.stdout, check.stderr) == (0, "", "")
+    before = host.snapshot()
+    state_before = host.state_file.read_bytes()
+    results = []
+
+    events = kernel_events_during(host, lambda: results.append(host.boot()))
+
+    (again,) = results
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == configuring_line(host.topo.nics)
+    assert events == []
+    assert host.snapshot() == before
+    assert host.state_file.read_bytes() == state_before

@@ -382,39 +382,129 @@ def test_if_mpadm_offline_refuse_and_undo(make_lab: MakeLab) -> None:
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kill_at", ["no-wait", "on-detection"])
-def test_sigkill_mid_failover_then_restart_converges(make_lab: MakeLab, kill_at: str) -> None:
+BUG_START_LINK_DOWN = (
+    "BUG: in.mpathd started while a member's link is already down (first NIC in the group) declares "
+    "'All Interfaces in group prod have failed' although qfe1 is healthy: Machine._adopt runs _link_down "
+    "-> _failure before the other members are adopted, so it finds no live member; qfe1 is then marked "
+    "FAILED too and qfe0's data address only moves at the next rescan (5 s in tests, 20 s in production)"
+)
+BUG_HALF_APPLIED = (
+    "BUG: after a crash between the kernel apply and the state-store save (address already on qfe1:2, "
+    "store still says qfe0), the restarted daemon re-adds 192.0.2.100 on qfe0 (view.expected restores "
+    "store records without looking at other NICs), so the kernel holds it on two NICs; if qfe0 is failed, "
+    "every failover then fails with 'File exists' on qfe1:3 and a false group failure follows"
+)
+
+
+def converged(lab: MpathdLab, lay: Layout) -> bool:
+    """qfe0 failed: every data address exactly once (ifconfig and kernel), on qfe1, nothing else FAILED."""
+    for address in (D0, D1):
+        if len(lay.holders(address)) != 1 or lay.nic_of(address) != "qfe1":
+            return False
+        if kernel_holders(lab.topo, address) != ["qfe1"]:
+            return False
+    return "FAILED" in lay.nic_flags("qfe0") and "FAILED" not in lay.nic_flags("qfe1")
+
+
+def restart_and_check(lab: MpathdLab, test: str, timeout: float = 3.0) -> None:
+    """Start in.mpathd again; within ``timeout`` s of it answering, qfe1 must carry everything.
+
+    The kernel is polled with ``ip -j`` (milliseconds) for the timing; the
+    ``ifconfig`` view (half a second per call) is checked once it is there.
+    """
+    topo = lab.topo
+    d2 = lab.start(settle=False)
+    assert d2.ready_at is not None
+
+    def kernel_done() -> bool:
+        return all(kernel_holders(topo, a) == ["qfe1"] for a in (D0, D1))
+
+    wait_for(kernel_done, timeout, "the kernel to hold every data address once, on qfe1",
+             context=lambda: f"{ {a: kernel_holders(topo, a) for a in (D0, D1)} }\n{d2.text()}")
+    took = time.monotonic() - d2.ready_at
+    lay = lab.wait_layout(lambda lay: converged(lab, lay), "ifconfig to show it too", timeout=3.0)
+    assert lay.nic_of(T0) == "qfe0" and lay.nic_of(T1) == "qfe1", lay.text
+    report = topo.ping("peer", [D0, D1], count=30, interval=PING_INTERVAL, timeout=PING_TIMEOUT)
+    figures(test, converge_s=took, lost_d0=report[D0].lost, lost_d1=report[D1].lost)
+    assert report[D0].lost == 0 and report[D1].lost == 0, (report[D0].lost_ranges, report[D1].lost_ranges)
+    assert not d2.matching("^(All Interfaces|failed to apply|Traceback)"), d2.text()
+    assert d2.alive()
+
+
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        # Stopped first, so the kill certainly lands before the daemon saw the link go.
+        pytest.param("before-acting", marks=pytest.mark.xfail(strict=True, reason=BUG_START_LINK_DOWN)),
+        "after-failover",
+    ],
+)
+def test_sigkill_around_a_failover_then_restart_converges(make_lab: MakeLab, kill_at: str) -> None:
     lab = make_lab()
     topo = lab.topo
     d = lab.start()
     t0 = time.monotonic()
-    topo.fail_link("qfe0")
-    if kill_at == "on-detection":
-        d.wait_line(FAILURE.format(nic="qfe0"), since=t0, timeout=5)
+    if kill_at == "before-acting":
+        d.signal(signal.SIGSTOP)
+        topo.fail_link("qfe0")
+    else:
+        topo.fail_link("qfe0")
+        d.wait_line(FAILOVER.format(src="qfe0", dst="qfe1"), since=t0, timeout=5)
     d.signal(signal.SIGKILL)
     assert d.wait_exit() == -signal.SIGKILL
-    between = lab.layout()
+    restart_and_check(lab, f"sigkill_{kill_at}")
 
-    t1 = time.monotonic()
-    d2 = lab.start(settle=False)
 
-    def converged(lay: Layout) -> bool:
-        for address in (D0, D1):
-            if len(lay.holders(address)) != 1 or lay.nic_of(address) != "qfe1":
-                return False
-            if len(kernel_holders(topo, address)) != 1:
-                return False
-        return "FAILED" in lay.nic_flags("qfe0") and "FAILED" not in lay.nic_flags("qfe1")
+@pytest.mark.xfail(strict=True, reason=BUG_HALF_APPLIED)
+def test_restart_after_a_half_applied_failover_converges(make_lab: MakeLab) -> None:
+    """The state a SIGKILL mid-apply leaves, made deterministic: kernel moved, store not saved.
 
-    lay = lab.wait_layout(converged, "every data address once, on the usable qfe1", timeout=8)
-    took = time.monotonic() - t1
-    assert lay.nic_of(T0) == "qfe0" and lay.nic_of(T1) == "qfe1", lay.text
-    report = topo.ping("peer", [D0, D1], count=30, interval=PING_INTERVAL, timeout=PING_TIMEOUT)
-    figures(f"sigkill_{kill_at}", converge_s=took, held_d0_at_kill=between.nic_of(D0),
-            lost_d0=report[D0].lost, lost_d1=report[D1].lost)
-    assert report[D0].lost == 0 and report[D1].lost == 0, (report[D0].lost_ranges, report[D1].lost_ranges)
-    assert d2.alive()
-    assert not d2.matching("Traceback"), d2.text()
+    (A SIGKILL right on the "NIC failure detected" line lands there about one
+    run in three; this builds the same state by hand, with ip, after a clean stop.)
+    """
+    lab = make_lab()
+    topo = lab.topo
+    d = lab.start(settle=False)
+    assert d.stop() == 0
+    topo.ip("host", "addr", "del", f"{D0}/24", "dev", "qfe0")
+    topo.ip("host", "addr", "add", f"{D0}/24", "broadcast", "192.0.2.255", "dev", "qfe1", "label", "qfe1:2",
+            "noprefixroute")
+    # Silent rather than carrier loss, so that this does not also hit BUG_START_LINK_DOWN.
+    topo.fail_silent("qfe0")
+    restart_and_check(lab, "half_applied", timeout=6.0)
+
+
+@pytest.mark.xfail(strict=True, reason=BUG_HALF_APPLIED)
+def test_restart_after_a_half_applied_failover_never_duplicates(make_lab: MakeLab) -> None:
+    """Same crash state with qfe0 healthy again: the address may go either way, but only once."""
+    lab = make_lab()
+    topo = lab.topo
+    d = lab.start(settle=False)
+    assert d.stop() == 0
+    topo.ip("host", "addr", "del", f"{D0}/24", "dev", "qfe0")
+    topo.ip("host", "addr", "add", f"{D0}/24", "broadcast", "192.0.2.255", "dev", "qfe1", "label", "qfe1:2",
+            "noprefixroute")
+    d2 = lab.start()
+    wait_for(lambda: time.monotonic() >= d2.started + 3.0, 10.0, "3 s of the restarted daemon")
+    lay = lab.layout()
+    figures("half_applied_healthy", kernel_holders_d0=",".join(kernel_holders(topo, D0)),
+            ifconfig_holders_d0=",".join(lif.name for lif in lay.holders(D0)))
+    assert len(kernel_holders(topo, D0)) == 1, kernel_holders(topo, D0)
+    assert len(lay.holders(D0)) == 1, lay.text
+
+
+@pytest.mark.xfail(strict=True, reason=BUG_START_LINK_DOWN)
+def test_start_with_a_link_already_down_is_a_nic_failure(make_lab: MakeLab) -> None:
+    lab = make_lab()
+    topo = lab.topo
+    topo.fail_link("qfe0")
+    d = lab.start(settle=False)
+    d.wait_line(LINK_DOWN.format(nic="qfe0"), timeout=5)
+    fail = d.wait_line(FAILURE.format(nic="qfe0"), timeout=3)
+    d.wait_line(FAILOVER.format(src="qfe0", dst="qfe1"), timeout=3)
+    assert fail.t - d.started < 3.0
+    assert not d.matching(GROUP_FAILED), d.text()
+    wait_moved(lab, D0, "qfe1", timeout=3)
 
 
 def test_data_address_deleted_behind_the_daemons_back_is_restored(make_lab: MakeLab) -> None:
@@ -424,10 +514,12 @@ def test_data_address_deleted_behind_the_daemons_back_is_restored(make_lab: Make
     before = lab.layout()
     assert_home(before)
     t0 = time.monotonic()
+    # The daemon hears of it over netlink and may restore it before ifconfig
+    # could even look, so the deletion is checked by ip's own exit status.
     topo.ip("host", "addr", "del", f"{D1}/24", "dev", "qfe1")
-    assert lab.layout().holder(D1) is None
-    restored = lab.wait_layout(lambda lay: lay.nic_of(D1) == "qfe1", f"{D1} restored on qfe1", timeout=5 + 5)
+    wait_for(lambda: kernel_holders(topo, D1) == ["qfe1"], 5 + 5, f"{D1} back on qfe1 in the kernel")
     took = time.monotonic() - t0
+    restored = lab.wait_layout(lambda lay: lay.nic_of(D1) == "qfe1", f"ifconfig to show {D1} on qfe1")
     restore_line = r"^restoring \d+ kernel change\(s\) undone outside in\.mpathd on "
     line = d.wait_line(restore_line, since=t0, timeout=5)
     assert restored.lifs == before.lifs, f"before:\n{before.text}\nafter:\n{restored.text}"
@@ -499,8 +591,9 @@ def test_no_false_failover_with_1pct_loss_and_jitter(make_lab: MakeLab) -> None:
         return time.monotonic() - t0 >= 10.0
 
     wait_for(watched_10s, 20.0, "10 s of probing through the lossy target", interval=0.2)
-    counters = responder.stop()
+    # Before the responder stops: without it nobody answers and the group fails.
     assert lab.layout().lifs == before.lifs
+    counters = responder.stop()
     figures("lossy_target", **counters)
     # Both NICs probe every ~100 ms: about 200 requests in 10 s, ~2 of them dropped.
     assert counters["received"] >= 120, counters

@@ -38,8 +38,8 @@ from ipmp.mpathd.machine import (
     CloseProbe,
     Effect,
     Event,
-    Executed,
     Execute,
+    Executed,
     LinkChanged,
     Log,
     Machine,
@@ -191,6 +191,7 @@ class Applied:
     before: Config
     cause: str  # the class name of the event whose step produced it
     group_failed: bool  # some group was failed before that step
+    still_failed: bool  # ... and still is when the execute is carried out
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,8 @@ class Sim:
         ok = self.fail_executes == 0
         if not ok:
             self.fail_executes -= 1
-        self.applied.append(Applied(self.now, fx, ok, self.truth, cause, group_failed))
+        still = group_failed and any(g.failed for g in self.machine.groups.values())
+        self.applied.append(Applied(self.now, fx, ok, self.truth, cause, group_failed, still))
         if ok:
             self.truth = self._with_links(fx.config)
         for effect in fx.success if ok else fx.failure:
@@ -410,6 +412,13 @@ class Sim:
         self.net.nic(name).link = up
         self.truth = self._with_links(self.truth)
         self.feed(LinkChanged(self.now, name, up))
+
+    def plug(self, itf: Interface) -> None:
+        """A NIC appears or changes (plumb, addif, group): the kernel changes and a resync follows."""
+        self.net.nic(itf.name).link = itf.link_up and itf.running
+        self.truth = self._with_links(self.truth.with_interface(itf))
+        self._resync_wanted = True
+        self._after_step()
 
     def silent(self, name: str, silent: bool = True) -> None:
         self.net.nic(name).mode = SILENT if silent else HEALTHY

@@ -125,7 +125,9 @@ def v4(text: str) -> IPv4Interface:
          "192.0.2.255"),
     ],
 )
-def test_netmask_hack_last_netmask_goes_with_the_address(argv: list[str], address: str, broadcast: str) -> None:
+def test_netmask_hack_last_netmask_goes_with_the_address(
+    argv: list[str], address: str, broadcast: str
+) -> None:
     out = run(plumbed("qfe0"), "qfe0", *argv)
     logical = lg(out.config, "qfe0")
     assert logical.address == v4(address)
@@ -268,8 +270,29 @@ def test_words_after_addif_apply_to_the_new_logical() -> None:
               "up")
     data, test = lg(out.config, "qfe0"), lg(out.config, "qfe0:1")
     assert (data.up, data.deprecated, data.nofailover) == (True, False, False)
-    assert (test.address, test.up, test.deprecated, test.nofailover) == (v4("192.0.2.10/24"), True, True, True)
+    assert test.address == v4("192.0.2.10/24")
+    assert (test.up, test.deprecated, test.nofailover) == (True, True, True)
     assert out.stdout == ("Created new logical interface qfe0:1",)
+
+
+def test_one_line_can_add_several_logicals() -> None:
+    # ifconfig.c addif(): "ifconfig le0 addif A netmask + up addif B netmask + up".
+    config = after(plumbed("qfe0"), ["qfe0", "192.0.2.100", "up"])
+    out = run(config, "qfe0", "addif", "192.0.2.10", "netmask", "+", "up",
+              "addif", "192.0.2.70", "netmask", "+", "up")
+    assert out.stdout == (
+        "Created new logical interface qfe0:1",
+        "Setting netmask of qfe0:1 to 255.255.255.0",
+        "Created new logical interface qfe0:2",
+        "Setting netmask of qfe0:2 to 255.255.255.192",
+    )
+    assert [lg(out.config, n).address for n in ("qfe0", "qfe0:1", "qfe0:2")] == [
+        v4("192.0.2.100/24"), v4("192.0.2.10/24"), v4("192.0.2.70/26")
+    ]
+    # removeif, unlike addif, works on the current name: after addif it is a logical.
+    assert config_error(config, "qfe0", "addif", "192.0.2.10", "removeif", "192.0.2.100").message == (
+        "removeif: bad physical interface name qfe0:1"
+    )
 
 
 def test_addif_on_a_logical_name_is_refused() -> None:
@@ -333,7 +356,9 @@ def test_unplumb_one_family_keeps_the_group_until_no_family_is_left() -> None:
 
 def test_unplumb_of_logical_unit_0_is_refused() -> None:
     config = after(plumbed("qfe0"), ["qfe0", "192.0.2.10", "up"])
-    assert config_error(config, "qfe0:0", "unplumb").message == "unplumb: Cannot unplumb qfe0:0: Invalid interface"
+    assert config_error(config, "qfe0:0", "unplumb").message == (
+        "unplumb: Cannot unplumb qfe0:0: Invalid interface"
+    )
 
 
 def test_unplumb_of_a_logical_removes_it() -> None:
@@ -509,19 +534,17 @@ def test_ipv4_label_longer_than_15_characters_is_refused() -> None:
 # --------------------------------------------------------------------------
 
 
-def group_pair(qfe0: dict[str, bool] | None = None, *, qfe1_plumbed: bool = True) -> Config:
-    """qfe0 and qfe1 in group prod with one data address each; qfe0 flags from the store."""
+def group_pair(*, failed: bool = False, offline: bool = False, qfe1_plumbed: bool = True) -> Config:
+    """qfe0 and qfe1 in group prod with one data address each; qfe0's flags as the store has them."""
     config = after(host("qfe0", "qfe1"), ["qfe0", "plumb"], ["qfe0", "192.0.2.10", "group", "prod", "up"])
     if qfe1_plumbed:
         config = after(config, ["qfe1", "plumb"], ["qfe1", "192.0.2.11", "group", "prod", "up"])
-    if qfe0:
-        config = config.with_interface(replace(itf(config, "qfe0"), **qfe0))
-    return config
+    return config.with_interface(replace(itf(config, "qfe0"), failed=failed, offline=offline))
 
 
 @pytest.mark.parametrize("flag", ["failed", "offline"])
 def test_addif_on_a_failed_or_offline_member_lands_on_another(flag: str) -> None:
-    config = group_pair({flag: True})
+    config = group_pair(failed=flag == "failed", offline=flag == "offline")
     out = run(config, "qfe0", "addif", "192.0.2.20", "up")
     assert out.stdout == ("Created new logical interface qfe1:1",)
     moved = lg(out.config, "qfe1:1")
@@ -552,17 +575,17 @@ def test_addif_on_an_inactive_standby_lands_on_another() -> None:
 
 
 def test_addif_stays_home_when_no_member_is_usable() -> None:
-    config = group_pair({"failed": True}, qfe1_plumbed=False)
+    config = group_pair(failed=True, qfe1_plumbed=False)
     out = run(config, "qfe0", "addif", "192.0.2.20", "up")
     assert out.stdout == ("Created new logical interface qfe0:1",)
     assert lg(out.config, "qfe0:1").home == ""
-    both_failed = group_pair({"failed": True})
+    both_failed = group_pair(failed=True)
     both_failed = both_failed.with_interface(replace(itf(both_failed, "qfe1"), failed=True))
     assert run(both_failed, "qfe0", "addif", "192.0.2.20").stdout == ("Created new logical interface qfe0:1",)
 
 
 def test_minus_failover_after_a_moved_addif_is_refused() -> None:
-    config = group_pair({"failed": True})
+    config = group_pair(failed=True)
     assert config_error(config, "qfe0", "addif", "192.0.2.20", "-failover").message == (
         "can't set -failover on failed/standby/offlined interface qfe1:1"
     )
@@ -600,6 +623,10 @@ def two_nics() -> Config:
     )
 
 
+def with_ipv6(config: Config) -> Config:
+    return after(config, ["qfe0", "inet6", "plumb"], ["qfe0", "inet6", "addif", "2001:db8::10/64", "up"])
+
+
 def test_minus_a_applies_the_words_to_every_selected_logical() -> None:
     config = two_nics()
     out = run(config, "-au", "netmask", "255.255.255.128")
@@ -616,7 +643,7 @@ def test_minus_a_applies_the_words_to_every_selected_logical() -> None:
 def test_minus_a_skips_ipv6_logicals_for_ipv4_only_words() -> None:
     # Solaris ifconfig() calls a family-bound word's function only on
     # logicals of its family; the IPv6 ones are passed over silently.
-    config = after(two_nics(), ["qfe0", "inet6", "plumb"], ["qfe0", "inet6", "addif", "2001:db8::10/64", "up"])
+    config = with_ipv6(two_nics())
     out = run(config, "-a", "netmask", "255.255.255.128", "broadcast", "+")
     assert lg(out.config, "qfe0").address == v4("192.0.2.10/25")
     assert lg(out.config, "qfe0").broadcast == IPv4Address("192.0.2.127")
@@ -624,7 +651,7 @@ def test_minus_a_skips_ipv6_logicals_for_ipv4_only_words() -> None:
 
 
 def test_minus_a_with_family_letters() -> None:
-    config = after(two_nics(), ["qfe0", "inet6", "plumb"], ["qfe0", "inet6", "addif", "2001:db8::10/64", "up"])
+    config = with_ipv6(two_nics())
     out = run(config, "-a6", "deprecated")
     assert lg(out.config, "qfe0:1", INET6).deprecated
     assert not lg(out.config, "qfe0").deprecated

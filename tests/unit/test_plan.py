@@ -21,7 +21,18 @@ from hypothesis import strategies as st
 from ipmp import hostfiles
 from ipmp.apply import full_scope, make_plan, sysctl_keys
 from ipmp.evaluate import evaluate
-from ipmp.model import Config, Environment, Family, Interface, IPAddress, KAddress, KernelState, KRoute, KRule, Logical
+from ipmp.model import (
+    Config,
+    Environment,
+    Family,
+    Interface,
+    IPAddress,
+    KAddress,
+    KernelState,
+    KRoute,
+    KRule,
+    Logical,
+)
 from ipmp.ops import (
     AddAddress,
     AddRoute,
@@ -329,8 +340,10 @@ def check_ordering(plan: Plan) -> None:
     assert adds == sorted(adds)
     assert dels == sorted(dels, reverse=True)
     for family in (INET, INET6):
-        added = [op.route.dst.prefixlen for op in plan if isinstance(op, AddRoute) and op.route.family is family]
-        removed = [op.route.dst.prefixlen for op in plan if isinstance(op, DelRoute) and op.route.family is family]
+        added = [op.route.dst.prefixlen for op in plan
+                 if isinstance(op, AddRoute) and op.route.family is family]
+        removed = [op.route.dst.prefixlen for op in plan
+                   if isinstance(op, DelRoute) and op.route.family is family]
         assert added == sorted(added, reverse=True)  # subnet routes before default routes
         assert removed == sorted(removed)  # default routes go first
 
@@ -425,7 +438,8 @@ def test_diff_never_touches_what_is_outside_its_scope() -> None:
     now = fake.state()
     v6_rules = {r for r in current.rules if r.family is INET6}
     assert v6_rules and v6_rules <= now.rules
-    assert {a for a in now.addresses if a.ifname == "qfe1"} == {a for a in current.addresses if a.ifname == "qfe1"}
+    qfe1_now = {a for a in now.addresses if a.ifname == "qfe1"}
+    assert qfe1_now == {a for a in current.addresses if a.ifname == "qfe1"}
     assert {r for r in now.routes if r.dev == "qfe1" or r.family is INET6} == {
         r for r in current.routes if r.dev == "qfe1" or r.family is INET6
     }

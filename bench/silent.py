@@ -1,0 +1,157 @@
+"""Silent failure detection at FDT 10 s, 1 s and 100 ms.
+
+A silent failure (``Topology.fail_silent``'s method: the switch port leaves the
+bridge, carrier stays up) can only be found by probes.  One in.mpathd runs
+on a topology of several IPMP groups (two NICs each, one /28 per group, see
+``GroupPlan``) and trials are *pipelined* over the groups, so that the 30
+trials at FDT 10 s fit in a few minutes: a trial injects the failure into one
+NIC of a free group, waits for the detection and the move, repairs the port
+and gives the group back once the failback is done.  Injections are at least
+``spacing`` apart, so two detections rarely meet in the daemon.
+
+Stamps (CLOCK_MONOTONIC): ``t0`` right before the switch agent's RTM_NEWLINK
+(IFLA_MASTER 0); ``detected`` when in.mpathd's "NIC failure detected on X"
+line is read from its pipe; ``moved`` when the host agent receives
+RTM_NEWADDR of X's data address on the survivor.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from bench.common import Dist, GroupPlan, Lab, Row, lab, ms, say
+
+NAME = "silent"
+
+
+@dataclass
+class Trial:
+    group: int
+    k: int  # which NIC of the group fails
+    t0: float = 0.0
+    mark_d: int = 0
+    mark_h: int = 0
+    detected: float | None = None
+    moved: float | None = None
+    repaired_at: float | None = None
+    done_at: float | None = None
+
+
+@dataclass
+class Outcome:
+    detect_ms: list[float]
+    move_ms: list[float]
+    failback_ms: list[float]
+    wall_s: float
+    raised: list[str]
+
+
+def drill(the_lab: Lab, plan: GroupPlan, trials: int, spacing: float, fdt_ms: int,
+          timeout: float | None = None) -> Outcome:
+    """Run ``trials`` silent failures over the groups of ``plan`` (pipelined, see the module doc)."""
+    topo = the_lab.topo
+    daemon = the_lab.daemons[0]
+    sw, host = the_lab.agents[0], the_lab.agents[1]
+    limit = timeout if timeout is not None else 3 * fdt_ms / 1000 + 30
+    free = list(range(plan.groups))
+    next_k = [0] * plan.groups
+    active: list[Trial] = []
+    finished: list[Trial] = []
+    next_at = time.monotonic()
+    started = time.monotonic()
+    mark0 = daemon.mark()
+    while len(finished) < trials:
+        now = time.monotonic()
+        if free and now >= next_at and len(finished) + len(active) < trials:
+            g = free.pop(0)
+            tr = Trial(g, next_k[g])
+            next_k[g] ^= 1
+            tr.mark_d, tr.mark_h = daemon.mark(), host.mark()
+            tr.t0 = float(sw.command(f"nomaster {topo.port(plan.nic(g, tr.k))}")["t0"])
+            active.append(tr)
+            next_at = tr.t0 + spacing
+        for tr in list(active):
+            nic = plan.nic(tr.group, tr.k)
+            other = plan.nic(tr.group, 1 - tr.k)
+            data = plan.data(tr.group, tr.k)
+            if tr.detected is None:
+                hit = daemon.find_line(rf"NIC failure detected on {nic}\b", tr.mark_d)
+                if hit is not None:
+                    tr.detected = hit[0]
+            if tr.moved is None:
+                ev = host.find(lambda e, o=other, a=data: e["ev"] == "newaddr" and e["ifname"] == o
+                               and e["addr"] == a, tr.mark_h)
+                if ev is not None:
+                    tr.moved = float(ev["t"])
+            if tr.repaired_at is None and tr.detected is not None and tr.moved is not None:
+                tr.mark_d, tr.mark_h = daemon.mark(), host.mark()
+                tr.repaired_at = float(sw.command(f"master {topo.port(nic)} {topo.bridge}")["t0"])
+            elif tr.repaired_at is not None and tr.done_at is None:
+                back = host.find(lambda e, n=nic, a=data: e["ev"] == "newaddr" and e["ifname"] == n
+                                 and e["addr"] == a, tr.mark_h)
+                line = daemon.find_line(rf"Successfully failed back to NIC {nic}\b", tr.mark_d)
+                if back is not None and line is not None:
+                    tr.done_at = float(back["t"])
+                    active.remove(tr)
+                    finished.append(tr)
+                    free.append(tr.group)
+            if tr.done_at is None and now - tr.t0 > limit:
+                raise TimeoutError(f"silent trial on {nic} (FDT {fdt_ms} ms) not done after {limit:.0f} s: "
+                                   f"detected={tr.detected} moved={tr.moved}\n" + daemon.text()[-3000:])
+        time.sleep(0.005)
+    wall = time.monotonic() - started
+    with daemon.cond:
+        lines = list(daemon.lines[mark0:])
+    raised = [line for _, line in lines if "Cannot meet requested failure detection" in line]
+    return Outcome(
+        detect_ms=[ms(t.detected - t.t0) for t in finished if t.detected is not None],
+        move_ms=[ms(t.moved - t.detected) for t in finished if t.moved is not None and t.detected is not None],
+        failback_ms=[ms(t.done_at - t.repaired_at) for t in finished
+                     if t.done_at is not None and t.repaired_at is not None],
+        wall_s=wall,
+        raised=raised,
+    )
+
+
+def setup(the_lab: Lab) -> None:
+    the_lab.boot()
+    the_lab.start_daemon()
+    the_lab.agent("switch")
+    the_lab.agent("host", "addr")
+
+
+# (FDT ms, groups, spacing between injections s)
+CASES = ((10000, 10, 2.5), (1000, 6, 0.5), (100, 2, 0.5))
+
+
+def run(quick: bool) -> list[Row]:
+    trials = 6 if quick else 30
+    rows: list[Row] = []
+    for fdt_ms, groups, spacing in CASES:
+        plan = GroupPlan(groups)
+        say(f"{NAME}: FDT {fdt_ms} ms, {trials} trials over {groups} groups, injections >= {spacing} s apart")
+        with lab(plan.nics, plan.files(fdt_ms), extra_router_addrs=plan.router_addrs()) as the_lab:
+            setup(the_lab)
+            out = drill(the_lab, plan, trials, spacing, fdt_ms)
+            fdts = {g["fdt_ms"] for g in the_lab.daemons[0].query()["groups"].values()}
+        det, move, fb = Dist.of(out.detect_ms), Dist.of(out.move_ms), Dist.of(out.failback_ms)
+        say(f"{NAME}: FDT {fdt_ms}: detection {det.fmt()}; move {move.fmt()}; {out.wall_s:.0f} s")
+        over = sum(1 for d in out.detect_ms if d > fdt_ms)
+        met = over == 0 and move.max <= 5 and det.n == trials
+        notes = [
+            f"{det.n} trials over {groups} groups x 2 NICs in {out.wall_s:.0f} s",
+            f"failure -> 'NIC failure detected' line: {det.fmt()} (min {det.min:.1f}); "
+            f"{over} of {det.n} above the FDT",
+            f"detection -> data address on the survivor: {move.fmt()}",
+            f"(not a target) repair -> failed back: {fb.fmt(digits=0)}",
+            f"group FDT at the end: {sorted(fdts)} ms; 'Cannot meet requested failure detection time' "
+            f"lines: {len(out.raised)}",
+        ]
+        measured = (f"detect p50 {det.p50:.0f} / p99 {det.p99:.0f} / max {det.max:.0f} ms "
+                    f"({over}/{det.n} > FDT); move p50 {move.p50:.2f} / p99 {move.p99:.2f} / "
+                    f"max {move.max:.2f} ms")
+        label = f"{fdt_ms / 1000:g} s" if fdt_ms >= 1000 else f"{fdt_ms} ms"
+        rows.append(Row(f"silent failure detection at FDT {label} ({det.n} trials)",
+                        "never above the FDT; move done <= 5 ms after detection", measured, met, notes))
+    return rows

@@ -1,0 +1,296 @@
+"""``ipmpstat``: IPMP status from in.mpathd, as Solaris 11 shows it (§7.2).
+
+Usage, messages and exit status are Solaris 11's ``ipmpstat``::
+
+    ipmpstat [-n] [-o field[,...] [-P]] -a|-g|-i|-p|-t
+
+Exactly one mode: ``-a`` data addresses, ``-g`` groups, ``-i`` interfaces,
+``-t`` probe targets, ``-p`` probe events.  ``-o`` selects and orders
+fields (``all`` for every one), ``-P`` prints them machine-parsable, ``-n``
+asks for numeric addresses.  What each column means in our
+address-migration model is in ``ipmp.ipmpstat``.  Exit status 0, or 1 with a
+message on stderr; anyone may run it (queries are open, §2.11).
+
+Option handling follows Solaris (``getopt`` with ``nPo:agipt``, in order):
+a second mode letter is fatal at once (``only one output format may be
+specified``); a bad option prints the libc diagnostic and the usage text;
+an operand or no mode prints the usage text.  Then ``-o``/``-P`` are
+checked (an unknown field name is a warning, fatal with ``-P``), and only
+then is the daemon asked: ``cannot contact in.mpathd(1M) -- is IPMP in
+use?`` when it does not answer.
+
+Output is plain text, identical whether or not stdout is a terminal, except
+that on a terminal the state words of STATE, LINK and PROBE are coloured
+(ok/up green, degraded/offline yellow, failed/down red; ``NO_COLOR``
+honoured).  Like Solaris, the header repeats every terminal-height lines,
+every 24 lines when stdout is not a terminal.
+
+Differences from Solaris:
+
+* ``-p`` is recognised and checked as far as Solaris goes before it waits
+  for events (fields, daemon, ``probe-based failure detection is
+  disabled``), then refused: ``probe streaming is not available yet``
+  (exit 1).  The daemon publishes no probe events yet.
+* ``-n`` has no effect: addresses are always printed numerically.
+
+Extensions: ``--json`` (anywhere among the options; not with ``-o`` or
+``-P``) prints one JSON object (``ipmp.ipmpstat.render_json``);
+``--version`` (alone); ``-R DIR`` for an alternate root (default
+``$IPMP_ROOT``, else ``/``), as every ipmp command has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from ipmp import __version__
+from ipmp.ipmpstat import PAGE_ROWS, FieldError, Line, select_fields
+
+PROG = "ipmpstat"
+#: Solaris ``ipmpstat.c`` getopt string (less the test-only ``-L``), plus our ``-R``.
+OPTSTRING = "nPo:agiptR:"
+MODE_LETTERS = ("a", "g", "i", "p", "t")
+JSON_OPTION = "--json"
+
+#: Solaris usage text, verbatim (tabs included).
+USAGE = (
+    "usage: ipmpstat [-n] [-o <field> [-P]] -a|-g|-i|-p|-t\n"
+    "\n"
+    "  output modes:\t -a  display IPMP data address information\n"
+    "\t\t -g  display IPMP group information\n"
+    "\t\t -i  display IPMP-related IP interface information\n"
+    "\t\t -p  display IPMP probe information\n"
+    "\t\t -t  display IPMP target information\n"
+    "\n"
+    "       options:\t -n  display IP addresses numerically\n"
+    "\t\t -o  display only the specified fields, in order\n"
+    "\t\t -P  display using parsable output mode\n"
+)
+MSG_ONE_FORMAT = "only one output format may be specified"
+MSG_NO_DAEMON = "cannot contact in.mpathd(1M) -- is IPMP in use?"
+#: Solaris ``die_ipmperr(err, "cannot snapshot IPMP state")``: the IPMP error text follows.
+MSG_SNAPSHOT = "cannot snapshot IPMP state: {}"
+MSG_PROBING_DISABLED = "probe-based failure detection is disabled"
+MSG_NO_PROBE_STREAM = "probe streaming is not available yet"
+MSG_JSON_CONFLICT = "--json cannot be combined with -o or -P"
+#: The snapshot layout this ipmpstat reads (``Machine.snapshot()["v"]``).
+SNAPSHOT_VERSION = 1
+
+#: Colours for the state words, by field; the text itself never changes.
+COLOURS: dict[str, dict[str, str]] = {
+    field: {"ok": "green", "up": "green", "degraded": "yellow", "offline": "yellow",
+            "failed": "red", "down": "red"}
+    for field in ("STATE", "LINK", "PROBE")
+}
+
+
+class _Die(Exception):
+    """``ipmpstat: <message>`` on stderr, exit 1 (Solaris ``die``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _Usage(Exception):
+    """Optional diagnostic line, then the usage text; exit 1."""
+
+    def __init__(self, diagnostic: str = "") -> None:
+        super().__init__(diagnostic)
+        self.diagnostic = diagnostic
+
+
+def _getopt(args: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """POSIX getopt over OPTSTRING, plus ``--json``: (letter, argument) pairs.
+
+    A bad option yields ("?", Solaris libc diagnostic) and ends the scan; the
+    first operand ends it too, yielding ("", operand) so that the caller can
+    refuse it (ipmpstat takes none).
+    """
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            if i + 1 < len(args):
+                yield "", args[i + 1]
+            return
+        if arg == JSON_OPTION:
+            yield JSON_OPTION, ""
+            i += 1
+            continue
+        if not arg.startswith("-") or arg == "-":
+            yield "", arg
+            return
+        pos = 1
+        while pos < len(arg):
+            letter = arg[pos]
+            spec = OPTSTRING.find(letter)
+            if letter == ":" or spec < 0:
+                yield "?", f"{PROG}: illegal option -- {letter}"
+                return
+            if OPTSTRING[spec + 1 : spec + 2] != ":":
+                yield letter, ""
+                pos += 1
+                continue
+            if pos + 1 < len(arg):
+                yield letter, arg[pos + 1 :]
+            elif i + 1 < len(args):
+                i += 1
+                yield letter, args[i]
+            else:
+                yield "?", f"{PROG}: option requires an argument -- {letter}"
+                return
+            break
+        i += 1
+
+
+def _query(root: Path) -> dict[str, Any]:
+    """The daemon's snapshot (Solaris: ping in.mpathd, then take an MI_QUERY snapshot)."""
+    from ipmp.mpathd import ipc
+
+    try:
+        reply = ipc.call(root, ipc.Request("query"))
+    except ipc.NotRunning:
+        raise _Die(MSG_NO_DAEMON) from None
+    except (ipc.SendFailed, ipc.ReadFailed) as exc:
+        reason = exc.strerror if exc.errno and exc.strerror else ipc.errmsg(ipc.IPMP_EPROTO)
+        raise _Die(MSG_SNAPSHOT.format(reason)) from None
+    if not reply.ok:
+        if reply.mpathd_error == ipc.MPATHD_SYS_ERROR and reply.sys_error:
+            reason = os.strerror(reply.sys_error)
+        else:
+            reason = ipc.errmsg(reply.mpathd_error)
+        raise _Die(MSG_SNAPSHOT.format(reason))
+    version = reply.data.get("v")
+    if type(version) is not int or version != SNAPSHOT_VERSION:
+        raise _Die(MSG_SNAPSHOT.format(ipc.errmsg(ipc.IPMP_EPROTO)))
+    return reply.data
+
+
+def _page_rows(out: TextIO) -> int:
+    """Terminal height of stdout, else 24 (ofmt: ``TIOCGWINSZ`` failed or gave 0)."""
+    try:
+        rows = os.get_terminal_size(out.fileno()).lines
+    except (AttributeError, ValueError, OSError):
+        return PAGE_ROWS
+    return rows if rows > 0 else PAGE_ROWS
+
+
+def _isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def emit(lines: Sequence[Line], out: TextIO, *, colour: bool) -> None:
+    """Write the lines; with ``colour``, through rich with the state words styled."""
+    if not colour:
+        out.write("".join(line.text + "\n" for line in lines))
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    # soft_wrap: never wrap or crop; a Text is never parsed for markup.
+    console = Console(file=out, highlight=False, soft_wrap=True, emoji=False)
+    for line in lines:
+        text = Text(line.text)
+        for cell in line.cells:
+            style = COLOURS.get(cell.field, {}).get(cell.value)
+            if style:
+                text.stylize(style, cell.start, cell.end)
+        console.print(text)
+
+
+def _run(args: Sequence[str], out: TextIO, err: TextIO) -> int:
+    from ipmp import ipmpstat
+    from ipmp.hostfiles import root_path
+
+    mode = ""
+    spec: str | None = None
+    parsable = False
+    as_json = False
+    root_arg: str | None = None
+    for letter, value in _getopt(args):
+        # Solaris checks for a second mode before anything else about the option.
+        if mode and letter in MODE_LETTERS:
+            raise _Die(MSG_ONE_FORMAT)
+        if letter == "?":
+            raise _Usage(value)
+        if letter == "":
+            raise _Usage()  # ipmpstat takes no operands
+        if letter in MODE_LETTERS:
+            mode = letter
+        elif letter == "o":
+            spec = value
+        elif letter == "P":
+            parsable = True
+        elif letter == "R":
+            root_arg = value
+        elif letter == JSON_OPTION:
+            as_json = True
+        # -n: addresses are always numeric.
+    if not mode:
+        raise _Usage()
+    if as_json and (spec is not None or parsable):
+        raise _Die(MSG_JSON_CONFLICT)
+    names: list[str] | None = None
+    if not as_json:
+        try:
+            selection = select_fields(mode, spec, parsable=parsable)
+        except FieldError as exc:
+            raise _Die(str(exc)) from None
+        if selection.warning:
+            print(f"{PROG}: warning: {selection.warning}", file=err)
+        names = [field.name for field in selection.fields]
+    snapshot = _query(root_path(root_arg))
+    if mode == "p":
+        if not ipmpstat.probing_enabled(snapshot):
+            raise _Die(MSG_PROBING_DISABLED)
+        raise _Die(MSG_NO_PROBE_STREAM)
+    if as_json:
+        out.write(ipmpstat.render_json(snapshot, mode) + "\n")
+        return 0
+    lines = ipmpstat.render_lines(snapshot, mode, fields=names, parsable=parsable,
+                                  page_rows=_page_rows(out))
+    emit(lines, out, colour=not parsable and _isatty(out))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ipmpstat``; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:
+        print(f"{PROG} (ipmp) {__version__}")
+        return 0
+    try:
+        status = _run(args, sys.stdout, sys.stderr)
+        sys.stdout.flush()
+        return status
+    except _Die as failure:
+        print(f"{PROG}: {failure.message}", file=sys.stderr)
+        return 1
+    except _Usage as usage:
+        if usage.diagnostic:
+            print(usage.diagnostic, file=sys.stderr)
+        sys.stderr.write(USAGE)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `ipmpstat -i | head -1`: the reader left.  Keep Python from
+        # complaining again when it flushes stdout at exit.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
