@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit netns demo clean
+.PHONY: test lint unit netns demo clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ unit: $(STAMP)
 
 netns: $(STAMP)
 	$(PY) -m pytest -q tests/netns
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+demo: $(STAMP)
+	$(VENV)/bin/ipmp-lab drill examples/hostname.files/active-active
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -161,7 +161,7 @@ class Actor:
         while True:
             data = self.sock.recv(65536)
             t1 = time.monotonic()
-            length, kind, _f, seq, _p = _NLMSGHDR.unpack_from(data)
+            _len, kind, _f, seq, _p = _NLMSGHDR.unpack_from(data)
             if kind == NLMSG_ERROR and seq == self.seq:
                 (code,) = struct.unpack_from("=i", data, _NLMSGHDR.size)
                 return t0, t1, -code

@@ -55,8 +55,8 @@ def run(quick: bool) -> list[Row]:
         with lab(plan.nics, plan.files(10000), extra_router_addrs=plan.router_addrs()) as the_lab:
             first += [ms(t) for t in _time(the_lab, [("boot", boot)])["boot"]]
             time.sleep(3.0)
-            checked = _time(the_lab, [("check", [*boot, "--check"]), ("pass", [sys.executable, "-c", "pass"])],
-                            check=False)
+            pair = [("check", [*boot, "--check"]), ("pass", [sys.executable, "-c", "pass"])]
+            checked = _time(the_lab, pair, check=False)
             if "check" not in checked:
                 raise RuntimeError("ipmp-boot --check says the kernel is not in sync right after the boot")
             checks += [ms(t) for t in checked["check"]]

@@ -241,10 +241,24 @@ class Agent(_Stamped):
         return reply
 
 
+Event = dict[str, Any]
+
+
+def neigh_is(ip: str, mac: str) -> Callable[[Event], bool]:
+    """An agent event: the neighbour entry for ``ip`` now holds ``mac``."""
+    return lambda e: e.get("ev") == "neigh" and e.get("ip") == ip and e.get("mac") == mac
+
+
+def addr_on(ifname: str, addr: str) -> Callable[[Event], bool]:
+    """An agent event: ``addr`` was added on ``ifname``."""
+    return lambda e: e.get("ev") == "newaddr" and e.get("ifname") == ifname and e.get("addr") == addr
+
+
 class Daemon(_Stamped):
     """``in.mpathd -d`` in the host namespace of ``topo``, for the alternate root ``root``."""
 
-    def __init__(self, topo: Topology, root: Path, env: dict[str, str], argv: Sequence[str] = ("-d",)) -> None:
+    def __init__(self, topo: Topology, root: Path, env: dict[str, str],
+                 argv: Sequence[str] = ("-d",)) -> None:
         self.root = root
         proc = topo.popen("host", [str(BIN / "in.mpathd"), *argv], stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import time
 
-from bench.common import Dist, Lab, Row, lab, mpathd_conf, ms, say
+from bench.common import Dist, Lab, Row, addr_on, lab, mpathd_conf, ms, neigh_is, say
 
 NAME = "failover"
-FDT_MS = 1000  # only paces the probe-based repair between trials; link detection ignores it
+FDT_MS = 500  # only paces the probe-based repair between trials; link detection ignores it
 NICS = ("qfe0", "qfe1")
 DATA = {"qfe0": "192.0.2.100", "qfe1": "192.0.2.101"}
 
@@ -45,9 +45,8 @@ def _trial(the_lab: Lab, k: int, res: dict[str, list[float]]) -> None:
     mh, mp, md = host.mark(), peer.mark(), daemon.mark()
     t0 = float(sw.command(f"down {port}")["t0"])
     kernel = host.wait(lambda e: e["ev"] == "link" and e["ifname"] == nic and not e["running"], mh, 5.0)
-    address = host.wait(lambda e: e["ev"] == "newaddr" and e["ifname"] == survivor and e["addr"] == data,
-                        mh, 5.0)
-    neigh = peer.wait(lambda e: e["ev"] == "neigh" and e["ip"] == data and e["mac"] == smac, mp, 5.0)
+    address = host.wait(addr_on(survivor, data), mh, 5.0)
+    neigh = peer.wait(neigh_is(data, smac), mp, 5.0)
     detected, _ = daemon.wait_line(rf"NIC failure detected on {nic}\b", md, 5.0)
     res["kernel"].append(ms(float(kernel["t"]) - t0))
     res["detected"].append(ms(detected - t0))
@@ -57,8 +56,8 @@ def _trial(the_lab: Lab, k: int, res: dict[str, list[float]]) -> None:
     time.sleep(0.02)
     mh, mp, md = host.mark(), peer.mark(), daemon.mark()
     t1 = float(sw.command(f"up {port}")["t0"])
-    back = host.wait(lambda e: e["ev"] == "newaddr" and e["ifname"] == nic and e["addr"] == data, mh, 30.0)
-    peer.wait(lambda e: e["ev"] == "neigh" and e["ip"] == data and e["mac"] == topo.macs[nic], mp, 5.0)
+    back = host.wait(addr_on(nic, data), mh, 30.0)
+    peer.wait(neigh_is(data, topo.macs[nic]), mp, 5.0)
     daemon.wait_line(rf"Successfully failed back to NIC {nic}\b", md, 5.0)
     res["failback"].append(ms(float(back["t"]) - t1))
     time.sleep(0.08)  # let the failback's announcement burst (3 x 20 ms) finish
@@ -80,8 +79,8 @@ def run(quick: bool) -> list[Row]:
             _trial(the_lab, k, res)
         elapsed = time.monotonic() - t_start
     d = {k: Dist.of(v) for k, v in res.items()}
-    for k, v in d.items():
-        say(f"{NAME}: {k:9s} {v.fmt()}")
+    for key, dist in d.items():
+        say(f"{NAME}: {key:9s} {dist.fmt()}")
     addr, peer = d["address"], d["peer"]
     met = addr.p50 <= 5 and addr.p99 <= 15 and peer.p50 <= 5 and peer.p99 <= 15
     notes = [

@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench.common import BIN, Dist, Row, lab, ms, mpathd_conf, repo_env, say
+from bench.common import BIN, Dist, Row, lab, mpathd_conf, ms, repo_env, say
 
 NAME = "ifconfig"
 
@@ -41,7 +41,8 @@ def run(quick: bool) -> list[Row]:
     other = net_tools_ifconfig()
     if other is not None:
         commands.insert(1, ("net-tools", [other, "-a"]))
-    with lab(("qfe0", "qfe1"), {"etc/default/mpathd": mpathd_conf(10000)}, example="active-active") as the_lab:
+    files = {"etc/default/mpathd": mpathd_conf(10000)}
+    with lab(("qfe0", "qfe1"), files, example="active-active") as the_lab:
         the_lab.boot()
         say(f"{NAME}: {rounds} rounds of {', '.join(label for label, _ in commands)}")
         proc = the_lab.topo.run("host", [sys.executable, "-m", "bench.timer", "--rounds", str(rounds),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from bench.common import Lab, Row, lab, mpathd_conf, say
+from bench.common import Lab, Row, lab, mpathd_conf, neigh_is, say
 from ipmp.lab.pinger import PingReport, TargetStats
 
 NAME = "pingloss"
@@ -56,15 +56,13 @@ def _steps(the_lab: Lab, trials: int) -> list[tuple[str, float, float, float]]:
         data, port = DATA[nic], topo.port(nic)
         mp, md = peer.mark(), daemon.mark()
         t_cut = float(sw.command(f"down {port}")["t0"])
-        ev = peer.wait(lambda e, d=data, m=topo.macs[survivor]: e["ev"] == "neigh" and e["ip"] == d
-                       and e["mac"] == m, mp, 5.0)
+        ev = peer.wait(neigh_is(data, topo.macs[survivor]), mp, 5.0)
         daemon.wait_line(rf"Successfully failed over from NIC {nic}\b", md, 5.0)
         time.sleep(HOLD)
         mp, md = peer.mark(), daemon.mark()
         t_up = float(sw.command(f"up {port}")["t0"])
         steps.append((f"failover:{nic}", t_cut, float(ev["t"]), t_up))
-        back = peer.wait(lambda e, d=data, m=topo.macs[nic]: e["ev"] == "neigh" and e["ip"] == d
-                         and e["mac"] == m, mp, 30.0)
+        back = peer.wait(neigh_is(data, topo.macs[nic]), mp, 30.0)
         daemon.wait_line(rf"Successfully failed back to NIC {nic}\b", md, 5.0)
         time.sleep(SETTLE)
         steps.append((f"failback:{nic}", t_up, float(back["t"]), time.monotonic()))
@@ -98,18 +96,18 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
     for kind in ("failover", "failback"):
         vals = per[kind]
-        lost = sorted(v[0] for v in vals)
+        losses = sorted(v[0] for v in vals)
         worst_after = max(v[1] for v in vals)
         other = sum(v[2] for v in vals)
-        hist = {n: lost.count(n) for n in sorted(set(lost))}
-        met = max(lost) <= 1 and worst_after == 0
+        hist = {n: losses.count(n) for n in sorted(set(losses))}
+        met = max(losses) <= 1 and worst_after == 0
         say(f"{NAME}: {kind}: lost per trial {hist}; after the move {worst_after}; other address {other}")
         notes = [f"{len(vals)} {kind}s at 100 pings/s to each data address; lost per {kind} "
                  f"(count: trials) {hist}",
                  f"lost echoes sent after the peer's entry had the new MAC: max {worst_after} per trial",
                  f"the address that did not move lost {other} in all these windows",
                  f"pinger: {report.rounds} rounds, worst send lag {report.max_send_lag_ms:.1f} ms"]
-        measured = (f"max {max(lost)} lost per {kind} (median {lost[len(lost) // 2]}); "
+        measured = (f"max {max(losses)} lost per {kind} (median {losses[len(losses) // 2]}); "
                     f"max {worst_after} after the move")
         rows.append(Row(f"pings lost at 100/s on link {kind} ({len(vals)} trials)",
                         "<= 1, 0 after the move completes", measured, met, notes))

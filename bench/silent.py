@@ -17,10 +17,12 @@ RTM_NEWADDR of X's data address on the survivor.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from dataclasses import dataclass
 
-from bench.common import Dist, GroupPlan, Lab, Row, lab, ms, say
+from bench.common import Dist, GroupPlan, Lab, Row, addr_on, lab, ms, say
 
 NAME = "silent"
 
@@ -29,6 +31,7 @@ NAME = "silent"
 class Trial:
     group: int
     k: int  # which NIC of the group fails
+    nic: str
     t0: float = 0.0
     mark_d: int = 0
     mark_h: int = 0
@@ -40,16 +43,79 @@ class Trial:
 
 @dataclass
 class Outcome:
-    detect_ms: list[float]
-    move_ms: list[float]
-    failback_ms: list[float]
+    trials: list[Trial]
     wall_s: float
-    raised: list[str]
+    raised: list[str]  # "Cannot meet requested failure detection time" lines
+    false_failures: list[str]  # failure lines for NICs we had not failed
+    group_failures: int  # "All Interfaces in group ... have failed" lines
+    restores: int  # "restoring N kernel change(s) undone outside in.mpathd" lines
+    aborted: str | None  # why the drill stopped early
+
+    @property
+    def detect_ms(self) -> list[float]:
+        return [ms(t.detected - t.t0) for t in self.trials if t.detected is not None]
+
+    @property
+    def move_ms(self) -> list[float]:
+        return [ms(t.moved - t.detected) for t in self.trials
+                if t.moved is not None and t.detected is not None]
+
+    @property
+    def failback_ms(self) -> list[float]:
+        return [ms(t.done_at - t.repaired_at) for t in self.trials
+                if t.done_at is not None and t.repaired_at is not None]
+
+    @property
+    def undetected(self) -> int:
+        return sum(1 for t in self.trials if t.detected is None)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.false_failures)} failures detected on NICs that had not failed",
+                 f"{self.group_failures} 'All Interfaces in group' lines",
+                 f"{self.restores} 'restoring ... undone outside in.mpathd' lines"]
+        if self.undetected:
+            parts.insert(0, f"{self.undetected} injected failures never detected")
+        if self.aborted:
+            parts.append(f"drill stopped early: {self.aborted}")
+        return "; ".join(parts)
+
+
+def _step(the_lab: Lab, plan: GroupPlan, tr: Trial) -> bool:
+    """Advance one trial; True once it is over (failed back)."""
+    daemon = the_lab.daemons[0]
+    sw, host = the_lab.agents[0], the_lab.agents[1]
+    other = plan.nic(tr.group, 1 - tr.k)
+    data = plan.data(tr.group, tr.k)
+    if tr.detected is None:
+        hit = daemon.find_line(rf"NIC failure detected on {tr.nic}\b", tr.mark_d)
+        if hit is not None:
+            tr.detected = hit[0]
+    if tr.moved is None:
+        ev = host.find(addr_on(other, data), tr.mark_h)
+        if ev is not None:
+            tr.moved = float(ev["t"])
+    if tr.repaired_at is None:
+        if tr.detected is not None and tr.moved is not None:
+            tr.mark_d, tr.mark_h = daemon.mark(), host.mark()
+            port = the_lab.topo.port(tr.nic)
+            tr.repaired_at = float(sw.command(f"master {port} {the_lab.topo.bridge}")["t0"])
+        return False
+    back = host.find(addr_on(tr.nic, data), tr.mark_h)
+    line = daemon.find_line(rf"Successfully failed back to NIC {tr.nic}\b", tr.mark_d)
+    if back is not None and line is not None:
+        tr.done_at = float(back["t"])
+        return True
+    return False
 
 
 def drill(the_lab: Lab, plan: GroupPlan, trials: int, spacing: float, fdt_ms: int,
           timeout: float | None = None) -> Outcome:
-    """Run ``trials`` silent failures over the groups of ``plan`` (pipelined, see the module doc)."""
+    """Run ``trials`` silent failures over the groups of ``plan`` (pipelined, see the module doc).
+
+    A trial that is not over after ``timeout`` stops the drill: every port
+    still failed is repaired and what was measured so far is returned, with
+    the reason.
+    """
     topo = the_lab.topo
     daemon = the_lab.daemons[0]
     sw, host = the_lab.agents[0], the_lab.agents[1]
@@ -57,60 +123,59 @@ def drill(the_lab: Lab, plan: GroupPlan, trials: int, spacing: float, fdt_ms: in
     free = list(range(plan.groups))
     next_k = [0] * plan.groups
     active: list[Trial] = []
-    finished: list[Trial] = []
+    done: list[Trial] = []
+    aborted: str | None = None
     next_at = time.monotonic()
     started = time.monotonic()
     mark0 = daemon.mark()
-    while len(finished) < trials:
+    while len(done) < trials and aborted is None:
         now = time.monotonic()
-        if free and now >= next_at and len(finished) + len(active) < trials:
+        if free and now >= next_at and len(done) + len(active) < trials:
             g = free.pop(0)
-            tr = Trial(g, next_k[g])
+            tr = Trial(g, next_k[g], plan.nic(g, next_k[g]))
             next_k[g] ^= 1
             tr.mark_d, tr.mark_h = daemon.mark(), host.mark()
-            tr.t0 = float(sw.command(f"nomaster {topo.port(plan.nic(g, tr.k))}")["t0"])
+            tr.t0 = float(sw.command(f"nomaster {topo.port(tr.nic)}")["t0"])
             active.append(tr)
             next_at = tr.t0 + spacing
         for tr in list(active):
-            nic = plan.nic(tr.group, tr.k)
-            other = plan.nic(tr.group, 1 - tr.k)
-            data = plan.data(tr.group, tr.k)
-            if tr.detected is None:
-                hit = daemon.find_line(rf"NIC failure detected on {nic}\b", tr.mark_d)
-                if hit is not None:
-                    tr.detected = hit[0]
-            if tr.moved is None:
-                ev = host.find(lambda e, o=other, a=data: e["ev"] == "newaddr" and e["ifname"] == o
-                               and e["addr"] == a, tr.mark_h)
-                if ev is not None:
-                    tr.moved = float(ev["t"])
-            if tr.repaired_at is None and tr.detected is not None and tr.moved is not None:
-                tr.mark_d, tr.mark_h = daemon.mark(), host.mark()
-                tr.repaired_at = float(sw.command(f"master {topo.port(nic)} {topo.bridge}")["t0"])
-            elif tr.repaired_at is not None and tr.done_at is None:
-                back = host.find(lambda e, n=nic, a=data: e["ev"] == "newaddr" and e["ifname"] == n
-                                 and e["addr"] == a, tr.mark_h)
-                line = daemon.find_line(rf"Successfully failed back to NIC {nic}\b", tr.mark_d)
-                if back is not None and line is not None:
-                    tr.done_at = float(back["t"])
-                    active.remove(tr)
-                    finished.append(tr)
-                    free.append(tr.group)
-            if tr.done_at is None and now - tr.t0 > limit:
-                raise TimeoutError(f"silent trial on {nic} (FDT {fdt_ms} ms) not done after {limit:.0f} s: "
-                                   f"detected={tr.detected} moved={tr.moved}\n" + daemon.text()[-3000:])
+            if _step(the_lab, plan, tr):
+                active.remove(tr)
+                done.append(tr)
+                free.append(tr.group)
+            elif now - tr.t0 > limit:
+                aborted = (f"the trial on {tr.nic} was not over {limit:.0f} s after the injection "
+                           f"(detected: {tr.detected is not None}, moved: {tr.moved is not None}, "
+                           f"repaired: {tr.repaired_at is not None})")
+                break
         time.sleep(0.005)
+    for tr in active:
+        if tr.repaired_at is None:
+            sw.command(f"master {topo.port(tr.nic)} {topo.bridge}")
+            tr.repaired_at = time.monotonic()
     wall = time.monotonic() - started
     with daemon.cond:
         lines = list(daemon.lines[mark0:])
-    raised = [line for _, line in lines if "Cannot meet requested failure detection" in line]
+    everything = done + active
+    false: list[str] = []
+    for stamp, line in lines:
+        m = re.search(r"NIC failure detected on (\S+)", line)
+        if m is None:
+            continue
+        ours = any(t.nic == m.group(1) and t.t0 <= stamp <= (t.repaired_at or math.inf) for t in everything)
+        if not ours:
+            false.append(line)
+    if aborted is not None:
+        say(f"drill: {aborted}; daemon log since the start of the drill:\n"
+            + "\n".join(line for _, line in lines[-60:]))
     return Outcome(
-        detect_ms=[ms(t.detected - t.t0) for t in finished if t.detected is not None],
-        move_ms=[ms(t.moved - t.detected) for t in finished if t.moved is not None and t.detected is not None],
-        failback_ms=[ms(t.done_at - t.repaired_at) for t in finished
-                     if t.done_at is not None and t.repaired_at is not None],
+        trials=everything,
         wall_s=wall,
-        raised=raised,
+        raised=[line for _, line in lines if "Cannot meet requested failure detection" in line],
+        false_failures=false,
+        group_failures=sum(1 for _, line in lines if "All Interfaces in group" in line),
+        restores=sum(1 for _, line in lines if "undone outside in.mpathd" in line),
+        aborted=aborted,
     )
 
 
@@ -138,15 +203,16 @@ def run(quick: bool) -> list[Row]:
         det, move, fb = Dist.of(out.detect_ms), Dist.of(out.move_ms), Dist.of(out.failback_ms)
         say(f"{NAME}: FDT {fdt_ms}: detection {det.fmt()}; move {move.fmt()}; {out.wall_s:.0f} s")
         over = sum(1 for d in out.detect_ms if d > fdt_ms)
-        met = over == 0 and move.max <= 5 and det.n == trials
+        met = over == 0 and move.max <= 5 and det.n == trials and not out.false_failures
         notes = [
             f"{det.n} trials over {groups} groups x 2 NICs in {out.wall_s:.0f} s",
             f"failure -> 'NIC failure detected' line: {det.fmt()} (min {det.min:.1f}); "
-            f"{over} of {det.n} above the FDT",
+            f"{over} of {det.n} above the FDT, {out.undetected} not detected",
             f"detection -> data address on the survivor: {move.fmt()}",
             f"(not a target) repair -> failed back: {fb.fmt(digits=0)}",
             f"group FDT at the end: {sorted(fdts)} ms; 'Cannot meet requested failure detection time' "
             f"lines: {len(out.raised)}",
+            out.summary(),
         ]
         measured = (f"detect p50 {det.p50:.0f} / p99 {det.p99:.0f} / max {det.max:.0f} ms "
                     f"({over}/{det.n} > FDT); move p50 {move.p50:.2f} / p99 {move.p99:.2f} / "

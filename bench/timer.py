@@ -31,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
             t1 = time.monotonic()
             if proc.returncode != 0:
-                print(json.dumps({"error": f"{label}: exit {proc.returncode}: {proc.stderr.decode()[-500:]}"}))
+                err = proc.stderr.decode(errors="replace")[-500:]
+                print(json.dumps({"error": f"{label}: exit {proc.returncode}: {err}"}))
                 return 1
             if r >= args.warmup:
                 times[label].append(t1 - t0)

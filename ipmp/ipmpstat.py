@@ -237,11 +237,11 @@ def select_fields(mode: str, spec: str | None, *, parsable: bool = False) -> Sel
     for name in spec.split(","):
         if not name:
             continue  # strtok: ",," and a trailing comma name nothing
-        field = by_name.get(_fold(name))
-        if field is None:
+        match = by_name.get(_fold(name))
+        if match is None:
             unknown.append(name)
         else:
-            picked.append(field)
+            picked.append(match)
     if not picked:
         raise FieldError(MSG_NO_FIELDS)
     if unknown and parsable:
@@ -321,6 +321,8 @@ def _addresses(snapshot: Mapping[str, Any]) -> list[_Addr]:
     raw = snapshot.get("addresses")
     out: list[_Addr] = []
     for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, Mapping):
+            continue
         doc = _map(item)
         holder = _text(doc.get("interface")).partition(":")[0]
         out.append(_Addr(
@@ -626,13 +628,15 @@ def render_lines(
         text = row.text()
         values = [text[f.name] for f in chosen]
         if parsable:
-            lines.append(Line(*_parsable(chosen, values)))
+            text_line, cells = _parsable(chosen, values)
+            lines.append(Line(text_line, cells=cells))
             continue
         if printed % page == 0:
             lines.append(header)
             printed += 1
         printed += 1
-        lines.append(Line(*_human(chosen, [v or EMPTY for v in values])))
+        text_line, cells = _human(chosen, [v or EMPTY for v in values])
+        lines.append(Line(text_line, cells=cells))
     return lines
 
 

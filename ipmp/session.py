@@ -243,6 +243,8 @@ def _located(err: IpmpError, files: Sequence[tuple[Family, Path]]) -> str:
     """``FILE:LINE:COL: message``; errors without a position name the file."""
     pos = getattr(err, "position", None)
     message = getattr(err, "message", str(err))
+    # In a file the position says where; the program name adds nothing.
+    message = message.removeprefix("ifconfig: ")
     if isinstance(pos, Position) and pos.source:
         return f"{pos}: {message}"
     return f"{files[0][1]}: {message}"

@@ -33,6 +33,7 @@ from ipmp.model import (
     Family,
     Interface,
     IPAddress,
+    IPInterface,
     IPNetwork,
     KAddress,
     KernelState,
@@ -128,8 +129,42 @@ def _take_unit(wanted: int | None, used: set[int]) -> int:
     return unit
 
 
+@dataclass(frozen=True)
+class _Elsewhere:
+    """Where the kernel and the store put each address, host-wide.
+
+    A daemon killed between its kernel change and its store write leaves an
+    address in the kernel on one NIC while the store still files it under
+    another; the store's record then says whose address it is (its home).
+    """
+
+    kernel: dict[tuple[Family, IPInterface], str]
+    stored: dict[tuple[Family, IPInterface], tuple[str, Logical]]
+
+    @classmethod
+    def of(cls, kernel: KernelState, records: Iterable[Interface]) -> _Elsewhere:
+        return cls(
+            {(a.family, a.address): a.ifname for a in kernel.addresses if not a.kernel_owned},
+            {(lg.family, lg.address): (itf.name, lg) for itf in records for lg in itf.logicals
+             if lg.address is not None and lg.up and not lg.kernel_owned},
+        )
+
+    def moved_record(self, ifname: str, family: Family, address: IPInterface) -> Logical | None:
+        """The store's record of an address the kernel holds on ``ifname`` but the store files elsewhere."""
+        found = self.stored.get((family, address))
+        if found is None or found[0] == ifname:
+            return None
+        owner, lg = found
+        return replace(lg, home=lg.home or owner, home_unit=lg.home_unit if lg.home else lg.unit)
+
+    def on_other_link(self, ifname: str, family: Family, address: IPInterface) -> bool:
+        held = self.kernel.get((family, address))
+        return held is not None and held != ifname
+
+
 def _logicals_of_family(
-    link: KLink, family: Family, kaddrs: Sequence[KAddress], stored: Interface | None
+    link: KLink, family: Family, kaddrs: Sequence[KAddress], stored: Interface | None,
+    elsewhere: _Elsewhere | None = None,
 ) -> list[Logical]:
     """Rebuild one family's logical interfaces: the kernel is the truth for up addresses."""
     records = [lg for lg in (stored.logicals if stored else ()) if lg.family == family]
@@ -149,7 +184,10 @@ def _logicals_of_family(
                 base = rec0 if rec0 is not None else Logical(family, 0)
                 out.append(replace(base, address=ka.address, up=link.up, kernel_owned=True))
             continue
-        pending.append((ka, by_address.get(ka.address)))
+        rec = by_address.get(ka.address)
+        if rec is None and elsewhere is not None:
+            rec = elsewhere.moved_record(link.name, family, ka.address)
+        pending.append((ka, rec))
     # Labels decide IPv4 units first, so that a label never loses its unit
     # to an address read before it.
     for ka, rec in sorted(pending, key=lambda p: _label_unit(p[0].label, link.name) is None):
@@ -166,6 +204,12 @@ def _logicals_of_family(
     # Down logicals and the address-less unit 0 exist only in the store.
     for rec in records:
         if rec.up and rec.address is not None:
+            if (rec.unit == 0 and 0 not in used and elsewhere is not None
+                    and elsewhere.on_other_link(link.name, family, rec.address)):
+                # Unit 0's data address sits on another NIC: the Solaris
+                # placeholder (0.0.0.0, NOFAILOVER, down) stands in for it.
+                used.add(0)
+                out.append(Logical(family, 0, None, up=False, deprecated=rec.deprecated, nofailover=True))
             continue  # up but gone from the kernel: the kernel wins
         if rec.unit in used and rec.address is None:
             continue
@@ -178,6 +222,7 @@ def _logicals_of_family(
 def merge(kernel: KernelState, stored: Iterable[Interface]) -> Config:
     """The Solaris view of the host: kernel facts plus the state store's IPMP facts."""
     records = {i.name: i for i in stored}
+    elsewhere = _Elsewhere.of(kernel, records.values())
     # Solaris shows lo0's inet6 block only where IPv6 is plumbed at all.
     ipv6_in_use = any(Family.INET6 in rec.plumbed for rec in records.values())
     interfaces: list[Interface] = []
@@ -195,7 +240,7 @@ def merge(kernel: KernelState, stored: Iterable[Interface]) -> Config:
         for family in (Family.INET, Family.INET6):
             if family not in plumbed:
                 continue
-            fam = _logicals_of_family(link, family, kaddrs, rec)
+            fam = _logicals_of_family(link, family, kaddrs, rec, elsewhere)
             if not any(lg.unit == 0 for lg in fam):
                 fam.insert(0, Logical(family, 0))
             logicals.extend(fam)
@@ -237,6 +282,8 @@ def expected(kernel: KernelState, stored: Iterable[Interface]) -> Config:
                 continue
             if any(x.family == lg.family and x.address == lg.address for x in itf.logicals):
                 continue
+            if any(a.address == lg.address for a in kernel.addresses):
+                continue  # the kernel has it on another NIC: merge filed it there
             taken = itf.logical(lg.family, lg.unit)
             if taken is not None and taken.address is not None:
                 lg = replace(lg, unit=itf.free_unit(lg.family))

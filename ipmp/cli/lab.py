@@ -23,11 +23,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from ipmp import __version__
+
+if TYPE_CHECKING:
+    from ipmp.lab.lab import Lab
 
 PROG = "ipmp-lab"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -124,7 +127,7 @@ def up(ctx: click.Context, directory: Path, fdt_ms: int | None, quiet_period: fl
                    f"ipmp-lab{hint} repair {first}; ipmp-lab{hint} down")
 
 
-def _print_lab(lab: Any, *, built: bool) -> None:
+def _print_lab(lab: Lab, *, built: bool) -> None:
     info = lab.status()
     ns = info["namespaces"]
     click.echo(f"lab {info['name']!r}: {info['status']}"
@@ -152,9 +155,8 @@ def _print_lab(lab: Any, *, built: bool) -> None:
     else:
         click.echo(f"  in.mpathd  pid {daemon['pid']} ({'running' if daemon['running'] else 'NOT RUNNING'}),"
                    f" log {info['log']}")
-    boot_output = str(getattr(lab, "boot_output", ""))
-    if built and boot_output:
-        click.echo("  ipmp-boot  " + boot_output.strip().replace("\n", "\n             "))
+    if built and lab.boot_output:
+        click.echo("  ipmp-boot  " + lab.boot_output.strip().replace("\n", "\n             "))
 
 
 # -- faults --------------------------------------------------------------------------
@@ -267,8 +269,7 @@ def status(ctx: click.Context, as_json: bool, own_name: str | None) -> None:
         if i:
             click.echo()
         _print_lab(lab, built=False)
-        faults = lab.status()
-        messages = faults["messages"]
+        messages = lab.status()["messages"]
         if messages:
             click.echo("  last in.mpathd messages:")
             for text in messages[-5:]:

@@ -331,7 +331,7 @@ class Rules:
         self.where = where
         self.fdt = fdt
 
-    def _placement_now(self) -> dict[str, set[str]]:
+    def placement_now(self) -> dict[str, set[str]]:
         return {a: self.where(a) for a in self.world.homes()}
 
     def _hosted(self, nic: str) -> list[str]:
@@ -371,7 +371,7 @@ class Rules:
     def failure(self, nic: str, *, link: bool) -> Expect:
         w = self.world
         s = w.nics[nic]
-        e = Expect(placement=self._placement_now())
+        e = Expect(placement=self.placement_now())
         if link:
             e.messages.append(rf"The link has gone down on {_lit(nic)}")
         if not w.tracked(nic) or s.state != "ok":
@@ -403,7 +403,7 @@ class Rules:
     def repair(self, nic: str, *, link: bool) -> Expect:
         w = self.world
         s = w.nics[nic]
-        e = Expect(placement=self._placement_now())
+        e = Expect(placement=self.placement_now())
         if link:
             e.messages.append(rf"The link has come up on {_lit(nic)}")
         if not w.tracked(nic) or s.state != "failed":
@@ -422,7 +422,7 @@ class Rules:
         """``if_mpadm -d`` (§2.9 MI_OFFLINE, §5)."""
         w = self.world
         s = w.nics[nic]
-        e = Expect(placement=self._placement_now())
+        e = Expect(placement=self.placement_now())
         if s.state == "offline":
             e.rc, e.stderr = 1, "Interface already offlined"
             return e
@@ -445,7 +445,7 @@ class Rules:
     def undo_offline(self, nic: str) -> Expect:
         """``if_mpadm -r``: always fails back, whatever FAILBACK says (§2.9)."""
         s = self.world.nics[nic]
-        e = Expect(placement=self._placement_now())
+        e = Expect(placement=self.placement_now())
         if s.state != "offline":
             e.rc, e.stderr = 1, "Interface not offlined"
             return e
@@ -457,7 +457,7 @@ class Rules:
     def router_down(self) -> Expect:
         """Every probe fails at once: a group failure, never a failover (§2.7)."""
         w = self.world
-        e = Expect(placement=self._placement_now())
+        e = Expect(placement=self.placement_now())
         for group in w.plan.groups:
             members = [s for s in w.nics.values() if s.plan.group == group]
             capable = [s for s in members if s.plan.has_test and w.usable(s)]
@@ -478,7 +478,7 @@ class Rules:
 
     def router_up(self) -> Expect:
         w = self.world
-        e = Expect(placement=self._placement_now())
+        e = Expect(placement=self.placement_now())
         for group in w.plan.groups:
             failed = [s for s in w.nics.values()
                       if s.plan.group == group and s.state == "failed" and s.plan.has_test
@@ -563,6 +563,8 @@ class Drill:
         self.log = LogTail(lab.log_path)
         self.monitor: AddressMonitor | None = None
         self.t0 = time.monotonic()
+        #: When the current step's fault was injected (or its command started).
+        self._inject = self.t0
         self.timeline_events: list[dict[str, Any]] = []
         self.admin: list[tuple[float, str, str]] = []  # (t, nic, "offline"/"online")
         self.losses: dict[str, list[list[float]]] = {}
@@ -603,7 +605,6 @@ class Drill:
             raise LabError("the files configure no data address the peer could ping; nothing to drill")
         self.monitor = AddressMonitor(self.lab)
         try:
-            self._inject = time.monotonic()
             self.obs.phase(f"warming up: in.mpathd finds its probe targets (FDT {self.fdt_ms} ms)")
             # Enough probe rounds for targets and round-trip times (§2.5).
             time.sleep(max(1.0, 1.5 * self.fdt))
@@ -684,7 +685,7 @@ class Drill:
         nic = step.nic or ""
         kind = step.kind
         if kind == "baseline":
-            return Expect(placement=rules._placement_now())
+            return Expect(placement=rules.placement_now())
         if kind in ("link-fail", "silent-fail"):
             return rules.failure(nic, link=kind == "link-fail")
         if kind in ("link-repair", "silent-repair"):

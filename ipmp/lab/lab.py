@@ -10,7 +10,7 @@ Each ``ipmp-lab`` invocation is a separate process, so a lab lives on disk:
 ``<labs dir>/<name>/`` holds ``lab.json`` (namespace names, addresses,
 daemon pids, injected faults), ``root/`` (the lab root) and ``mpathd.log``.
 The labs dir is ``$IPMP_LAB_DIR``, else ``<tmp>/ipmp-lab``; it is private to
-its owner (mode 0700) and is never under the real /etc or /run.
+its owner (mode 0700) and may not be under the real /etc or /run.
 
 Concurrency: an invocation that changes a lab holds an exclusive ``flock`` on
 its directory (a drill holds it for its whole run); ``exec`` only checks that
@@ -124,6 +124,10 @@ def _private_dir(path: Path) -> Path:
     The default lives in the world-writable temporary directory, where
     another user could have created it first, or made it a symlink.
     """
+    resolved = path.resolve()
+    for system in (Path("/etc"), Path("/run")):
+        if resolved.is_relative_to(system):
+            raise LabError(f"{path}: labs never live under the real {system}; set {LAB_DIR_ENV} elsewhere")
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = path.lstat()
     if not path.is_dir() or path.is_symlink():
@@ -839,12 +843,23 @@ def _teardown(directory: Path, state: LabState, topo: Topology | None) -> list[s
 
 
 def _copy_root(source: Path, root: Path, fdt_ms: int | None) -> None:
-    # A copy, never the files themselves: ipmp-boot and in.mpathd write their
-    # state store under the root.  A ``run`` left in the source by an earlier
-    # use as a root would be stale state, so it is not copied; symlinks are
-    # copied as the files they point to, so nothing in the lab root leads
-    # back to a real /etc or /run.
-    shutil.copytree(source, root, ignore=lambda d, names: ["run"] if Path(d) == source else [])
+    """The lab root: a private copy of ``source/etc``.
+
+    A copy, never the files themselves: ipmp-boot and in.mpathd write their
+    state store under the root, and the drill edits etc/default/mpathd.
+    Only ``etc`` is copied: it is all the product reads, and a stale ``run``
+    left in the source by an earlier use as a root must not come along.
+    Symlinks are copied as the files they point to, so nothing in the lab
+    root leads back to a real /etc or /run; anything but plain files and
+    directories (a FIFO would block the copy) is left out.
+    """
+
+    def special(directory: str, names: list[str]) -> list[str]:
+        return [n for n in names if not (os.path.isfile(os.path.join(directory, n))
+                                         or os.path.isdir(os.path.join(directory, n)))]
+
+    root.mkdir(mode=0o755)
+    shutil.copytree(source / "etc", root / "etc", ignore=special)
     if fdt_ms is not None:
         dfl = root / "etc" / "default" / "mpathd"
         dfl.parent.mkdir(parents=True, exist_ok=True)
@@ -905,6 +920,8 @@ def create(
     say = progress or (lambda _text: None)
     validate_name(name)
     source = source.resolve()
+    if source == Path("/"):
+        raise LabError("give a directory holding copies of the boot files (DIR/etc/hostname.*), not /")
     plan = plan_network(source)
     base = _private_dir(labs_dir())
     directory = base / name

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from ipmp.model import Config, Family, Interface, IPAddress, Logical
 from ipmp.mpathd import failover
 from ipmp.mpathd.probe import (
+    MAXDEFERREDRTT,
     NUM_PROBE_FAILS,
     NUM_PROBE_REPAIRS,
     PROBE_STATS_COUNT,
@@ -34,6 +35,7 @@ from ipmp.mpathd.probe import (
     Probe,
     ProbeKind,
     Reply,
+    SlotStatus,
     Target,
 )
 from ipmp.mpathd.settings import Settings
@@ -211,6 +213,9 @@ class Execute:
 
 Effect = SendProbe | OpenProbe | CloseProbe | Log | ReplyTo | Announce | Execute
 
+#: ``pr_status`` numbers of the probe history, as the Solaris traces print them.
+SLOT_STATUS_CODES = {SlotStatus.UNUSED: 0, SlotStatus.UNACKED: 1, SlotStatus.ACKED: 2, SlotStatus.LOST: 3}
+
 #: libipmp error numbers for replies (§2.11).
 MPATHD_SUCCESS = 0
 MPATHD_SYS_ERROR = 1
@@ -233,6 +238,10 @@ class Phyint:
     repair_hold_until: float | None = None
     flap_logged: bool = False
     no_test_logged: bool = False
+    #: When the NIC appeared: TESTADDR_CONF_TIME counts from here.
+    appeared: float = 0.0
+    #: Families whose test address duplicates another member's (§2.3).
+    duplicate: set[Family] = field(default_factory=set)
 
 
 @dataclass
@@ -243,7 +252,8 @@ class Group:
 
     @property
     def interval(self) -> float:
-        return self.fdt_ms / FDT_DIVISOR / 1000.0
+        """Probe interval in seconds, computed in whole ms as Solaris does (1000 -> 142 ms)."""
+        return (self.fdt_ms // FDT_DIVISOR) / 1000.0
 
 
 def _of_group(name: str, group: str) -> str:
@@ -272,6 +282,10 @@ def select_test_address(itf: Interface, family: Family) -> Logical | None:
     return best or acceptable
 
 
+#: What a step may have to go back to: config, phyint states, group failed flags.
+_Snapshot = tuple[Config, dict[str, tuple[State, float]], dict[str, bool]]
+
+
 class Machine:
     """The daemon's state and its one ``step`` function."""
 
@@ -288,15 +302,16 @@ class Machine:
         self.started = False
         self.executing = False
         self._fx: list[Effect] = []
-        self._before: tuple[Config, dict[str, tuple[State, float]]] = (self.config, {})
-        self._rollback: tuple[Config, dict[str, tuple[State, float]]] | None = None
+        self._before: _Snapshot = (self.config, {}, {})
+        self._rollback: _Snapshot | None = None
 
     # -- the API --------------------------------------------------------------------
 
     def step(self, event: Event) -> list[Effect]:
         self._fx = []
         # What to go back to if an Execute of this step fails on the kernel.
-        self._before = (self.config, {n: (p.state, p.since) for n, p in self.phyints.items()})
+        self._before = (self.config, {n: (p.state, p.since) for n, p in self.phyints.items()},
+                        {n: g.failed for n, g in self.groups.items()})
         match event:
             case Resync():
                 self._resync(event)
@@ -312,7 +327,10 @@ class Machine:
                 self._undo_offline(event)
             case Executed():
                 self.executing = False
-                if not event.ok:
+                if event.ok:
+                    # One move at a time: what else the invariants want comes now.
+                    self._rebalance(event.now)
+                else:
                     self._log("err", f"failed to apply the new configuration: {event.error}")
                     self._roll_back()
         fx, self._fx = self._fx, []
@@ -368,13 +386,16 @@ class Machine:
         """The kernel refused a change: the machine goes back to what it was before it."""
         if self._rollback is None:
             return
-        config, states = self._rollback
+        config, states, groups = self._rollback
         self._rollback = None
         self.config = config
         for name, (state, since) in states.items():
             pi = self.phyints.get(name)
             if pi is not None:
                 pi.state, pi.since = state, since
+        for name, failed in groups.items():
+            if name in self.groups:
+                self.groups[name].failed = failed
 
     def _group(self, pi: Phyint) -> Group:
         grp = self.groups.get(pi.group)
@@ -411,6 +432,7 @@ class Machine:
         self.started = True
         self.next_rescan = now + self.timing.scan_interval
         seen: set[str] = set()
+        adopted_down: list[Phyint] = []
         for itf in ev.config.interfaces:
             if not self._tracked(itf):
                 continue
@@ -421,7 +443,15 @@ class Machine:
                 pi = None
             if pi is None:
                 pi = self._adopt(itf, now)
+                if not (itf.link_up and itf.running):
+                    adopted_down.append(pi)
             self._select_tests(pi, itf, now)
+        # Links found down are judged once every member is known, so that a
+        # dead first NIC is not taken for a dead group (§2.2: the real link
+        # state is applied after the phyint is created as RUNNING).
+        for pi in adopted_down:
+            self._link_down(pi, now)
+        self._retry(now, skip=adopted_down)
         for name in [n for n in self.phyints if n not in seen]:
             self._forget(self.phyints[name])
             self._log("info", f"inet {name} has been removed from kernel")
@@ -438,15 +468,14 @@ class Machine:
     def _adopt(self, itf: Interface, now: float) -> Phyint:
         """A NIC appears: start from the flags in the store (restart safety)."""
         state = State.OFFLINE if itf.offline else State.FAILED if itf.failed else State.RUNNING
-        pi = Phyint(itf.name, itf.group, state, link_up=True, since=now)
+        pi = Phyint(itf.name, itf.group, state, link_up=True, since=now, appeared=now)
         self.phyints[itf.name] = pi
         self._group(pi)
         if itf.group and self._group(pi).failed and state is State.RUNNING:
             # A NIC joining a failed group is failed at once (§2.2).
             self._set_state(pi, State.FAILED, now)
             self._put(replace(itf, failed=True))
-        if not (itf.link_up and itf.running):
-            self._link_down(pi, now)
+            self._execute((itf.name,))
         return pi
 
     def _forget(self, pi: Phyint) -> None:
@@ -466,6 +495,11 @@ class Machine:
                 inst = None
             if address is None or lg is None:
                 continue
+            if self._duplicate_test(pi, family, address):
+                if inst is not None:
+                    del pi.instances[family]
+                    self._fx.append(CloseProbe(pi.name, family))
+                continue
             if inst is None:
                 inst = Instance(test_address=address, created_at=now)
                 pi.instances[family] = inst
@@ -475,7 +509,8 @@ class Machine:
             self._targets(inst, itf, lg)
         if pi.state is State.OFFLINE:
             return
-        if not pi.instances and now - pi.since >= self.timing.testaddr_conf_time and not pi.no_test_logged:
+        if (not pi.instances and not pi.duplicate and now - pi.appeared >= self.timing.testaddr_conf_time
+                and not pi.no_test_logged):
             pi.no_test_logged = True
             self._log("err", f"No test address configured on interface {pi.name}; "
                              "disabling probe-based failure detection on it")
@@ -483,6 +518,22 @@ class Machine:
             pi.no_test_logged = False
             self._log("err", f"Test address now configured on interface {pi.name}; "
                              "enabling probe-based failure detection on it")
+
+    def _duplicate_test(self, pi: Phyint, family: Family, address: IPAddress) -> bool:
+        """§2.3 ``check_addr_unique``: a test address another member probes from disables this one."""
+        if not pi.group:
+            return False  # not checked in the anonymous group
+        dup = any(m is not pi and (i := m.instances.get(family)) is not None and i.test_address == address
+                  for m in self._members(pi))
+        if dup and family not in pi.duplicate:
+            pi.duplicate.add(family)
+            self._log("err", f"Test address {address} is not unique in group; disabling probe-based "
+                             f"failure detection on {pi.name}")
+        elif not dup and family in pi.duplicate:
+            pi.duplicate.discard(family)
+            self._log("err", f"Test address {address} is unique in group; enabling probe-based "
+                             f"failure detection on {pi.name}")
+        return dup
 
     def _own_addresses(self) -> set[IPAddress]:
         return {lg.address.ip for itf in self.config.interfaces for lg in itf.logicals
@@ -548,7 +599,10 @@ class Machine:
 
     def _tick(self, now: float) -> None:
         if self.next_rescan is not None and now >= self.next_rescan:
+            # The runtime rereads the kernel now; the retry rules run here too,
+            # so a change the kernel refused earlier is tried again.
             self.next_rescan = now + self.timing.scan_interval
+            self._retry(now)
         for pi in list(self.phyints.values()):
             if pi.repair_hold_until is not None and now >= pi.repair_hold_until:
                 pi.repair_hold_until = None
@@ -557,7 +611,7 @@ class Machine:
             if pi.state is State.OFFLINE or not pi.link_up:
                 continue
             grp = self._group(pi)
-            user_interval = self.settings.failure_detection_time_ms / FDT_DIVISOR / 1000.0
+            user_interval = (self.settings.failure_detection_time_ms // FDT_DIVISOR) / 1000.0
             ticked = False
             for family, inst in pi.instances.items():
                 inst.expire(now, grp.interval)
@@ -578,7 +632,7 @@ class Machine:
 
     def _dead_targets(self, pi: Phyint, inst: Instance, now: float) -> None:
         """A target that lost NUM_PROBE_FAILS probes while others answer is dropped (§2.6)."""
-        if inst.consecutive_losses() >= NUM_PROBE_FAILS:
+        if pi.state is not State.RUNNING or inst.consecutive_losses() >= NUM_PROBE_FAILS:
             return
         for t in list(inst.active_targets()):
             if t.consecutive_lost >= NUM_PROBE_FAILS:
@@ -612,10 +666,15 @@ class Machine:
                 t.fold(ev.rtt_ms)  # RTT-only replies may only lower the CRTT
             return
         verdict, slot = inst.on_reply(ev.seq, ev.source, ev.now)
-        if verdict in (Reply.OUT_OF_WINDOW, Reply.FAKE, Reply.DUPLICATE):
-            what = {Reply.OUT_OF_WINDOW: "out of window probe", Reply.FAKE: "Fake probe reply",
-                    Reply.DUPLICATE: "Duplicate probe reply"}[verdict]
-            self._log("debug", f"{what} seq {ev.seq} snxt {inst.snxt} on {pi.name} from {ev.source}")
+        if verdict is Reply.OUT_OF_WINDOW:
+            self._log("debug", f"out of window probe seq {ev.seq} snxt {inst.snxt} on {pi.name} "
+                               f"from {ev.source}")
+            return
+        if verdict in (Reply.FAKE, Reply.DUPLICATE):
+            assert slot is not None
+            what = "Fake probe reply" if verdict is Reply.FAKE else "Duplicate probe reply"
+            self._log("debug", f"probe status {SLOT_STATUS_CODES[slot.status]} {what} seq {ev.seq} "
+                               f"snxt {inst.snxt} on {pi.name} from {ev.source}")
             return
         assert slot is not None
         usable_rtt = not (
@@ -631,10 +690,13 @@ class Machine:
     def _rtt(self, pi: Phyint, inst: Instance, t: Target, m: int, now: float, family: Family) -> None:
         grp = self._group(pi)
         interval_ms = grp.interval * 1000
-        if t.crtt_ms is not None and t.crtt_with(m) > interval_ms and t.deferred < 1:
-            t.deferred += 1  # a suspect sample is deferred once (MAXDEFERREDRTT)
-            return
-        t.deferred = 0
+        if t.crtt_ms is not None and t.crtt_with(m) > interval_ms:
+            if len(t.deferred_samples) < MAXDEFERREDRTT:
+                t.deferred_samples.append(m)  # a suspect sample is deferred once
+                return
+            for sample in t.deferred_samples:  # the second suspect one: believe both
+                t.fold(sample)
+        t.deferred_samples.clear()
         t.fold(m)
         crtt = t.crtt_ms
         assert crtt is not None
@@ -798,6 +860,19 @@ class Machine:
             success = (Log("err", f"Successfully failed back to NIC {name}"), *reply)
         self._execute(tuple(sorted(names)), success, reply)
 
+    def _retry(self, now: float, skip: list[Phyint] | None = None) -> None:
+        """Judge again a link-down failure whose apply the kernel refused."""
+        for pi in list(self.phyints.values()):
+            if pi.state is State.RUNNING and not pi.link_up and pi not in (skip or ()):
+                self._failure(pi, now, link_down=True)
+
+    def _still_failing(self, pi: Phyint) -> bool:
+        """Invariant 2's failure test: link down, or every probing instance still losing."""
+        if not pi.link_up:
+            return True
+        capable = [i for i in pi.instances.values() if i.active_targets()]
+        return bool(capable) and all(i.consecutive_losses() >= NUM_PROBE_FAILS for i in capable)
+
     def _rebalance(self, now: float) -> None:
         """The retry invariants of every rescan (§2.7), while no group has failed.
 
@@ -812,7 +887,8 @@ class Machine:
             if not pi.group or self._group(pi).failed:
                 continue
             itf = self._itf(pi.name)
-            if pi.state in (State.FAILED, State.OFFLINE) and itf.hosts_data:
+            if itf.hosts_data and (pi.state is State.OFFLINE
+                                   or (pi.state is State.FAILED and self._still_failing(pi))):
                 if self._move_away(pi.name, log=pi.state is State.FAILED):
                     return
             if pi.state is State.RUNNING and failover.standby_to_empty(self.config, pi.name):

@@ -71,7 +71,8 @@ class Target:
     #: ``sd`` is 4 x mean deviation; -1 means no sample yet.
     sa: int = -1
     sd: int = 0
-    deferred: int = 0
+    #: Suspect samples held back (at most MAXDEFERREDRTT).
+    deferred_samples: list[int] = field(default_factory=list)
     consecutive_lost: int = 0
     status_since: float = 0.0
 
@@ -102,7 +103,10 @@ class Target:
         return crtt
 
     def reset_rtt(self) -> None:
-        self.sa, self.sd, self.deferred = -1, 0, 0
+        """Forget the estimate and the loss run (on NIC failure: §2.7 "reset CRTTs")."""
+        self.sa, self.sd = -1, 0
+        self.deferred_samples.clear()
+        self.consecutive_lost = 0
 
 
 @dataclass

@@ -53,7 +53,7 @@ def checksum(data: bytes) -> int:
     """RFC 1071 Internet checksum."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -156,9 +156,9 @@ class Responder:
                 now = time.monotonic()
                 self._send_due(now)
                 timeout = None if not self.queue else max(0.0, self.queue[0].at - now)
-                readable, _, _ = select.select([self.recv, wake_r], [], [], timeout)
+                readable, _, _ = select.select([self.recv.fileno(), wake_r], [], [], timeout)
                 now = time.monotonic()
-                if self.recv in readable:
+                if self.recv.fileno() in readable:
                     self._receive(now)
                 if wake_r in readable:
                     try:
