@@ -2,7 +2,9 @@
 
 All three run round-robin from a timer process inside the host namespace of
 the booted active-active example (so ours has a group, test addresses and the
-state store to show), each to completion.  The net-tools binary is looked up
+state store to show), each to completion.  Two more commands show where the
+time goes: ``python -c 'import asyncio'`` and ``python -c 'import pyroute2'``
+(what ``ipmp.netlink`` imports before it can read anything).  The net-tools binary is looked up
 on PATH and in the usual sbin directories, skipping our own console script;
 if it is not installed the row says so.
 """
@@ -36,8 +38,13 @@ def net_tools_ifconfig() -> str | None:
 
 def run(quick: bool) -> list[Row]:
     rounds = 10 if quick else 40
-    commands: list[tuple[str, list[str]]] = [("ours", [str(BIN / "ifconfig"), "-a"]),
-                                             ("python -c pass", [sys.executable, "-c", "pass"])]
+    commands: list[tuple[str, list[str]]] = [
+        ("ours", [str(BIN / "ifconfig"), "-a"]),
+        ("python -c pass", [sys.executable, "-c", "pass"]),
+        # Where the time goes (not part of the target): the imports alone.
+        ("python -c 'import asyncio'", [sys.executable, "-c", "import asyncio"]),
+        ("python -c 'import pyroute2'", [sys.executable, "-c", "import pyroute2"]),
+    ]
     other = net_tools_ifconfig()
     if other is not None:
         commands.insert(1, ("net-tools", [other, "-a"]))

@@ -65,6 +65,11 @@ def name_option(f: F) -> F:
     return click.option("--name", "-n", "own_name", metavar="NAME", default=None, help=_NAME_HELP)(f)
 
 
+def drill_name_option(f: F) -> F:
+    return click.option("--name", "-n", "own_name", metavar="NAME", default=None,
+                        help="Name of the drill's lab (default: 'drill').")(f)
+
+
 def _report_error(err: BaseException) -> NoReturn:
     from ipmp.lab.lab import LabError
 
@@ -309,7 +314,7 @@ def down(ctx: click.Context, own_name: str | None) -> None:
               help="Write the report as JSON to this file.")
 @click.option("--svg", "svg_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the timeline (interface states, address moves, lost pings) as SVG.")
-@name_option
+@drill_name_option
 @click.pass_context
 def drill(ctx: click.Context, directory: Path, fdt_ms: int, quiet_period: float | None,
           json_path: Path | None, svg_path: Path | None, own_name: str | None) -> None:

@@ -928,6 +928,12 @@ def create(
     try:
         directory.mkdir(mode=0o700)
     except FileExistsError:
+        if not (directory / STATE_FILE).exists():
+            # What an 'up' killed before its first write leaves (or one
+            # starting right now): nothing of ours to remove.
+            raise LabError(
+                f"{directory} exists but holds no lab; if no ipmp-lab is running, remove it"
+            ) from None
         raise LabError(
             f"lab {name!r} already exists ({directory}); remove it with 'ipmp-lab --name {name} down'"
         ) from None

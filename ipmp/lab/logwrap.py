@@ -143,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Resolved now: the detached wrapper changes to / before opening it.
     log_path = os.path.abspath(args.log)
     read_fd, write_fd = os.pipe()
-    if os.fork() > 0:
+    first = os.fork()
+    if first > 0:
         # The original process: wait for the detached wrapper's report.  EOF
         # without a report means the wrapper died on the way.
         os.close(write_fd)
@@ -151,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         while chunk := os.read(read_fd, 4096):
             chunks.append(chunk)
         os.close(read_fd)
+        os.waitpid(first, 0)  # the intermediate child, gone at once: no zombie
         try:
             doc = json.loads(b"".join(chunks).decode(errors="replace"))
         except ValueError:

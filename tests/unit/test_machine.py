@@ -93,9 +93,8 @@ def test_probe_interval_is_fdt_over_7_and_probes_land_in_the_second_half(fdt_ms:
     assert min(offsets) < -0.3 and max(offsets) > -0.2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: machine.Group.interval is FDT/7 as a float (1000 ms -> "
-                   "142.857 ms); Solaris computes the probe interval in integer ms (142 ms)")
 def test_probe_interval_is_whole_milliseconds() -> None:
+    """Regression: the interval was FDT/7 as a float (1000 ms gave 142.857 ms, not 142)."""
     sim = Sim(make_group(2), fdt_ms=1000)
     sim.start()
     sim.advance(16.0)
@@ -205,10 +204,9 @@ def test_repair_after_ten_acknowledged_probes_fails_back(fdt_ms: int) -> None:
     assert [lg.unit for lg in sim.itf("qfe1").logicals] == [0, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._dead_targets runs in state FAILED and reuses "
-                   "Target.consecutive_lost counted during the NIC failure, so the first ack after a "
-                   "repair marks every other router DEAD for 60 s")
 def test_repair_keeps_every_router_target() -> None:
+    """Regression: losses counted during the failure made the first ack after a
+    repair mark every other router DEAD for 60 s."""
     sim = started(2)
     sim.silent("qfe0")
     sim.run_until_log("Successfully failed over", 2.0)
@@ -387,12 +385,10 @@ def test_link_down_of_the_last_member_is_a_group_failure() -> None:
     assert f"At least 1 interface (qfe0) of group {GROUP} has repaired" in sim.messages()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._resync/_adopt judges a NIC's initial link-down "
-                   "before the members after it in the Config are adopted, so the first NIC found with its "
-                   "link down is declared a group failure (and the healthy members are then FAILED as "
-                   "'joining a failed group') instead of a NIC failure with failover")
 @pytest.mark.parametrize("link_only", [False, True])
 def test_a_nic_whose_link_is_down_at_start_fails_over(link_only: bool) -> None:
+    """Regression: the first NIC found with its link down at start was judged before
+    the others were adopted: a group failure instead of a NIC failure and failover."""
     cfg = Config((make_nic(0, link_up=False, test=not link_only), make_nic(1, test=not link_only)))
     sim = Sim(cfg)
     sim.start()
@@ -430,10 +426,9 @@ def test_a_nic_joining_a_failed_group_is_failed_at_once() -> None:
     assert all(sim.state(n) is State.RUNNING for n in ("qfe0", "qfe1", "qfe2"))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._adopt sets FAILED on a NIC joining a failed group "
-                   "only in its own view (_put, no Execute): the flag reaches the store/kernel (ifconfig) "
-                   "only at the next rescan, up to 20 s later")
 def test_a_nic_joining_a_failed_group_gets_the_failed_flag_written() -> None:
+    """Regression: the FAILED flag was set in the machine's view only, and reached
+    the store/kernel at the next rescan."""
     sim = started(2)
     sim.router_down()
     sim.run_until_log("All Interfaces", 2.0)
@@ -460,10 +455,8 @@ def test_a_missing_test_address_is_reported_once_after_twenty_seconds() -> None:
     assert unicast(sim, "qfe0", since=t)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._select_tests times TESTADDR_CONF_TIME from "
-                   "Phyint.since, which every state change resets, not from when the NIC appeared: a NIC "
-                   "that failed and repaired in its first 20 s is reported 20 s later than Solaris does")
 def test_a_missing_test_address_is_timed_from_the_nics_appearance() -> None:
+    """Regression: TESTADDR_CONF_TIME was counted from the last state change."""
     sim = Sim(make_group(2, link_only=True))
     sim.start()
     sim.advance(10.0)
@@ -475,10 +468,8 @@ def test_a_missing_test_address_is_timed_from_the_nics_appearance() -> None:
     assert {ln.message.split()[6].rstrip(";") for ln in sim.lines("No test address")} == {"qfe0", "qfe1"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._select_tests has no uniqueness check "
-                   "(check_addr_unique): two members with the same test address both probe, and the "
-                   "'is not unique in group' message is never logged")
 def test_a_duplicate_test_address_disables_probing_on_the_duplicate() -> None:
+    """Regression: there was no check_addr_unique at all (§2.3)."""
     q1 = make_nic(1)
     q1 = q1.with_logical(replace(q1.logicals[1], address=IPv4Interface(f"{test_ip(0)}/24")))
     sim = Sim(Config((make_nic(0), q1)))
@@ -585,10 +576,9 @@ def test_group_recovery_is_announced_by_the_first_repaired_member() -> None:
     assert sim.machine.snapshot()["groups"][GROUP]["state"] == "ok"  # type: ignore[index]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._rebalance fails a FAILED member over as soon as a "
-                   "group recovers, without the failure test of retry invariant 2: the other members, "
-                   "which are answering probes and about to repair, have their addresses bounced")
 def test_group_recovery_does_not_bounce_addresses_of_members_that_answer_again() -> None:
+    """Regression: invariant 2 moved a FAILED member's addresses without its failure
+    test, bouncing those of members about to repair after a group failure."""
     sim = started(2)
     sim.router_down()
     sim.advance(2.0)
@@ -722,7 +712,8 @@ def test_a_late_reply_flips_a_lost_probe_to_acked() -> None:
     inst = sim.machine.phyints["qfe0"].instances[V4]
     settled = [inst.history[q] for q in inst.order if inst.history[q].status is not SlotStatus.UNACKED]
     slot = settled[-1]  # the newest probe given up on
-    assert slot.status is SlotStatus.LOST
+    before = slot.status
+    assert before is SlotStatus.LOST
     assert inst.consecutive_losses() >= 3
     lost, acked = inst.lost_total, inst.acked_total
     sim.feed(ProbeReplied(sim.now, "qfe0", V4, slot.seq, slot.target, 2, ProbeKind.UNICAST))
@@ -768,9 +759,8 @@ def test_replies_older_than_the_window_are_out_of_window() -> None:
     assert sim.messages()[-1] == f"out of window probe seq 1 snxt {inst.snxt} on qfe0 from {ROUTER2}"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._reply logs fake/duplicate replies without the "
-                   "'probe status %d ' prefix of the Solaris trace format")
 def test_fake_and_duplicate_traces_use_the_solaris_format() -> None:
+    """Regression: the 'probe status %d ' prefix was missing."""
     sim = started(2, quiet_period=100.0)
     _silenced(sim)
     sim.advance(0.25)
@@ -867,9 +857,8 @@ def test_raised_fdt_sends_rtt_probes_between_failure_detection_probes() -> None:
     assert min(gaps) >= 0.36 - 0.1 - 1e-9  # group interval 360 ms, ticks every 100 ms
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._rtt drops the deferred suspect sample; on the "
-                   "second consecutive suspect sample Solaris folds both into the CRTT")
 def test_a_second_suspect_sample_folds_both() -> None:
+    """Regression: the deferred suspect sample was dropped instead of folded in."""
     sim = Sim(make_group(2))
     sim.start()
     sim.advance(2.0)  # RTT 1 ms: CRTT 3 on both targets
@@ -936,24 +925,21 @@ def test_a_failed_apply_rolls_the_machine_back_and_is_retried() -> None:
     assert sim.home_of(data_ip(0)) == "qfe1"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._roll_back puts a NIC whose link-down failure "
-                   "could not be applied back to RUNNING while its link stays down; link-down is only "
-                   "judged on the LinkChanged event, so nothing ever fails it (or its addresses) over again")
 def test_a_failed_apply_of_a_link_down_failure_is_retried() -> None:
+    """Regression: the roll-back left a link-down NIC RUNNING, and link-down is judged
+    only on the event, so it was never failed over."""
     sim = started(2)
     sim.fail_executes = 1
     sim.link("qfe0", False)
-    assert sim.messages()[-1] == "failed to apply the new configuration: injected failure"
+    assert "failed to apply the new configuration: injected failure" in sim.messages()
     sim.advance(25.0)  # past a rescan
     assert sim.state("qfe0") is State.FAILED
     assert sim.home_of(data_ip(0)) == "qfe1"
+    assert sim.messages()[-1] == "Successfully failed over from NIC qfe0 to NIC qfe1"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Machine._roll_back restores the phyint states but not "
-                   "Group.failed: after a failed apply of a group failure the group stays 'failed' with "
-                   "every member RUNNING (and a failed apply of a repair leaves it 'ok' with the member "
-                   "FAILED)")
 def test_a_failed_apply_of_a_group_failure_rolls_the_group_state_back() -> None:
+    """Regression: the roll-back restored phyint states but not Group.failed."""
     sim = started(2)
     sim.router_down()
     sim.fail_executes = 1

@@ -2,8 +2,8 @@
 
 The simulator of ``mpathd_sim`` runs a group of two or three NICs (optionally
 with a STANDBY, FAILBACK yes or no); the rules break and mend the world
-(silent NIC, link, router) and play if_mpadm (offline / undo offline), and
-let simulated time pass.  After every step the invariants of §1 and
+(silent NIC, link, router), play if_mpadm (offline / undo offline), make
+the kernel refuse an apply, and let simulated time pass.  After every step the invariants of §1 and
 §2.7-2.9 must hold:
 
 * every data address is on exactly one interface, and none is lost;
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ipmp.mpathd.machine import (
     EINVAL,
@@ -120,7 +120,7 @@ class MpathdMachine(RuleBasedStateMachine):
         hosted = self.sim.itf(name).hosts_data
         others = [m for m in self.sim.machine.phyints if m != name and self._usable(m)]
         before = placement(self.sim.truth)
-        injected = self.sim.fail_executes > 0
+        applies = len(self.sim.applied)
         reply = self.sim.offline(name)
         self._changed()
         assert reply is not None, "AdminOffline got no reply"
@@ -137,11 +137,13 @@ class MpathdMachine(RuleBasedStateMachine):
             for ip, where in before.items():
                 if where == name:
                     assert now[ip] in others, f"{ip} went to {now[ip]}, not a usable member"
+        elif reply.mpathd_error == MPATHD_SYS_ERROR:
+            # Only a refused apply may fail it; the machine then rolled back.
+            assert any(not ap.ok for ap in self.sim.applied[applies:]), reply
+            assert self.sim.state(name) is not State.OFFLINE
         else:
-            if reply.mpathd_error == MPATHD_SYS_ERROR:
-                assert injected, f"unexpected system error {reply.sys_error}"
-            else:
-                assert reply.mpathd_error == MPATHD_MIN_RED_ERROR
+            assert reply.mpathd_error == MPATHD_MIN_RED_ERROR
+            assert len(self.sim.applied) == applies
             assert self.sim.state(name) is was
             assert placement(self.sim.truth) == before
 
@@ -149,16 +151,26 @@ class MpathdMachine(RuleBasedStateMachine):
     def undo_offline(self, n: int) -> None:
         name = self._name(n)
         was = self.sim.state(name)
+        applies = len(self.sim.applied)
         reply = self.sim.undo_offline(name)
         self._changed()
         assert reply is not None
         if was is not State.OFFLINE:
             assert (reply.mpathd_error, reply.sys_error) == (MPATHD_SYS_ERROR, EINVAL)
             return
+        # Solaris replies success even when the failback fails (§2.9).
         assert reply.mpathd_error == MPATHD_SUCCESS
-        if self.sim.fail_executes == 0 and not self.sim.applied[-1].ok:
-            return  # the apply failed: the machine rolled back, the rescan retries
+        if any(not ap.ok for ap in self.sim.applied[applies:]):
+            return  # the kernel refused: the machine rolled back to OFFLINE
         assert self.sim.state(name) is not State.OFFLINE
+        assert not self.sim.itf(name).offline
+
+    @precondition(lambda self: self.sim.fail_executes == 0)
+    @rule()
+    def fail_next_apply(self) -> None:
+        """The kernel refuses the next change: the machine rolls back and tries again."""
+        self.sim.fail_executes = 1
+        self._changed()
 
     # -- invariants -------------------------------------------------------------------------
 
