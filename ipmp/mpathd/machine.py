@@ -242,6 +242,8 @@ class Phyint:
     appeared: float = 0.0
     #: Families whose test address duplicates another member's (§2.3).
     duplicate: set[Family] = field(default_factory=set)
+    #: Families the group uses that this member lacks (logged once).
+    inhomogeneous: set[Family] = field(default_factory=set)
 
 
 @dataclass
@@ -451,6 +453,7 @@ class Machine:
         # state is applied after the phyint is created as RUNNING).
         for pi in adopted_down:
             self._link_down(pi, now)
+        self._check_homogeneous()
         self._retry(now, skip=adopted_down)
         for name in [n for n in self.phyints if n not in seen]:
             self._forget(self.phyints[name])
@@ -534,6 +537,23 @@ class Machine:
             self._log("err", f"Test address {address} is unique in group; enabling probe-based "
                              f"failure detection on {pi.name}")
         return dup
+
+    def _check_homogeneous(self) -> None:
+        """§2.12: a member missing a family the group uses may not take its addresses."""
+        for pi in self.phyints.values():
+            if not pi.group:
+                continue
+            itf = self._itf(pi.name)
+            used = {f for m in self._members(pi) for f in self._itf(m.name).plumbed}
+            missing = {f for f in used if f not in itf.plumbed}
+            for family in sorted(missing - pi.inhomogeneous):
+                version = "IPv4" if family is Family.INET else "IPv6"
+                self._log("err", f"NIC {pi.name} of group {pi.group} is not plumbed for {version} and may "
+                                 "affect failover capability")
+            if pi.inhomogeneous and not missing:
+                self._log("err", f"NIC {pi.name} is now consistent with group {pi.group} and failover "
+                                 "capability is restored")
+            pi.inhomogeneous = missing
 
     def _own_addresses(self) -> set[IPAddress]:
         return {lg.address.ip for itf in self.config.interfaces for lg in itf.logicals
@@ -826,25 +846,32 @@ class Machine:
     def _repaired(self, pi: Phyint, now: float) -> None:
         self._log("err", f"NIC repair detected on {_of_group(pi.name, pi.group)}")
         grp = self._group(pi)
+        recovered: tuple[Effect, ...] = ()
         if grp.failed:
-            self._log("err", f"At least 1 interface ({pi.name}) of group {grp.name} has repaired")
             grp.failed = False
+            # Solaris logs this after the failback attempt of the repair.
+            recovered = (Log("err", f"At least 1 interface ({pi.name}) of group {grp.name} has repaired"),)
         itf = self._itf(pi.name)
         if pi.state is not State.OFFLINE:
             self._set_state(pi, State.RUNNING, now)
         itf = replace(itf, failed=False)
         self._put(itf)
-        if pi.state is State.OFFLINE or itf.standby or not pi.group:
+        alone = len(self._members(pi)) < 2
+        if pi.state is State.OFFLINE or itf.standby or not pi.group or alone:
+            self._fx.extend(recovered)
             self._execute((pi.name,))
             self._rebalance(now)
             return
-        if failover.addresses_elsewhere(self.config, pi.name):
-            if self.settings.failback:
-                self._fail_back(pi.name, log=True)
-                return
-        if not self.settings.failback and not itf.hosts_data:
+        if self.settings.failback:
+            # try_failback: a failback is tried from every other member, and
+            # "Successfully failed back" is logged even when nothing had to
+            # move (the NIC still had FAILED set when it was tried, §2.8).
+            self._fail_back(pi.name, log=True, reply=recovered)
+            return
+        if not itf.hosts_data:
             # FAILBACK=no: the repaired NIC is held INACTIVE, a de-facto standby (§2.8).
             self._put(replace(itf, held_inactive=True))
+        self._fx.extend(recovered)
         self._execute((pi.name,))
         self._rebalance(now)
 

@@ -584,8 +584,11 @@ def test_group_recovery_does_not_bounce_addresses_of_members_that_answer_again()
     sim.advance(2.0)
     sim.router_down(False)
     sim.advance(3.0)
-    assert not sim.lines("Successfully failed")
+    assert not sim.lines("Successfully failed over")
     assert all(placement(ap.execute.config) == placement(ap.before) for ap in sim.applied)
+    # Each repair still tries a failback, and says so as Solaris does (§2.8).
+    assert {ln.message for ln in sim.lines("Successfully failed back")} == {
+        "Successfully failed back to NIC qfe0", "Successfully failed back to NIC qfe1"}
 
 
 def test_a_failed_member_that_still_fails_is_emptied_after_group_recovery() -> None:
@@ -1042,3 +1045,21 @@ def test_probe_sources_are_the_test_addresses_of_the_subnet() -> None:
     probes = snap["qfe0"]["probes"]["inet"]  # type: ignore[index]
     assert probes["test_address"] == str(test_ip(0))
     assert probes["targets"] == [str(ROUTER2), str(ROUTER1)]  # newest first
+
+
+# -- inhomogeneous groups (§2.12) -------------------------------------------------------------
+
+
+def test_a_member_missing_a_family_of_the_group_is_reported_once_and_recovers() -> None:
+    q0, q1 = make_group(2).interfaces
+    q1_v6 = replace(q1, plumbed=frozenset({Family.INET, Family.INET6}),
+                    logicals=(*q1.logicals, Logical(Family.INET6, 0, up=True)))
+    sim = Sim(Config((q0, q1_v6)))
+    sim.start()
+    warning = "NIC qfe0 of group prod is not plumbed for IPv6 and may affect failover capability"
+    assert sim.messages().count(warning) == 1
+    sim.advance(25.0)  # a rescan: still inhomogeneous, not said again
+    assert sim.messages().count(warning) == 1
+    sim.plug(replace(q0, plumbed=frozenset({Family.INET, Family.INET6}),
+                     logicals=(*q0.logicals, Logical(Family.INET6, 0, up=True))))
+    assert "NIC qfe0 is now consistent with group prod and failover capability is restored" in sim.messages()
