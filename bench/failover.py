@@ -90,6 +90,8 @@ def run(quick: bool) -> list[Row]:
         f"carrier cut -> data address on the survivor (RTM_NEWADDR): {addr.fmt()}",
         f"carrier cut -> peer neighbour entry has the survivor's MAC: {peer.fmt()}",
         f"(not a target) carrier restore -> address back home: {d['failback'].fmt()}",
+        f"side by side: the peer is updated {peer.p50 / d['kernel'].p50:.0f}x later than the kernel's own "
+        f"carrier event (p50), and {peer.p50 - d['detected'].p50:.1f} ms after in.mpathd logged the failure",
     ]
     measured = (f"address: p50 {addr.p50:.2f} / p99 {addr.p99:.2f} ms; "
                 f"peer entry: p50 {peer.p50:.2f} / p99 {peer.p99:.2f} ms (max {max(addr.max, peer.max):.2f})")

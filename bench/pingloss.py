@@ -8,7 +8,8 @@ update, hold the failure for a while, restore the carrier, wait for the
 failback and the peer's update, settle.
 
 Per trial and direction, the moving address's lost echoes are counted in the
-window from the carrier change to the next step; "after the move" counts the
+window from the carrier change to the next one (both less one ping interval,
+so that an echo in flight at a change is counted for that change); "after the move" counts the
 lost echoes that were *sent* after the peer's neighbour entry already had the
 new MAC (send times from the pinger's fixed schedule, one clock).  The
 address that does not move must lose nothing.
@@ -28,6 +29,7 @@ DATA = {"qfe0": "192.0.2.100", "qfe1": "192.0.2.101"}
 INTERVAL = 0.01
 HOLD = 0.3  # failure held this long after the peer is updated
 SETTLE = 0.3  # after the failback
+MARGIN = 0.01  # windows start this long before their carrier change (one ping interval)
 
 
 def _lost_seqs(stats: TargetStats) -> list[int]:
@@ -46,7 +48,7 @@ def _count(report: PingReport, addr: str, start: float, end: float, after: float
 
 
 def _steps(the_lab: Lab, trials: int) -> list[tuple[str, float, float, float]]:
-    """Run the trials; per step: ("failover:NIC" or "failback:NIC", t_change, t_peer_updated, t_end)."""
+    """Run the trials; per step: ("failover:NIC" or "failback:NIC", t_change, t_peer_updated, t_settled)."""
     topo = the_lab.topo
     daemon = the_lab.daemons[0]
     sw, peer = the_lab.agents
@@ -86,13 +88,23 @@ def run(quick: bool) -> list[Row]:
         finally:
             job.kill()
     per: dict[str, list[tuple[int, int, int]]] = {"failover": [], "failback": []}
-    for name, t_change, t_done, t_end in steps:
+    stray: dict[str, list[str]] = {"failover": [], "failback": []}
+    # A step's window runs from MARGIN before its carrier change to MARGIN before
+    # the next one: an echo still in flight when the carrier changes belongs to
+    # that change, not to the previous window.
+    for i, (name, t_change, t_done, _t_end) in enumerate(steps):
         kind, nic = name.split(":")
         moving = DATA[nic]
         staying = DATA[NICS[1 - NICS.index(nic)]]
-        lost, after = _count(report, moving, t_change, t_end, t_done)
-        other, _ = _count(report, staying, t_change, t_end, t_done)
+        start = t_change - MARGIN
+        end = steps[i + 1][1] - MARGIN if i + 1 < len(steps) else report.end_monotonic
+        lost, after = _count(report, moving, start, end, t_done)
+        other, _ = _count(report, staying, start, end, t_done)
         per[kind].append((lost, after, other))
+        if other:
+            offsets = [round((_sent_at(report, s) - t_change) * 1000) for s in _lost_seqs(report[staying])
+                       if start <= _sent_at(report, s) < end]
+            stray[kind].append(f"{staying} at {offsets} ms")
     rows: list[Row] = []
     for kind in ("failover", "failback"):
         vals = per[kind]
@@ -105,7 +117,8 @@ def run(quick: bool) -> list[Row]:
         notes = [f"{len(vals)} {kind}s at 100 pings/s to each data address; lost per {kind} "
                  f"(count: trials) {hist}",
                  f"lost echoes sent after the peer's entry had the new MAC: max {worst_after} per trial",
-                 f"the address that did not move lost {other} in all these windows",
+                 f"the address that did not move lost {other} in all these windows"
+                 + (f" ({', '.join(stray[kind])} from the carrier change)" if stray[kind] else ""),
                  f"pinger: {report.rounds} rounds, worst send lag {report.max_send_lag_ms:.1f} ms"]
         measured = (f"max {max(losses)} lost per {kind} (median {losses[len(losses) // 2]}); "
                     f"max {worst_after} after the move")

@@ -28,28 +28,12 @@ class Position:
         return f"argument {self.col}"
 
 
-class ParseError(IpmpError, ValueError):
-    """A word or line that does not parse; carries its position."""
+class Located(IpmpError):
+    """An error about a word of a file or of the command line.
 
-    def __init__(self, message: str, position: Position | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.position = position
-
-    def __str__(self) -> str:
-        if self.position is not None and self.position.source:
-            return f"{self.position}: {self.message}"
-        return self.message
-
-
-class UnsupportedError(ParseError):
-    """A Solaris word that is recognised but has no meaning on Linux."""
-
-
-class ConfigError(IpmpError, ValueError):
-    """Valid syntax asking for something impossible (Solaris would refuse it too).
-
-    ``message`` is the Solaris-style text without the ``ifconfig:`` prefix.
+    Printed as ``FILE:LINE:COL: message`` for files; on the command line the
+    Solaris text alone (scripts and log watchers match it), the argv
+    position staying available in ``position``.
     """
 
     def __init__(self, message: str, position: Position | None = None) -> None:
@@ -61,6 +45,21 @@ class ConfigError(IpmpError, ValueError):
         if self.position is not None and self.position.source:
             return f"{self.position}: {self.message}"
         return self.message
+
+
+class ParseError(Located, ValueError):
+    """A word or line that does not parse; carries its position."""
+
+
+class UnsupportedError(ParseError):
+    """A Solaris word that is recognised but has no meaning on Linux."""
+
+
+class ConfigError(Located, ValueError):
+    """Valid syntax asking for something impossible (Solaris would refuse it too).
+
+    ``message`` is the Solaris-style text without the ``ifconfig:`` prefix.
+    """
 
 
 class NoSuchInterface(ConfigError):

@@ -389,7 +389,9 @@ class _Folder:
         itf = self.interface()
         if itf.loopback:
             raise ConfigError(f"setifgroupname: SIOCSLIFGROUPNAME: {itf.name}: Invalid argument")
-        if len(name.encode()) >= LIFGRNAMSIZ:
+        # Solaris counts bytes; surrogatepass keeps undecodable bytes (from a
+        # file or argv) countable instead of raising UnicodeEncodeError.
+        if len(name.encode("utf-8", "surrogatepass")) >= LIFGRNAMSIZ:
             raise ConfigError(f"setifgroupname: {name}: name too long (at most {LIFGRNAMSIZ - 1} bytes)")
         # The group belongs to the phyint: both families see it (§1).
         self.put_interface(replace(itf, group=name))
@@ -521,7 +523,10 @@ def evaluate(config: Config, command: Command, env: Environment) -> Outcome:
         return _evaluate_all(config, command, env)
     if len(command.ifname) >= LIFNAMSIZ:
         raise ConfigError(f"{command.ifname}: interface name too long", command.position)
-    base, unit = split_name(command.ifname)
+    try:
+        base, unit = split_name(command.ifname)
+    except ConfigError as err:
+        raise _at(command.position, err) from None
     itf = config.get(base)
     if itf is None:
         word = "plumb" if any(a.keyword == "plumb" for a in command.actions) else "status: SIOCGLIFFLAGS"

@@ -8,8 +8,8 @@ Layout rules, all Solaris 11 ``ipmpstat`` / libinetutil ``ofmt`` (§7.2):
 
 * Modes ``-a`` (addresses), ``-g`` (groups), ``-i`` (interfaces), ``-t``
   (probe targets); each has a fixed field table (name, width).  ``-p``
-  (probe events) has a table too, for ``-o`` checks, but no snapshot
-  rendering: it is a live stream.
+  (probe events) has a table too, but no snapshot rendering: it is a live
+  stream, one line per event, laid out by ``ProbeFormatter``.
 * Default fields: the table in order while the cumulative width stays within
   80 columns (``-p`` loses RTTDEV; every other mode shows all fields).
   ``-o all`` (any case) is every field; ``-o a,b`` picks and orders fields,
@@ -72,6 +72,16 @@ NICs and move between them):
     ``-i`` order.  MODE: ``routes``/``multicast`` from the daemon,
     ``disabled`` without a test address.  TESTADDR: the test address, empty
     when disabled.  TARGETS: the active targets in firing order.
+``-p``
+    One row per ``probe`` event of the daemon's ``probes`` stream
+    (``ipmp.mpathd.events``): a probe acknowledged or declared lost.
+    TIME: when the probe was sent, in seconds relative to ``start`` (when
+    ipmpstat started; negative for a probe sent before), ``%.2fs``.
+    INTERFACE, PROBE (the ICMP sequence number), TARGET.  NETRTT: from
+    sending to the moment the daemon read the reply; RTT: to the moment it
+    had processed it; RTTAVG and RTTDEV: the target's smoothed round-trip
+    time and mean deviation after this probe; all ``%.2fms``.  A lost
+    probe has no NETRTT or RTT.
 
 "Usable" NIC: STATE ``ok`` or ``unknown``, link not down, neither FAILED
 nor OFFLINE; the daemon's ``degraded`` group state uses the same test.
@@ -112,8 +122,11 @@ __all__ = [
     "Field",
     "FieldError",
     "Line",
+    "ProbeFormatter",
     "Selection",
     "normalise_mode",
+    "probe_json",
+    "probe_row",
     "probing_enabled",
     "render",
     "render_json",
@@ -682,3 +695,98 @@ def render_json(snapshot: Mapping[str, Any], mode: str) -> str:
     rows = _rows(snapshot, mode)
     doc = {"mode": _MODE_NAMES[normalise_mode(mode)], "rows": [row.json() for row in rows]}
     return json.dumps(doc, indent=2)
+
+
+# -- probe events (-p) -----------------------------------------------------------------
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _ms_text(value: object) -> str:
+    number = _number(value)
+    return "" if number is None else f"{number:.2f}ms"
+
+
+def _probe_time(event: Mapping[str, Any], start: float) -> float | None:
+    sent = _number(event.get("sent"))
+    return None if sent is None else sent - start
+
+
+def probe_row(event: Mapping[str, Any], start: float) -> dict[str, str]:
+    """The text of every ``-p`` field for one probe event; ``start``: monotonic seconds at start."""
+    when = _probe_time(event, start)
+    probe = event.get("probe")
+    return {
+        "TIME": "" if when is None else f"{when:.2f}s",
+        "INTERFACE": _text(event.get("interface")),
+        "PROBE": str(probe) if isinstance(probe, int) and not isinstance(probe, bool) else "",
+        "NETRTT": _ms_text(event.get("netrtt_ms")),
+        "RTT": _ms_text(event.get("rtt_ms")),
+        "RTTAVG": _ms_text(event.get("rttavg_ms")),
+        "TARGET": _text(event.get("target")),
+        "RTTDEV": _ms_text(event.get("rttdev_ms")),
+    }
+
+
+def probe_json(event: Mapping[str, Any], start: float) -> dict[str, object]:
+    """The ``--json`` object of one probe event: the ``-p`` fields in lower case, typed.
+
+    ``time`` in seconds, the round-trip times in milliseconds, ``null``
+    when empty; ``state`` (``acked``/``lost``), ``family`` and ``group``
+    follow.
+    """
+    when = _probe_time(event, start)
+    probe = event.get("probe")
+    return {
+        "time": None if when is None else round(when, 6),
+        "interface": _text(event.get("interface")),
+        "probe": probe if isinstance(probe, int) and not isinstance(probe, bool) else None,
+        "netrtt": _number(event.get("netrtt_ms")),
+        "rtt": _number(event.get("rtt_ms")),
+        "rttavg": _number(event.get("rttavg_ms")),
+        "target": _text(event.get("target")) or None,
+        "rttdev": _number(event.get("rttdev_ms")),
+        "state": _text(event.get("state")) or None,
+        "family": _text(event.get("family")) or None,
+        "group": _text(event.get("group")) or None,
+    }
+
+
+class ProbeFormatter:
+    """``ipmpstat -p`` output, one event at a time.
+
+    Same layout rules as ``render_lines``: a header before the first row and
+    again every ``page_rows`` lines (none with ``parsable``), ``--`` for an
+    empty value, ``-P`` escaping.
+
+    Raises (from the constructor):
+        FieldError: a bad field selection.
+    """
+
+    def __init__(self, fields: Sequence[str] | None = None, *, parsable: bool = False,
+                 page_rows: int = PAGE_ROWS, start: float = 0.0) -> None:
+        self.fields = _selection("p", fields, parsable)
+        self.parsable = parsable
+        self.page = page_rows if page_rows > 0 else PAGE_ROWS
+        self.start = start
+        self._printed = 0
+
+    def lines(self, event: Mapping[str, Any]) -> list[Line]:
+        """The lines for ``event``: its row, after a header when one is due."""
+        text = probe_row(event, self.start)
+        values = [text[f.name] for f in self.fields]
+        if self.parsable:
+            row, cells = _parsable(self.fields, values)
+            return [Line(row, cells=cells)]
+        out: list[Line] = []
+        if self._printed % self.page == 0:
+            out.append(Line(_human(self.fields, [f.name for f in self.fields])[0], header=True))
+            self._printed += 1
+        self._printed += 1
+        row, cells = _human(self.fields, [v or EMPTY for v in values])
+        out.append(Line(row, cells=cells))
+        return out

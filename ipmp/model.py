@@ -175,6 +175,11 @@ class Logical:
     #: Addresses the kernel made by itself (IPv6 link-local) are never
     #: deleted or moved by a plan.
     kernel_owned: bool = False
+    #: The kernel's DAD has not succeeded on this (kernel-owned) address yet,
+    #: or found a duplicate: it cannot be bound, so it is no test address.
+    #: A kernel fact read on every merge, never stored; ``up`` stays the
+    #: administrator's flag.
+    tentative: bool = False
 
     def name(self, ifname: str) -> str:
         return ifname if self.unit == 0 else f"{ifname}:{self.unit}"
@@ -308,6 +313,10 @@ class KLink:
     pointopoint: bool = False
     multicast: bool = True
     kind: str = ""
+    #: Every other name the kernel resolves to this link: its Linux
+    #: alternative names (``ip link property add ... altname``) and, when
+    #: ``name`` is a Solaris name from the ifmap, the Linux name first.
+    altnames: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, order=True)
@@ -327,6 +336,11 @@ class KAddress:
     noprefixroute: bool = True
     #: IPv6 link-local and other addresses the kernel made; never in a plan.
     kernel_owned: bool = False
+    #: IPv6 duplicate address detection is running (or failed) on it: the
+    #: address cannot be bound yet.  A fact the kernel reports, not one a plan
+    #: sets (the toolkit adds its addresses with ``nodad``), so it takes no
+    #: part in comparisons.
+    tentative: bool = field(default=False, compare=False)
 
     @property
     def family(self) -> Family:

@@ -22,7 +22,13 @@ Kernel quirks handled here (each one measured on kernel 6.18):
   ``ip route del`` does, because the kernel otherwise matches the scope
   exactly.
 
-May import: ``ipmp.model``, ``ipmp.ops``, ``ipmp.errors``, pyroute2, asyncio.
+Solaris names (``ipmp.ifmap``): a ``Kernel`` given the map's entries reads
+every mapped link, its addresses' labels, its routes and its sysctls under
+the Solaris name, and ``execute`` turns each op back into Linux names (sysctl
+paths and ``/sys`` know no altname).  Without entries nothing is renamed.
+
+May import: ``ipmp.model``, ``ipmp.ops``, ``ipmp.errors``, ``ipmp.ifmap``,
+pyroute2, asyncio.
 """
 
 from __future__ import annotations
@@ -30,15 +36,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import shlex
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from ipaddress import IPv4Address, ip_address, ip_interface, ip_network
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface, ip_network
 from types import TracebackType
 from typing import Any, Final
 
 from pyroute2 import AsyncIPRoute, NetlinkError
 
 from ipmp.errors import ApplyError
+from ipmp.ifmap import MapEntry, NameMap
 from ipmp.model import (
     RTPROT_IPMP,
     Family,
@@ -79,7 +88,9 @@ IFF_LOWER_UP: Final = 0x10000
 # Address flags, from <linux/if_addr.h>.  The ones above 0xff only travel in
 # the IFA_FLAGS attribute, never in the 8-bit ifa_flags header field.
 IFA_F_NODAD: Final = 0x02
+IFA_F_DADFAILED: Final = 0x08
 IFA_F_DEPRECATED: Final = 0x20
+IFA_F_TENTATIVE: Final = 0x40
 IFA_F_PERMANENT: Final = 0x80
 IFA_F_NOPREFIXROUTE: Final = 0x200
 #: "forever" in IFA_CACHEINFO lifetimes.
@@ -91,6 +102,8 @@ RT_SCOPE_UNIVERSE: Final = 0
 RT_SCOPE_LINK: Final = 253
 RT_SCOPE_NOWHERE: Final = 255
 IP6_RT_PRIO_USER: Final = 1024
+#: The kernel's main routing table (``RT_TABLE_MAIN``).
+RT_TABLE_MAIN: Final = 254
 
 _AF: Final = {Family.INET: socket.AF_INET, Family.INET6: socket.AF_INET6}
 _FAMILY: Final[dict[int, Family]] = {socket.AF_INET: Family.INET, socket.AF_INET6: Family.INET6}
@@ -129,6 +142,10 @@ class _Msg:
     def _value(self, name: str) -> Any:
         slot = self._slots.get(name)
         return None if slot is None else slot[1]
+
+    def value(self, name: str) -> Any:
+        """An attribute's decoded value as pyroute2 gives it (nested ones stay here)."""
+        return self._value(name)
 
     def field(self, name: str) -> int:
         return int(self._msg[name])
@@ -171,7 +188,16 @@ def _link(m: _Msg) -> KLink:
         pointopoint=bool(flags & IFF_POINTOPOINT),
         multicast=bool(flags & IFF_MULTICAST),
         kind="" if kind is None else str(kind),
+        altnames=_altnames(m),
     )
+
+
+def _altnames(m: _Msg) -> tuple[str, ...]:
+    """The link's alternative names (IFLA_PROP_LIST / IFLA_ALT_IFNAME, kernel 5.5+)."""
+    props = m.value("IFLA_PROP_LIST")
+    if props is None:
+        return ()
+    return tuple(str(name) for name in props.get_attrs("IFLA_ALT_IFNAME"))
 
 
 def _address(m: _Msg, ifname: str, family: Family) -> KAddress:
@@ -197,6 +223,7 @@ def _address(m: _Msg, ifname: str, family: Family) -> KAddress:
         deprecated=bool(flags & IFA_F_DEPRECATED) or preferred == 0,
         noprefixroute=bool(flags & IFA_F_NOPREFIXROUTE),
         kernel_owned=kernel_owned,
+        tentative=bool(flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)),
     )
 
 
@@ -215,6 +242,28 @@ def _route(m: _Msg, family: Family, names: dict[int, str]) -> KRoute:
         src=m.ip("RTA_PREFSRC"),
         metric=metric,
     )
+
+
+def _next_hops6(m: _Msg, names: dict[int, str]) -> list[tuple[str, IPv6Address]]:
+    """The link-local next hops of one IPv6 route, with their outgoing interfaces.
+
+    A route with several routers (``ip -6 route append``, or the kernel's
+    merge of equal routes) carries them as RTA_MULTIPATH next hops.
+    """
+    hops: list[tuple[int, Any]] = []
+    multipath = m.value("RTA_MULTIPATH")
+    if multipath:
+        hops = [(int(nh["oif"]), nh.get_attr("RTA_GATEWAY")) for nh in multipath]
+    else:
+        hops = [(m.num("RTA_OIF"), m.value("RTA_GATEWAY"))]
+    out: list[tuple[str, IPv6Address]] = []
+    for oif, gateway in hops:
+        if gateway is None or oif not in names:
+            continue
+        address = ip_address(str(gateway))
+        if isinstance(address, IPv6Address) and address.is_link_local:
+            out.append((names[oif], address))
+    return out
 
 
 def _rule(m: _Msg, family: Family) -> KRule | None:
@@ -379,10 +428,17 @@ class Kernel:
     Use as ``async with Kernel() as kernel:``.  Requests go one at a time;
     the socket joins no multicast group, so no events pile up in it
     (listening for events is the daemon's business, on its own socket).
+
+    ``ifmap``: the entries of ``etc/ipmp/ifmap``; each read checks them
+    against the links and names the mapped ones by their Solaris names
+    (``names`` is that translation), and ``execute`` translates back.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ifmap: Sequence[MapEntry] = ()) -> None:
         self._ipr: Any = None
+        self._ifmap = tuple(ifmap)
+        #: The translation of the last read (``ifmap`` checked against its links).
+        self.names = NameMap()
 
     async def __aenter__(self) -> Kernel:
         # ext_ack: the kernel then says *why* (e.g. "Nexthop has invalid
@@ -424,15 +480,19 @@ class Kernel:
             IPv4 address first); routes in every table and rules of both
             families whose protocol is ``RTPROT_IPMP``.
         """
-        links = sorted([_link(_Msg(m)) async for m in self._dump("link")], key=lambda lk: lk.index)
+        links = await self._links()
         names = {lk.index: lk.name for lk in links}
+        linux = {lk.index: self.names.linux(lk.name) for lk in links}
         addresses: list[KAddress] = []
         async for m in self._dump("addr"):
             family = _family(m)
             ifname = names.get(int(m["index"]))
             # A link that appeared after the link dump is seen on the next read.
             if family is not None and ifname is not None:
-                addresses.append(_address(_Msg(m), ifname, family))
+                ka = _address(_Msg(m), ifname, family)
+                if ka.label and self.names:
+                    ka = replace(ka, label=self.names.label(ka.label, linux[int(m["index"])]))
+                addresses.append(ka)
         routes: set[KRoute] = set()
         async for m in self._dump("route"):
             family = _family(m)
@@ -447,7 +507,8 @@ class Kernel:
                 rule = _rule(msg, family)
                 if rule is not None:
                     rules.add(rule)
-        sysctls = tuple((k, v) for k in sysctl_keys if (v := _read_sysctl(k)) is not None)
+        sysctls = tuple((k, v) for k in sysctl_keys
+                        if (v := _read_sysctl(self.names.sysctl_key(k))) is not None)
         return KernelState(
             links=tuple(links),
             addresses=tuple(addresses),
@@ -455,6 +516,34 @@ class Kernel:
             rules=frozenset(rules),
             sysctls=sysctls,
         )
+
+    async def routers6(self) -> tuple[tuple[str, IPv6Address], ...]:
+        """The IPv6 routers of the main routing table, for in.mpathd's probe targets.
+
+        Solaris reads the whole routing table and takes the next hop of every
+        route that has one; for IPv6 the target goes to the phyint of the
+        route's outgoing interface (solaris-ipmp.md §2.6).  On Linux those are
+        the routes the kernel learnt from router advertisements and static
+        ones (``ip -6 route add default via fe80::1 dev nic0``), whatever
+        their protocol; ``read`` returns only the toolkit's own.  Only
+        link-local next hops count: an IPv6 test address is link-local and a
+        target must be in its subnet (§2.3).
+
+        Returns:
+            ``(interface, next hop)`` pairs without repeats, in table order.
+        """
+        links = await self._links()
+        names = {lk.index: lk.name for lk in links}
+        found: dict[tuple[str, IPv6Address], None] = {}
+        async for m in await self._sock.route("dump", family=socket.AF_INET6):
+            if _family(m) is not Family.INET6:
+                continue
+            msg = _Msg(m)
+            if msg.num("RTA_TABLE", msg.field("table")) != RT_TABLE_MAIN:
+                continue
+            for hop in _next_hops6(msg, names):
+                found.setdefault(hop, None)
+        return tuple(found)
 
     async def execute(self, ops: Sequence[Op], *, done: Done | None = None) -> None:
         """Carry out ``ops`` in order, one kernel request each.
@@ -469,6 +558,8 @@ class Kernel:
                 done; reverting them is the caller's job.
         """
         for i, op in enumerate(ops):
+            # The kernel's names: sysctl paths know no altname.
+            op = self.names.op(op)
             try:
                 await self._execute_one(op)
             except NetlinkError as exc:
@@ -482,6 +573,30 @@ class Kernel:
                 raise _failure(op, errno.EINVAL, str(exc)) from exc
             if done is not None:
                 done(i)
+
+    async def _links(self) -> list[KLink]:
+        """Every link, by index, named as the view names it (``ifmap``)."""
+        raw = await self.linux_links()
+        if self._ifmap:
+            self.names = NameMap.of(self._ifmap, raw)
+        return [self.names.link(lk) for lk in raw]
+
+    async def linux_links(self) -> list[KLink]:
+        """Every link by index under its Linux name, with its altnames as the kernel has them."""
+        return sorted([_link(_Msg(m)) async for m in self._dump("link")], key=lambda lk: lk.index)
+
+    async def add_altname(self, ifname: str, altname: str) -> None:
+        """``ip link property add dev IFNAME altname ALTNAME``; raises ``ApplyError``."""
+        what = shlex.join(["ip", "link", "property", "add", "dev", ifname, "altname", altname])
+        try:
+            await self._sock.link("property_add", index=_index(ifname), altname=[altname])
+        except NetlinkError as exc:
+            detail = str(exc.args[1]) if len(exc.args) > 1 and exc.args[1] else ""
+            reason = os.strerror(int(exc.code))
+            raise ApplyError(f"{what}: {reason}" + (f" ({detail})" if detail and detail != reason else ""),
+                             errno_=int(exc.code)) from exc
+        except OSError as exc:
+            raise ApplyError(f"{what}: {exc.strerror or 'failed'}", errno_=exc.errno or 0) from exc
 
     async def _execute_one(self, op: Op) -> None:
         ipr = self._sock

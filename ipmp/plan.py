@@ -91,8 +91,12 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     cur_addrs = {a for a in current.addresses if is_managed_address(a, scope)}
     want_addrs = {a for a in desired.addresses if is_managed_address(a, scope)}
     # A NIC's table holds rules of both families; only the families in scope count.
+    # The desired links count too: a NIC deleted in the middle of an apply is
+    # gone from ``current``, but the revert must still take its rules away.
     scope_tables = {
-        table_of(link.index): link.name for link in current.links if link.name in scope.names and link.index
+        table_of(link.index): link.name
+        for link in (*current.links, *desired.links)
+        if link.name in scope.names and link.index
     }
     in_scope_addresses = {(a.family, a.address.ip) for a in cur_addrs | want_addrs}
 

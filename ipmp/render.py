@@ -45,7 +45,9 @@ def flags_of(interface: Interface, logical: Logical) -> IFF:
     # UP is per logical.  The failover placeholder can never be UP: Solaris
     # refuses any flag change on it (EINVAL), so its UP was cleared for good
     # when the data address left (reference §1, mechanics 3).
-    if logical.up and not is_placeholder(logical):
+    # [INF] A link-local whose DAD has not succeeded is not UP either: Solaris
+    # brings an IPv6 address up only once DAD has passed.
+    if logical.up and not is_placeholder(logical) and not logical.tentative:
         flags |= IFF.UP
 
     # BROADCAST is kernel-owned and IPv4-only; Solaris sets it on every IPv4
@@ -162,11 +164,29 @@ def _inet_line(flags: IFF, logical: Logical) -> str:
     return line + "\n"
 
 
+#: The prefix length Solaris gives the link-local address it makes itself.
+LINK_LOCAL_PREFIXLEN = 10
+
+
 def _inet6_line(flags: IFF, logical: Logical) -> str:
-    """``\\tinet6 <addr>/<plen> [--> <dst> ]`` with its trailing space (reference §4.6)."""
+    """``\\tinet6 <addr>/<plen> [--> <dst> ]`` with its trailing space (reference §4.6).
+
+    Decision: the kernel's own link-local prints as ``/10``, as on Solaris
+    (§4.6, "link-local prefix length is 10"; the S10 test-address example
+    shows ``fe80::a00:20ff:feb9:17fa/10``), although Linux holds it as
+    ``/64`` with a ``fe80::/64`` route.  ``ifconfig`` output is the Solaris
+    view: scripts and admins reading it expect what Solaris prints, and
+    nothing here depends on the link-local's prefix (the test subnet of an
+    IPv6 test address is the link, probes are pinned to the NIC).  Every
+    other address prints with its own prefix length.  ``ip -6 addr`` still
+    shows the kernel's ``/64``.
+    """
     address = logical.address
     if address is not None and address.version == 6:
-        line = f"\tinet6 {address.ip}/{address.network.prefixlen} "
+        plen = address.network.prefixlen
+        if logical.kernel_owned and address.ip.is_link_local:
+            plen = LINK_LOCAL_PREFIXLEN
+        line = f"\tinet6 {address.ip}/{plen} "
     else:
         # [INF] An IPv6 slot without an address shows the unspecified
         # address with prefix length 0, as Solaris ``in6_status`` would print

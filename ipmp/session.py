@@ -8,7 +8,8 @@ line shells print what comes back and choose the exit status.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from ipmp.apply import KernelIO, apply, make_plan, sysctl_keys
 from ipmp.commands import Action, Command
 from ipmp.errors import ApplyError, ConfigError, IpmpError, ParseError, Position
 from ipmp.evaluate import Outcome, evaluate, reset_interface
+from ipmp.ifmap import canonical_name
 from ipmp.model import Config, Environment, Family, Interface, KernelState
-from ipmp.ops import Plan, SetSysctl
+from ipmp.ops import Op, Plan, SetSysctl
+from ipmp.ops import command as op_command
 from ipmp.state import Store, Stored
 from ipmp.view import Scope, merge
 
@@ -88,7 +91,13 @@ class CommandResult:
 
 
 async def run_command(kernel_io: KernelIO, host: Host, command: Command, *, dry_run: bool) -> CommandResult:
-    """One ifconfig invocation: evaluate, apply, save."""
+    """One ifconfig invocation: evaluate, apply, save.
+
+    The interface may be named by any name the kernel knows for it (its
+    Linux name or an altname); the command then acts on the view's name.
+    """
+    if command.ifname is not None:
+        command = replace(command, ifname=canonical_name(host.kernel, command.ifname))
     env = hostfiles.read_environment(host.root)
     outcome = evaluate(host.config, command, env)
     if not outcome.touched:
@@ -103,8 +112,56 @@ async def run_command(kernel_io: KernelIO, host: Host, command: Command, *, dry_
     applied = await apply(kernel_io, outcome.config, scope, routers, before=host.kernel)
     changed = tuple(i for n in names if (i := outcome.config.get(n)) is not None)
     host.store.save(host.stored.with_interfaces(changed))
-    after = merge(applied.after, host.store.load().interfaces)
+    now = await settle_dad(kernel_io, applied.after, [n for n, f in scope.pairs if f is Family.INET6])
+    after = merge(now, host.store.load().interfaces)
     return CommandResult(outcome, applied.plan, notes, after)
+
+
+#: How long a command that brought IPv6 up waits at most for the kernel's
+#: duplicate address detection on the link-local (s).  Linux runs one probe
+#: after a random delay of up to 1 s, then waits 1 s (dad_transmits,
+#: retrans_time, rtr_solicit_delay defaults): 2 s at worst.
+DAD_WAIT = 3.0
+_DAD_POLL = 0.05
+
+
+def _dad_pending(kernel: KernelState, names: Sequence[str]) -> bool:
+    """Whether a running link of ``names`` has no usable link-local yet.
+
+    The kernel makes the link-local when the link gets carrier (linkwatch
+    may do that a moment after the link came up), then runs DAD on it.
+    """
+    for name in names:
+        link = kernel.link(name)
+        if link is None or not (link.up and link.running):
+            continue
+        ll = [a for a in kernel.addresses_of(name)
+              if a.family is Family.INET6 and a.kernel_owned and a.address.ip.is_link_local]
+        if not ll or any(a.tentative for a in ll):
+            return True
+    return False
+
+
+async def settle_dad(kernel_io: KernelIO, kernel: KernelState, names: Sequence[str]) -> KernelState:
+    """Wait (at most ``DAD_WAIT`` s) until no link-local of ``names`` is tentative.
+
+    While DAD runs the link-local cannot be bound, so it is no usable test
+    address and the view shows it without UP (Solaris sets UP on an IPv6
+    address only once its DAD has succeeded [INF]).  A command that just
+    brought IPv6 up waits for the outcome, so the status it prints, and the
+    host ``ipmp-boot`` leaves to in.mpathd, show the link-local as it will
+    stay.  Returns the last kernel read (``kernel`` itself when nothing was
+    pending); a duplicate stays tentative and simply ends the wait.
+    """
+    if not _dad_pending(kernel, names):
+        return kernel
+    keys = [k for k, _ in kernel.sysctls]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DAD_WAIT
+    while _dad_pending(kernel, names) and loop.time() < deadline:
+        await asyncio.sleep(_DAD_POLL)
+        kernel = await kernel_io.read(keys)
+    return kernel
 
 
 # -- boot ------------------------------------------------------------------------
@@ -130,6 +187,16 @@ class BootResult:
         return not any(self.plans.values()) and not self.notes
 
 
+def boot_files(kernel: KernelState, root: Path) -> dict[str, list[tuple[Family, Path]]]:
+    """The hostname files under ``root`` by the view name of the NIC they configure."""
+    by_if: dict[str, list[tuple[Family, Path]]] = {}
+    for ifname, family, path in hostfiles.find_hostname_files(root):
+        # Files of logical interfaces (hostname.qfe0:1) belong to their NIC.
+        name = canonical_name(kernel, ifname.partition(":")[0])
+        by_if.setdefault(name, []).append((family, path))
+    return by_if
+
+
 def _file_ifname(path: Path) -> str:
     """``hostname.qfe0:1`` -> ``qfe0:1`` (a file may configure a logical interface, §6.1)."""
     return path.name.split(".", 1)[1]
@@ -146,7 +213,9 @@ def _boot_commands(
     commands: list[Command] = []
     ordered = sorted(files, key=lambda fp: (":" in _file_ifname(fp[1]), fp[0], _file_ifname(fp[1])))
     for family, path in ordered:
-        name = _file_ifname(path)
+        # hostname.enp1s0f0:1 configures hme0:1 when the ifmap names it so.
+        _, sep, unit = _file_ifname(path).partition(":")
+        name = f"{ifname}{sep}{unit}"
         where = Position(str(path), 1, 1)
         commands.append(Command(name, family, (Action("plumb", None, where, implicit=True),), where))
         commands.extend(hostfiles.read_hostname_file(path, name, family))
@@ -172,17 +241,24 @@ def boot_config(
     return config
 
 
-async def boot(kernel_io: KernelIO, root: Path, *, dry_run: bool = False) -> BootResult:
-    """Apply every hostname file under ``root``; each interface all or nothing."""
+async def boot(
+    kernel_io: KernelIO, root: Path, *, dry_run: bool = False, only: str | None = None
+) -> BootResult:
+    """Apply every hostname file under ``root``; each interface all or nothing.
+
+    ``only``: just that interface's files (``ifconfig --check IF``), named by
+    any name the kernel knows for it.  A file may name its NIC by the Linux
+    name or an altname too: it configures the interface of the view's name.
+    """
     result = BootResult()
     env = hostfiles.read_environment(root)
-    by_if: dict[str, list[tuple[Family, Path]]] = {}
-    for ifname, family, path in hostfiles.find_hostname_files(root):
-        # Files of logical interfaces (hostname.qfe0:1) belong to their NIC.
-        by_if.setdefault(ifname.partition(":")[0], []).append((family, path))
     store = Store(root)
     with store.locked():
         host = await read_host(kernel_io, root)
+        by_if = boot_files(host.kernel, root)
+        if only is not None:
+            only = canonical_name(host.kernel, only).partition(":")[0]
+            by_if = {only: by_if[only]} if only in by_if else {}
         stored = replace(host.stored, defaultrouters=env.defaultrouters)
         for ifname, files in sorted(by_if.items(), key=lambda kv: _if_order(host.config, kv[0])):
             families = sorted({f for f, _ in files})
@@ -220,7 +296,23 @@ async def boot(kernel_io: KernelIO, root: Path, *, dry_run: bool = False) -> Boo
                 result.configured.setdefault(fam, []).append(ifname)
         if not dry_run:
             store.save(stored)
+            # One wait for every link brought up, not one per interface.
+            await settle_dad(kernel_io, host.kernel, result.configured.get(Family.INET6, []))
     return result
+
+
+def plan_lines(result: BootResult, to_kernel: Callable[[Op], Op] | None = None) -> list[str]:
+    """What ``--dry-run`` and ``--check`` print: ``# IF``, then its plan as commands, then the notes.
+
+    ``to_kernel`` turns an op into the names the kernel knows
+    (``NameMap.op``), so the printed commands run as they are.
+    """
+    lines: list[str] = []
+    for ifname, plan in result.plans.items():
+        if plan:
+            lines.append(f"# {ifname}")
+            lines += [op_command(to_kernel(op) if to_kernel else op) for op in plan]
+    return lines + result.notes
 
 
 def _with_sysctls(kernel: KernelState, plan: Plan) -> KernelState:

@@ -55,10 +55,14 @@ class Stored:
 
 
 def _logical_to_json(lg: Logical) -> dict[str, Any]:
+    # A kernel-owned address (the IPv6 link-local on inet6 unit 0) is the
+    # kernel's: only its flags (NOFAILOVER, UP) are ours to keep.  Storing the
+    # address would make it look like one the toolkit added and must restore.
+    address = lg.address if not lg.kernel_owned else None
     return {
         "family": int(lg.family),
         "unit": lg.unit,
-        "address": str(lg.address) if lg.address is not None else None,
+        "address": str(address) if address is not None else None,
         "up": lg.up,
         "broadcast": str(lg.broadcast) if lg.broadcast is not None else None,
         "destination": str(lg.destination) if lg.destination is not None else None,

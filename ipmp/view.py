@@ -182,7 +182,13 @@ def _logicals_of_family(
             if family is Family.INET6 and 0 not in used and ka.address.ip.is_link_local:
                 used.add(0)
                 base = rec0 if rec0 is not None else Logical(family, 0)
-                out.append(replace(base, address=ka.address, up=link.up, kernel_owned=True))
+                # UP is the stored flag, as on Solaris where IFF_UP is the
+                # administrator's (``inet6 plumb`` alone leaves the link-local
+                # down, ``inet6 up`` and if_mpadm -r bring it up); link state
+                # shows as RUNNING.  Without a record it follows the link.
+                up = rec0.up if rec0 is not None else link.up
+                out.append(replace(base, address=ka.address, up=up, kernel_owned=True,
+                                   tentative=ka.tentative))
             continue
         rec = by_address.get(ka.address)
         if rec is None and elsewhere is not None:
@@ -280,6 +286,8 @@ def expected(kernel: KernelState, stored: Iterable[Interface]) -> Config:
         for lg in rec.logicals:
             if not lg.up or lg.address is None or lg.kernel_owned:
                 continue
+            if lg.family is Family.INET6 and lg.address.ip.is_link_local:
+                continue  # the kernel's own link-local (an older store kept its address)
             if any(x.family == lg.family and x.address == lg.address for x in itf.logicals):
                 continue
             if any(a.address == lg.address for a in kernel.addresses):

@@ -55,6 +55,8 @@ RETRY_DELAY = 1.0
 REPLY_TIMEOUT = 30.0
 #: Solaris ``if_mpadm.c`` getopt string, plus our ``-R``.
 OPTSTRING = "d:r:R:"
+#: Every option the command accepts (the man page must document each).
+OPTIONS = (*(f"-{c}" for c in OPTSTRING if c != ":"), "--version")
 
 MSG_ALREADY_OFFLINE = "Interface already offlined"
 MSG_NOT_OFFLINE = "Interface not offlined"
@@ -120,6 +122,35 @@ def _getopt(args: Sequence[str]) -> Iterator[tuple[str, str]]:
                 return
             break
         i += 1
+
+
+def _canonical(root: Path, name: str) -> str:
+    """The name ipmp files the NIC under, for any name the kernel knows for it.
+
+    That is its Solaris name from ``etc/ipmp/ifmap``, else its Linux name;
+    ``enp1s0f0:1`` -> ``hme0:1``.  A name the kernel does not know is kept
+    (the store check reports it).
+    """
+    import socket
+
+    from ipmp.ifmap import read_ifmap
+
+    base, sep, unit = name.partition(":")
+    try:
+        index = socket.if_nametoindex(base)
+        entries = read_ifmap(root)[0]
+    except OSError:
+        return name
+    for entry in entries:
+        try:
+            if socket.if_nametoindex(entry.linux) == index:
+                return f"{entry.solaris}{sep}{unit}"
+        except OSError:
+            continue
+    try:
+        return f"{socket.if_indextoname(index)}{sep}{unit}"
+    except OSError:
+        return name
 
 
 def _offline_set(root: Path, ifname: str) -> bool:
@@ -195,11 +226,11 @@ def _run(args: Sequence[str], err: TextIO, sleep: Callable[[float], None]) -> in
             print(USAGE, file=err)
             return 1
         if letter == "d":
-            op, ifname = "d", value
+            op, ifname = "d", _canonical(root, value)
             if _offline_set(root, ifname):
                 raise _Fail(MSG_ALREADY_OFFLINE)
         elif letter == "r":
-            op, ifname = "r", value
+            op, ifname = "r", _canonical(root, value)
             if not _offline_set(root, ifname):
                 raise _Fail(MSG_NOT_OFFLINE)
     if not op:

@@ -7,8 +7,18 @@ extensions before handing the rest over:
 ``--dry-run`` / ``-n``
     print the plan as ``ip`` commands (and the state-store facts as ``#``
     lines) and change nothing.  Solaris has no such option.
+``--check IF``
+    compare IF's hostname files (``hostname.IF``, ``hostname6.IF``, and the
+    logical ones) with the kernel, as ``ipmp-boot --check`` does for all of
+    them: print nothing and exit 0 when in sync; print the plan a boot of IF
+    would carry out and exit 1 when not (or when a file has an error).
+    IF may be named by its Solaris or its Linux name.
 ``--version``
     print the version.
+
+Interface names: any name the kernel knows for a link (its Linux name or an
+altname) is accepted; a NIC named in ``etc/ipmp/ifmap`` is shown and kept
+under its Solaris name (``ipmp.ifmap``).
 
 Exit status as Solaris: 0 on success, 1 on any error.
 """
@@ -20,10 +30,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ipmp import __version__
 from ipmp.commands import Command
 from ipmp.errors import IpmpError
+
+if TYPE_CHECKING:
+    from ipmp.ifmap import MapEntry
 
 PROG = "ifconfig"
 
@@ -65,7 +79,7 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
 
     is_root = os.geteuid() == 0
     exclusive = bool(command.actions) and not dry_run
-    async with Kernel() as kernel:
+    async with Kernel(_ifmap(root)) as kernel:
         with Store(root).locked(exclusive=exclusive):
             host = await read_host(kernel, root)
             try:
@@ -77,7 +91,7 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
         _say_error(line)
     if dry_run:
         for op in result.plan:
-            print(op_line(op))
+            print(op_line(kernel.names.op(op)))
         for note in result.notes:
             print(note)
         return 0
@@ -99,6 +113,43 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
             return 1
         sys.stdout.write(text)
     return 0
+
+
+def _ifmap(root: Path) -> tuple[MapEntry, ...]:
+    """The map's well-formed lines (ipmp-boot reports the bad ones)."""
+    from ipmp.ifmap import read_ifmap
+
+    try:
+        return read_ifmap(root)[0]
+    except OSError:
+        return ()
+
+
+async def _check(ifname: str, root: Path) -> int:
+    """``--check IF``: IF's hostname files against the kernel; 0 in sync, 1 not."""
+    from ipmp.ifmap import canonical_name, missing_altnames
+    from ipmp.netlink import Kernel
+    from ipmp.session import boot, boot_files, plan_lines
+
+    entries = _ifmap(root)
+    async with Kernel(entries) as kernel:
+        view = await kernel.read()
+        name = canonical_name(view, ifname).partition(":")[0]
+        if name not in boot_files(view, root):
+            _say_error(f"--check: {ifname}: no hostname file under {root / 'etc'}")
+            return 1
+        linux = kernel.names.linux(name)
+        links = await kernel.linux_links()
+        altnames = [(lx, sol) for lx, sol in missing_altnames(entries, links) if lx == linux]
+        result = await boot(kernel, root, dry_run=True, only=name)
+        names = kernel.names
+    for linux_name, solaris in altnames:
+        print(f"ip link property add dev {linux_name} altname {solaris}")
+    for line in plan_lines(result, names.op):
+        print(line)
+    for failure in result.failures:
+        _say_error(failure.message)
+    return 1 if altnames or result.failures or not result.in_sync else 0
 
 
 def _start_mpathd(root: Path) -> None:
@@ -129,6 +180,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["--version"]:
         print(f"{PROG} (ipmp) {__version__}")
         return 0
+    if args[:1] == ["--check"]:
+        from ipmp.hostfiles import root_path
+
+        if len(args) != 2 or dry_run:
+            _say_error("usage: ifconfig --check interface")
+            return 1
+        try:
+            return asyncio.run(_check(args[1], root_path(None)))
+        except IpmpError as err:
+            _say_error(err)
+            return 1
     from ipmp.errors import ParseError
     from ipmp.hostfiles import root_path
     from ipmp.parse import parse_argv

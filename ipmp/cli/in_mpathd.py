@@ -1,8 +1,15 @@
-"""``in.mpathd [-a] [-d] [-D mask]``: the IPMP failure detection daemon.
+"""``in.mpathd [-a] [-d] [-D mask] [-f]``: the IPMP failure detection daemon.
 
 Options as Solaris (§2.1): ``-a`` adopt mode (exit at once when nothing needs
 tracking), ``-d`` debug in the foreground, ``-D mask`` debug mask, also in the
 foreground.  Any other option prints ``usage: in.mpathd`` and exits 1.
+
+Ours: ``-f`` / ``--foreground`` stays in the foreground but logs to syslog
+as the daemon does (stderr when there is no ``/dev/log``): the mode for a
+service manager.  ``--version``.  When ``$NOTIFY_SOCKET`` is set (systemd
+``Type=notify``), the daemon sends ``READY=1`` once its control socket
+answers and its first scan is done, ``RELOADING=1`` on SIGHUP and
+``STOPPING=1`` on SIGTERM, SIGINT or SIGQUIT (``ipmp.sdnotify``).
 
 Configuration comes from ``<root>/etc/default/mpathd``; SIGHUP re-executes
 the daemon with its original arguments, which is how Solaris rereads it.
@@ -22,6 +29,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 PROG = "in.mpathd"
+#: Solaris in.mpathd's documented getopt letters (``a``, ``d``, ``D:``) and our ``f``.
+OPTSTRING = "adD:f"
+LONG_OPTIONS = ("--foreground", "--version")
+#: Every option the command accepts (the man page must document each).
+OPTIONS = (*(f"-{c}" for c in OPTSTRING if c != ":"), *LONG_OPTIONS)
+#: Where syslog(3) writes; without it ``-f`` logs to stderr.
+SYSLOG_SOCKET = "/dev/log"
 
 
 def _usage() -> int:
@@ -38,6 +52,11 @@ def _float_env(name: str, default: float) -> float:
     except ValueError:
         return default
     return value if value > 0 else default
+
+
+def logs_to_stderr(*, foreground: bool, debug: bool) -> bool:
+    """-d/-D: stderr.  -f: syslog like the daemon, unless there is no syslog socket to write to."""
+    return debug or (foreground and not os.path.exists(SYSLOG_SOCKET))
 
 
 def _daemonize() -> Callable[[bool], None]:
@@ -82,11 +101,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(f"{PROG} (ipmp) {__version__}")
             return 0
-        if not arg.startswith("-") or arg == "-":
+        if arg == "--foreground":
+            foreground = True
+            i += 1
+            continue
+        if not arg.startswith("-") or arg == "-" or arg.startswith("--"):
             return _usage()
         letters = arg[1:]
         for j, letter in enumerate(letters):
-            if letter == "a":
+            if letter not in OPTSTRING or letter == ":":
+                return _usage()
+            if letter == "f":
+                foreground = True
+            elif letter == "a":
                 adopt = True
             elif letter == "d":
                 foreground = debug = True
@@ -110,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> int:
+    from ipmp import sdnotify
     from ipmp.hostfiles import root_path
     from ipmp.mpathd import ipc
     from ipmp.mpathd.machine import Machine, Timing
@@ -123,7 +151,7 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
     tell: Callable[[bool], None] = lambda ok: None  # noqa: E731
     if not foreground:
         tell = _daemonize()
-    log = Logger(to_stderr=foreground, debug=debug)
+    log = Logger(to_stderr=logs_to_stderr(foreground=foreground, debug=debug), debug=debug)
     try:
         text = (root / "etc/default/mpathd").read_text(errors="replace")
     except OSError:
@@ -143,10 +171,18 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
         nonlocal hup
         hup = True
         log("err", "SIGHUP: restart and reread config file")
+        sdnotify.notify("RELOADING=1")
+        runtime.stop()
+
+    def on_stop() -> None:
+        sdnotify.notify("STOPPING=1")
         runtime.stop()
 
     def ready() -> None:
         tell(True)
+        # The same promise as the pipe: the control socket answers from now on.
+        tracked = len(machine.phyints)
+        sdnotify.notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=tracking {tracked} interface(s)")
         if adopt and not machine.phyints:
             runtime.stop()
 
@@ -154,7 +190,7 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            loop.add_signal_handler(sig, runtime.stop)
+            loop.add_signal_handler(sig, on_stop)
         await runtime.run(ready)
 
     try:

@@ -25,37 +25,54 @@ that on a terminal the state words of STATE, LINK and PROBE are coloured
 honoured).  Like Solaris, the header repeats every terminal-height lines,
 every 24 lines when stdout is not a terminal.
 
+``-p`` checks what Solaris checks (fields, daemon, ``probe-based failure
+detection is disabled``), then subscribes to the daemon's ``probes`` stream
+and prints one line per probe acknowledged or lost, flushed at once, until
+interrupted (Ctrl-C: exit status 130, as a Solaris ipmpstat killed by
+SIGINT).  The header repeats as for the other modes.
+
 Differences from Solaris:
 
-* ``-p`` is recognised and checked as far as Solaris goes before it waits
-  for events (fields, daemon, ``probe-based failure detection is
-  disabled``), then refused: ``probe streaming is not available yet``
-  (exit 1).  The daemon publishes no probe events yet.
+* ``-p`` needs no privilege (Solaris: ``insufficient privileges for -p``):
+  the stream is open to everyone, as queries are.  When the daemon goes
+  away (a SIGHUP restart) ipmpstat reconnects for RECONNECT_TIMEOUT
+  seconds before it gives up with ``cannot contact in.mpathd(1M) -- is
+  IPMP in use?``; when the daemon dropped it for reading too slowly it
+  warns (``warning: probe events were lost``) and reconnects.
 * ``-n`` has no effect: addresses are always printed numerically.
 
 Extensions: ``--json`` (anywhere among the options; not with ``-o`` or
-``-P``) prints one JSON object (``ipmp.ipmpstat.render_json``);
-``--version`` (alone); ``-R DIR`` for an alternate root (default
-``$IPMP_ROOT``, else ``/``), as every ipmp command has.
+``-P``) prints one JSON object (``ipmp.ipmpstat.render_json``), or with
+``-p`` one compact JSON object per line and event
+(``ipmp.ipmpstat.probe_json``); ``--version`` (alone); ``-R DIR`` for an
+alternate root (default ``$IPMP_ROOT``, else ``/``), as every ipmp command
+has.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ipmp import __version__
-from ipmp.ipmpstat import PAGE_ROWS, FieldError, Line, select_fields
+from ipmp.ipmpstat import PAGE_ROWS, FieldError, Line, ProbeFormatter, select_fields
+
+if TYPE_CHECKING:
+    from ipmp.mpathd.ipc import Reply
 
 PROG = "ipmpstat"
 #: Solaris ``ipmpstat.c`` getopt string (less the test-only ``-L``), plus our ``-R``.
 OPTSTRING = "nPo:agiptR:"
 MODE_LETTERS = ("a", "g", "i", "p", "t")
 JSON_OPTION = "--json"
+#: Every option the command accepts (the man page must document each).
+OPTIONS = (*(f"-{c}" for c in OPTSTRING if c != ":"), JSON_OPTION, "--version")
 
 #: Solaris usage text, verbatim (tabs included).
 USAGE = (
@@ -76,7 +93,11 @@ MSG_NO_DAEMON = "cannot contact in.mpathd(1M) -- is IPMP in use?"
 #: Solaris ``die_ipmperr(err, "cannot snapshot IPMP state")``: the IPMP error text follows.
 MSG_SNAPSHOT = "cannot snapshot IPMP state: {}"
 MSG_PROBING_DISABLED = "probe-based failure detection is disabled"
-MSG_NO_PROBE_STREAM = "probe streaming is not available yet"
+MSG_SUBSCRIBE = "cannot subscribe to probe events: {}"
+MSG_EVENTS_LOST = "warning: probe events were lost (output too slow); reconnecting"
+#: -p: how long to keep trying to reconnect when the daemon went away (s).
+RECONNECT_TIMEOUT = 10.0
+RECONNECT_INTERVAL = 0.2
 MSG_JSON_CONFLICT = "--json cannot be combined with -o or -P"
 #: The snapshot layout this ipmpstat reads (``Machine.snapshot()["v"]``).
 SNAPSHOT_VERSION = 1
@@ -172,6 +193,62 @@ def _query(root: Path) -> dict[str, Any]:
     return reply.data
 
 
+def _clock() -> float:
+    """CLOCK_MONOTONIC, the clock of the daemon's ``sent`` times (system-wide)."""
+    return time.monotonic()
+
+
+def _reason(reply: Reply) -> str:
+    """The text of an error reply, as ``_query`` words it."""
+    from ipmp.mpathd import ipc
+
+    if reply.mpathd_error == ipc.MPATHD_SYS_ERROR and reply.sys_error:
+        return os.strerror(reply.sys_error)
+    return ipc.errmsg(reply.mpathd_error)
+
+
+def _probe_stream(root: Path, formatter: ProbeFormatter | None, out: TextIO, err: TextIO,
+                  *, start: float) -> int:
+    """``-p``: print the daemon's probe events until interrupted (``formatter`` None: ``--json``).
+
+    ``start``: the monotonic time TIME counts from.  Returns only through an
+    exception (``_Die``, KeyboardInterrupt, BrokenPipeError).
+    """
+    from ipmp.ipmpstat import probe_json
+    from ipmp.mpathd import ipc
+
+    lost_at: float | None = None  # when the stream ended, while trying to get it back
+    while True:
+        try:
+            stream = ipc.subscribe(root, "probes")
+        except ipc.NotRunning:
+            if lost_at is None or time.monotonic() - lost_at > RECONNECT_TIMEOUT:
+                raise _Die(MSG_NO_DAEMON) from None
+            time.sleep(RECONNECT_INTERVAL)
+            continue
+        except (ipc.SendFailed, ipc.ReadFailed) as exc:
+            reason = exc.strerror if exc.errno and exc.strerror else ipc.errmsg(ipc.IPMP_EPROTO)
+            raise _Die(MSG_SUBSCRIBE.format(reason)) from None
+        with stream:
+            if not stream.reply.ok:
+                raise _Die(MSG_SUBSCRIBE.format(_reason(stream.reply)))
+            lost_at = None
+            with contextlib.suppress(ipc.ReadFailed):  # a broken stream is a lost one
+                for event in stream:
+                    kind = event.get("event")
+                    if kind == "overflow":
+                        print(f"{PROG}: {MSG_EVENTS_LOST}", file=err)
+                        break
+                    if kind != "probe":
+                        continue
+                    if formatter is None:
+                        out.write(json.dumps(probe_json(event, start), separators=(",", ":")) + "\n")
+                    else:
+                        out.write("".join(line.text + "\n" for line in formatter.lines(event)))
+                    out.flush()
+        lost_at = time.monotonic()
+
+
 def _page_rows(out: TextIO) -> int:
     """Terminal height of stdout, else 24 (ofmt: ``TIOCGWINSZ`` failed or gave 0)."""
     try:
@@ -248,11 +325,15 @@ def _run(args: Sequence[str], out: TextIO, err: TextIO) -> int:
         if selection.warning:
             print(f"{PROG}: warning: {selection.warning}", file=err)
         names = [field.name for field in selection.fields]
-    snapshot = _query(root_path(root_arg))
+    root = root_path(root_arg)
+    snapshot = _query(root)
     if mode == "p":
         if not ipmpstat.probing_enabled(snapshot):
             raise _Die(MSG_PROBING_DISABLED)
-        raise _Die(MSG_NO_PROBE_STREAM)
+        start = _clock()  # TIME 0.00s (Solaris: when ipmpstat started waiting)
+        formatter = None if as_json else ipmpstat.ProbeFormatter(
+            names, parsable=parsable, page_rows=_page_rows(out), start=start)
+        return _probe_stream(root, formatter, out, err, start=start)
     if as_json:
         out.write(ipmpstat.render_json(snapshot, mode) + "\n")
         return 0

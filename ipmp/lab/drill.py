@@ -464,6 +464,12 @@ class Rules:
             if not capable:
                 continue
             probing = [s for s in members if s.plan.has_test and s.state != "offline"]
+            if any("link-local" in s.plan.test_addresses for s in capable):
+                # IPv6 probes go to what ff02::1 discovery found, the peer
+                # among them (the lab's router sends no advertisements): the
+                # router's outage fails no IPv6 instance, and a NIC fails only
+                # when every probing instance does (§2.6, §2.7).
+                continue
             if len(capable) == 1 and len(probing) == 1:
                 s = capable[0]
                 e.messages.append(rf"NIC failure detected on {_lit(s.plan.name)} of group {_lit(group)}")

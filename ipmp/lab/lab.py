@@ -255,7 +255,7 @@ def plan_network(source: Path) -> NetworkPlan:
     """
     from ipmp.errors import IpmpError
     from ipmp.hostfiles import find_hostname_files, read_environment
-    from ipmp.model import Config, Interface
+    from ipmp.model import Config, Family, Interface
     from ipmp.mpathd.settings import parse_settings
     from ipmp.session import boot_config
 
@@ -291,6 +291,12 @@ def plan_network(source: Path) -> NetworkPlan:
         tests: list[str] = []
         data: list[str] = []
         for lg in itf.logicals:
+            if lg.family is Family.INET6 and lg.unit == 0 and lg.nofailover and lg.up:
+                # hostname6 "-failover ... up": the kernel's link-local is the
+                # test address (solaris-ipmp.md §2.3); its address is only
+                # known once the link is up.
+                tests.append("link-local")
+                continue
             if lg.address is None or lg.kernel_owned:
                 continue
             used.add(lg.address.ip)

@@ -27,6 +27,21 @@ Robustness, since the socket is world-writable: a request is at most
 MAX_REQUEST bytes and must arrive within READ_TIMEOUT seconds; every
 connection is its own task, so a slow client never blocks another.
 
+Streams (our addition; Solaris published the same facts as sysevents, §2.11):
+``{"v": 1, "op": "subscribe", "topic": "probes"}`` (or ``"events"``) is
+answered with an ordinary reply, and then the connection stays open and the
+daemon writes one event line per published event until the client closes::
+
+    {"v": 1, "topic": "probes", "event": "probe", "interface": "hme0", ...}
+
+``subscribe`` is open to everyone, like ``query``.  A subscriber gets a
+bounded queue (QUEUE_LIMIT lines); one that falls that far behind, or does
+not take a line within WRITE_TIMEOUT seconds, is dropped (after an
+``{"event": "overflow"}`` line when the queue is what overflowed).  At most
+MAX_SUBSCRIBERS streams are served at once; one more is refused with
+MPATHD_SYS_ERROR / EAGAIN.  ``Broker`` is the publishing side, ``subscribe``
+the blocking client.  Every other op keeps one request per connection.
+
 The codec half (``Request``, ``Reply``, ``encode_*``, ``decode_*``, the error
 tables, ``authorised``) is pure.  The socket half (``serve``, ``call``,
 ``is_running``) is one of the few places allowed to do I/O; it never prints
@@ -44,7 +59,8 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -61,6 +77,7 @@ __all__ = [
     "IPMP_EUNKGROUP",
     "IPMP_EUNKIF",
     "MAX_REQUEST",
+    "MAX_SUBSCRIBERS",
     "MPATHD_FAILBACK_DISABLED",
     "MPATHD_FAILBACK_PARTIAL",
     "MPATHD_MIN_RED_ERROR",
@@ -69,7 +86,11 @@ __all__ = [
     "OPS",
     "PRIVILEGED_OPS",
     "PROTOCOL_VERSION",
+    "QUEUE_LIMIT",
     "READ_TIMEOUT",
+    "STREAM_OPS",
+    "TOPICS",
+    "Broker",
     "DaemonRunning",
     "Handler",
     "IpcError",
@@ -81,10 +102,16 @@ __all__ = [
     "Reply",
     "Request",
     "SendFailed",
+    "Stream",
+    "SubscribersFull",
+    "Subscription",
+    "Topic",
     "authorised",
     "call",
+    "decode_event",
     "decode_reply",
     "decode_request",
+    "encode_event",
     "encode_reply",
     "encode_request",
     "errmsg",
@@ -93,6 +120,7 @@ __all__ = [
     "protocol_error",
     "serve",
     "socket_path",
+    "subscribe",
 ]
 
 #: Bumped when a field is added or changes meaning; both ends refuse others.
@@ -112,6 +140,12 @@ WRITE_TIMEOUT: Final = 2.0
 BACKLOG: Final = 128
 #: How long ``serve`` waits for a daemon already on the socket to answer.
 LIVENESS_TIMEOUT: Final = 1.0
+#: Event lines queued for one subscriber before it is dropped as too slow.
+QUEUE_LIMIT: Final = 1024
+#: Streams served at once (the socket is world-writable: bound the cost).
+MAX_SUBSCRIBERS: Final = 32
+#: The longest event line a client accepts.
+MAX_EVENT: Final = 1 << 20
 
 # -- error numbers: libipmp ipmp.h / ipmp_mpathd.h (same numbers) -------------
 
@@ -150,8 +184,15 @@ def errmsg(code: int) -> str:
 
 # -- requests and replies ------------------------------------------------------
 
-Op = Literal["ping", "offline", "undo_offline", "query"]
+Op = Literal["ping", "offline", "undo_offline", "query", "subscribe"]
+#: One request, one reply, then the daemon hangs up.
 OPS: Final[tuple[Op, ...]] = ("ping", "offline", "undo_offline", "query")
+#: One request, one reply, then event lines until the client hangs up.
+STREAM_OPS: Final[tuple[Op, ...]] = ("subscribe",)
+Topic = Literal["probes", "events"]
+#: ``probes``: every probe acknowledged or lost (``ipmpstat -p``); ``events``:
+#: group and interface state changes (Solaris' IPMP sysevents).
+TOPICS: Final[tuple[Topic, ...]] = ("probes", "events")
 #: Commands that change state: root only (in.mpathd: reserved source port).
 PRIVILEGED_OPS: Final = frozenset({"offline", "undo_offline"})
 #: The illumos command names (``mpathd_interface`` ``MI_*``), for log lines.
@@ -160,21 +201,26 @@ MI_NAMES: Final[dict[str, str]] = {
     "offline": "MI_OFFLINE",
     "undo_offline": "MI_UNDO_OFFLINE",
     "query": "MI_QUERY",
+    "subscribe": "MI_SUBSCRIBE",
 }
 #: Solaris LIFNAMSIZ - 1: the longest interface name a request may carry.
 MAX_IFNAME: Final = 31
 _UINT32_MAX: Final = 2**32 - 1
-_REQUEST_KEYS: Final = frozenset({"v", "op", "ifname", "min_redundancy"})
+_REQUEST_KEYS: Final = frozenset({"v", "op", "ifname", "min_redundancy", "topic"})
 _REPLY_KEYS: Final = frozenset({"v", "mpathd_error", "sys_error", "data"})
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One command.  ``min_redundancy`` only matters for ``offline``; if_mpadm sends 1."""
+    """One command.  ``min_redundancy`` only matters for ``offline``; if_mpadm sends 1.
+
+    ``topic`` is for ``subscribe`` only (one of TOPICS), empty otherwise.
+    """
 
     op: Op
     ifname: str = ""
     min_redundancy: int = 1
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +269,10 @@ class DaemonRunning(IpcError, RuntimeError):
     """Another in.mpathd already serves this root."""
 
 
+class SubscribersFull(IpcError, RuntimeError):
+    """MAX_SUBSCRIBERS streams are already open."""
+
+
 def _json_line(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
@@ -257,13 +307,16 @@ def _uint32(doc: dict[str, Any], key: str, default: int) -> int:
 
 
 def encode_request(request: Request) -> bytes:
-    """The request as one JSON line."""
-    return _json_line({
+    """The request as one JSON line (``topic`` only when set)."""
+    doc: dict[str, Any] = {
         "v": PROTOCOL_VERSION,
         "op": request.op,
         "ifname": request.ifname,
         "min_redundancy": request.min_redundancy,
-    })
+    }
+    if request.topic:
+        doc["topic"] = request.topic
+    return _json_line(doc)
 
 
 def decode_request(line: bytes) -> Request:
@@ -278,13 +331,20 @@ def decode_request(line: bytes) -> Request:
     op = doc.get("op")
     if not isinstance(op, str):
         raise ProtocolError("op must be a string")
-    if op not in OPS:
+    if op not in OPS and op not in STREAM_OPS:
         raise ProtocolError(f"unknown command {_sanitise(op)}", unknown_op=op)
     _check_keys(doc, _REQUEST_KEYS, "request")
     ifname = doc.get("ifname", "")
     if not isinstance(ifname, str) or len(ifname) > MAX_IFNAME or not ifname.isprintable():
         raise ProtocolError(f"ifname must be a printable string of at most {MAX_IFNAME} characters")
-    return Request(op, ifname, _uint32(doc, "min_redundancy", 1))
+    topic = doc.get("topic", "")
+    if not isinstance(topic, str):
+        raise ProtocolError("topic must be a string")
+    if op in STREAM_OPS and topic not in TOPICS:
+        raise ProtocolError(f"unknown topic {_sanitise(repr(topic))}")
+    if op not in STREAM_OPS and topic:
+        raise ProtocolError(f"topic is not a field of {op}")
+    return Request(op, ifname, _uint32(doc, "min_redundancy", 1), topic)
 
 
 def encode_reply(reply: Reply) -> bytes:
@@ -315,6 +375,30 @@ def decode_reply(line: bytes) -> Reply:
     if not isinstance(data, dict):
         raise ProtocolError("reply data must be a JSON object")
     return Reply(_uint32(doc, "mpathd_error", 0), _uint32(doc, "sys_error", 0), data)
+
+
+def encode_event(topic: str, doc: Mapping[str, Any]) -> bytes:
+    """One event line of a stream: ``{"v": 1, "topic": topic, ...doc}``.
+
+    Raises:
+        TypeError, ValueError: ``doc`` is not JSON-serialisable.
+    """
+    return _json_line({**doc, "v": PROTOCOL_VERSION, "topic": topic})
+
+
+def decode_event(line: bytes) -> dict[str, Any]:
+    """Parse one event line: a version-1 object with string ``topic`` and ``event``.
+
+    Unlike requests and replies, events may grow fields within a version:
+    readers take what they know and ignore the rest.
+
+    Raises:
+        ProtocolError: not such an object.
+    """
+    doc = _load_object(line, "event")
+    if not isinstance(doc.get("topic"), str) or not isinstance(doc.get("event"), str):
+        raise ProtocolError("event has no topic or event name")
+    return doc
 
 
 def protocol_error() -> Reply:
@@ -388,6 +472,116 @@ def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+# -- streams ------------------------------------------------------------------------
+
+
+class Subscription:
+    """One subscriber's queue of encoded event lines (bounded; see ``Broker``)."""
+
+    def __init__(self, broker: Broker, topic: str, limit: int) -> None:
+        self.topic = topic
+        self.closed = False
+        #: Set when the queue overflowed: the subscriber was too slow.
+        self.overflowed = False
+        self._broker = broker
+        #: The most lines queued before the subscriber counts as too slow.
+        self.limit = limit
+        self._lines: deque[bytes] = deque()
+        self._wake = asyncio.Event()
+
+    def push(self, line: bytes) -> None:
+        """Queue a line; a full queue closes the subscription instead."""
+        if self.closed:
+            return
+        if len(self._lines) >= self.limit:
+            self.overflowed = True
+            self._lines.clear()
+            self.close()
+            return
+        self._lines.append(line)
+        self._wake.set()
+
+    async def get(self) -> bytes | None:
+        """The next line; None once closed and drained."""
+        while not self._lines:
+            if self.closed:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+        return self._lines.popleft()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._broker._discard(self)
+        self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+class Broker:
+    """Fan-out of published events to the subscribers of each topic.
+
+    ``publish`` never blocks and never fails on a subscriber's account: a
+    subscriber whose queue holds ``queue_limit`` lines is closed (its
+    ``overflowed`` set).  ``on_subscribe(topic)`` runs as a subscriber is
+    added, before anything is published to it: the publisher takes its
+    baseline there, so that the first events are changes from then on.
+    Pure asyncio, no I/O: the server writes the lines out.
+    """
+
+    def __init__(self, *, max_subscribers: int = MAX_SUBSCRIBERS, queue_limit: int = QUEUE_LIMIT,
+                 on_subscribe: Callable[[str], None] | None = None) -> None:
+        self.max_subscribers = max_subscribers
+        self.queue_limit = queue_limit
+        self.on_subscribe = on_subscribe
+        self._subs: dict[str, list[Subscription]] = {topic: [] for topic in TOPICS}
+
+    def subscribers(self, topic: str) -> int:
+        return len(self._subs.get(topic, ()))
+
+    def subscribe(self, topic: str) -> Subscription:
+        """A new subscription to ``topic`` (one of TOPICS).
+
+        Raises:
+            SubscribersFull: ``max_subscribers`` are open already.
+            ValueError: an unknown topic.
+        """
+        if topic not in self._subs:
+            raise ValueError(f"unknown topic {topic!r}")
+        if sum(len(subs) for subs in self._subs.values()) >= self.max_subscribers:
+            raise SubscribersFull(f"{self.max_subscribers} streams are open already")
+        sub = Subscription(self, topic, self.queue_limit)
+        self._subs[topic].append(sub)
+        if self.on_subscribe is not None:
+            self.on_subscribe(topic)
+        return sub
+
+    def publish(self, topic: str, doc: Mapping[str, Any]) -> None:
+        """Queue ``doc`` (an event object with at least ``"event"``) for every subscriber of ``topic``.
+
+        Raises:
+            TypeError, ValueError: ``doc`` is not JSON-serialisable.
+        """
+        subs = self._subs.get(topic)
+        if not subs:
+            return
+        line = encode_event(topic, doc)
+        for sub in list(subs):
+            sub.push(line)
+
+    def close(self) -> None:
+        """End every subscription (the daemon is stopping)."""
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.close()
+
+    def _discard(self, sub: Subscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subs[sub.topic].remove(sub)
+
+
 # -- server ------------------------------------------------------------------------
 
 Handler = Callable[[Request, Peer], Awaitable[Reply]]
@@ -400,11 +594,13 @@ class _Oversize(Exception):
 class _ControlServer(asyncio.AbstractServer):
     """The asyncio server plus what it owns: the socket file and the instance lock."""
 
-    def __init__(self, inner: asyncio.Server, path: Path, inode: tuple[int, int], lock_fd: int) -> None:
+    def __init__(self, inner: asyncio.Server, path: Path, inode: tuple[int, int], lock_fd: int,
+                 broker: Broker | None = None) -> None:
         self._inner = inner
         self._path = path
         self._inode = inode
         self._lock_fd: int | None = lock_fd
+        self._broker = broker
 
     def close(self) -> None:
         # Unlink first, so new clients see "not running" rather than a
@@ -414,6 +610,8 @@ class _ControlServer(asyncio.AbstractServer):
             if (st.st_dev, st.st_ino) == self._inode:
                 self._path.unlink()
         self._inner.close()
+        if self._broker is not None:
+            self._broker.close()  # open streams end: their clients see EOF
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -485,6 +683,7 @@ async def serve(
     *,
     log: Callable[[str], None],
     authorise: Callable[[Request, Peer], bool] = authorised,
+    broker: Broker | None = None,
 ) -> asyncio.AbstractServer:
     """Listen for control requests on the Unix socket ``path``.
 
@@ -506,6 +705,15 @@ async def serve(
 
     A client that connects and sends nothing (the ``ifconfig`` liveness
     check) or is too slow is dropped silently, as in.mpathd does.
+
+    ``subscribe`` needs a ``broker`` (without one it is answered
+    IPMP_EPROTO, the answer to a command the daemon does not implement).
+    The subscription is taken first, then ``handle`` is asked for the
+    acknowledging reply (so that a snapshot it returns can only be older
+    than the first event, never newer); after a successful reply the
+    broker's lines for the topic are written until the client hangs up, the
+    subscription overflows or a write takes WRITE_TIMEOUT.  Closing the
+    server closes the broker's subscriptions.
 
     Returns:
         the server, already serving.  Closing it removes the socket file and
@@ -529,7 +737,7 @@ async def serve(
         sock, inode = _bind(path)
         try:
             inner = await asyncio.start_unix_server(
-                _connection_handler(handle, log, authorise), sock=sock, backlog=BACKLOG
+                _connection_handler(handle, log, authorise, broker), sock=sock, backlog=BACKLOG
             )
         except BaseException:
             sock.close()
@@ -537,7 +745,7 @@ async def serve(
     except BaseException:
         os.close(lock_fd)
         raise
-    return _ControlServer(inner, path, inode, lock_fd)
+    return _ControlServer(inner, path, inode, lock_fd, broker)
 
 
 # The helpers below touch only the local file system (a few system calls,
@@ -587,29 +795,40 @@ def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
 
 
 def _connection_handler(
-    handle: Handler, log: Callable[[str], None], authorise: Callable[[Request, Peer], bool]
+    handle: Handler, log: Callable[[str], None], authorise: Callable[[Request, Peer], bool],
+    broker: Broker | None = None,
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sub: Subscription | None = None
         try:
-            reply = await _exchange(reader, writer, handle, log, authorise)
+            reply = await _exchange(reader, writer, handle, log, authorise, broker)
             if reply is not None:
-                request, answer = reply
+                request, answer, sub = reply
                 try:
                     line = encode_reply(answer)
                 except (TypeError, ValueError) as err:  # data the handler could not serialise
                     name = MI_NAMES[request.op] if request is not None else "request"
                     log(f"failed processing {name}: {_sanitise(str(err), 200)}")
                     line = encode_reply(Reply(MPATHD_SYS_ERROR, errno.EIO))
+                    if sub is not None:
+                        sub.close()
+                        sub = None
+                delivered = False
                 try:
                     writer.write(line)
                     async with asyncio.timeout(WRITE_TIMEOUT):
                         await writer.drain()
+                    delivered = True
                 except (OSError, TimeoutError) as err:
                     if request is not None:
                         log(f"failed processing {MI_NAMES[request.op]}: {errmsg(MPATHD_SYS_ERROR)} ({err})")
-        except OSError:
-            pass  # the client went away; nothing to tell anyone
+                if sub is not None and delivered:
+                    await _stream(sub, reader, writer)
+        except (OSError, TimeoutError):
+            pass  # the client went away or stopped reading; nothing to tell anyone
         finally:
+            if sub is not None:
+                sub.close()
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(WRITE_TIMEOUT):
@@ -618,14 +837,51 @@ def _connection_handler(
     return on_connect
 
 
+async def _stream(sub: Subscription, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Write the subscription's lines until the client leaves or lags (see ``serve``).
+
+    Raises:
+        OSError, TimeoutError: a write failed or took longer than WRITE_TIMEOUT.
+    """
+    gone = False
+
+    async def watch() -> None:
+        # The client sends nothing more; EOF (or an error) means it left.
+        nonlocal gone
+        with contextlib.suppress(OSError):
+            while await reader.read(4096):
+                pass
+        gone = True
+        sub.close()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        while (line := await sub.get()) is not None and not gone:
+            writer.write(line)
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await writer.drain()
+        if sub.overflowed and not gone:
+            # Best effort: tell the client why, without waiting for it.
+            writer.write(encode_event(sub.topic, {"event": "overflow", "limit": sub.limit}))
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
 async def _exchange(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     handle: Handler,
     log: Callable[[str], None],
     authorise: Callable[[Request, Peer], bool],
-) -> tuple[Request | None, Reply] | None:
-    """Read, check and run one request; the reply to send, or None to hang up silently."""
+    broker: Broker | None = None,
+) -> tuple[Request | None, Reply, Subscription | None] | None:
+    """Read, check and run one request.
+
+    Returns the reply to send and, for an accepted ``subscribe``, the
+    subscription to stream afterwards; None to hang up silently.
+    """
     peer = _peer_of(writer.get_extra_info("socket"))
     try:
         async with asyncio.timeout(READ_TIMEOUT):
@@ -634,7 +890,7 @@ async def _exchange(
         return None  # slow or half-open: dropped
     except _Oversize:
         log(f"loopback_cmd: bad command format (request longer than {MAX_REQUEST} bytes)")
-        return None, protocol_error()
+        return None, protocol_error(), None
     if not line.strip():
         return None  # connect-and-close: a liveness check
     try:
@@ -644,16 +900,30 @@ async def _exchange(
             log(f"loopback_cmd: unknown command id `{_sanitise(err.unknown_op)}'")
         else:
             log(f"loopback_cmd: bad command format ({err.message})")
-        return None, protocol_error()
+        return None, protocol_error(), None
     if not authorise(request, peer):
         log(refusal_line(peer))
-        return request, Reply(MPATHD_SYS_ERROR, errno.EPERM)
+        return request, Reply(MPATHD_SYS_ERROR, errno.EPERM), None
+    sub: Subscription | None = None
+    if request.op in STREAM_OPS:
+        if broker is None:
+            return request, protocol_error(), None
+        try:
+            sub = broker.subscribe(request.topic)
+        except SubscribersFull:
+            # Not logged: anyone can open streams, and the log is not theirs to fill.
+            return request, Reply(MPATHD_SYS_ERROR, errno.EAGAIN), None
     try:
         answer = await handle(request, peer)
     except Exception as err:  # a handler bug must not take the server down
+        if sub is not None:
+            sub.close()
         log(f"failed processing {MI_NAMES[request.op]}: {_sanitise(str(err) or type(err).__name__, 200)}")
-        return request, Reply(MPATHD_SYS_ERROR, errno.EIO)
-    return request, answer
+        return request, Reply(MPATHD_SYS_ERROR, errno.EIO), None
+    if sub is not None and not answer.ok:
+        sub.close()
+        sub = None
+    return request, answer, sub
 
 
 # -- client --------------------------------------------------------------------------
@@ -699,6 +969,109 @@ def call(root: Path, request: Request, *, timeout: float = 5.0) -> Reply:
         return decode_reply(bytes(buf[: buf.index(b"\n") + 1]))
     except ProtocolError as err:
         raise ReadFailed(0, f"malformed reply: {err.message}") from None
+
+
+class Stream:
+    """A subscription seen from the client: the daemon's reply, then its events.
+
+    Iterating yields each event object (``decode_event``) as it arrives and
+    ends when the daemon closes the connection.  Use as a context manager,
+    or call ``close``.
+    """
+
+    def __init__(self, sock: socket.socket, reply: Reply, rest: bytes) -> None:
+        self.reply = reply
+        self._sock = sock
+        self._buf = bytearray(rest)
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Events until EOF.
+
+        Raises:
+            ReadFailed: a receive error, an event line over MAX_EVENT bytes,
+                or one that is not an event object (errno 0 then).
+        """
+        while True:
+            end = self._buf.find(b"\n")
+            while end < 0:
+                if len(self._buf) > MAX_EVENT:
+                    raise ReadFailed(0, f"event longer than {MAX_EVENT} bytes")
+                try:
+                    chunk = self._sock.recv(65536)
+                except TimeoutError:
+                    raise ReadFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+                except OSError as err:
+                    raise ReadFailed(err.errno, err.strerror) from None
+                if not chunk:
+                    return
+                self._buf += chunk
+                end = self._buf.find(b"\n")
+            line = bytes(self._buf[: end + 1])
+            del self._buf[: end + 1]
+            try:
+                yield decode_event(line)
+            except ProtocolError as err:
+                raise ReadFailed(0, f"malformed event: {err.message}") from None
+
+
+def subscribe(root: Path, topic: Topic, *, timeout: float = 5.0, idle_timeout: float | None = None) -> Stream:
+    """Open a stream of ``topic`` events from the daemon serving ``root``.
+
+    ``timeout`` bounds the connect and the reply; ``idle_timeout`` (None:
+    wait forever) bounds each wait for an event afterwards.  The caller
+    checks ``stream.reply.ok``: a refusal is a reply, not an exception.
+
+    Raises:
+        NotRunning, SendFailed, ReadFailed: as ``call``.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(socket_path(root)))
+        except TimeoutError:
+            raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+        except OSError as err:
+            raise NotRunning(err.errno, err.strerror) from None
+        try:
+            sock.sendall(encode_request(Request("subscribe", topic=topic)))
+        except TimeoutError:
+            raise SendFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+        except OSError as err:
+            raise SendFailed(err.errno, err.strerror) from None
+        buf = bytearray()
+        while b"\n" not in buf:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                raise ReadFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+            except OSError as err:
+                raise ReadFailed(err.errno, err.strerror) from None
+            if not chunk:
+                raise ReadFailed(0, "connection closed before the reply")
+            buf += chunk
+        end = buf.index(b"\n") + 1
+        try:
+            reply = decode_reply(bytes(buf[:end]))
+        except ProtocolError as err:
+            raise ReadFailed(0, f"malformed reply: {err.message}") from None
+        sock.settimeout(idle_timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return Stream(sock, reply, bytes(buf[end:]))
 
 
 def is_running(root: Path, *, timeout: float = 1.0) -> bool:

@@ -23,6 +23,7 @@ import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv6Address
 
 from ipmp.model import Config, Family, Interface, IPAddress, Logical
 from ipmp.mpathd import failover
@@ -93,11 +94,16 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
 
 @dataclass(frozen=True)
 class Resync:
-    """A full read of the kernel and the state store, and the routers of the routing table."""
+    """A full read of the kernel and the state store, and the routers of the routing table.
+
+    ``routers6`` are the IPv6 routers of the kernel's routing table with the
+    interface each route leaves through (link-local next hops only).
+    """
 
     now: float
     config: Config
     routers: tuple[IPAddress, ...] = ()
+    routers6: tuple[tuple[str, IPv6Address], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -263,12 +269,17 @@ def _of_group(name: str, group: str) -> str:
 
 
 def select_test_address(itf: Interface, family: Family) -> Logical | None:
-    """§2.3: NOFAILOVER and UP; IPv4 prefers DEPRECATED, IPv6 must be link-local."""
+    """§2.3: NOFAILOVER and UP; IPv4 prefers DEPRECATED, IPv6 must be link-local.
+
+    The IPv6 test address is the link-local marked ``-failover`` (§1); on
+    Linux the kernel owns it and its NOFAILOVER lives in the state store on
+    inet6 unit 0.  One whose DAD has not succeeded is skipped until it has.
+    """
     best: Logical | None = None
     acceptable: Logical | None = None
     for lg in itf.logicals_of(family):
-        if not (lg.nofailover and lg.up and lg.address is not None):
-            continue
+        if not (lg.nofailover and lg.up and lg.address is not None) or lg.tentative:
+            continue  # a link-local still in DAD cannot be bound yet
         ip = lg.address.ip
         if family is Family.INET:
             if int(ip) == 0:
@@ -299,6 +310,7 @@ class Machine:
         self.phyints: dict[str, Phyint] = {}
         self.groups: dict[str, Group] = {}
         self.routers: tuple[IPAddress, ...] = ()
+        self.routers6: tuple[tuple[str, IPv6Address], ...] = ()
         self.last_raise = float("-inf")
         self.next_rescan: float | None = None
         self.started = False
@@ -430,6 +442,7 @@ class Machine:
         now = ev.now
         self.config = ev.config
         self.routers = ev.routers
+        self.routers6 = ev.routers6
         first = not self.started
         self.started = True
         self.next_rescan = now + self.timing.scan_interval
@@ -556,8 +569,11 @@ class Machine:
             pi.inhomogeneous = missing
 
     def _own_addresses(self) -> set[IPAddress]:
+        # A link-local is the kernel's: Linux answers probes on it even while
+        # the view shows it down (offline, DAD pending), so it never becomes
+        # a target of another NIC of this host.
         return {lg.address.ip for itf in self.config.interfaces for lg in itf.logicals
-                if lg.address is not None and lg.up}
+                if lg.address is not None and (lg.up or lg.kernel_owned)}
 
     def _targets(self, inst: Instance, itf: Interface, lg: Logical) -> None:
         """Routers in the test subnet, or the point-to-point destination (§2.6)."""
@@ -567,7 +583,13 @@ class Machine:
             return
         own = self._own_addresses()
         subnet = lg.address.network
-        routers = [r for r in self.routers
+        candidates: list[IPAddress] = list(self.routers)
+        if lg.address.version == 6:
+            # IPv6: a router goes to the phyint its route leaves through and,
+            # in a named group, to every member (§2.6).
+            members = {itf.name} | {m.name for m in self.config.group_members(itf.group)}
+            candidates += [gw for dev, gw in self.routers6 if dev in members]
+        routers = [r for r in dict.fromkeys(candidates)
                    if r.version == lg.address.version and r in subnet and r not in own]
         inst.set_routers(routers, inst.created_at)
 
@@ -967,11 +989,12 @@ class Machine:
         else:
             names, logs = (pi.name,), ()
         # if_mpadm -d downs every logical of the NIC, test addresses too (§5);
-        # here it is part of the same apply, so it is all or nothing.
+        # here it is part of the same apply, so it is all or nothing.  The
+        # kernel's IPv6 link-local stays in the kernel; only its UP flag (in
+        # the store) goes, so it is no test address until if_mpadm -r.
         itf = self._itf(pi.name)
         self._put(replace(itf, offline=True, held_inactive=False,
-                          logicals=tuple(replace(lg, up=False) if not lg.kernel_owned else lg
-                                         for lg in itf.logicals)))
+                          logicals=tuple(replace(lg, up=False) for lg in itf.logicals)))
         self._set_state(pi, State.OFFLINE, ev.now)
         for family in list(pi.instances):
             self._fx.append(CloseProbe(pi.name, family))

@@ -21,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
+from typing import Any, Protocol
 
 from ipmp.apply import apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError, IpmpError
+from ipmp.ifmap import MapEntry, canonical_name, read_ifmap
 from ipmp.model import Config, Family, IPAddress, KernelState
-from ipmp.mpathd import icmp, ipc
+from ipmp.mpathd import events, icmp, ipc
 from ipmp.mpathd.announce import ANNOUNCE_COUNT, ANNOUNCE_SPACING, Announcer
 from ipmp.mpathd.machine import (
     AdminOffline,
@@ -66,21 +68,45 @@ MULTICAST: dict[Family, IPAddress] = {
 }
 
 
-class Logger:
-    """syslog (facility daemon, ident in.mpathd, pid) or, in debug mode, stderr."""
+class SyslogBackend(Protocol):
+    """What ``Logger`` uses of the ``syslog`` module (tests pass a stand-in)."""
 
-    def __init__(self, *, to_stderr: bool, debug: bool) -> None:
+    LOG_PID: int
+    LOG_DAEMON: int
+    LOG_ERR: int
+    LOG_INFO: int
+    LOG_DEBUG: int
+
+    def openlog(self, ident: str, logoption: int, facility: int) -> None: ...
+
+    def syslog(self, priority: int, message: str) -> None: ...
+
+
+class Logger:
+    """syslog (facility daemon, ident in.mpathd, pid) or, in debug mode, stderr.
+
+    Through syslog the messages reach ``/dev/log``, where syslogd or the
+    systemd journal reads them: level ``err`` is LOG_ERR (every state change,
+    with the Solaris 10 texts), ``info`` LOG_INFO, ``debug`` LOG_DEBUG (only
+    with ``debug``).  On stderr each message is one flushed line.
+    """
+
+    def __init__(self, *, to_stderr: bool, debug: bool, backend: SyslogBackend | Any = syslog) -> None:
         self.to_stderr = to_stderr
         self.debug = debug
+        self.backend: SyslogBackend = backend
         if not to_stderr:
-            syslog.openlog("in.mpathd", syslog.LOG_PID, syslog.LOG_DAEMON)
+            backend.openlog("in.mpathd", backend.LOG_PID, backend.LOG_DAEMON)
 
     def __call__(self, level: str, message: str) -> None:
         if level == "debug" and not self.debug:
             return
         if not self.to_stderr:
-            prio = {"err": syslog.LOG_ERR, "info": syslog.LOG_INFO}.get(level, syslog.LOG_DEBUG)
-            syslog.syslog(prio, message)
+            b = self.backend
+            prio = {"err": b.LOG_ERR, "info": b.LOG_INFO}.get(level, b.LOG_DEBUG)
+            # syslog() encodes strictly: an undecodable byte of a hostname file
+            # (a group name read with surrogateescape) must not stop the daemon.
+            b.syslog(prio, message.encode("utf-8", "backslashreplace").decode("utf-8"))
             return
         print(message, file=sys.stderr, flush=True)
 
@@ -89,6 +115,14 @@ class Logger:
 class _Probe:
     sock: icmp.ProbeSocket
     ident: int
+
+
+def _ifmap_entries(root: Path) -> tuple[MapEntry, ...]:
+    """The well-formed lines of ``etc/ipmp/ifmap`` (ipmp-boot reports the others)."""
+    try:
+        return read_ifmap(root)[0]
+    except OSError:
+        return ()
 
 
 def _now() -> float:
@@ -117,6 +151,11 @@ class Runtime:
         self.background: set[asyncio.Task[None]] = set()
         self._kernel: Kernel | None = None
         self._resync_wanted = False
+        # Event streams (ipmpstat -p, integrations): work only while subscribed.
+        self.broker = ipc.Broker(on_subscribe=self._on_subscribe)
+        self.probe_tracker = events.ProbeTracker()
+        self._view: events.View | None = None
+        self._publish_failed = False
 
     # -- the loop --------------------------------------------------------------------
 
@@ -124,9 +163,12 @@ class Runtime:
         loop = asyncio.get_running_loop()
         watcher = Watcher()
         loop.add_reader(watcher.fileno(), self._on_netlink, watcher)
-        server = await ipc.serve(ipc.socket_path(self.root), self._handle, log=lambda m: self.log("err", m))
+        server = await ipc.serve(ipc.socket_path(self.root), self._handle, log=lambda m: self.log("err", m),
+                                 broker=self.broker)
         try:
-            async with Kernel() as kernel:
+            # Solaris names (etc/ipmp/ifmap), as read at start: the daemon's
+            # messages, state and control requests use them.
+            async with Kernel(_ifmap_entries(self.root)) as kernel:
                 self._kernel = kernel
                 await self._resync()
                 if ready is not None:
@@ -171,7 +213,7 @@ class Runtime:
     async def _poll(self, now: float) -> None:
         """Carrier bits and the state store, read directly (cheap: one read per NIC)."""
         for name in list(self.machine.phyints):
-            up = carrier(name)
+            up = carrier(self._linux(name))  # /sys knows only the Linux name
             if up is None:
                 self._resync_wanted = True
                 continue
@@ -194,6 +236,8 @@ class Runtime:
             if ev.gone:
                 self._resync_wanted = True
                 continue
+            if self._kernel is not None:
+                ev.name = self._kernel.names.view(ev.name)
             if ev.name in self.machine.phyints and self.links.get(ev.name) != ev.up:
                 self.links[ev.name] = ev.up
                 self.queue.put_nowait(LinkChanged(now, ev.name, ev.up))
@@ -201,8 +245,41 @@ class Runtime:
             self._resync_wanted = True
 
     async def _feed(self, event: Event) -> None:
-        for effect in self.machine.step(event):
+        effects = self.machine.step(event)
+        self._publish()
+        for effect in effects:
             await self._do(effect)
+
+    # -- event streams -----------------------------------------------------------------
+
+    def _on_subscribe(self, topic: str) -> None:
+        """A first subscriber: take the baseline its events are changes from."""
+        with contextlib.suppress(Exception):  # else the first _publish takes it
+            if topic == "probes" and not self.probe_tracker.active:
+                self.probe_tracker.start(self.machine.phyints, now=_now(), wall=time.time())
+            elif topic == "events" and self._view is None:
+                self._view = events.view_of(self.machine.snapshot())
+
+    def _publish(self) -> None:
+        """After a step: publish probe outcomes and state changes to the subscribers, if any."""
+        try:
+            if self.broker.subscribers("probes"):
+                for doc in self.probe_tracker.changes(self.machine.phyints, now=_now(), wall=time.time()):
+                    self.broker.publish("probes", doc)
+            elif self.probe_tracker.active:
+                self.probe_tracker.stop()
+            if self.broker.subscribers("events"):
+                view = events.view_of(self.machine.snapshot())
+                if self._view is not None:
+                    for doc in events.state_changes(self._view, view, wall=time.time()):
+                        self.broker.publish("events", doc)
+                self._view = view
+            else:
+                self._view = None
+        except Exception as err:  # publishing must never stop failure detection
+            if not self._publish_failed:
+                self._publish_failed = True
+                self.log("err", f"cannot publish events: {err!r}")
 
     # -- effects ----------------------------------------------------------------------
 
@@ -236,12 +313,16 @@ class Runtime:
         except OSError as err:
             self.log("debug", f"probe send on {fx.ifname} to {target}: {err.strerror}")
 
+    def _linux(self, name: str) -> str:
+        """The kernel's own name of a NIC the daemon knows by its Solaris name (sockets, /sys)."""
+        return self._kernel.names.linux(name) if self._kernel is not None else name
+
     def _open(self, fx: OpenProbe) -> None:
         self._close(fx.ifname, fx.family)
         link = self.kernel_state.link(fx.ifname)
         index = link.index if link is not None else 0
         try:
-            sock = icmp.ProbeSocket(fx.ifname, fx.source, ifindex=index or None)
+            sock = icmp.ProbeSocket(self._linux(fx.ifname), fx.source, ifindex=index or None)
         except OSError as err:
             self.log("err", f"cannot open probe socket on {fx.ifname} ({fx.source}): {err.strerror}")
             return
@@ -288,7 +369,7 @@ class Runtime:
         # apart: linux-mapping.md Q4) from a task.
         for address in addresses:
             try:
-                self.announcer.send(ifname, link.mac, address)
+                self.announcer.send(self._linux(ifname), link.mac, address)
             except OSError as err:
                 self.log("info", f"cannot announce {address} on {ifname}: {err.strerror}")
         task = asyncio.get_running_loop().create_task(self._burst(ifname, link.mac, addresses))
@@ -298,7 +379,7 @@ class Runtime:
     async def _burst(self, ifname: str, mac: str, addresses: tuple[IPAddress, ...]) -> None:
         try:
             await asyncio.sleep(ANNOUNCE_SPACING)
-            await self.announcer.burst(ifname, mac, addresses, count=ANNOUNCE_COUNT - 1)
+            await self.announcer.burst(self._linux(ifname), mac, addresses, count=ANNOUNCE_COUNT - 1)
         except OSError as err:
             self.log("info", f"cannot announce {', '.join(map(str, addresses))} on {ifname}: {err.strerror}")
 
@@ -369,10 +450,13 @@ class Runtime:
         for route in kernel.routes:
             if route.gateway is not None and route.gateway not in routers:
                 routers.append(route.gateway)
+        # IPv6 routers are the kernel's (router advertisements, static
+        # routes), with the link each one is on (§2.6).
+        routers6 = await self._kernel.routers6()
         for link in kernel.links:
             if link.name in self.machine.phyints or link.name not in self.links:
                 self.links[link.name] = link.up and link.running
-        await self._feed(Resync(_now(), config, tuple(routers)))
+        await self._feed(Resync(_now(), config, tuple(routers), routers6))
         if self.machine.executing:
             return
         tracked = sorted(self.machine.phyints)
@@ -394,13 +478,20 @@ class Runtime:
             return ipc.Reply()
         if request.op == "query":
             return ipc.Reply(data=self.machine.snapshot())
+        if request.op == "subscribe":
+            # The state the events that follow are changes from; clocks so
+            # that a client can place the probes' monotonic send times.
+            return ipc.Reply(data={"topic": request.topic, "now": _now(), "time": time.time(),
+                                   "snapshot": self.machine.snapshot()})
         rid = next(self.request_ids)
         fut: asyncio.Future[ReplyTo] = asyncio.get_running_loop().create_future()
         self.pending[rid] = fut
+        # if_mpadm may name the NIC by any of its names (Linux name, altname).
+        ifname = canonical_name(self.kernel_state, request.ifname)
         if request.op == "offline":
-            self.queue.put_nowait(AdminOffline(_now(), request.ifname, request.min_redundancy, rid))
+            self.queue.put_nowait(AdminOffline(_now(), ifname, request.min_redundancy, rid))
         else:
-            self.queue.put_nowait(AdminUndoOffline(_now(), request.ifname, rid))
+            self.queue.put_nowait(AdminUndoOffline(_now(), ifname, rid))
         try:
             result = await asyncio.wait_for(fut, REQUEST_TIMEOUT)
         except TimeoutError:

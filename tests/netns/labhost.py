@@ -59,16 +59,35 @@ class Addr:
     ip: str
     test: bool
     prefixlen: int = 24
-    broadcast: str = "192.0.2.255"
+    broadcast: str | None = "192.0.2.255"
 
     @property
     def unit(self) -> int:
         _, _, tail = self.label.partition(":")
         return int(tail) if tail else 0
 
+    @property
+    def version(self) -> int:
+        return ipaddress.ip_address(self.ip).version
+
+    @property
+    def link_local(self) -> bool:
+        """The kernel's own IPv6 link-local: the test address, never added by a plan."""
+        return ipaddress.ip_address(self.ip).is_link_local
+
 
 def _a(nic: str, label: str, ip: str, *, test: bool = False) -> Addr:
     return Addr(nic, label, ip, test)
+
+
+def _a6(nic: str, label: str, ip: str) -> Addr:
+    """An IPv6 data address (the label is the Solaris logical name; Linux keeps none)."""
+    return Addr(nic, label, ip, False, prefixlen=64, broadcast=None)
+
+
+def _ll(nic: str, ip: str) -> Addr:
+    """The link-local of ``nic`` (EUI-64 of the lab's MAC), marked -failover: the IPv6 test address."""
+    return Addr(nic, nic, ip, True, prefixlen=64, broadcast=None)
 
 
 #: Hand-written expectations, one entry per example folder (unit order per NIC).
@@ -93,6 +112,21 @@ SPECS: dict[str, tuple[Addr, ...]] = {
         _a("ce0", "ce0", "192.0.2.10", test=True),
         _a("ce0", "ce0:1", "192.0.2.100"),
         _a("ce1", "ce1", "192.0.2.11", test=True),
+    ),
+    "dual-stack": (
+        _a("qfe0", "qfe0", "192.0.2.100"),
+        _a("qfe0", "qfe0:1", "192.0.2.10", test=True),
+        _a("qfe1", "qfe1", "192.0.2.101"),
+        _a("qfe1", "qfe1:1", "192.0.2.11", test=True),
+        _ll("qfe0", "fe80::ff:fe00:101"),
+        _a6("qfe0", "qfe0:1", "2001:db8::100"),
+        _ll("qfe1", "fe80::ff:fe00:102"),
+        _a6("qfe1", "qfe1:1", "2001:db8::101"),
+    ),
+    "ipv6-only": (
+        _ll("e1000g0", "fe80::ff:fe00:101"),
+        _a6("e1000g0", "e1000g0:1", "2001:db8::100"),
+        _ll("e1000g1", "fe80::ff:fe00:102"),
     ),
 }
 
@@ -200,6 +234,23 @@ class Host:
                 )
         return out
 
+    def addresses6(self, nic: str) -> list[dict[str, Any]]:
+        """The IPv6 addresses of ``nic`` (the kernel's link-local too), sorted by address."""
+        out = []
+        for link in self.ip_json("-6", "addr", "show", "dev", nic):
+            for a in link.get("addr_info", ()):
+                out.append(
+                    {
+                        "local": a["local"],
+                        "prefixlen": a["prefixlen"],
+                        "scope": a.get("scope"),
+                        "deprecated": bool(a.get("deprecated")),
+                        "noprefixroute": bool(a.get("noprefixroute")),
+                        "nodad": bool(a.get("nodad")),
+                    }
+                )
+        return sorted(out, key=lambda d: str(d["local"]))
+
     def rules(self, family: str = "-4") -> set[tuple[int, str, str]]:
         """``(pref, from, table)`` of the toolkit's rules (protocol 73)."""
         return {
@@ -299,7 +350,8 @@ def _kernel_ll(route: dict[str, Any]) -> bool:
 
 
 def expected_addresses(addrs: Iterable[Addr], nic: str) -> list[dict[str, Any]]:
-    mine = sorted((a for a in addrs if a.nic == nic), key=lambda a: a.unit)
+    """What ``Host.addresses4`` must say (IPv4 only)."""
+    mine = sorted((a for a in addrs if a.nic == nic and a.version == 4), key=lambda a: a.unit)
     return [
         {
             "local": a.ip,
@@ -316,28 +368,76 @@ def expected_addresses(addrs: Iterable[Addr], nic: str) -> list[dict[str, Any]]:
     ]
 
 
-def expected_rules(host: Host, addrs: Iterable[Addr]) -> set[tuple[int, str, str]]:
-    return {(PREF_TEST if a.test else PREF_DATA, a.ip, host.table(a.nic)) for a in addrs}
+def expected_addresses6(addrs: Iterable[Addr], nic: str) -> list[dict[str, Any]]:
+    """What ``Host.addresses6`` must say: the kernel's link-local and the added addresses (nodad)."""
+    mine = [a for a in addrs if a.nic == nic and a.version == 6]
+    return sorted(
+        (
+            {
+                "local": a.ip,
+                "prefixlen": a.prefixlen,
+                "scope": "link" if a.link_local else "global",
+                "deprecated": False,
+                "noprefixroute": not a.link_local,
+                "nodad": not a.link_local,
+            }
+            for a in mine
+        ),
+        key=lambda d: str(d["local"]),
+    )
+
+
+def expected_rules(host: Host, addrs: Iterable[Addr], version: int = 4) -> set[tuple[int, str, str]]:
+    """The rules of one family; the kernel's link-local gets none (probes are pinned to their NIC)."""
+    return {
+        (PREF_TEST if a.test else PREF_DATA, a.ip, host.table(a.nic))
+        for a in addrs
+        if a.version == version and not a.link_local
+    }
+
+
+#: The IPv6 subnet of the examples, and the metric the kernel shows for an
+#: IPv6 route added with none.
+SUBNET6 = "2001:db8::/64"
+METRIC6_DEFAULT = 1024
 
 
 def expected_routes(
-    host: Host, addrs: tuple[Addr, ...]
+    host: Host, addrs: tuple[Addr, ...], version: int = 4
 ) -> set[tuple[str, str, str, str | None, str | None, int | None]]:
+    """The routes of one family (the examples' IPv6 has no default router: Solaris'
+    defaultrouter is IPv4 only)."""
     routes: set[tuple[str, str, str, str | None, str | None, int | None]] = set()
-    for nic in sorted({a.nic for a in addrs}):
+    mine = [a for a in addrs if a.version == version and not a.link_local]
+    for nic in sorted({a.nic for a in mine}):
         table = host.table(nic)
-        routes.add((table, "192.0.2.0/24", nic, None, None, None))
-        routes.add((table, "default", nic, ROUTER, None, None))
-        data = sorted((a for a in addrs if a.nic == nic and not a.test), key=lambda a: a.unit)
-        if data:
-            metric = METRIC_BASE + host.ifindex(nic)
-            routes.add(("main", "192.0.2.0/24", nic, None, data[0].ip, metric))
-            routes.add(("main", "default", nic, ROUTER, data[0].ip, metric))
+        data = sorted((a for a in mine if a.nic == nic and not a.test), key=lambda a: a.unit)
+        metric = METRIC_BASE + host.ifindex(nic)
+        if version == 4:
+            routes.add((table, "192.0.2.0/24", nic, None, None, None))
+            routes.add((table, "default", nic, ROUTER, None, None))
+            if data:
+                routes.add(("main", "192.0.2.0/24", nic, None, data[0].ip, metric))
+                routes.add(("main", "default", nic, ROUTER, data[0].ip, metric))
+        else:
+            routes.add((table, SUBNET6, nic, None, None, METRIC6_DEFAULT))
+            if data:
+                routes.add(("main", SUBNET6, nic, None, data[0].ip, metric))
     return routes
 
 
 def configuring_line(nics: Iterable[str]) -> str:
     return f"configuring IPv4 interfaces: {' '.join(nics)}.\n"
+
+
+def configuring_lines(host: Host) -> str:
+    """ipmp-boot's console lines: IPv4 files first, then IPv6 (§6.2), NICs in index order."""
+    out = ""
+    for word, pattern in (("IPv4", "hostname.{}"), ("IPv6", "hostname6.{}")):
+        nics = [nic for nic in host.topo.nics if (host.root / "etc" / pattern.format(nic)).is_file()]
+        if nics:
+            out += f"configuring {word} interfaces: {' '.join(nics)}.\n"
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -348,7 +448,7 @@ def configuring_line(nics: Iterable[str]) -> str:
 SOURCE_SCRIPT = """
 import socket, sys
 for dst in sys.argv[1:]:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((dst, 9))
         print(dst, s.getsockname()[0])
 """

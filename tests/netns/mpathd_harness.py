@@ -75,7 +75,8 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str, *,
 # --------------------------------------------------------------------------
 
 _HEADER = re.compile(r"^(?P<name>[^\s:]+(?::\d+)?): flags=(?P<hex>[0-9a-f]+)(?:<(?P<names>[^>]*)>)?")
-_INET = re.compile(r"^\tinet (?P<addr>\S+) ")
+# "\tinet 192.0.2.10 netmask ..." or "\tinet6 2001:db8::100/64 " (the prefix is dropped).
+_INET = re.compile(r"^\tinet6? (?P<addr>[^\s/]+)(?:/\d+)? ")
 _GROUP = re.compile(r"^\tgroupname (?P<group>\S+)")
 
 
@@ -103,7 +104,7 @@ class Lif:
 
 
 def parse_ifconfig(text: str) -> dict[str, Lif]:
-    """``ifconfig -a4`` text -> logical name -> Lif (IPv4 entries only)."""
+    """``ifconfig -a4`` or ``-a6`` text -> logical name -> Lif (one family: names repeat across them)."""
     out: dict[str, Lif] = {}
     current: dict[str, Any] | None = None
 
@@ -161,7 +162,7 @@ class Layout:
     def placement(self) -> dict[str, str]:
         """Every non-zero address that is UP -> the logical name holding it."""
         return {lif.address: lif.name for lif in self.lifs.values()
-                if lif.up and lif.address not in (None, "0.0.0.0") and lif.nic != "lo"}
+                if lif.up and lif.address not in (None, "0.0.0.0", "::") and lif.nic != "lo"}
 
 
 # --------------------------------------------------------------------------
@@ -415,23 +416,25 @@ class MpathdLab:
     def ifconfig(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.topo.run("host", [*self.env, str(BIN / "ifconfig"), *args], check=False)
 
-    def layout(self) -> Layout:
-        proc = self.ifconfig("-a4")
-        assert proc.returncode == 0, f"ifconfig -a4 failed: {proc.stderr}"
+    def layout(self, family: int = 4) -> Layout:
+        """``ifconfig -a4`` (or ``-a6``) parsed."""
+        proc = self.ifconfig(f"-a{family}")
+        assert proc.returncode == 0, f"ifconfig -a{family} failed: {proc.stderr}"
         return Layout(parse_ifconfig(proc.stdout), proc.stdout)
 
-    def wait_layout(self, condition: Callable[[Layout], bool], what: str, timeout: float = 10.0) -> Layout:
+    def wait_layout(self, condition: Callable[[Layout], bool], what: str, timeout: float = 10.0,
+                    family: int = 4) -> Layout:
         last: list[Layout] = []
 
         def check() -> Layout | None:
-            lay = self.layout()
+            lay = self.layout(family)
             last[:] = [lay]
             return lay if condition(lay) else None
 
         def context() -> str:
             shown = last[0].text if last else "(no ifconfig output)"
             log = self.daemon.text() if self.daemons else ""
-            return f"ifconfig -a4:\n{shown}\nin.mpathd log:\n{log}"
+            return f"ifconfig -a{family}:\n{shown}\nin.mpathd log:\n{log}"
 
         return wait_for(check, timeout, what, interval=0.05, context=context)
 

@@ -26,11 +26,12 @@ from labhost import (
     Host,
     MakeTopology,
     chosen_sources,
-    configuring_line,
+    configuring_lines,
     copy_example,
     example_names,
     example_nics,
     expected_addresses,
+    expected_addresses6,
     expected_routes,
     expected_rules,
     kernel_events_during,
@@ -42,6 +43,8 @@ from ipmp.lab.topology import build, unique_prefix
 EXAMPLES = example_names()
 #: An off-link destination, reached through the default route.
 OFF_LINK = "203.0.113.9"
+#: The router's IPv6 address (on-link; the examples have no IPv6 default router).
+ROUTER6 = "2001:db8::1"
 
 
 def new_host(make_topology: MakeTopology, tmp_path: Path, example: str) -> Host:
@@ -88,15 +91,18 @@ def test_boot_configures_the_kernel(first_boot: Booted) -> None:
 
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-    assert proc.stdout == configuring_line(host.topo.nics)
+    assert proc.stdout == configuring_lines(host)
     for nic in host.topo.nics:
         assert host.addresses4(nic) == expected_addresses(addrs, nic), nic
+        if any(a.nic == nic and a.version == 6 for a in addrs):
+            # The kernel's link-local is there, out of DAD (ipmp-boot waited).
+            assert host.addresses6(nic) == expected_addresses6(addrs, nic), nic
         link = host.ip_json("link", "show", "dev", nic)[0]
         assert "UP" in link["flags"], nic
     assert host.rules("-4") == expected_rules(host, addrs)
-    assert host.rules("-6") == set()
+    assert host.rules("-6") == expected_rules(host, addrs, 6)
     assert host.routes("-4") == expected_routes(host, addrs)
-    assert host.routes("-6") == set()
+    assert host.routes("-6") == expected_routes(host, addrs, 6)
     # noprefixroute everywhere: the kernel added no subnet route of its own.
     kernel_subnet_routes = [
         r for r in host.ip_json("-4", "route", "show", "table", "all")
@@ -105,11 +111,15 @@ def test_boot_configures_the_kernel(first_boot: Booted) -> None:
     assert kernel_subnet_routes == []
     # The sysctls of the recipe, for "all" and for each NIC.
     sysctls = host.sysctls()
-    for conf in ("all", *host.topo.nics):
+    nics4 = sorted({a.nic for a in addrs if a.version == 4})
+    for conf in ("all", *nics4):
         for key, value in (("arp_ignore", "1"), ("arp_announce", "2"), ("rp_filter", "2"),
                            ("promote_secondaries", "1"), ("ignore_routes_with_linkdown", "1")):
             assert sysctls[f"net/ipv4/conf/{conf}/{key}"] == value, (conf, key)
     assert sysctls["net/ipv6/conf/all/ignore_routes_with_linkdown"] == "1"
+    # Admin-down must not flush the IPv6 addresses of a NIC plumbed for IPv6.
+    for nic in sorted({a.nic for a in addrs if a.version == 6}):
+        assert sysctls[f"net/ipv6/conf/{nic}/keep_addr_on_down"] == "1", nic
 
 
 def test_ifconfig_a_matches_golden(first_boot: Booted) -> None:
@@ -123,15 +133,18 @@ def test_ifconfig_a_matches_golden(first_boot: Booted) -> None:
         golden.write_text(out)
     assert golden.is_file(), f"missing golden file {golden}"
     assert out == golden.read_text()
-    # The ether line (root only, unit 0 only) is lowercase hex without
-    # leading zeros and ends with a space (§4.6).
+    # The ether line (root only, unit 0 only, in each family's block) is
+    # lowercase hex without leading zeros and ends with a space (§4.6).
+    addrs = spec(first_boot.example)
     for nic, mac in host.topo.macs.items():
         ether = "\tether " + ":".join(f"{int(b, 16):x}" for b in mac.split(":")) + " \n"
-        assert out.count(ether) == 1, nic
+        families = {a.version for a in addrs if a.nic == nic}
+        assert out.count(ether) == len(families), nic
 
 
 def test_peer_reaches_every_address_on_its_nic(first_boot: Booted) -> None:
-    addrs = spec(first_boot.example)
+    # The link-locals are the lab's own business (a scoped address).
+    addrs = [a for a in spec(first_boot.example) if not a.link_local]
     topo = first_boot.host.topo
 
     report = topo.ping(topo.peer, [a.ip for a in addrs], count=3)
@@ -146,16 +159,20 @@ def test_peer_reaches_every_address_on_its_nic(first_boot: Booted) -> None:
 def test_unbound_socket_picks_a_data_address(first_boot: Booted) -> None:
     addrs = spec(first_boot.example)
     host = first_boot.host
-    # The first data address of the lowest-index NIC holding one: that NIC's
-    # main-table routes have the lowest metric.
-    data = [a for a in addrs if not a.test]
-    first_nic = min({a.nic for a in data}, key=host.ifindex)
-    want = min((a for a in data if a.nic == first_nic), key=lambda a: a.unit).ip
+    for version, destinations in ((4, (ROUTER, OFF_LINK)), (6, (ROUTER6,))):
+        # The first data address of the lowest-index NIC holding one: that
+        # NIC's main-table routes have the lowest metric (IPv6 honours a
+        # route's src as well).
+        data = [a for a in addrs if not a.test and a.version == version]
+        if not data:
+            continue
+        first_nic = min({a.nic for a in data}, key=host.ifindex)
+        want = min((a for a in data if a.nic == first_nic), key=lambda a: a.unit).ip
 
-    sources = chosen_sources(host, ROUTER, OFF_LINK)
+        sources = chosen_sources(host, *destinations)
 
-    assert sources == {ROUTER: want, OFF_LINK: want}
-    assert not {a.ip for a in addrs if a.test} & set(sources.values())
+        assert sources == dict.fromkeys(destinations, want)
+        assert not {a.ip for a in addrs if a.test} & set(sources.values())
 
 
 #: sysctl(8) is not in every image: the printed ``sysctl -w k=v`` lines are
@@ -184,12 +201,19 @@ def test_dry_run_changes_nothing_and_prints_what_boot_does(
         assert f"# {nic}" in lines
         assert f"ip link set dev {nic} up" in lines
     for a in addrs:
+        if a.link_local:
+            continue  # the kernel's, never in a plan
+        pref = 100 if a.test else 200
+        if a.version == 6:
+            # No label (IPv6 has none), nodad: DAD would leave it unusable for 1-2 s.
+            assert f"ip -6 addr add {a.ip}/{a.prefixlen} dev {a.nic} noprefixroute nodad" in lines
+            assert f"ip -6 rule add pref {pref} from {a.ip} lookup {host.table(a.nic)} proto 73" in lines
+            continue
         deprecated = " preferred_lft 0" if a.test else ""
         assert (
             f"ip -4 addr add {a.ip}/24 broadcast {a.broadcast} dev {a.nic} label {a.label}"
             f"{deprecated} noprefixroute"
         ) in lines
-        pref = 100 if a.test else 200
         assert f"ip -4 rule add pref {pref} from {a.ip} lookup {host.table(a.nic)} proto 73" in lines
     commands = [line for line in lines if not line.startswith("#")]
     assert all(line.startswith(("ip ", "sysctl -w ")) for line in commands), commands
@@ -214,7 +238,7 @@ def test_boot_again_changes_nothing(first_boot: Booted) -> None:
 
     (again,) = results
     assert again.returncode == 0, again.stderr
-    assert again.stdout == configuring_line(host.topo.nics)
+    assert again.stdout == configuring_lines(host)
     assert events == []
     assert host.snapshot() == before
     assert host.state_file.read_bytes() == state_before

@@ -56,6 +56,18 @@ EXPECTED: dict[str, dict[str, list[Addr]]] = {
         "ce0": [Addr("192.0.2.10/24", "ce0", test=True), Addr("192.0.2.100/24", "ce0:1")],
         "ce1": [Addr("192.0.2.11/24", "ce1", test=True)],
     },
+    # IPv6 addresses have no label (the unit lives in the state store); the
+    # test addresses are the kernel's link-locals, which no plan adds.
+    "dual-stack": {
+        "qfe0": [Addr("192.0.2.100/24", "qfe0"), Addr("192.0.2.10/24", "qfe0:1", test=True),
+                 Addr("2001:db8::100/64", "")],
+        "qfe1": [Addr("192.0.2.101/24", "qfe1"), Addr("192.0.2.11/24", "qfe1:1", test=True),
+                 Addr("2001:db8::101/64", "")],
+    },
+    "ipv6-only": {
+        "e1000g0": [Addr("2001:db8::100/64", "")],
+        "e1000g1": [],
+    },
 }
 
 FOLDERS = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir())
@@ -84,7 +96,8 @@ def test_example_boots_interface_by_interface(example: str) -> None:
     names = list(EXPECTED[example])
     assert sorted(files) == sorted(names)
     env = hostfiles.read_environment(root)
-    assert env.defaultrouters
+    # Solaris' defaultrouter is IPv4 only; an IPv6-only host has none.
+    assert bool(env.defaultrouters) == any(f is Family.INET for fs in files.values() for f, _ in fs)
     kernel = FakeKernel(make_kernel(*names))
     keys = sysctl_keys(names)
     stored = Stored()
@@ -136,7 +149,8 @@ def test_ipmp_boot_session_on_a_copy_then_check_is_in_sync(example: str, tmp_pat
     kernel = FakeKernel(make_kernel(*names))
     result = asyncio.run(boot(kernel, root))
     assert result.failures == []
-    assert result.configured == {Family.INET: names}
+    families = {f for fs in files_of(root).values() for f, _ in fs}
+    assert result.configured == {f: names for f in families}
     assert all(result.plans[n] for n in names)
     stored = Store(root).load()
     assert [i.name for i in stored.interfaces] == sorted(names)

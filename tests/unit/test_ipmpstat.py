@@ -650,8 +650,11 @@ def test_json(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
     assert out == render_json(DEGRADED, "g") + "\n"
 
 
-def test_probe_mode_is_refused_for_now(daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["-p"], capsys) == (1, "", "ipmpstat: probe streaming is not available yet\n")
+def test_probe_mode_needs_a_daemon_that_streams(daemon: FakeDaemon,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # This fake serves without a broker: subscribe is answered IPMP_EPROTO.
+    assert run(["-p"], capsys) == (
+        1, "", "ipmpstat: cannot subscribe to probe events: unable to communicate with in.mpathd\n")
     daemon.reply = Reply(data=snap({"p": ("ok", 1)}, {"hme0": itf("p", probe="disabled")}, []))
     assert run(["-p"], capsys) == (1, "", "ipmpstat: probe-based failure detection is disabled\n")
 

@@ -6,6 +6,13 @@ under COMMANDS, its tag starting with the word in bold (``.B word``, ``.BR word 
 it fails here.  ``man/ipmp-boot.8`` must name every option of the ``ipmp-boot`` click
 command in an OPTIONS tag.  The lint needs ``groff`` (Debian: ``apt-get install
 groff-base``); without it that test is skipped, except under CI, where it fails.
+
+The other commands' pages follow the same rule, with the options taken from the code:
+``ipmp-lab`` from its click group (every subcommand also needs a bold ``.TP`` entry
+under COMMANDS), ``in.mpathd``, ``if_mpadm`` and ``ipmpstat`` from the ``OPTIONS``
+table each CLI module declares, itself checked against the module's parser.  Every
+page in ``man/`` is linted, names the package version in ``.TH``, and the pages of
+Solaris commands and files have a DIFFERENCES FROM SOLARIS section.
 """
 
 from __future__ import annotations
@@ -16,18 +23,23 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 
-from ipmp.cli import boot
+from ipmp import __version__
+from ipmp.cli import boot, if_mpadm, in_mpathd, ipmpstat, lab
 from ipmp.keywords import KEYWORDS
 
 MAN = Path(__file__).resolve().parents[2] / "man"
-PAGES = ("ifconfig.8", "ipmp-boot.8", "hostname.if.5")
+PAGES = ("ifconfig.8", "ipmp-boot.8", "hostname.if.5", "in.mpathd.8", "if_mpadm.8", "ipmpstat.8",
+         "ipmp-lab.8", "mpathd.5")
+#: Pages of Solaris commands and files: each says where it departs from Solaris.
+SOLARIS_PAGES = ("ifconfig.8", "ipmp-boot.8", "in.mpathd.8", "if_mpadm.8", "ipmpstat.8", "mpathd.5")
 REFUSED = "Recognised; refused on Linux:"
 #: Our own ifconfig options (ipmp/cli/ifconfig.py parses them by hand, not with click).
-IFCONFIG_OPTIONS = ("--dry-run", "-n", "--version")
+IFCONFIG_OPTIONS = ("--dry-run", "-n", "--check", "--version")
 
 _ENTRY_END = re.compile(r"^\.(TP|SH|SS|PP|LP|P|HP)\b")
 _MACRO_ARG = re.compile(r'"((?:[^"]|"")*)"|(\S+)')
@@ -107,14 +119,19 @@ def option_tags(source: str, section: str = "OPTIONS") -> set[str]:
     return found
 
 
-def boot_option_names() -> set[str]:
+def click_option_names(command: click.Command) -> set[str]:
+    """Every option string of a click command (help included), not of its subcommands."""
     names: set[str] = set()
-    for param in boot.cli.params:
+    for param in command.params:
         if isinstance(param, click.Option):
             names.update(param.opts)
             names.update(param.secondary_opts)
-    names.update(boot.cli.context_settings.get("help_option_names", ()))
+    names.update(command.context_settings.get("help_option_names", ()))
     return names
+
+
+def boot_option_names() -> set[str]:
+    return click_option_names(boot.cli)
 
 
 def _groff() -> str:
@@ -187,7 +204,70 @@ def test_every_boot_option_is_documented() -> None:
     assert not missing, f"man/ipmp-boot.8 OPTIONS lacks {sorted(missing)}"
 
 
+# -- in.mpathd(8), if_mpadm(8), ipmpstat(8): declared option tables ------------------
+
+
+@pytest.mark.parametrize(("page", "module"), [
+    ("in.mpathd.8", in_mpathd), ("if_mpadm.8", if_mpadm), ("ipmpstat.8", ipmpstat)])
+def test_every_declared_option_is_documented(page: str, module: Any) -> None:
+    options = set(module.OPTIONS)
+    assert "--version" in options
+    missing = options - option_tags(_page(page))
+    assert not missing, f"man/{page} OPTIONS lacks {sorted(missing)}"
+
+
+def test_option_tables_are_the_parsers() -> None:
+    # The getopt letters of the two Solaris-style parsers, plus their long options.
+    for module, long in ((if_mpadm, {"--version"}), (ipmpstat, {"--json", "--version"})):
+        letters = {f"-{c}" for c in module.OPTSTRING if c != ":"}
+        assert set(module.OPTIONS) == letters | long, module.__name__
+    assert set(in_mpathd.OPTIONS) == {f"-{c}" for c in in_mpathd.OPTSTRING if c != ":"} | set(
+        in_mpathd.LONG_OPTIONS)
+
+
+def test_in_mpathd_accepts_every_declared_option(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(in_mpathd, "run", lambda **kwargs: 0)
+    for option in in_mpathd.OPTIONS:
+        argv = [option, "1"] if option == "-D" else [option]
+        assert in_mpathd.main(argv) == 0, option
+    capsys.readouterr()
+    assert in_mpathd.main(["-q"]) == 1  # and not everything
+
+
+# -- ipmp-lab(8) -----------------------------------------------------------------
+
+
+def test_every_lab_command_and_option_is_documented() -> None:
+    source = _page("ipmp-lab.8")
+    commands = {word for word, _ in documented_commands(source)}
+    assert set(lab.cli.commands) - commands == set(), "man/ipmp-lab.8 COMMANDS lacks some"
+    names = click_option_names(lab.cli) | {"--version"}
+    for command in lab.cli.commands.values():
+        names |= click_option_names(command)
+    assert {"--name", "-n", "--fdt", "--quiet-period", "--link", "--silent", "--json", "--svg"} <= names
+    missing = names - option_tags(source)
+    assert not missing, f"man/ipmp-lab.8 OPTIONS lacks {sorted(missing)}"
+
+
 # -- all pages ------------------------------------------------------------------
+
+
+def test_every_page_is_checked() -> None:
+    on_disk = sorted(p.name for p in MAN.iterdir() if p.suffix in (".5", ".8"))
+    assert on_disk == sorted(PAGES), "add new pages to PAGES"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_names_the_package_version(name: str) -> None:
+    th = next(line for line in _page(name).splitlines() if line.startswith(".TH "))
+    assert _MACRO_ARG.findall(th[4:])[3][0] == f"ipmp {__version__}"
+
+
+@pytest.mark.parametrize("name", SOLARIS_PAGES)
+def test_solaris_pages_say_how_they_differ(name: str) -> None:
+    sections = [_section_name(line) for line in _page(name).splitlines() if line.startswith(".SH")]
+    assert "DIFFERENCES FROM SOLARIS" in sections
 
 
 @pytest.mark.parametrize("name", PAGES)

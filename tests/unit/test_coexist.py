@@ -1,0 +1,140 @@
+"""NetworkManager / systemd-networkd detection and the drop-in files (``ipmp.coexist``).
+
+The tools' outputs here are written by hand in the formats of ``nmcli -t``
+and ``networkctl list --no-legend``; tests/netns/test_ifmap.py runs
+``ipmp-boot`` with fake tools first in PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from ipmp import coexist
+from ipmp.coexist import Managed, detect, networkd_dropin, nm_dropin, parse_networkctl, parse_nmcli
+from ipmp.model import Family
+
+NMCLI = ("lo:unmanaged\nenp1s0f0:connected\nenp1s0f1:unavailable\nveth\\:x:connected (externally)\n"
+         "wlan0:unmanaged\n")
+NETWORKCTL = (
+    "  1 lo       loopback carrier  unmanaged\n"
+    "  2 enp1s0f0 ether    routable configured\n"
+    "  3 enp1s0f1 ether    no-carrier unmanaged\n"
+    "  9 eth7     ether    off      configuring\n"
+)
+
+
+def test_parse_nmcli_unescapes_colons() -> None:
+    assert parse_nmcli(NMCLI) == {
+        "lo": "unmanaged", "enp1s0f0": "connected", "enp1s0f1": "unavailable",
+        "veth:x": "connected (externally)", "wlan0": "unmanaged",
+    }
+
+
+def test_parse_networkctl() -> None:
+    assert parse_networkctl(NETWORKCTL) == {
+        "lo": (1, "unmanaged"), "enp1s0f0": (2, "configured"), "enp1s0f1": (3, "unmanaged"),
+        "eth7": (9, "configuring"),
+    }
+    assert parse_networkctl("") == {}
+
+
+class Tools:
+    def __init__(self, nmcli: str | None = None, networkctl: str | None = None) -> None:
+        self.out = {"nmcli": nmcli, "networkctl": networkctl}
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: Sequence[str]) -> str | None:
+        self.calls.append(list(argv))
+        return self.out[argv[0]]
+
+
+def test_detect_every_state_but_unmanaged_counts() -> None:
+    tools = Tools(nmcli=NMCLI)
+    found = detect({"enp1s0f0": 2, "enp1s0f1": 3, "wlan0": 4}, run=tools)
+    assert found == [Managed("NetworkManager", ("enp1s0f0", "enp1s0f1"))]
+    assert tools.calls == [["nmcli", "-t", "-f", "DEVICE,STATE", "device"],
+                           ["networkctl", "list", "--no-legend", "--no-pager"]]
+
+
+def test_detect_networkd_needs_name_and_index() -> None:
+    tools = Tools(networkctl=NETWORKCTL)
+    assert detect({"enp1s0f0": 2, "enp1s0f1": 3}, run=tools) == [Managed("systemd-networkd", ("enp1s0f0",))]
+    # Another namespace's enp1s0f0 (other index) is not ours.
+    assert detect({"enp1s0f0": 5}, run=tools) == []
+
+
+def test_detect_nothing_when_tools_are_missing_or_fail() -> None:
+    assert detect({"enp1s0f0": 2}, run=Tools()) == []
+
+
+def test_run_tool_reports_failure_as_none(tmp_path: Path) -> None:
+    good = tmp_path / "nmcli"
+    good.write_text('#!/bin/sh\necho "lo:unmanaged $LC_ALL $*"\n')
+    bad = tmp_path / "networkctl"
+    bad.write_text("#!/bin/sh\necho 'Failed to connect system bus' >&2\nexit 1\n")
+    for path in (good, bad):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    old = os.environ["PATH"]
+    os.environ["PATH"] = f"{tmp_path}{os.pathsep}{old}"
+    try:
+        assert coexist.run_tool(["nmcli", "-t"]) == "lo:unmanaged C -t\n"
+        assert coexist.run_tool(["networkctl", "list"]) is None
+        assert coexist.run_tool(["no-such-tool-here"]) is None
+    finally:
+        os.environ["PATH"] = old
+
+
+def test_networkmanager_dropin_appends_and_keeps_earlier_names() -> None:
+    text = nm_dropin(["enp1s0f0", "enp1s0f1"])
+    assert text.splitlines()[1:] == [
+        "[keyfile]", "unmanaged-devices+=interface-name:enp1s0f0;interface-name:enp1s0f1;"]
+    assert text.startswith("#")
+    again = nm_dropin(["enp1s0f1", "eth2"], existing=text)
+    assert again.splitlines()[-1] == (
+        "unmanaged-devices+=interface-name:enp1s0f0;interface-name:enp1s0f1;interface-name:eth2;")
+
+
+def test_networkd_dropin() -> None:
+    assert networkd_dropin("enp1s0f0").splitlines()[1:] == [
+        "[Match]", "Name=enp1s0f0", "", "[Link]", "Unmanaged=yes"]
+
+
+def test_managed_says_how_to_reload_and_where_it_writes(tmp_path: Path) -> None:
+    nm = Managed("NetworkManager", ("enp1s0f0", "enp1s0f1"))
+    nd = Managed("systemd-networkd", ("enp1s0f0",))
+    assert nm.reload == "nmcli general reload conf" and nd.reload == "networkctl reload"
+    assert nm.dropins(tmp_path) == (tmp_path / "etc/NetworkManager/conf.d/90-ipmp.conf",)
+    assert nd.dropins(tmp_path) == (tmp_path / "etc/systemd/network/10-ipmp-enp1s0f0.network",)
+    assert nm.release() == "nmcli device set enp1s0f0 managed no; nmcli device set enp1s0f1 managed no"
+    assert nd.release() is None
+
+
+def test_sysctl_dropin_lists_the_recipe_per_family() -> None:
+    text = coexist.sysctl_dropin([("enp1s0f0", frozenset({Family.INET})),
+                                  ("eth0.100", frozenset({Family.INET, Family.INET6}))])
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines[:6] == [
+        "net.ipv4.conf.all.arp_ignore = 1", "net.ipv4.conf.all.arp_announce = 2",
+        "net.ipv4.conf.all.rp_filter = 2", "net.ipv4.conf.all.promote_secondaries = 1",
+        "net.ipv4.conf.all.ignore_routes_with_linkdown = 1",
+        "net.ipv6.conf.all.ignore_routes_with_linkdown = 1",
+    ]
+    assert "net.ipv4.conf.enp1s0f0.rp_filter = 2" in lines
+    assert not any(line.startswith("net.ipv6.conf.enp1s0f0.") for line in lines)
+    # A name with a dot keeps the "/" separators, which sysctl.d also reads.
+    assert "net/ipv6/conf/eth0.100/keep_addr_on_down = 1" in lines
+    assert "net/ipv4/conf/eth0.100/arp_ignore = 1" in lines
+
+
+def test_write_text_only_when_changed(tmp_path: Path) -> None:
+    path = tmp_path / "etc" / "sysctl.d" / "90-ipmp.conf"
+    assert coexist.write_text(path, "a = 1\n")
+    mtime = path.stat().st_mtime_ns
+    assert not coexist.write_text(path, "a = 1\n")
+    assert path.stat().st_mtime_ns == mtime
+    assert coexist.write_text(path, "a = 2\n") and path.read_text() == "a = 2\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["90-ipmp.conf"]

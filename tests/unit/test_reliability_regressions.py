@@ -1,0 +1,59 @@
+"""Regression tests for the product bugs found by the reliability suite (issue 7).
+
+Each names the test that found it; the real-kernel reproduction stays there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from ipmp import hostfiles
+from ipmp.apply import make_plan, sysctl_keys
+from ipmp.model import Family, KernelState
+from ipmp.ops import DelRule
+from ipmp.plan import diff
+from ipmp.session import boot_config
+from ipmp.view import Scope, merge
+from tests.fakes import FakeKernel, make_kernel
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hostname.files" / "active-active"
+NAMES = ["qfe0", "qfe1"]
+BOTH = Scope(frozenset((n, f) for n in NAMES for f in (Family.INET, Family.INET6)))
+
+
+def _without_link(state: KernelState, name: str) -> KernelState:
+    """What the kernel holds after ``ip link del NAME``: its addresses and routes go, rules stay."""
+    return replace(
+        state,
+        links=tuple(lk for lk in state.links if lk.name != name),
+        addresses=tuple(a for a in state.addresses if a.ifname != name),
+        routes=frozenset(r for r in state.routes if r.dev != name),
+        sysctls=tuple((k, v) for k, v in state.sysctls if f"/{name}/" not in k),
+    )
+
+
+def test_revert_takes_away_the_rules_of_a_nic_deleted_mid_apply() -> None:
+    """tests/netns/test_apply_faults.py::test_a_nic_removed_mid_apply_fails_and_the_rest_is_reverted.
+
+    The rules of a NIC's table were in scope only while the NIC was in the
+    kernel, so a revert after the NIC vanished left ``from <addr> lookup
+    <its table>`` rules behind for good.
+    """
+    fresh = make_kernel(*NAMES)
+    env = hostfiles.read_environment(EXAMPLE)
+    config = merge(fresh, ())
+    for name in NAMES:
+        config = boot_config(config, name, [(Family.INET, EXAMPLE / "etc" / f"hostname.{name}")], env)
+    kernel = FakeKernel(fresh)
+    keys = sysctl_keys(NAMES)
+    before = kernel.state(keys)
+    kernel.run(make_plan(before, config, BOTH, env.defaultrouters))
+    applied = kernel.state(keys)
+    qfe1_table = 1000 + next(lk.index for lk in applied.links if lk.name == "qfe1")
+    orphans = {r for r in applied.rules if r.table == qfe1_table}
+    assert len(orphans) == 2  # data and test address
+
+    back = diff(_without_link(applied, "qfe1"), before, BOTH)
+
+    assert {op.rule for op in back if isinstance(op, DelRule)} == {r for r in applied.rules}
