@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ipmp import __version__
+from ipmp.cli.getopt import getopt
 
 PROG = "if_mpadm"
 #: Verbatim, including the space before the colon (§5).
@@ -94,34 +95,7 @@ def _getopt(args: Sequence[str]) -> Iterator[tuple[str, str]]:
     ends the scan, as getopt's ``?`` ends if_mpadm's loop.  Operands after
     the options are ignored, as by if_mpadm.
     """
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return
-        if not arg.startswith("-") or arg == "-":
-            return
-        pos = 1
-        while pos < len(arg):
-            letter = arg[pos]
-            spec = OPTSTRING.find(letter)
-            if letter == ":" or spec < 0:
-                yield "?", f"{PROG}: illegal option -- {letter}"
-                return
-            if OPTSTRING[spec + 1 : spec + 2] != ":":
-                yield letter, ""
-                pos += 1
-                continue
-            if pos + 1 < len(arg):
-                yield letter, arg[pos + 1 :]
-            elif i + 1 < len(args):
-                i += 1
-                yield letter, args[i]
-            else:
-                yield "?", f"{PROG}: option requires an argument -- {letter}"
-                return
-            break
-        i += 1
+    return getopt(args, OPTSTRING, PROG)
 
 
 def _canonical(root: Path, name: str) -> str:

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ipmp import __version__
+from ipmp.cli.getopt import getopt
 from ipmp.ipmpstat import PAGE_ROWS, FieldError, Line, ProbeFormatter, select_fields
 
 if TYPE_CHECKING:
@@ -133,41 +134,7 @@ def _getopt(args: Sequence[str]) -> Iterator[tuple[str, str]]:
     first operand ends it too, yielding ("", operand) so that the caller can
     refuse it (ipmpstat takes none).
     """
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            if i + 1 < len(args):
-                yield "", args[i + 1]
-            return
-        if arg == JSON_OPTION:
-            yield JSON_OPTION, ""
-            i += 1
-            continue
-        if not arg.startswith("-") or arg == "-":
-            yield "", arg
-            return
-        pos = 1
-        while pos < len(arg):
-            letter = arg[pos]
-            spec = OPTSTRING.find(letter)
-            if letter == ":" or spec < 0:
-                yield "?", f"{PROG}: illegal option -- {letter}"
-                return
-            if OPTSTRING[spec + 1 : spec + 2] != ":":
-                yield letter, ""
-                pos += 1
-                continue
-            if pos + 1 < len(arg):
-                yield letter, arg[pos + 1 :]
-            elif i + 1 < len(args):
-                i += 1
-                yield letter, args[i]
-            else:
-                yield "?", f"{PROG}: option requires an argument -- {letter}"
-                return
-            break
-        i += 1
+    return getopt(args, OPTSTRING, PROG, long_flags=frozenset({JSON_OPTION}), operands=True)
 
 
 def _query(root: Path) -> dict[str, Any]:

@@ -1,0 +1,195 @@
+"""The control socket of the real in.mpathd under abuse: refusals, bad requests, slow clients.
+
+``tests/unit/test_mpathd_ipc.py`` proves the server against a bare
+``serve()`` with a stand-in for root.  Here the daemon is the real one, in a
+lab namespace, failing over and all:
+
+* an unprivileged user (``nobody``, through ``setpriv``) cannot offline or
+  reattach a NIC with ``if_mpadm``: refused, logged with its pid and uid,
+  nothing moves;
+* ``IPMP_ABUSE_REQUESTS`` (10,000) malformed, oversized, slow or half-open
+  requests from 200 concurrent clients (``ipc_abuse.py``, its own process)
+  while this process pings the daemon every 20 ms: every ping is answered
+  within 100 ms, the daemon's VmRSS stays bounded, it never logs anything
+  but its one-line complaints, and it still fails over afterwards.
+
+The lab's root is made in a world-traversable temporary directory (pytest's
+own is private to root), so that ``nobody`` can reach the socket at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from mpathd_harness import MpathdLab, figures, wait_for
+
+from ipmp.lab.topology import Topology
+from ipmp.mpathd import ipc
+
+MakeTopology = Callable[..., Topology]
+
+HERE = Path(__file__).resolve().parent
+REQUESTS = int(os.environ.get("IPMP_ABUSE_REQUESTS", "10000"))
+CONCURRENCY = 200
+PING_EVERY = 0.02
+PING_BOUND = 0.1
+D0, D1 = "192.0.2.100", "192.0.2.101"
+REFUSAL = r"^Attempt to connect from pid \d+ uid 65534$"
+
+
+@pytest.fixture
+def lab(make_topology: MakeTopology) -> Iterator[MpathdLab]:
+    top = Path(tempfile.mkdtemp(prefix="ipmp-abuse-"))
+    top.chmod(0o755)
+    lab = MpathdLab(make_topology(nics=("qfe0", "qfe1")), top, "active-active")
+    lab.root.chmod(0o755)
+    try:
+        lab.boot()
+        yield lab
+    finally:
+        lab.close()
+        shutil.rmtree(top)
+
+
+def vm_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+#: The checkout, for nobody's Python (if_mpadm needs nothing but the standard library).
+NOBODY_ENV = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
+
+
+def python_for_nobody() -> str:
+    """An interpreter ``nobody`` may run: the venv's often lives under /root (mode 0700)."""
+    for candidate in (sys.executable, "/usr/bin/python3"):
+        check = [*NOBODY, candidate, "-c", "import sys, ipmp.cli.if_mpadm; assert sys.version_info >= (3, 11)"]
+        if subprocess.run(check, capture_output=True, env=NOBODY_ENV, check=False).returncode == 0:
+            return candidate
+    raise AssertionError("no Python 3.11+ that the user nobody can run (tried the venv's and /usr/bin/python3)")
+
+
+def as_nobody(lab: MpathdLab, *argv: str) -> subprocess.CompletedProcess[str]:
+    # setpriv must exec the interpreter itself: a program it starts (env)
+    # could not exec the venv's interpreter any more.
+    return lab.topo.run("host", [*lab.env, *NOBODY, python_for_nobody(), *argv], check=False, env=NOBODY_ENV)
+
+
+def test_unprivileged_offline_and_reattach_are_refused_and_logged(lab: MpathdLab) -> None:
+    d = lab.start()
+    before = lab.layout()
+    t0 = time.monotonic()
+    off = as_nobody(lab, "-m", "ipmp.cli.if_mpadm", "-d", "qfe0")
+    assert off.returncode != 0, (off.stdout, off.stderr)
+    assert "Permission denied" in off.stderr or "not permitted" in off.stderr, off.stderr
+    d.wait_line(REFUSAL, since=t0, timeout=5)
+    # A real offline by root, so that there is something to reattach.
+    assert lab.if_mpadm("-d", "qfe0").returncode == 0
+    offline = lab.layout()
+    assert offline.nic_of(D0) == "qfe1"
+    t1 = time.monotonic()
+    undo = as_nobody(lab, "-m", "ipmp.cli.if_mpadm", "-r", "qfe0")
+    assert undo.returncode != 0, (undo.stdout, undo.stderr)
+    d.wait_line(REFUSAL, since=t1, timeout=5)
+    assert lab.layout().lifs == offline.lifs, "a refused reattach changes nothing"
+    # Queries stay open to everyone (ipmpstat runs as anyone).
+    query = as_nobody(lab, "-c", "import sys; from pathlib import Path; from ipmp.mpathd import ipc; "
+                      "print(ipc.call(Path(sys.argv[1]), ipc.Request('query')).ok)", str(lab.root))
+    assert query.stdout.strip() == "True", query.stderr
+    assert lab.if_mpadm("-r", "qfe0").returncode == 0
+    assert lab.layout().lifs == before.lifs
+
+
+class Pinger(threading.Thread):
+    """Ping the daemon every PING_EVERY s from a thread of this process; keep every latency."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(name="ipc-pinger", daemon=True)
+        self.root = root
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            t = time.monotonic()
+            try:
+                reply = ipc.call(self.root, ipc.Request("ping"), timeout=5.0)
+                if not reply.ok:
+                    self.failures.append(f"reply {reply}")
+            except ipc.IpcError as err:
+                self.failures.append(f"{type(err).__name__}: {err}")
+            self.latencies.append(time.monotonic() - t)
+            self.stop.wait(max(0.0, t + PING_EVERY - time.monotonic()))
+
+
+def test_ten_thousand_bad_requests_leave_the_daemon_responsive_and_bounded(lab: MpathdLab) -> None:
+    d = lab.start()
+    topo = lab.topo
+    rss_start = vm_rss_kib(d.pid)
+    # A warm-up round: the interpreter's allocator grows once, then must stay.
+    warm = topo.run("host", [sys.executable, str(HERE / "ipc_abuse.py"), str(ipc.socket_path(lab.root)),
+                             "--requests", "1000", "--concurrency", str(CONCURRENCY)], check=False, timeout=120)
+    assert warm.returncode == 0, warm.stderr
+    wait_for(lambda: not d.matching("loopback_cmd", since=time.monotonic() - 0.5) or None, 10.0,
+             "the warm-up to be over")
+    rss_before = vm_rss_kib(d.pid)
+    pinger = Pinger(lab.root)
+    t0 = time.monotonic()
+    pinger.start()
+    try:
+        proc = topo.run("host", [sys.executable, str(HERE / "ipc_abuse.py"), str(ipc.socket_path(lab.root)),
+                                 "--requests", str(REQUESTS), "--concurrency", str(CONCURRENCY)],
+                        check=False, timeout=600)
+    finally:
+        t_end = time.monotonic()
+        # Keep pinging a little after the last bad client.
+        time.sleep(0.5)
+        pinger.stop.set()
+        pinger.join(10)
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout)
+    wait_for(lambda: not d.matching("loopback_cmd", since=time.monotonic() - 0.5) or None, 10.0,
+             "the last complaint")
+    rss_after = vm_rss_kib(d.pid)
+    lat = sorted(pinger.latencies)
+    slow = [x for x in lat if x > PING_BOUND]
+    # One line per bad request: a protocol error, or a reply its client left without reading.
+    complaints = d.matching("^(loopback_cmd: |failed processing MI_QUERY: )", since=t0)
+    others = [ln.text for ln in d.snapshot()
+              if ln.t >= t0 and not ln.text.startswith(("loopback_cmd: ", "failed processing MI_QUERY: "))]
+    figures("ipc_abuse", requests=REQUESTS, seconds=t_end - t0, pings=len(lat),
+            ping_p50_ms=1000 * statistics.median(lat), ping_p99_ms=1000 * lat[int(0.99 * (len(lat) - 1))],
+            ping_max_ms=1000 * lat[-1], pings_over_100ms=len(slow), rss_start_kib=rss_start,
+            rss_before_kib=rss_before, rss_after_kib=rss_after, complaints=len(complaints),
+            connect_failed=stats.get("connect_failed", 0), replied=stats.get("replied", 0))
+    assert not pinger.failures, pinger.failures[:5]
+    assert sum(v for k, v in stats.items() if k not in ("replied", "cut_off", "held")) == REQUESTS, stats
+    assert stats.get("connect_failed", 0) == 0, stats
+    assert not slow, f"{len(slow)} of {len(lat)} pings took over 100 ms (max {1000 * lat[-1]:.0f} ms)"
+    # Bounded: no growth with the number of requests (a leak of even 1 KiB
+    # a request would be 10 MiB here).
+    assert rss_after - rss_before < 4096, (rss_before, rss_after)
+    # None forged, nothing else.
+    assert len(complaints) <= REQUESTS
+    assert all(line.text.isprintable() for line in complaints)
+    assert not d.matching("^NIC failure detected on qfe0 of group prod$", since=t0), "a forged log line"
+    assert others == [], others[:10]
+    # Still doing its job.
+    t1 = time.monotonic()
+    topo.fail_link("qfe0")
+    d.wait_line("^Successfully failed over from NIC qfe0 to NIC qfe1$", since=t1, timeout=5)
