@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit netns demo clean bench
+.PHONY: test lint unit netns demo clean bench fuzz crash flap abuse soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,22 @@ netns: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# The long reliability runs of RELIABILITY.md (CI runs short versions of all but soak).
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzz.run --inputs 1000000
+
+crash: $(STAMP)
+	IPMP_CRASH_CYCLES=200 $(PY) -m pytest -q -rP tests/netns/test_mpathd_crash.py
+
+flap: $(STAMP)
+	IPMP_FLAP_SECONDS=60 IPMP_OUTAGE_SECONDS=60 $(PY) -m pytest -q -rP tests/netns/test_mpathd_outages.py
+
+abuse: $(STAMP)
+	IPMP_ABUSE_REQUESTS=10000 $(PY) -m pytest -q -rPx tests/netns/test_mpathd_abuse.py
+
+soak: $(STAMP)
+	IPMP_SOAK_SECONDS=1800 $(PY) -m pytest -q -rP tests/netns/test_soak.py
 
 demo: $(STAMP)
 	$(VENV)/bin/ipmp-lab drill examples/hostname.files/active-active

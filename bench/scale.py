@@ -60,9 +60,11 @@ def run(quick: bool) -> list[Row]:
         out.summary(),
     ]
     measured = (f"CPU {sample.percent:.1f} %; detection p50 {det.p50:.0f} / max {det.max:.0f} ms, "
-                f"{over}/{det.n} above the FDT, {len(out.false_failures) + out.group_failures} false "
-                f"NIC/group failures"
-                + (f", {out.undetected} undetected" if out.undetected else "")
+                f"{over}/{det.n} above the FDT"
+                + (f", {out.undetected} never detected as a NIC failure" if out.undetected else "")
+                + (f", {out.group_failures} 'All Interfaces in group' verdicts with one NIC up"
+                   if out.group_failures else "")
+                + (f", {len(out.false_failures)} failures of healthy NICs" if out.false_failures else "")
                 + (" (drill stopped early)" if out.aborted else ""))
     return [Row("scale: 64 NICs in 32 groups at FDT 1 s", "<= 5 % of a core, every failure detected within "
                 "the FDT", measured, met, notes)]

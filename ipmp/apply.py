@@ -20,7 +20,7 @@ from typing import Protocol
 from ipmp.errors import ApplyError
 from ipmp.model import Config, Family, IPAddress, KernelState
 from ipmp.ops import Op, Plan, command
-from ipmp.plan import diff
+from ipmp.plan import data_path_length, diff
 from ipmp.view import GLOBAL_SYSCTLS, NIC_SYSCTLS4, NIC_SYSCTLS6, Scope, desired_kernel
 
 #: Verification retries and the pause between them (seconds).
@@ -69,9 +69,10 @@ async def apply(
 ) -> Applied:
     """Make the kernel match ``desired`` within ``scope``, or leave it as it was.
 
-    ``executed`` is called as soon as the plan is in the kernel, before the
-    read-back: the daemon sends its gratuitous ARPs there, since the data path
-    works from that moment and every millisecond is a lost packet.
+    ``executed`` is called as soon as the data path of the plan is in the
+    kernel (addresses and rules, ``plan.data_path_length``), before the rest
+    and the read-back: the daemon sends its gratuitous ARPs there, since the
+    moved addresses work from that moment and every millisecond is a lost packet.
     """
     keys = sysctl_keys(sorted(scope.names))
     if before is None:
@@ -80,9 +81,13 @@ async def apply(
     if dry_run or not plan:
         return Applied(plan, before)
     try:
-        await kernel.execute(plan)
-        if executed is not None:
+        if executed is None:
+            await kernel.execute(plan)
+        else:
+            cut = data_path_length(plan)
+            await kernel.execute(plan[:cut])
             executed(plan)
+            await kernel.execute(plan[cut:])
         after = await kernel.read(keys)
         for _ in range(VERIFY_TRIES):
             left = make_plan(after, desired, scope, defaultrouters)

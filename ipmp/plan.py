@@ -5,12 +5,13 @@ The one ordering rule of the toolkit lives here:
 1. sysctls (promote_secondaries must be 1 before any primary address goes,
    or the kernel deletes the secondaries with it: linux-mapping.md Q6);
 2. links that stay or come up (an address needs an up link for its routes);
-3. rules and routes that go, before their addresses (the kernel deletes a
-   route whose ``src`` vanishes, and a second delete would fail);
+3. routes that go, before their addresses, except the IPv4 routes the kernel
+   deletes by itself with their address (a second delete would fail);
 4. addresses that go, then addresses that come, unit 0 first (the first IPv4
-   address of a subnet is the kernel's primary);
+   address of a subnet is the kernel's primary), then rules that go and come:
+   this is the data path, and a failover is done when it is;
 5. routes that come (subnet routes before default routes, whose gateway
-   must be reachable), then rules;
+   must be reachable);
 6. links that go down, last.
 
 Only what ``scope`` covers is compared: a plan never touches an interface or
@@ -133,13 +134,36 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     }
     routes_out = (cur_routes - want_routes) | orphaned
     routes_in = (want_routes - cur_routes) | orphaned
+    # IPv4 routes the kernel deletes by itself when their address goes: no
+    # explicit delete (it would fail ESRCH), and the move of an address is
+    # not held up by them.  IPv6 keeps such a route (it only clears the
+    # src), so IPv6 routes are always deleted explicitly, before the address.
+    implicit = {
+        r for r in routes_out
+        if r.family is Family.INET and ((r.family, r.src) in gone_ips or r.dev in emptied)
+    }
 
     ops: list[Op] = list(early)
-    ops += [DelRule(r) for r in sorted(cur_rules - want_rules)]
-    ops += [DelRoute(r) for r in sorted(routes_out, key=_route_order, reverse=True)]
+    ops += [DelRoute(r) for r in sorted(routes_out - implicit, key=_route_order, reverse=True)]
+    # The data path first: addresses, then the rules that route their
+    # replies; apply() announces the moved addresses right after these.
     ops += [DelAddress(a) for a in sorted(gone_addrs, key=_address_order, reverse=True)]
     ops += [AddAddress(a) for a in sorted(want_addrs - cur_addrs, key=_address_order)]
-    ops += [AddRoute(r) for r in sorted(routes_in, key=_route_order)]
+    ops += [DelRule(r) for r in sorted(cur_rules - want_rules)]
     ops += [AddRule(r) for r in sorted(want_rules - cur_rules)]
+    ops += [AddRoute(r) for r in sorted(routes_in, key=_route_order)]
     ops += late
     return tuple(ops)
+
+
+def data_path_length(plan: Plan) -> int:
+    """How many leading ops carry the data path (up to the last address or rule change).
+
+    After them the moved addresses answer and their replies leave through
+    the right NIC; what follows is routing for unbound traffic.
+    """
+    last = 0
+    for i, op in enumerate(plan):
+        if isinstance(op, (AddAddress, DelAddress, AddRule, DelRule)):
+            last = i + 1
+    return last

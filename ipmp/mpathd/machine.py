@@ -732,7 +732,10 @@ class Machine:
     def _rtt(self, pi: Phyint, inst: Instance, t: Target, m: int, now: float, family: Family) -> None:
         grp = self._group(pi)
         interval_ms = grp.interval * 1000
-        if t.crtt_ms is not None and t.crtt_with(m) > interval_ms:
+        # A sample that alone would push the CRTT above the interval is
+        # suspect, also the first one after a reset (CRTT = 3 x sample):
+        # at FDT 100 ms one scheduling hiccup would otherwise raise the FDT.
+        if t.crtt_with(m) > interval_ms:
             if len(t.deferred_samples) < MAXDEFERREDRTT:
                 t.deferred_samples.append(m)  # a suspect sample is deferred once
                 return

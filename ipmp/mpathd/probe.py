@@ -312,8 +312,13 @@ class Instance:
             t.consecutive_lost += 1
 
     def expire(self, now: float, group_interval: float) -> None:
-        """An unacknowledged probe is LOST once older than its target's CRTT."""
-        for seq in self.order:
+        """An unacknowledged probe is LOST once older than its target's CRTT.
+
+        At most the last two probes can be unacknowledged (``next_probe``
+        forces older ones LOST), so only they are looked at: this runs on
+        every tick of every NIC.
+        """
+        for seq in self.order[-2:]:
             slot = self.history[seq]
             if slot.status is not SlotStatus.UNACKED:
                 continue

