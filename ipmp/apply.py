@@ -12,7 +12,6 @@ settle; on any failure the plan ``diff(after, before)`` is executed and an
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -93,6 +92,8 @@ async def apply(
             left = make_plan(after, desired, scope, defaultrouters)
             if not left:
                 return Applied(plan, after)
+            import asyncio  # here: a status command never gets this far
+
             await asyncio.sleep(VERIFY_PAUSE)
             after = await kernel.read(keys)
         raise ApplyError(

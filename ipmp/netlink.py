@@ -6,6 +6,11 @@ another namespace run the whole process in it (``ip netns exec``).  pyroute2
 is never given ``netns=``: that forks a helper per socket (13 ms against
 2.4 ms, linux-mapping.md Q2).
 
+Reads never touch pyroute2 (or an event loop): links, addresses, routes and
+rules come from a plain NETLINK_ROUTE dump socket decoded here (``_Dumper``),
+because ``import pyroute2`` alone costs more than ``ifconfig -a`` may take.
+pyroute2 is imported only when a ``Kernel`` first writes.
+
 Everything pyroute2 hands back is untyped; it is turned into ``ipmp.model``
 values right here, so no ``Any`` and no netlink message leaves this module.
 
@@ -33,18 +38,16 @@ pyroute2, asyncio.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import shlex
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface, ip_network
 from types import TracebackType
 from typing import Any, Final
-
-from pyroute2 import AsyncIPRoute, NetlinkError
 
 from ipmp.errors import ApplyError
 from ipmp.ifmap import MapEntry, NameMap
@@ -71,7 +74,7 @@ from ipmp.ops import (
     command,
 )
 
-__all__ = ["PROC_SYS", "Kernel", "execute_plan", "read_kernel"]
+__all__ = ["PROC_SYS", "Kernel", "execute_plan", "read_kernel", "read_state"]
 
 #: Where the kernel exposes sysctls; keys are paths below it.
 PROC_SYS: Final = "/proc/sys"
@@ -114,41 +117,173 @@ Done = Callable[[int], None]
 
 
 # --------------------------------------------------------------------------
-# Message accessors: the only code that touches pyroute2's untyped messages
+# Reading: a raw rtnetlink dump, decoded only as far as the converters ask
 # --------------------------------------------------------------------------
+
+# Message types and flags, from <linux/netlink.h> and <linux/rtnetlink.h>.
+_NLMSG_ERROR: Final = 2
+_NLMSG_DONE: Final = 3
+_NLM_F_REQUEST: Final = 0x1
+_NLM_F_DUMP: Final = 0x300
+_RTM_GETLINK: Final = 18
+_RTM_GETADDR: Final = 22
+_RTM_GETROUTE: Final = 26
+_RTM_GETRULE: Final = 34
+
+_NLMSGHDR: Final = struct.Struct("=IHHII")
+_RTATTR: Final = struct.Struct("=HH")
+_U32: Final = struct.Struct("=I")
+_NLA_F_MASK: Final = 0x3FFF  # strips NLA_F_NESTED / NLA_F_NET_BYTEORDER
+
+# The fixed header of each dumped message: its size and the fields the
+# converters read, as (name, struct format) in order.
+# ifinfomsg: family, pad, type, index, flags, change.
+_IFINFOMSG: Final = (struct.Struct("=BxHiII"), ("family", "type", "index", "flags", "change"))
+# ifaddrmsg: family, prefixlen, flags, scope, index.
+_IFADDRMSG: Final = (struct.Struct("=BBBBI"), ("family", "prefixlen", "flags", "scope", "index"))
+# rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+_RTMSG: Final = (struct.Struct("=BBBBBBBBI"),
+                 ("family", "dst_len", "src_len", "tos", "table", "proto", "scope", "type", "flags"))
+# fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, flags.
+_FIB_RULE_HDR: Final = (struct.Struct("=BBBBBBBBI"),
+                        ("family", "dst_len", "src_len", "tos", "table", "res1", "res2", "action",
+                         "flags"))
+
+Decoder = Callable[[bytes, int], Any]
+
+
+def _asciiz(data: bytes, family: int) -> str:
+    return data.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def _u8(data: bytes, family: int) -> int:
+    return data[0]
+
+
+def _u32(data: bytes, family: int) -> int:
+    return int(_U32.unpack_from(data)[0])
+
+
+def _inet(data: bytes, family: int) -> str:
+    return socket.inet_ntop(family, data)
+
+
+def _l2addr(data: bytes, family: int) -> str:
+    return ":".join(f"{b:02x}" for b in data)
+
+
+def _attrs(data: bytes, offset: int = 0, end: int | None = None) -> dict[int, bytes]:
+    """The rtattrs from ``offset`` to ``end`` by type; the first of a type wins."""
+    out: dict[int, bytes] = {}
+    end = len(data) if end is None else min(end, len(data))
+    while offset + 4 <= end:
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < 4:
+            break
+        out.setdefault(kind & _NLA_F_MASK, data[offset + 4:offset + length])
+        offset += (length + 3) & ~3
+    return out
+
+
+def _linkinfo(data: bytes, family: int) -> dict[str, str]:
+    kind = _attrs(data).get(1)  # IFLA_INFO_KIND
+    return {} if kind is None else {"IFLA_INFO_KIND": _asciiz(kind, family)}
+
+
+def _proplist(data: bytes, family: int) -> tuple[str, ...]:
+    """IFLA_PROP_LIST: every IFLA_ALT_IFNAME (53) in it, in order."""
+    names: list[str] = []
+    offset = 0
+    while offset + 4 <= len(data):
+        length, kind = _RTATTR.unpack_from(data, offset)
+        if length < 4:
+            break
+        if kind & _NLA_F_MASK == 53:
+            names.append(_asciiz(data[offset + 4:offset + length], family))
+        offset += (length + 3) & ~3
+    return tuple(names)
+
+
+def _cacheinfo(data: bytes, family: int) -> dict[str, int]:
+    # struct ifa_cacheinfo starts with ifa_prefered (sic), then ifa_valid.
+    return {"ifa_preferred": _u32(data, family)}
+
+
+def _multipath(data: bytes, family: int) -> list[tuple[int, str | None]]:
+    """RTA_MULTIPATH: each rtnexthop's ifindex and its nested RTA_GATEWAY (5)."""
+    hops: list[tuple[int, str | None]] = []
+    offset = 0
+    while offset + 8 <= len(data):
+        length, _flags, _hops, ifindex = struct.unpack_from("=HBBi", data, offset)
+        if length < 8:
+            break
+        gateway = _attrs(data, offset + 8, offset + length).get(5)
+        hops.append((ifindex, None if gateway is None else _inet(gateway, family)))
+        offset += (length + 3) & ~3
+    return hops
+
+
+# Attribute numbers from <linux/if_link.h>, <linux/if_addr.h>,
+# <linux/rtnetlink.h> and <linux/fib_rules.h>; only the ones read.
+_IFLA: Final[dict[str, tuple[int, Decoder]]] = {
+    "IFLA_ADDRESS": (1, _l2addr),
+    "IFLA_IFNAME": (3, _asciiz),
+    "IFLA_MTU": (4, _u32),
+    "IFLA_LINKINFO": (18, _linkinfo),
+    "IFLA_PROP_LIST": (52, _proplist),
+}
+_IFA: Final[dict[str, tuple[int, Decoder]]] = {
+    "IFA_ADDRESS": (1, _inet),
+    "IFA_LOCAL": (2, _inet),
+    "IFA_LABEL": (3, _asciiz),
+    "IFA_BROADCAST": (4, _inet),
+    "IFA_CACHEINFO": (6, _cacheinfo),
+    "IFA_FLAGS": (8, _u32),
+}
+_RTA: Final[dict[str, tuple[int, Decoder]]] = {
+    "RTA_DST": (1, _inet),
+    "RTA_OIF": (4, _u32),
+    "RTA_GATEWAY": (5, _inet),
+    "RTA_PRIORITY": (6, _u32),
+    "RTA_PREFSRC": (7, _inet),
+    "RTA_MULTIPATH": (9, _multipath),
+    "RTA_TABLE": (15, _u32),
+}
+_FRA: Final[dict[str, tuple[int, Decoder]]] = {
+    "FRA_SRC": (2, _inet),
+    "FRA_PRIORITY": (6, _u32),
+    "FRA_TABLE": (15, _u32),
+    "FRA_PROTOCOL": (21, _u8),
+}
 
 
 class _Msg:
-    """One decoded netlink message: header fields plus its attributes by name.
+    """One dumped netlink message: its header fields, and its attributes by name.
 
-    pyroute2 decodes an attribute only when its value is asked for (stats and
-    per-family link data are most of a link message), and its ``msg.get``
-    scans the attribute list on every call.  So the attribute *slots* are
-    indexed once by name and only the values wanted are decoded: this halved
-    the cost of turning a link message into a ``KLink``.
+    Only the attribute slots are indexed up front; a value is decoded when a
+    converter asks for it (stats and per-family data are most of a link
+    message and are never decoded).
     """
 
-    __slots__ = ("_msg", "_slots")
+    __slots__ = ("_attrs", "_fields", "_names")
 
-    def __init__(self, msg: Any) -> None:
-        self._msg = msg
-        slots: dict[str, Any] = {}
-        for slot in msg["attrs"]:
-            # slot[0] is the name and never decodes; the first one wins, as
-            # with pyroute2's get_attr().
-            slots.setdefault(slot[0], slot)
-        self._slots = slots
+    def __init__(self, fields: dict[str, int], attrs: dict[int, bytes],
+                 names: dict[str, tuple[int, Decoder]]) -> None:
+        self._fields = fields
+        self._attrs = attrs
+        self._names = names
 
     def _value(self, name: str) -> Any:
-        slot = self._slots.get(name)
-        return None if slot is None else slot[1]
+        number, decode = self._names[name]
+        data = self._attrs.get(number)
+        return None if data is None else decode(data, self._fields["family"])
 
     def value(self, name: str) -> Any:
-        """An attribute's decoded value as pyroute2 gives it (nested ones stay here)."""
+        """An attribute's decoded value (nested ones as dicts, tuples or lists)."""
         return self._value(name)
 
     def field(self, name: str) -> int:
-        return int(self._msg[name])
+        return self._fields[name]
 
     def num(self, name: str, default: int = 0) -> int:
         value = self._value(name)
@@ -167,9 +302,65 @@ class _Msg:
         return None if value is None else value.get(key)
 
 
-def _family(msg: Any) -> Family | None:
+_DUMPS: Final = {
+    "link": (_RTM_GETLINK, _IFINFOMSG, _IFLA),
+    "addr": (_RTM_GETADDR, _IFADDRMSG, _IFA),
+    "route": (_RTM_GETROUTE, _RTMSG, _RTA),
+    "rule": (_RTM_GETRULE, _FIB_RULE_HDR, _FRA),
+}
+
+
+class _Dumper:
+    """A plain blocking NETLINK_ROUTE socket that only dumps: no pyroute2, no event loop."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                                  socket.NETLINK_ROUTE)
+        self.sock.bind((0, 0))
+        self._seq = 0
+        self._buf = bytearray(1 << 17)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def dump(self, kind: str, family: int = socket.AF_UNSPEC) -> Iterator[_Msg]:
+        """Every message of one dump (``link``, ``addr``, ``route``, ``rule``)."""
+        rtm, (header, fields), names = _DUMPS[kind]
+        self._seq += 1
+        seq = self._seq
+        body = bytearray(header.size)
+        body[0] = family
+        self.sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), rtm,
+                                      _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0) + body)
+        view = memoryview(self._buf)
+        while True:
+            size = self.sock.recv_into(self._buf)
+            data = bytes(view[:size])
+            offset = 0
+            while offset + _NLMSGHDR.size <= size:
+                length, mtype, _flags, mseq, _pid = _NLMSGHDR.unpack_from(data, offset)
+                if length < _NLMSGHDR.size:
+                    break
+                start, offset = offset + _NLMSGHDR.size, offset + ((length + 3) & ~3)
+                if mseq != seq:
+                    continue
+                if mtype == _NLMSG_DONE:
+                    return
+                if mtype == _NLMSG_ERROR:
+                    code = -int(struct.unpack_from("=i", data, start)[0])
+                    if code:
+                        raise OSError(code, os.strerror(code))
+                    return
+                if length - _NLMSGHDR.size < header.size:
+                    continue
+                values = dict(zip(fields, header.unpack_from(data, start), strict=True))
+                attrs = _attrs(data, start + header.size, start - _NLMSGHDR.size + length)
+                yield _Msg(values, attrs, names)
+
+
+def _family(m: _Msg) -> Family | None:
     """IPv4 or IPv6; None for the other families a dump may hold (ipmr rules, ...)."""
-    return _FAMILY.get(int(msg["family"]))
+    return _FAMILY.get(m.field("family"))
 
 
 def _link(m: _Msg) -> KLink:
@@ -197,7 +388,7 @@ def _altnames(m: _Msg) -> tuple[str, ...]:
     props = m.value("IFLA_PROP_LIST")
     if props is None:
         return ()
-    return tuple(str(name) for name in props.get_attrs("IFLA_ALT_IFNAME"))
+    return tuple(str(name) for name in props)
 
 
 def _address(m: _Msg, ifname: str, family: Family) -> KAddress:
@@ -253,7 +444,7 @@ def _next_hops6(m: _Msg, names: dict[int, str]) -> list[tuple[str, IPv6Address]]
     hops: list[tuple[int, Any]] = []
     multipath = m.value("RTA_MULTIPATH")
     if multipath:
-        hops = [(int(nh["oif"]), nh.get_attr("RTA_GATEWAY")) for nh in multipath]
+        hops = list(multipath)
     else:
         hops = [(m.num("RTA_OIF"), m.value("RTA_GATEWAY"))]
     out: list[tuple[str, IPv6Address]] = []
@@ -422,6 +613,96 @@ def _failure(op: Op, code: int, detail: str = "") -> ApplyError:
     return ApplyError(f"{command(op)}: {reason}", op=op, errno_=code)
 
 
+def _linux_links(dump: _Dumper) -> list[KLink]:
+    """Every link by index under its Linux name, with its altnames as the kernel has them."""
+    return sorted([_link(m) for m in dump.dump("link")], key=lambda lk: lk.index)
+
+
+def _links(dump: _Dumper, ifmap: Sequence[MapEntry], names: NameMap) -> tuple[list[KLink], NameMap]:
+    """Every link, by index, named as the view names it (``ifmap``), and that naming."""
+    raw = _linux_links(dump)
+    if ifmap:
+        names = NameMap.of(ifmap, raw)
+    return [names.link(lk) for lk in raw], names
+
+
+def _read(dump: _Dumper, ifmap: Sequence[MapEntry], names: NameMap,
+          sysctl_keys: Iterable[str] | Callable[[list[str]], Iterable[str]]) -> tuple[KernelState, NameMap]:
+    """``Kernel.read`` on a dump socket; ``sysctl_keys`` may be a function of the link names."""
+    links, names = _links(dump, ifmap, names)
+    by_index = {lk.index: lk.name for lk in links}
+    linux = {lk.index: names.linux(lk.name) for lk in links}
+    addresses: list[KAddress] = []
+    for m in dump.dump("addr"):
+        family = _family(m)
+        index = m.field("index")
+        ifname = by_index.get(index)
+        # A link that appeared after the link dump is seen on the next read.
+        if family is not None and ifname is not None:
+            ka = _address(m, ifname, family)
+            if ka.label and names:
+                ka = replace(ka, label=names.label(ka.label, linux[index]))
+            addresses.append(ka)
+    routes: set[KRoute] = set()
+    for m in dump.dump("route"):
+        family = _family(m)
+        # The header field first: most routes are not ours.
+        if family is not None and m.field("proto") == RTPROT_IPMP:
+            routes.add(_route(m, family, by_index))
+    rules: set[KRule] = set()
+    for m in dump.dump("rule"):
+        family = _family(m)
+        if family is not None and m.num("FRA_PROTOCOL") == RTPROT_IPMP:
+            rule = _rule(m, family)
+            if rule is not None:
+                rules.add(rule)
+    keys = sysctl_keys([lk.name for lk in links]) if callable(sysctl_keys) else sysctl_keys
+    sysctls = tuple((k, v) for k in keys if (v := _read_sysctl(names.sysctl_key(k))) is not None)
+    state = KernelState(
+        links=tuple(links),
+        addresses=tuple(addresses),
+        routes=frozenset(routes),
+        rules=frozenset(rules),
+        sysctls=sysctls,
+    )
+    return state, names
+
+
+def _routers6(dump: _Dumper, ifmap: Sequence[MapEntry],
+              names: NameMap) -> tuple[tuple[tuple[str, IPv6Address], ...], NameMap]:
+    """``Kernel.routers6`` on a dump socket."""
+    links, names = _links(dump, ifmap, names)
+    by_index = {lk.index: lk.name for lk in links}
+    found: dict[tuple[str, IPv6Address], None] = {}
+    for m in dump.dump("route", socket.AF_INET6):
+        if _family(m) is not Family.INET6:
+            continue
+        if m.num("RTA_TABLE", m.field("table")) != RT_TABLE_MAIN:
+            continue
+        for hop in _next_hops6(m, by_index):
+            found.setdefault(hop, None)
+    return tuple(found), names
+
+
+def read_state(sysctl_keys: Iterable[str] | Callable[[list[str]], Iterable[str]] = (),
+               ifmap: Sequence[MapEntry] = ()) -> tuple[KernelState, NameMap]:
+    """``Kernel(ifmap).read(...)`` without an event loop (and without pyroute2).
+
+    Args:
+        sysctl_keys: as for ``Kernel.read``, or a function that makes them
+            from the view's link names (one dump instead of two).
+        ifmap: the entries of ``etc/ipmp/ifmap``.
+
+    Returns:
+        The state and the name translation it was read with (``Kernel.names``).
+    """
+    dump = _Dumper()
+    try:
+        return _read(dump, tuple(ifmap), NameMap(), sysctl_keys)
+    finally:
+        dump.close()
+
+
 class Kernel:
     """One rtnetlink request socket in the current network namespace.
 
@@ -436,14 +717,13 @@ class Kernel:
 
     def __init__(self, ifmap: Sequence[MapEntry] = ()) -> None:
         self._ipr: Any = None
+        self._dumper: _Dumper | None = None
         self._ifmap = tuple(ifmap)
         #: The translation of the last read (``ifmap`` checked against its links).
         self.names = NameMap()
 
     async def __aenter__(self) -> Kernel:
-        # ext_ack: the kernel then says *why* (e.g. "Nexthop has invalid
-        # gateway"), and the reason goes into ApplyError's message.
-        self._ipr = AsyncIPRoute(groups=0, ext_ack=True)
+        self._dumper = _Dumper()
         return self
 
     async def __aexit__(
@@ -453,19 +733,30 @@ class Kernel:
         tb: TracebackType | None,
     ) -> None:
         ipr, self._ipr = self._ipr, None
+        dumper, self._dumper = self._dumper, None
+        if dumper is not None:
+            dumper.close()
         if ipr is not None:
             ipr.close()
 
     @property
     def _sock(self) -> Any:
-        if self._ipr is None:
+        """The pyroute2 socket for writes, opened (and pyroute2 imported) on first use."""
+        if self._dumper is None:
             raise RuntimeError("Kernel used outside 'async with'")
+        if self._ipr is None:
+            from pyroute2 import AsyncIPRoute
+
+            # ext_ack: the kernel then says *why* (e.g. "Nexthop has invalid
+            # gateway"), and the reason goes into ApplyError's message.
+            self._ipr = AsyncIPRoute(groups=0, ext_ack=True)
         return self._ipr
 
-    async def _dump(self, kind: str) -> AsyncIterator[Any]:
-        method = getattr(self._sock, kind)
-        async for msg in await method("dump"):
-            yield msg
+    @property
+    def _dump(self) -> _Dumper:
+        if self._dumper is None:
+            raise RuntimeError("Kernel used outside 'async with'")
+        return self._dumper
 
     async def read(self, sysctl_keys: Iterable[str] = ()) -> KernelState:
         """Read links, addresses, the toolkit's routes and rules, and sysctls.
@@ -480,42 +771,8 @@ class Kernel:
             IPv4 address first); routes in every table and rules of both
             families whose protocol is ``RTPROT_IPMP``.
         """
-        links = await self._links()
-        names = {lk.index: lk.name for lk in links}
-        linux = {lk.index: self.names.linux(lk.name) for lk in links}
-        addresses: list[KAddress] = []
-        async for m in self._dump("addr"):
-            family = _family(m)
-            ifname = names.get(int(m["index"]))
-            # A link that appeared after the link dump is seen on the next read.
-            if family is not None and ifname is not None:
-                ka = _address(_Msg(m), ifname, family)
-                if ka.label and self.names:
-                    ka = replace(ka, label=self.names.label(ka.label, linux[int(m["index"])]))
-                addresses.append(ka)
-        routes: set[KRoute] = set()
-        async for m in self._dump("route"):
-            family = _family(m)
-            # The header field first: most routes are not ours.
-            if family is not None and int(m["proto"]) == RTPROT_IPMP:
-                routes.add(_route(_Msg(m), family, names))
-        rules: set[KRule] = set()
-        async for m in self._dump("rule"):
-            family = _family(m)
-            msg = _Msg(m)
-            if family is not None and msg.num("FRA_PROTOCOL") == RTPROT_IPMP:
-                rule = _rule(msg, family)
-                if rule is not None:
-                    rules.add(rule)
-        sysctls = tuple((k, v) for k in sysctl_keys
-                        if (v := _read_sysctl(self.names.sysctl_key(k))) is not None)
-        return KernelState(
-            links=tuple(links),
-            addresses=tuple(addresses),
-            routes=frozenset(routes),
-            rules=frozenset(rules),
-            sysctls=sysctls,
-        )
+        state, self.names = _read(self._dump, self._ifmap, self.names, sysctl_keys)
+        return state
 
     async def routers6(self) -> tuple[tuple[str, IPv6Address], ...]:
         """The IPv6 routers of the main routing table, for in.mpathd's probe targets.
@@ -532,18 +789,8 @@ class Kernel:
         Returns:
             ``(interface, next hop)`` pairs without repeats, in table order.
         """
-        links = await self._links()
-        names = {lk.index: lk.name for lk in links}
-        found: dict[tuple[str, IPv6Address], None] = {}
-        async for m in await self._sock.route("dump", family=socket.AF_INET6):
-            if _family(m) is not Family.INET6:
-                continue
-            msg = _Msg(m)
-            if msg.num("RTA_TABLE", msg.field("table")) != RT_TABLE_MAIN:
-                continue
-            for hop in _next_hops6(msg, names):
-                found.setdefault(hop, None)
-        return tuple(found)
+        found, self.names = _routers6(self._dump, self._ifmap, self.names)
+        return found
 
     async def execute(self, ops: Sequence[Op], *, done: Done | None = None) -> None:
         """Carry out ``ops`` in order, one kernel request each.
@@ -557,6 +804,8 @@ class Kernel:
                 command with the kernel's reason.  The ops before it stay
                 done; reverting them is the caller's job.
         """
+        from pyroute2 import NetlinkError
+
         for i, op in enumerate(ops):
             # The kernel's names: sysctl paths know no altname.
             op = self.names.op(op)
@@ -574,19 +823,14 @@ class Kernel:
             if done is not None:
                 done(i)
 
-    async def _links(self) -> list[KLink]:
-        """Every link, by index, named as the view names it (``ifmap``)."""
-        raw = await self.linux_links()
-        if self._ifmap:
-            self.names = NameMap.of(self._ifmap, raw)
-        return [self.names.link(lk) for lk in raw]
-
     async def linux_links(self) -> list[KLink]:
         """Every link by index under its Linux name, with its altnames as the kernel has them."""
-        return sorted([_link(_Msg(m)) async for m in self._dump("link")], key=lambda lk: lk.index)
+        return _linux_links(self._dump)
 
     async def add_altname(self, ifname: str, altname: str) -> None:
         """``ip link property add dev IFNAME altname ALTNAME``; raises ``ApplyError``."""
+        from pyroute2 import NetlinkError
+
         what = shlex.join(["ip", "link", "property", "add", "dev", ifname, "altname", altname])
         try:
             await self._sock.link("property_add", index=_index(ifname), altname=[altname])
@@ -625,17 +869,14 @@ class Kernel:
 
 
 def read_kernel(sysctl_keys: Iterable[str] = ()) -> KernelState:
-    """``Kernel.read`` in a fresh event loop."""
-
-    async def run() -> KernelState:
-        async with Kernel() as kernel:
-            return await kernel.read(sysctl_keys)
-
-    return asyncio.run(run())
+    """``Kernel.read``, synchronously (no event loop)."""
+    return read_state(sysctl_keys)[0]
 
 
 def execute_plan(ops: Sequence[Op], *, done: Done | None = None) -> None:
     """``Kernel.execute`` in a fresh event loop; raises ``ApplyError``."""
+    import asyncio
+
 
     async def run() -> None:
         async with Kernel() as kernel:

@@ -8,7 +8,6 @@ line shells print what comes back and choose the exit status.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from ipmp.apply import KernelIO, apply, make_plan, sysctl_keys
 from ipmp.commands import Action, Command
 from ipmp.errors import ApplyError, ConfigError, IpmpError, ParseError, Position
 from ipmp.evaluate import Outcome, evaluate, reset_interface
-from ipmp.ifmap import canonical_name
+from ipmp.ifmap import MapEntry, canonical_name
 from ipmp.model import Config, Environment, Family, Interface, KernelState
 from ipmp.ops import Op, Plan, SetSysctl
 from ipmp.ops import command as op_command
@@ -82,6 +81,15 @@ async def read_host(kernel_io: KernelIO, root: Path) -> Host:
     return Host(root, kernel, stored, merge(kernel, stored.interfaces))
 
 
+def read_host_sync(root: Path, ifmap: Sequence[MapEntry] = ()) -> Host:
+    """``read_host`` without an event loop or pyroute2, for commands that change nothing."""
+    from ipmp.netlink import read_state
+
+    kernel, _names = read_state(sysctl_keys, ifmap)
+    stored = Store(root).load()
+    return Host(root, kernel, stored, merge(kernel, stored.interfaces))
+
+
 @dataclass
 class CommandResult:
     outcome: Outcome
@@ -115,6 +123,16 @@ async def run_command(kernel_io: KernelIO, host: Host, command: Command, *, dry_
     now = await settle_dad(kernel_io, applied.after, [n for n, f in scope.pairs if f is Family.INET6])
     after = merge(now, host.store.load().interfaces)
     return CommandResult(outcome, applied.plan, notes, after)
+
+
+def show_command(host: Host, command: Command) -> CommandResult | None:
+    """``run_command`` for a command that only shows: None if it turns out to touch anything."""
+    if command.ifname is not None:
+        command = replace(command, ifname=canonical_name(host.kernel, command.ifname))
+    outcome = evaluate(host.config, command, hostfiles.read_environment(host.root))
+    if outcome.touched:
+        return None
+    return CommandResult(outcome, config=outcome.config)
 
 
 #: How long a command that brought IPv6 up waits at most for the kernel's
@@ -155,6 +173,8 @@ async def settle_dad(kernel_io: KernelIO, kernel: KernelState, names: Sequence[s
     """
     if not _dad_pending(kernel, names):
         return kernel
+    import asyncio  # here: a status command never gets this far
+
     keys = [k for k, _ in kernel.sysctls]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DAD_WAIT

@@ -25,10 +25,9 @@ Exit status as Solaris: 0 on success, 1 on any error.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +37,8 @@ from ipmp.errors import IpmpError
 
 if TYPE_CHECKING:
     from ipmp.ifmap import MapEntry
+    from ipmp.ops import Op
+    from ipmp.session import CommandResult
 
 PROG = "ifconfig"
 
@@ -73,7 +74,6 @@ def _status(config: object, command: Command, is_root: bool) -> str:
 async def _run(command: Command, root: Path, dry_run: bool) -> int:
     from ipmp.errors import ApplyError, ConfigError
     from ipmp.netlink import Kernel
-    from ipmp.ops import command as op_line
     from ipmp.session import read_host, run_command
     from ipmp.state import Store
 
@@ -87,11 +87,39 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
             except (ConfigError, ApplyError) as err:
                 _say_error(err)
                 return 1
+    return _report(result, command, root, dry_run, kernel.names.op, is_root)
+
+
+def _show(command: Command, root: Path) -> int:
+    """A command without action words: read and print, no event loop, no pyroute2."""
+    from ipmp.errors import ApplyError, ConfigError
+    from ipmp.session import read_host_sync, show_command
+    from ipmp.state import Store
+
+    with Store(root).locked(exclusive=False):
+        host = read_host_sync(root, _ifmap(root))
+        try:
+            result = show_command(host, command)
+        except (ConfigError, ApplyError) as err:
+            _say_error(err)
+            return 1
+    if result is None:
+        import asyncio
+
+        return asyncio.run(_run(command, root, False))
+    return _report(result, command, root, False, lambda op: op, os.geteuid() == 0)
+
+
+def _report(result: CommandResult, command: Command, root: Path, dry_run: bool,
+            linux_op: Callable[[Op], Op], is_root: bool) -> int:
+    """Print what a command did (or would do) and choose the exit status."""
+    from ipmp.ops import command as op_line
+
     for line in result.outcome.stderr:
         _say_error(line)
     if dry_run:
         for op in result.plan:
-            print(op_line(kernel.names.op(op)))
+            print(op_line(linux_op(op)))
         for note in result.notes:
             print(note)
         return 0
@@ -187,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say_error("usage: ifconfig --check interface")
             return 1
         try:
+            import asyncio
+
             return asyncio.run(_check(args[1], root_path(None)))
         except IpmpError as err:
             _say_error(err)
@@ -201,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say_error(err)
         return 1
     try:
+        if not command.actions and not dry_run:
+            return _show(command, root_path(None))
+        import asyncio
+
         return asyncio.run(_run(command, root_path(None), dry_run))
     except IpmpError as err:
         _say_error(err)

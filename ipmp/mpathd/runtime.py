@@ -448,7 +448,11 @@ class Runtime:
             except (ApplyError, IpmpError) as err:
                 ok, error = False, str(err)
             else:
-                changed = tuple(i for n in names if (i := fx.config.get(n)) is not None)
+                # With the NICs holding addresses homed on these: after a crash
+                # between a kernel change and its save, that home is known only
+                # from this config, and a save of the home NIC alone drops it.
+                homed = {i.name for i in fx.config.interfaces if any(lg.home in names for lg in i.logicals)}
+                changed = tuple(i for n in sorted(set(names) | homed) if (i := fx.config.get(n)) is not None)
                 self.store.save(stored.with_interfaces(changed))
                 self.kernel_state = applied.after
                 self._drop_own_notifications()

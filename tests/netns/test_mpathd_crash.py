@@ -21,8 +21,9 @@ answers on its control socket:
 * the peer's neighbour entries are right again within 1 s of that (the
   start-up gratuitous ARPs, or the move's);
 * the daemon converges to the layout the failure calls for, with every
-  ``from`` rule into the holder's table, the plan its own rescan would make
-  empty, and not one echo of 30 lost per data address.
+  ``from`` rule into the holder's table, its group state right (``ok`` or
+  ``degraded``), the plan its own rescan would make empty, and not one echo
+  of 30 lost per data address.
 
 ``IPMP_CRASH_CYCLES`` cycles (8 in CI; ``make crash`` runs 200), seeded by
 ``IPMP_CRASH_SEED``.  The summary is one FIGURES line.
@@ -168,10 +169,15 @@ def one_cycle(lab: MpathdLab, rng: random.Random, failed: dict[str, str]) -> Cyc
     neigh_s = since_ready("the peer's neighbour entries to be right", neighbours_right, usable_s + 1.0)
     target = wanted(topo)
 
+    # The daemon's own view agrees too: a NIC the lab has repaired is no
+    # longer FAILED to it (probes repair it), so the next fault is news.
+    group_state = "degraded" if failed else "ok"
+
     def converged() -> bool:
         held = holders(topo)
         return (all(held.get(a) == [nic] for a, nic in target.items())
-                and not rule_problems(topo, (D0, D1), (T0, T1)))
+                and not rule_problems(topo, (D0, D1), (T0, T1))
+                and lab.query().get("groups", {}).get("prod", {}).get("state") == group_state)
 
     since_ready(f"the layout {target}", converged, 15.0)
     wait_for(lambda: not plan_left(topo, lab.root, topo.nics), 10.0, "the daemon's own plan to be empty",
@@ -217,3 +223,41 @@ def test_sigkill_at_random_moments_then_restart_loses_nothing(lab: MpathdLab) ->
             start_p50_s=statistics.median(c.start_s for c in cycles), lost=sum(c.lost for c in cycles))
     for c in cycles:
         print(f"CYCLE {c}")
+
+
+def test_a_restart_after_a_half_applied_failover_does_not_forget_whose_address_it_is(lab: MpathdLab) -> None:
+    """Regression, found by the random cycles above (a kill at "NIC failure detected").
+
+    The kill left the failover applied in the kernel (D0 on qfe1, with its
+    rule and routes) but not yet saved: the store still filed D0 under qfe0.
+    The restarted daemon rebuilt "D0 on qfe1, home qfe0" in memory, failed
+    qfe0 -- and saved only qfe0's record, so the store no longer had D0
+    anywhere.  After one more restart D0 was an ordinary address of qfe1:
+    the repair of qfe0 logged "Successfully failed back to NIC qfe0" and left
+    it on qfe1 for good.  Built here without a race: the store from before
+    the failover is put back after the daemon has applied and saved it.
+    """
+    topo = lab.topo
+    store = lab.root / "run" / "ipmp" / "state.json"
+    d = lab.start()
+    before = store.read_text()
+    t0 = time.monotonic()
+    topo.fail_link("qfe0")
+    d.wait_line("^Successfully failed over from NIC qfe0 to NIC qfe1$", since=t0, timeout=5)
+    wait_for(lambda: store.read_text() != before, 5.0, "the failover to be saved")
+    d.signal(signal.SIGKILL)
+    assert d.wait_exit() == -signal.SIGKILL
+    store.write_text(before)  # as if killed between the kernel change and the save
+    assert holders(topo).get(D0) == ["qfe1"]
+    d2 = lab.start(settle=False)
+    d2.wait_line("^NIC failure detected on qfe0 of group prod$", timeout=5)
+    wait_for(lambda: (D0 in store.read_text() and not plan_left(topo, lab.root, topo.nics)) or None, 10.0,
+             "the failure to be applied and saved, D0 with it",
+             context=lambda: f"{store.read_text()}\n{d2.text()}")
+    assert d2.stop() == 0
+    d3 = lab.start()
+    t1 = time.monotonic()
+    topo.repair_link("qfe0")
+    d3.wait_line("^Successfully failed back to NIC qfe0$", since=t1, timeout=10)
+    wait_for(lambda: holders(topo).get(D0) == ["qfe0"], 5.0, f"{D0} back home on qfe0",
+             context=lambda: f"{holders(topo)}\n{d3.text()}\n{lab.ifconfig('-a4').stdout}")
