@@ -257,6 +257,10 @@ class Group:
     name: str
     fdt_ms: int
     failed: bool = False
+    #: After a group failure ends, the other members get one FDT to answer
+    #: their probes again before invariant 2 moves their addresses away:
+    #: members come back a little apart (neighbour entries, queued probes).
+    settling_until: float | None = None
 
     @property
     def interval(self) -> float:
@@ -358,6 +362,9 @@ class Machine:
                     times.append(inst.next_send)
             if pi.repair_hold_until is not None:
                 times.append(pi.repair_hold_until)
+        for grp in self.groups.values():
+            if grp.settling_until is not None:
+                times.append(grp.settling_until)
         return min(times) if times else None
 
     def reported_state(self, name: str) -> str:
@@ -645,6 +652,10 @@ class Machine:
             # so a change the kernel refused earlier is tried again.
             self.next_rescan = now + self.timing.scan_interval
             self._retry(now)
+        for grp in self.groups.values():
+            if grp.settling_until is not None and now >= grp.settling_until:
+                grp.settling_until = None
+                self._rebalance(now)  # members still failing now give their addresses away
         for pi in list(self.phyints.values()):
             if pi.repair_hold_until is not None and now >= pi.repair_hold_until:
                 pi.repair_hold_until = None
@@ -874,6 +885,7 @@ class Machine:
         recovered: tuple[Effect, ...] = ()
         if grp.failed:
             grp.failed = False
+            grp.settling_until = now + grp.fdt_ms / 1000.0
             # Solaris logs this after the failback attempt of the repair.
             recovered = (Log("err", f"At least 1 interface ({pi.name}) of group {grp.name} has repaired"),)
         itf = self._itf(pi.name)
@@ -918,10 +930,13 @@ class Machine:
             if pi.state is State.RUNNING and not pi.link_up and pi not in (skip or ()):
                 self._failure(pi, now, link_down=True)
 
-    def _still_failing(self, pi: Phyint) -> bool:
+    def _still_failing(self, pi: Phyint, now: float) -> bool:
         """Invariant 2's failure test: link down, or every probing instance still losing."""
         if not pi.link_up:
             return True
+        grp = self._group(pi)
+        if grp.settling_until is not None and now < grp.settling_until:
+            return False  # the group has just recovered: give it the FDT to come back
         capable = [i for i in pi.instances.values() if i.active_targets()]
         return bool(capable) and all(i.consecutive_losses() >= NUM_PROBE_FAILS for i in capable)
 
@@ -940,7 +955,7 @@ class Machine:
                 continue
             itf = self._itf(pi.name)
             if itf.hosts_data and (pi.state is State.OFFLINE
-                                   or (pi.state is State.FAILED and self._still_failing(pi))):
+                                   or (pi.state is State.FAILED and self._still_failing(pi, now))):
                 if self._move_away(pi.name, log=pi.state is State.FAILED):
                     return
             if pi.state is State.RUNNING and failover.standby_to_empty(self.config, pi.name):

@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
 from ipmp import hostfiles
 from ipmp.apply import make_plan, sysctl_keys
 from ipmp.model import Family, KernelState
@@ -63,14 +61,10 @@ def test_revert_takes_away_the_rules_of_a_nic_deleted_mid_apply() -> None:
     assert {op.rule for op in back if isinstance(op, DelRule)} == {r for r in applied.rules}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (found by `make flap`, 60 s router outage on the real kernel): after a group failure the first "
-    "member to repair clears it, and invariant 2 at once fails over the data addresses of a member whose "
-    "probes have not come back yet -- here 0.3 s behind (on the kernel: its neighbour entry for the "
-    "router was still FAILED while the first member's queued probes were answered in a burst, a "
-    "'repair' in 0.14 s).  The address moves qfe1 -> qfe0 and back a moment later: two needless moves "
-    "after an outage in which nothing was to move."))
 def test_recovery_from_a_group_failure_moves_nothing_when_members_come_back_a_little_apart() -> None:
+    """Regression (found by ``make flap``): after a group failure the first member to
+    repair cleared it and invariant 2 at once moved the addresses of a member whose
+    probes were 0.3 s behind; the group now gets one FDT to settle (Group.settling_until)."""
     sim = started(2)
     before = placement(sim.truth)
     sim.router_down()
