@@ -939,34 +939,49 @@ def call(root: Path, request: Request, *, timeout: float = 5.0) -> Reply:
         ReadFailed: no complete reply within ``timeout``, the connection
             closed first, or the reply is malformed (errno 0 then).
     """
-    path = socket_path(root)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
-        try:
-            sock.connect(str(path))
-        except TimeoutError:
-            raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
-        except OSError as err:
-            raise NotRunning(err.errno, err.strerror) from None
-        try:
-            sock.sendall(encode_request(request))
-        except TimeoutError:
-            raise SendFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
-        except OSError as err:
-            raise SendFailed(err.errno, err.strerror) from None
-        buf = bytearray()
-        while b"\n" not in buf:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                raise ReadFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
-            except OSError as err:
-                raise ReadFailed(err.errno, err.strerror) from None
-            if not chunk:
-                raise ReadFailed(0, "connection closed before the reply")
-            buf += chunk
+        buf = _client_exchange(sock, socket_path(root), request)
+    return _reply_line(buf)[0]
+
+
+def _client_exchange(sock: socket.socket, path: Path, request: Request) -> bytearray:
+    """Connect, send one request line, read until the reply's line is complete.
+
+    What follows the reply line (the first events of a stream) stays in the
+    returned buffer.  Raises NotRunning, SendFailed or ReadFailed.
+    """
     try:
-        return decode_reply(bytes(buf[: buf.index(b"\n") + 1]))
+        sock.connect(str(path))
+    except TimeoutError:
+        raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+    except OSError as err:
+        raise NotRunning(err.errno, err.strerror) from None
+    try:
+        sock.sendall(encode_request(request))
+    except TimeoutError:
+        raise SendFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+    except OSError as err:
+        raise SendFailed(err.errno, err.strerror) from None
+    buf = bytearray()
+    while b"\n" not in buf:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            raise ReadFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+        except OSError as err:
+            raise ReadFailed(err.errno, err.strerror) from None
+        if not chunk:
+            raise ReadFailed(0, "connection closed before the reply")
+        buf += chunk
+    return buf
+
+
+def _reply_line(buf: bytearray) -> tuple[Reply, bytes]:
+    """The reply on the first line of ``buf``, and what follows it."""
+    end = buf.index(b"\n") + 1
+    try:
+        return decode_reply(bytes(buf[:end])), bytes(buf[end:])
     except ProtocolError as err:
         raise ReadFailed(0, f"malformed reply: {err.message}") from None
 
@@ -1039,39 +1054,13 @@ def subscribe(root: Path, topic: Topic, *, timeout: float = 5.0, idle_timeout: f
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
-        try:
-            sock.connect(str(socket_path(root)))
-        except TimeoutError:
-            raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
-        except OSError as err:
-            raise NotRunning(err.errno, err.strerror) from None
-        try:
-            sock.sendall(encode_request(Request("subscribe", topic=topic)))
-        except TimeoutError:
-            raise SendFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
-        except OSError as err:
-            raise SendFailed(err.errno, err.strerror) from None
-        buf = bytearray()
-        while b"\n" not in buf:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                raise ReadFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
-            except OSError as err:
-                raise ReadFailed(err.errno, err.strerror) from None
-            if not chunk:
-                raise ReadFailed(0, "connection closed before the reply")
-            buf += chunk
-        end = buf.index(b"\n") + 1
-        try:
-            reply = decode_reply(bytes(buf[:end]))
-        except ProtocolError as err:
-            raise ReadFailed(0, f"malformed reply: {err.message}") from None
+        buf = _client_exchange(sock, socket_path(root), Request("subscribe", topic=topic))
+        reply, rest = _reply_line(buf)
         sock.settimeout(idle_timeout)
     except BaseException:
         sock.close()
         raise
-    return Stream(sock, reply, bytes(buf[end:]))
+    return Stream(sock, reply, rest)
 
 
 def is_running(root: Path, *, timeout: float = 1.0) -> bool:
