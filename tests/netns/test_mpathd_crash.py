@@ -25,7 +25,7 @@ answers on its control socket:
   ``degraded``), the plan its own rescan would make empty, and not one echo
   of 30 lost per data address.
 
-``IPMP_CRASH_CYCLES`` cycles (8 in CI; ``make crash`` runs 200), seeded by
+``IPMP_CRASH_CYCLES`` cycles (10 in CI; ``make crash`` runs 200), seeded by
 ``IPMP_CRASH_SEED``.  The summary is one FIGURES line.
 """
 
@@ -51,7 +51,7 @@ MakeTopology = Callable[..., Topology]
 D0, D1 = "192.0.2.100", "192.0.2.101"
 T0, T1 = "192.0.2.10", "192.0.2.11"
 HOME = {D0: "qfe0", D1: "qfe1"}
-CYCLES = int(os.environ.get("IPMP_CRASH_CYCLES", "8"))
+CYCLES = int(os.environ.get("IPMP_CRASH_CYCLES", "10"))
 SEED = int(os.environ.get("IPMP_CRASH_SEED", "7"))
 #: The harness's quiet period (1 s) + FDT (0.7 s) + slack: a silent failure
 #: nobody had detected before the kill needs the new daemon's probes.

@@ -74,6 +74,7 @@ class Soak:
         self.violations: list[str] = []
         self.missing: Counter[str] = Counter()
         self.quiet_since = time.monotonic()
+        self.acted_at = self.quiet_since
         self.checks = 0
         self.deep_checks = 0
         self.pending: list[tuple[str, str, float]] = []  # (what, log pattern, since)
@@ -82,7 +83,7 @@ class Soak:
 
     def act(self) -> None:
         topo, rng = self.topo, self.rng
-        now = time.monotonic()
+        now = self.acted_at = time.monotonic()
         if self.router_back_at is not None:
             if now >= self.router_back_at:
                 topo.router_up()
@@ -141,7 +142,8 @@ class Soak:
             self.expect("interfere-rules", r"^restoring \d+ kernel change")
 
     def expect(self, what: str, pattern: str) -> None:
-        self.pending.append((what, pattern, time.monotonic()))
+        # From the start of the action: a carrier loss is logged before fail_link() returns.
+        self.pending.append((what, pattern, self.acted_at))
 
     def collect(self) -> None:
         """Detection times of the pending expectations that have come true; overdue ones are violations."""
