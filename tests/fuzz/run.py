@@ -9,7 +9,7 @@ The inputs are split evenly over the targets (hostname files, ifconfig argv,
 /etc/default/mpathd, hosts/netmasks/defaultrouter, IPC requests).  Input
 ``i`` of a target is generated from ``Random("<seed>:<target>:<i>")``, so a
 failure is reproduced on its own with ``--replay target:i``.  Chunks of
-inputs run in ``--jobs`` worker processes.
+inputs run in ``--jobs`` worker processes (``--jobs 1``: in this process).
 
 Prints one line per target (inputs, CPU seconds, inputs per CPU second,
 violations) and the wall-clock time, shows up to five failing inputs per
@@ -20,6 +20,7 @@ kernel, no network, no files written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import random
 import sys
@@ -100,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     wall0 = time.monotonic()
     last_report = wall0
     done = 0
-    with multiprocessing.Pool(args.jobs) as pool:
-        for target, count, cpu, bad in pool.imap_unordered(_chunk, _jobs(args.seed, targets, per_target)):
+    pool = multiprocessing.Pool(args.jobs) if args.jobs > 1 else None  # one job: in this process
+    results = (pool.imap_unordered(_chunk, _jobs(args.seed, targets, per_target)) if pool is not None
+               else map(_chunk, _jobs(args.seed, targets, per_target)))
+    with pool if pool is not None else contextlib.nullcontext():
+        for target, count, cpu, bad in results:
             tally = tallies[target]
             tally.inputs += count
             tally.cpu += cpu

@@ -207,11 +207,19 @@ def test_sigkill_at_random_moments_then_restart_loses_nothing(lab: MpathdLab) ->
     lab.start()
     failed: dict[str, str] = {}
     cycles: list[Cycle] = []
-    for n in range(CYCLES):
-        try:
-            cycles.append(one_cycle(lab, rng, failed))
-        except BaseException as err:
-            raise AssertionError(f"cycle {n} of {CYCLES} (seed {SEED}) failed: {err}") from err
+    try:
+        for n in range(CYCLES):
+            try:
+                cycles.append(one_cycle(lab, rng, failed))
+            except Exception as err:
+                raise AssertionError(f"cycle {n} of {CYCLES} (seed {SEED}) failed: {err}") from err
+    finally:
+        if cycles:
+            summary(cycles)
+
+
+def summary(cycles: list[Cycle]) -> None:
+    """The FIGURES line (printed for the cycles done, also when one fails), then one line per cycle."""
     usable = [c.usable_s for c in cycles]
     figures("crash", cycles=len(cycles), seed=SEED, mid_move=sum(c.mid_move for c in cycles),
             at_line=sum(c.moment == "line" for c in cycles),

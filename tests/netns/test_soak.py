@@ -177,17 +177,20 @@ class Soak:
         if time.monotonic() - self.quiet_since < 3.0 or self.pending or self.router_back_at is not None:
             return
         usable = usable_nics(self.topo) - ({self.offline} if self.offline else set())
+        self.deep_checks += 1
+        with_plan = self.deep_checks % 10 == 0
+        if self.layout_problems(usable, with_plan):
+            # Give a move in progress one more second before calling it a violation;
+            # the second look checks the same things (the plan too, when the first did).
+            time.sleep(1.0)
+            self.violations += self.layout_problems(usable, with_plan)
+
+    def layout_problems(self, usable: set[str], with_plan: bool) -> list[str]:
         problems = layout_problems(self.topo, (D0, D1), usable=usable)
         problems += rule_problems(self.topo, (D0, D1), (T0, T1))
-        self.deep_checks += 1
-        if not problems and self.deep_checks % 10 == 0:
+        if not problems and with_plan:
             problems = [f"plan left: {op}" for op in plan_left(self.topo, self.lab.root, NICS)]
-        if problems:
-            # Give a move in progress one more second before calling it a violation.
-            time.sleep(1.0)
-            again = layout_problems(self.topo, (D0, D1), usable=usable)
-            again += rule_problems(self.topo, (D0, D1), (T0, T1))
-            self.violations += again
+        return problems
 
 
 def test_soak(lab: MpathdLab) -> None:
