@@ -170,7 +170,10 @@ class Store:
 
     def save(self, stored: Stored) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".state.{os.getpid()}.tmp")
+        # One name, not one per process: writers hold the exclusive lock, so
+        # two never write at once, and what a writer killed mid-save left
+        # behind is overwritten by the next save instead of piling up.
+        tmp = self.path.with_name(".state.tmp")
         try:
             with open(tmp, "w") as fh:
                 fh.write(dumps(stored))

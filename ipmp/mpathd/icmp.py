@@ -221,6 +221,12 @@ _ICMP6_FILTER = 1  # IPPROTO_ICMPV6: 256-bit bitmap of types to block (linux/icm
 # echo reply may carry whatever the target chose to echo: read generously so
 # the kernel never truncates one silently.
 _RECV_SIZE = 4096
+#: SO_TIMESTAMPNS (asm-generic/socket.h; the Python socket module lacks the
+#: name): each packet comes with its kernel arrival time, a struct timespec
+#: of CLOCK_REALTIME, as a control message of the same type.
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("=qq")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 def icmp_filter_block_all_but(*passed: int) -> bytes:
@@ -274,6 +280,10 @@ class ProbeSocket:
 
     def _setup(self, sock: socket.socket) -> None:
         sock.setblocking(False)
+        # A reply's round trip is measured from when the kernel got it, not
+        # from when a busy event loop came round to read it: a late read
+        # must not raise a target's CRTT and with it the failure detection time.
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
         if self.family is Family.INET:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
@@ -317,19 +327,26 @@ class ProbeSocket:
         if sent != len(data):
             raise OSError(errno.EMSGSIZE, f"probe sendto: sent {sent} of {len(data)} bytes")
 
-    def receive(self, limit: int = 1024) -> list[tuple[bytes, IPAddress]]:
-        """Everything waiting on the socket (at most ``limit`` packets), with the senders.
+    def receive(self, limit: int = 1024) -> list[tuple[bytes, IPAddress, int]]:
+        """Everything waiting on the socket (at most ``limit`` packets): the
+        packet, its sender, and when the kernel received it (CLOCK_REALTIME
+        nanoseconds, ``time.time_ns()``'s clock; 0 if the kernel did not say).
 
         IPv4 packets include their IP header (raw socket); IPv6 ones start at
         the ICMPv6 header.  Link-local senders come without a scope suffix.
         """
-        out: list[tuple[bytes, IPAddress]] = []
+        out: list[tuple[bytes, IPAddress, int]] = []
         while len(out) < limit:
             try:
-                data, sender = self._sock.recvfrom(_RECV_SIZE)
+                data, ancdata, _, sender = self._sock.recvmsg(_RECV_SIZE, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
-            out.append((data, ip_address(str(sender[0]).split("%", 1)[0])))
+            arrived = 0
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                    sec, nsec = _TIMESPEC.unpack_from(payload)
+                    arrived = sec * 1_000_000_000 + nsec
+            out.append((data, ip_address(str(sender[0]).split("%", 1)[0]), arrived))
         return out
 
     def close(self) -> None:

@@ -25,7 +25,10 @@ on a reserved source port (i.e. root) are listened to.  Here:
 
 Robustness, since the socket is world-writable: a request is at most
 MAX_REQUEST bytes and must arrive within READ_TIMEOUT seconds; every
-connection is its own task, so a slow client never blocks another.
+connection is its own task, so a slow client never blocks another; at most
+MAX_UNPRIVILEGED non-root connections are served at once (one more is
+answered EAGAIN at once), root always is; connections are accepted
+ACCEPT_BATCH at a time, so a burst of them never holds the event loop.
 
 Streams (our addition; Solaris published the same facts as sysevents, §2.11):
 ``{"v": 1, "op": "subscribe", "topic": "probes"}`` (or ``"events"``) is
@@ -59,6 +62,7 @@ import os
 import socket
 import stat
 import struct
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +82,7 @@ __all__ = [
     "IPMP_EUNKIF",
     "MAX_REQUEST",
     "MAX_SUBSCRIBERS",
+    "MAX_UNPRIVILEGED",
     "MPATHD_FAILBACK_DISABLED",
     "MPATHD_FAILBACK_PARTIAL",
     "MPATHD_MIN_RED_ERROR",
@@ -136,8 +141,24 @@ MAX_REQUEST: Final = 4096
 READ_TIMEOUT: Final = 2.0
 #: Seconds allowed to hand the reply to a client that does not read it.
 WRITE_TIMEOUT: Final = 2.0
-#: Listen backlog: a burst of clients must not see EAGAIN on connect.
-BACKLOG: Final = 128
+#: Listen backlog: a burst of clients must not see EAGAIN on connect.  The
+#: kernel caps it at net.core.somaxconn (4096 by default since Linux 5.4).
+BACKLOG: Final = 1024
+#: Connections from unprivileged peers served at once.  The socket is open to
+#: everyone (queries); past this many, one more non-root client is answered
+#: MPATHD_SYS_ERROR / EAGAIN at once and hung up on, without reading its
+#: request.  Root is never turned away: a flood of local users must not keep
+#: if_mpadm from the daemon, nor hold the event loop that times the probes.
+MAX_UNPRIVILEGED: Final = 64
+#: Connections accepted per wake-up of the listening socket: between two
+#: batches the loop runs everything else (probe replies, timers).
+ACCEPT_BATCH: Final = 32
+#: Seconds between two "turning away" log lines (a flood must not fill the log).
+TURN_AWAY_LOG_INTERVAL: Final = 60.0
+#: Seconds to stop accepting after the process ran out of descriptors.
+ACCEPT_RETRY_DELAY: Final = 1.0
+#: How long a client waits before it retries a connect refused by a full backlog.
+CONNECT_RETRY: Final = 0.01
 #: How long ``serve`` waits for a daemon already on the socket to answer.
 LIVENESS_TIMEOUT: Final = 1.0
 #: Event lines queued for one subscriber before it is dropped as too slow.
@@ -591,16 +612,108 @@ class _Oversize(Exception):
     pass
 
 
-class _ControlServer(asyncio.AbstractServer):
-    """The asyncio server plus what it owns: the socket file and the instance lock."""
+def is_root(peer: Peer) -> bool:
+    """Whether ``peer`` is served even when MAX_UNPRIVILEGED others are."""
+    return peer.uid == 0
 
-    def __init__(self, inner: asyncio.Server, path: Path, inode: tuple[int, int], lock_fd: int,
-                 broker: Broker | None = None) -> None:
-        self._inner = inner
+
+Connection = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Peer], Awaitable[None]]
+
+
+class _ControlServer(asyncio.AbstractServer):
+    """The listening socket with its own accept path, plus what it owns: the
+    socket file and the instance lock.
+
+    Not ``asyncio.start_unix_server``: that one accepts up to its backlog in
+    one go and builds a transport and a task for each before anyone can look
+    at the peer, so a flood of connects holds the loop.  Here the peer's
+    credentials are read right after ``accept``; an unprivileged peer over
+    the limit costs one ``send`` and one ``close``.
+    """
+
+    def __init__(self, sock: socket.socket, path: Path, inode: tuple[int, int], lock_fd: int,
+                 on_connect: Connection, log: Callable[[str], None], *, broker: Broker | None = None,
+                 privileged: Callable[[Peer], bool] = is_root,
+                 max_unprivileged: int = MAX_UNPRIVILEGED) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._sock: socket.socket | None = sock
         self._path = path
         self._inode = inode
         self._lock_fd: int | None = lock_fd
+        self._on_connect = on_connect
+        self._log = log
         self._broker = broker
+        self._privileged = privileged
+        self._max_unprivileged = max_unprivileged
+        self._unprivileged = 0
+        self._turned_away = 0
+        self._next_note = 0.0
+        self._busy = encode_reply(Reply(MPATHD_SYS_ERROR, errno.EAGAIN))
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._retry: asyncio.TimerHandle | None = None
+        self._closed = asyncio.Event()
+        sock.setblocking(False)
+        sock.listen(BACKLOG)
+        self._loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:
+                if err.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # The socket stays readable: pause rather than spin.
+                    self._log(f"cannot accept connections: {err.strerror}")
+                    self._loop.remove_reader(sock.fileno())
+                    self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
+                return  # ECONNABORTED and the like: that client is gone
+            peer = _peer_of(conn)
+            privileged = self._privileged(peer)
+            if not privileged and self._unprivileged >= self._max_unprivileged:
+                self._turn_away(conn)
+                continue
+            if not privileged:
+                self._unprivileged += 1
+            task = self._loop.create_task(self._serve(conn, peer, privileged))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _resume(self) -> None:
+        self._retry = None
+        if self._sock is not None:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+
+    def _turn_away(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.setblocking(False)
+            conn.send(self._busy)  # a fresh socket's buffer takes these few bytes
+        conn.close()
+        self._turned_away += 1
+        now = self._loop.time()
+        if now >= self._next_note:
+            self._next_note = now + TURN_AWAY_LOG_INTERVAL
+            self._log(f"Too many unprivileged clients ({self._max_unprivileged} connected): "
+                      f"{self._turned_away} turned away")
+            self._turned_away = 0
+
+    async def _serve(self, conn: socket.socket, peer: Peer, privileged: bool) -> None:
+        try:
+            try:
+                reader, writer = await asyncio.open_unix_connection(sock=conn)
+            except BaseException:
+                conn.close()
+                raise
+            await self._on_connect(reader, writer, peer)
+        except OSError:
+            pass  # the client left before its stream was set up
+        finally:
+            if not privileged:
+                self._unprivileged -= 1
 
     def close(self) -> None:
         # Unlink first, so new clients see "not running" rather than a
@@ -609,7 +722,15 @@ class _ControlServer(asyncio.AbstractServer):
             st = self._path.lstat()
             if (st.st_dev, st.st_ino) == self._inode:
                 self._path.unlink()
-        self._inner.close()
+        if self._sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+            self._closed.set()
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._broker is not None:
             self._broker.close()  # open streams end: their clients see EOF
         if self._lock_fd is not None:
@@ -617,19 +738,25 @@ class _ControlServer(asyncio.AbstractServer):
             self._lock_fd = None
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._inner.get_loop()
+        return self._loop
 
     def is_serving(self) -> bool:
-        return self._inner.is_serving()
+        return self._sock is not None
 
     async def start_serving(self) -> None:
-        await self._inner.start_serving()
+        pass  # serving from construction on
 
     async def serve_forever(self) -> None:
-        await self._inner.serve_forever()
+        await self._closed.wait()
 
     async def wait_closed(self) -> None:
-        await self._inner.wait_closed()
+        """Connections still open get WRITE_TIMEOUT to finish (streams flush
+        what they hold), then they are dropped: the daemon is going away."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=WRITE_TIMEOUT)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     @property
     def path(self) -> Path:
@@ -684,14 +811,18 @@ async def serve(
     log: Callable[[str], None],
     authorise: Callable[[Request, Peer], bool] = authorised,
     broker: Broker | None = None,
+    privileged: Callable[[Peer], bool] = is_root,
+    max_unprivileged: int = MAX_UNPRIVILEGED,
 ) -> asyncio.AbstractServer:
     """Listen for control requests on the Unix socket ``path``.
 
     The directory is created if missing; the socket gets mode 0666.  A stale
     socket file (nothing listening) is replaced.  Each request is decoded,
     authorised, passed to ``handle`` and its reply sent back; the handler
-    never sees a malformed or unauthorised request.  ``authorise`` exists so
-    that tests can stand in for root.
+    never sees a malformed or unauthorised request.  ``authorise`` and
+    ``privileged`` exist so that tests can stand in for root and for a user;
+    ``max_unprivileged`` bounds the connections of peers ``privileged``
+    refuses (see MAX_UNPRIVILEGED).
 
     Log lines (passed to ``log``, one per event, in.mpathd wording adapted):
 
@@ -701,7 +832,11 @@ async def serve(
     * ``loopback_cmd: bad command format (%s)``: anything else malformed,
       including a request over MAX_REQUEST bytes (answered IPMP_EPROTO);
     * ``failed processing %s: %s``: the handler raised, or the reply could
-      not be delivered (in.mpathd logs this when ``send_result`` fails).
+      not be delivered (in.mpathd logs this when ``send_result`` fails);
+    * ``Too many unprivileged clients (%d connected): %d turned away``: at
+      most once a minute while non-root clients are being turned away;
+    * ``cannot accept connections: %s``: out of descriptors (accepting
+      pauses for ACCEPT_RETRY_DELAY).
 
     A client that connects and sends nothing (the ``ifconfig`` liveness
     check) or is too slow is dropped silently, as in.mpathd does.
@@ -736,16 +871,15 @@ async def serve(
             _unlink_stale(path)
         sock, inode = _bind(path)
         try:
-            inner = await asyncio.start_unix_server(
-                _connection_handler(handle, log, authorise, broker), sock=sock, backlog=BACKLOG
-            )
+            on_connect = _connection_handler(handle, log, authorise, broker)
+            return _ControlServer(sock, path, inode, lock_fd, on_connect, log, broker=broker,
+                                  privileged=privileged, max_unprivileged=max_unprivileged)
         except BaseException:
             sock.close()
             raise
     except BaseException:
         os.close(lock_fd)
         raise
-    return _ControlServer(inner, path, inode, lock_fd, broker)
 
 
 # The helpers below touch only the local file system (a few system calls,
@@ -797,11 +931,11 @@ def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
 def _connection_handler(
     handle: Handler, log: Callable[[str], None], authorise: Callable[[Request, Peer], bool],
     broker: Broker | None = None,
-) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+) -> Connection:
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
         sub: Subscription | None = None
         try:
-            reply = await _exchange(reader, writer, handle, log, authorise, broker)
+            reply = await _exchange(reader, peer, handle, log, authorise, broker)
             if reply is not None:
                 request, answer, sub = reply
                 try:
@@ -871,7 +1005,7 @@ async def _stream(sub: Subscription, reader: asyncio.StreamReader, writer: async
 
 async def _exchange(
     reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    peer: Peer,
     handle: Handler,
     log: Callable[[str], None],
     authorise: Callable[[Request, Peer], bool],
@@ -882,7 +1016,6 @@ async def _exchange(
     Returns the reply to send and, for an accepted ``subscribe``, the
     subscription to stream afterwards; None to hang up silently.
     """
-    peer = _peer_of(writer.get_extra_info("socket"))
     try:
         async with asyncio.timeout(READ_TIMEOUT):
             line = await _read_request(reader)
@@ -945,18 +1078,40 @@ def call(root: Path, request: Request, *, timeout: float = 5.0) -> Reply:
     return _reply_line(buf)[0]
 
 
+def _connect(sock: socket.socket, path: Path) -> None:
+    """Connect within the socket's timeout, also past a momentarily full backlog.
+
+    A Unix socket does not wait for room in the listener's backlog: a
+    non-blocking (timed) connect fails with EAGAIN at once.  That is a busy
+    daemon, not a missing one, so the connect is retried until the timeout.
+
+    Raises:
+        NotRunning: nothing listens, no permission, or still EAGAIN at the
+            timeout (errno ETIMEDOUT then).
+    """
+    timeout = sock.gettimeout()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except TimeoutError:
+            raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+        except BlockingIOError:
+            if deadline is not None and time.monotonic() + CONNECT_RETRY > deadline:
+                raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
+            time.sleep(CONNECT_RETRY)
+        except OSError as err:
+            raise NotRunning(err.errno, err.strerror) from None
+
+
 def _client_exchange(sock: socket.socket, path: Path, request: Request) -> bytearray:
     """Connect, send one request line, read until the reply's line is complete.
 
     What follows the reply line (the first events of a stream) stays in the
     returned buffer.  Raises NotRunning, SendFailed or ReadFailed.
     """
-    try:
-        sock.connect(str(path))
-    except TimeoutError:
-        raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
-    except OSError as err:
-        raise NotRunning(err.errno, err.strerror) from None
+    _connect(sock, path)
     try:
         sock.sendall(encode_request(request))
     except TimeoutError:

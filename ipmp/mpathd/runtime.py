@@ -386,11 +386,12 @@ class Runtime:
     def _on_probe(self, ifname: str, family: Family, probe: _Probe) -> None:
         now = _now()
         stamp = _stamp_ms()
+        wall_ns = time.time_ns()
         try:
             packets = probe.sock.receive()
         except OSError:
             return
-        for data, source in packets:
+        for data, source, arrived_ns in packets:
             reply = icmp.decode_echo_reply(family, data, source, ident=probe.ident)
             if reply is None:
                 continue
@@ -404,6 +405,13 @@ class Runtime:
             except ValueError:
                 continue
             rtt = (stamp - reply.timestamp_ms) & 0xFFFFFFFF
+            if arrived_ns:
+                # The time the reply waited in the socket for the loop is not
+                # part of its round trip.  The kernel stamps CLOCK_REALTIME: a
+                # step of that clock makes the wait negative or too long, so it
+                # is bounded by [0, rtt].
+                waited = (wall_ns - arrived_ns) // 1_000_000
+                rtt -= min(max(waited, 0), rtt)
             self.queue.put_nowait(ProbeReplied(now, ifname, family, reply.seq, reply.source, rtt, kind))
 
     def _announce(self, ifname: str, addresses: tuple[IPAddress, ...]) -> None:

@@ -59,7 +59,7 @@ for nic, target, seq, stamp, ptype in plan["sends"]:
 got = {nic: [] for nic in socks}
 def drain(nic):
     s = socks[nic]
-    for data, source in s.receive():
+    for data, source, _ in s.receive():
         r = decode_echo_reply(s.family, data, source, ident=idents[nic],
                               require_linklocal=plan.get("require_linklocal", True))
         if r is None:

@@ -9,6 +9,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -485,3 +486,90 @@ def test_client_reports_bad_daemons(tmp_path: Path) -> None:
 
     asyncio.run(body(b""))
     asyncio.run(body(b'{"v":1}\n'))
+
+
+def test_unprivileged_connections_are_bounded_and_root_always_gets_in(tmp_path: Path) -> None:
+    # Everyone here is root: ``privileged`` stands in for a user until root is wanted.
+    daemon = Daemon()
+    as_root = False
+
+    async def body() -> None:
+        server = await serve(socket_path(tmp_path), daemon.handle, log=daemon.log.append,
+                             privileged=lambda peer: as_root, max_unprivileged=2)
+        held = [await asyncio.open_unix_connection(str(socket_path(tmp_path))) for _ in range(2)]
+        try:
+            # Both held connections are being served (waiting for their request):
+            # the third unprivileged client is answered EAGAIN at once.
+            start = time.monotonic()
+            busy = [await ask(tmp_path, Request("ping")) for _ in range(3)]
+            assert time.monotonic() - start < 1.0  # not after READ_TIMEOUT
+            assert busy == [Reply(MPATHD_SYS_ERROR, errno.EAGAIN)] * 3
+            assert daemon.seen == []
+            # One log line for the whole flood, not one per client.
+            assert daemon.log == ["Too many unprivileged clients (2 connected): 1 turned away"]
+            nonlocal as_root
+            as_root = True
+            assert (await ask(tmp_path, Request("ping"))).ok
+            as_root = False
+            # A held client leaves: the next unprivileged one is served.
+            _, writer = held.pop()
+            writer.close()
+            await writer.wait_closed()
+            for _ in range(50):
+                reply = await ask(tmp_path, Request("ping"))
+                if reply.ok:
+                    break
+                await asyncio.sleep(0.02)
+            assert reply.ok
+        finally:
+            for _, writer in held:
+                writer.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(body())
+    assert [r for r, _ in daemon.seen] == [Request("ping"), Request("ping")]
+
+
+def test_a_full_backlog_is_waited_for_not_reported_as_no_daemon(tmp_path: Path) -> None:
+    path = socket_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(0)
+        queued = []
+        try:
+            while True:  # fill the backlog: nobody accepts
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                queued.append(s)
+                s.setblocking(False)
+                s.connect(str(path))
+        except BlockingIOError:
+            queued.pop().close()  # the one that did not get in
+        try:
+            # Still full at the timeout: ETIMEDOUT, after the timeout, not at once.
+            start = time.monotonic()
+            with pytest.raises(NotRunning) as err:
+                call(tmp_path, Request("ping"), timeout=0.3)
+            assert err.value.errno == errno.ETIMEDOUT
+            assert time.monotonic() - start >= 0.25
+            # Room appears while the client waits: it gets in and is answered.
+
+            def serve_one() -> None:
+                time.sleep(0.1)
+                for _ in queued:
+                    listener.accept()[0].close()
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(encode_reply(Reply()))
+
+            server = threading.Thread(target=serve_one)
+            server.start()
+            try:
+                assert call(tmp_path, Request("ping"), timeout=5.0).ok
+            finally:
+                server.join(5)
+        finally:
+            for s in queued:
+                s.close()

@@ -264,3 +264,13 @@ def test_lock_without_a_writable_root(tmp_path: Path) -> None:
             pass
     with store.locked(exclusive=False):  # a reader goes on without the lock
         pass
+
+
+def test_a_save_cut_short_leaves_nothing_behind_after_the_next(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.dir.mkdir(parents=True)
+    (store.dir / ".state.tmp").write_text('{"version": ')  # a writer killed mid-save
+    with store.locked():
+        store.save(Stored())
+    assert sorted(p.name for p in store.dir.iterdir()) == ["lock", "state.json"]
+    assert store.load() == Stored()
