@@ -621,7 +621,12 @@ def _evaluate_all(config: Config, command: Command, env: Environment) -> Outcome
 
 
 def reset_interface(itf: Interface) -> Interface:
-    """The interface as boot finds it: kernel facts only, nothing configured (for ipmp-boot)."""
+    """The interface as boot finds it: kernel facts only, nothing configured (for ipmp-boot).
+
+    Addresses whose home is another NIC (failed over to this one by
+    in.mpathd, or rescued here at boot, §6.5) stay: they are not this NIC's
+    to configure, and dropping them would take them off the network.
+    """
     return replace(
         itf,
         plumbed=frozenset(),
@@ -632,6 +637,6 @@ def reset_interface(itf: Interface) -> Interface:
         failed=False,
         offline=False,
         held_inactive=False,
-        logicals=(),
+        logicals=tuple(lg for lg in itf.logicals if lg.home not in ("", itf.name)),
     )
 

@@ -4,25 +4,32 @@ Each entry point reads the kernel and the state store under the store lock,
 evaluates Solaris commands over the merged view, plans, applies (or only
 plans, for ``--dry-run`` and ``--check``), and saves the store.  The command
 line shells print what comes back and choose the exit status.
+
+``ipmp.apply`` (and the planner behind it) and ``ipmp.ops`` are imported by
+the functions that change or plan something, not here: ``ifconfig -a`` and
+the other status reads come through this module and need none of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ipmp import hostfiles
-from ipmp.apply import KernelIO, apply, make_plan, sysctl_keys
 from ipmp.commands import Action, Command
 from ipmp.errors import ApplyError, ConfigError, IpmpError, ParseError, Position
 from ipmp.evaluate import Outcome, evaluate, reset_interface
 from ipmp.ifmap import MapEntry, canonical_name
-from ipmp.model import Config, Environment, Family, Interface, KernelState
-from ipmp.ops import Op, Plan, SetSysctl
-from ipmp.ops import command as op_command
+from ipmp.model import Config, Environment, Family, Interface, KernelState, Logical
+from ipmp.rescue import Rescue, rescue
 from ipmp.state import Store, Stored
 from ipmp.view import Scope, merge
+
+if TYPE_CHECKING:
+    from ipmp.apply import KernelIO
+    from ipmp.ops import Op, Plan
 
 
 def describe_state_changes(before: Config, after: Config, names: Sequence[str]) -> list[str]:
@@ -75,6 +82,8 @@ class Host:
 
 async def read_host(kernel_io: KernelIO, root: Path) -> Host:
     """Read the kernel and the store and merge them (caller holds the lock)."""
+    from ipmp.apply import sysctl_keys
+
     first = await kernel_io.read()
     kernel = await kernel_io.read(sysctl_keys([lk.name for lk in first.links]))
     stored = Store(root).load()
@@ -82,10 +91,15 @@ async def read_host(kernel_io: KernelIO, root: Path) -> Host:
 
 
 def read_host_sync(root: Path, ifmap: Sequence[MapEntry] = ()) -> Host:
-    """``read_host`` without an event loop or pyroute2, for commands that change nothing."""
+    """``read_host`` without an event loop or pyroute2, for commands that change nothing.
+
+    The kernel state carries no sysctls: only planning reads them, and a
+    command that turns out to change something (``show_command`` returns
+    None) must be run on a ``read_host`` view anyway.
+    """
     from ipmp.netlink import read_state
 
-    kernel, _names = read_state(sysctl_keys, ifmap)
+    kernel, _names = read_state((), ifmap)
     stored = Store(root).load()
     return Host(root, kernel, stored, merge(kernel, stored.interfaces))
 
@@ -104,6 +118,8 @@ async def run_command(kernel_io: KernelIO, host: Host, command: Command, *, dry_
     The interface may be named by any name the kernel knows for it (its
     Linux name or an altname); the command then acts on the view's name.
     """
+    from ipmp.apply import apply, make_plan
+
     if command.ifname is not None:
         command = replace(command, ifname=canonical_name(host.kernel, command.ifname))
     env = hostfiles.read_environment(host.root)
@@ -201,6 +217,8 @@ class BootResult:
     failures: list[BootFailure] = field(default_factory=list)
     plans: dict[str, Plan] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Addresses of NICs missing at boot, moved to another member (§6.5).
+    rescues: list[Rescue] = field(default_factory=list)
 
     @property
     def in_sync(self) -> bool:
@@ -255,10 +273,36 @@ def boot_config(
     itf = current.get(ifname)
     if itf is None:
         raise ConfigError(f"plumb: {ifname}: no such interface")
-    config = current.with_interface(reset_interface(itf))
+    evaluated = _evaluate_files(current.with_interface(reset_interface(itf)), ifname, files, env)
+    return _leave_held_elsewhere(evaluated, ifname)
+
+
+def _evaluate_files(
+    config: Config, ifname: str, files: Sequence[tuple[Family, Path]], env: Environment
+) -> Config:
     for command in _boot_commands(ifname, files):
         config = evaluate(config, command, env).config
     return config
+
+
+def _leave_held_elsewhere(config: Config, ifname: str) -> Config:
+    """Data addresses of ``ifname`` that another NIC holds for it stay there.
+
+    They were failed over, or rescued at boot (§6.5), and carry ``ifname`` as
+    their home: in.mpathd gives them back once ``ifname`` runs in the group
+    (§2.7 invariant 3).  Adding them here too would put one address on two
+    NICs.  Unit 0 keeps the placeholder a failover leaves (0.0.0.0, §1).
+    """
+    itf = config.get(ifname)
+    assert itf is not None
+    held = {(lg.family, lg.address.ip) for other in config.interfaces if other.name != ifname
+            for lg in other.logicals if lg.home == ifname and lg.address is not None}
+    for lg in itf.logicals:
+        if (lg.address is not None and lg.is_data and lg.home in ("", ifname)
+                and (lg.family, lg.address.ip) in held):
+            itf = (itf.with_logical(Logical(lg.family, 0, None, deprecated=lg.deprecated, nofailover=True))
+                   if lg.unit == 0 else itf.without_logical(lg.family, lg.unit))
+    return config.with_interface(itf)
 
 
 async def boot(
@@ -270,6 +314,8 @@ async def boot(
     any name the kernel knows for it.  A file may name its NIC by the Linux
     name or an altname too: it configures the interface of the view's name.
     """
+    from ipmp.apply import apply, make_plan
+
     result = BootResult()
     env = hostfiles.read_environment(root)
     store = Store(root)
@@ -280,6 +326,24 @@ async def boot(
             only = canonical_name(host.kernel, only).partition(":")[0]
             by_if = {only: by_if[only]} if only in by_if else {}
         stored = replace(host.stored, defaultrouters=env.defaultrouters)
+
+        async def configure(desired: Config, ifname: str, scope: Scope) -> Plan:
+            """Plan or apply ``desired`` for ``scope``; keeps ``host`` and the store current."""
+            nonlocal host, stored
+            if dry_run:
+                plan = make_plan(host.kernel, desired, scope, env.defaultrouters)
+                # Later interfaces see the host-wide sysctls as already set.
+                host = replace(host, kernel=_with_sysctls(host.kernel, plan), config=desired)
+                return plan
+            applied = await apply(kernel_io, desired, scope, env.defaultrouters, before=host.kernel)
+            itf = desired.get(ifname)
+            assert itf is not None
+            stored = stored.with_interfaces((itf,))
+            store.save(stored)
+            host = Host(root, applied.after, stored, merge(applied.after, stored.interfaces))
+            return applied.plan
+
+        missing: list[tuple[str, list[tuple[Family, Path]]]] = []
         for ifname, files in sorted(by_if.items(), key=lambda kv: _if_order(host.config, kv[0])):
             families = sorted({f for f, _ in files})
             try:
@@ -290,23 +354,14 @@ async def boot(
                 kind = "plumb" if host.config.get(ifname) is None else "configure"
                 for fam in families:
                     result.failures.append(BootFailure(ifname, fam, _located(err, files), kind))
+                if kind == "plumb":
+                    missing.append((ifname, files))
                 continue
             scope = Scope(frozenset((ifname, fam) for fam in (Family.INET, Family.INET6)
                                     if fam in families or _was_plumbed(host, ifname, fam)))
             result.notes += describe_state_changes(host.config, desired, [ifname])
             try:
-                if dry_run:
-                    plan = make_plan(host.kernel, desired, scope, env.defaultrouters)
-                    # Later interfaces see the host-wide sysctls as already set.
-                    host.kernel = _with_sysctls(host.kernel, plan)
-                else:
-                    applied = await apply(kernel_io, desired, scope, env.defaultrouters, before=host.kernel)
-                    plan = applied.plan
-                    itf = desired.get(ifname)
-                    assert itf is not None
-                    stored = stored.with_interfaces((itf,))
-                    store.save(stored)
-                    host = Host(root, applied.after, stored, merge(applied.after, stored.interfaces))
+                plan = await configure(desired, ifname, scope)
             except (ApplyError, IpmpError) as err:
                 for fam in families:
                     result.failures.append(BootFailure(ifname, fam, str(err), "configure"))
@@ -314,11 +369,47 @@ async def boot(
             result.plans[ifname] = plan
             for fam in families:
                 result.configured.setdefault(fam, []).append(ifname)
+        for ifname, files in missing:
+            await _rescue(ifname, files, env, host.config, result, configure)
         if not dry_run:
             store.save(stored)
             # One wait for every link brought up, not one per interface.
             await settle_dad(kernel_io, host.kernel, result.configured.get(Family.INET6, []))
     return result
+
+
+async def _rescue(
+    ifname: str, files: Sequence[tuple[Family, Path]], env: Environment, config: Config, result: BootResult,
+    configure: Callable[[Config, str, Scope], Awaitable[Plan]],
+) -> None:
+    """§6.5: the data addresses of the missing NIC ``ifname`` onto another member of its group.
+
+    What its files would have configured is found by evaluating them on a
+    stand-in for the NIC (no kernel link behind it).  A failure here is
+    reported with the rescue ("couldn't move"); the files' own errors were
+    already reported as the plumb failure.
+    """
+    try:
+        # All its addresses, also those a first boot rescued already.
+        evaluated = _evaluate_files(config.with_interface(Interface(ifname)), ifname, files, env).get(ifname)
+    except (ParseError, ConfigError):
+        return
+    assert evaluated is not None
+    for family in sorted({f for f, _ in files}):
+        found = rescue(config, evaluated, family)
+        if found is None:
+            continue
+        done, desired = found
+        if done.alternate is not None:
+            try:
+                plan = await configure(desired, done.alternate, Scope(frozenset({(done.alternate, family)})))
+            except (ApplyError, IpmpError) as err:
+                result.failures.append(BootFailure(ifname, family, f"moving addresses: {err}", "configure"))
+                done = replace(done, alternate=None)
+            else:
+                result.plans[f"{done.alternate} (addresses of {ifname})"] = plan
+                config = desired
+        result.rescues.append(done)
 
 
 def plan_lines(result: BootResult, to_kernel: Callable[[Op], Op] | None = None) -> list[str]:
@@ -327,6 +418,8 @@ def plan_lines(result: BootResult, to_kernel: Callable[[Op], Op] | None = None) 
     ``to_kernel`` turns an op into the names the kernel knows
     (``NameMap.op``), so the printed commands run as they are.
     """
+    from ipmp.ops import command as op_command
+
     lines: list[str] = []
     for ifname, plan in result.plans.items():
         if plan:
@@ -336,6 +429,8 @@ def plan_lines(result: BootResult, to_kernel: Callable[[Op], Op] | None = None) 
 
 
 def _with_sysctls(kernel: KernelState, plan: Plan) -> KernelState:
+    from ipmp.ops import SetSysctl
+
     values = dict(kernel.sysctls)
     values.update((op.key, op.value) for op in plan if isinstance(op, SetSysctl))
     return replace(kernel, sysctls=tuple(values.items()))

@@ -214,6 +214,11 @@ def cli(root: str | None, dry_run: bool, check: bool, take_over: bool) -> None:
         # stdout ("Created new logical interface ...", §6.2 step 4).
         for fam, names in sorted(result.configured.items()):
             click.echo(f"configuring {_family_word(fam)} interfaces: {' '.join(names)}.")
+        # §6.5, after the interfaces as in network/physical (--dry-run shows the plan instead).
+        from ipmp.rescue import console_line
+
+        for fam in sorted({r.family for r in result.rescues}):
+            click.echo(console_line(fam, [r for r in result.rescues if r.family == fam]))
     for failure in result.failures:
         click.echo(failure.message, err=True)
     by_kind: dict[tuple[str, int], list[str]] = {}

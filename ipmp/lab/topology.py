@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from itertools import count as _counter
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ipmp.lab.pinger import PingReport, parse_output
 
@@ -471,44 +471,19 @@ class Topology:
         self.ip("switch", "link", "set", "dev", self.router_port, "up")
 
     # ------------------------------------------------------------ pinging
-    def _pinger_argv(
-        self,
-        addrs: Sequence[AddressLike],
-        count: int,
-        interval: float,
-        timeout: float,
-        source: Sequence[AddressLike],
-        device: str | None,
-        ready: bool,
-    ) -> list[str]:
-        argv = [sys.executable, "-m", "ipmp.lab.pinger", "--count", str(count)]
-        argv += ["--interval", repr(float(interval)), "--timeout", repr(float(timeout))]
-        for src in source:
-            argv += ["--source", _bare(src)]
-        if device is not None:
-            argv += ["--device", device]
-        if ready:
-            argv.append("--ready")
-        return [*argv, "--", *(_bare(a) for a in addrs)]
-
     def ping(
-        self,
-        ns: str,
-        addrs: Sequence[AddressLike],
-        *,
-        count: int = 5,
-        interval: float = 0.01,
-        timeout: float = 1.0,
-        source: Sequence[AddressLike] = (),
-        device: str | None = None,
+        self, ns: str, addrs: Sequence[AddressLike], *, count: int = 5, **options: Unpack[_PingOptions]
     ) -> PingReport:
-        """Ping ``addrs`` from ``ns`` with :mod:`ipmp.lab.pinger`; blocks until done."""
+        """Ping ``addrs`` from ``ns`` with :mod:`ipmp.lab.pinger`; blocks until done.
+
+        ``options``: ``interval``, ``timeout``, ``source``, ``device`` (see :class:`_PingOptions`).
+        """
         if count < 1:
             raise ValueError("ping() needs count >= 1; use start_ping() for open-ended runs")
-        argv = self._pinger_argv(addrs, count, interval, timeout, source, device, ready=False)
+        run = _PingerRun(addrs, count, **options)
         # Generous: interpreter start-up plus the run plus the reply timeout.
-        limit = 10.0 + count * interval + timeout
-        proc = self.run(ns, argv, check=False, timeout=limit, env=_pinger_env())
+        limit = 10.0 + count * run.interval + run.timeout
+        proc = self.run(ns, run.argv(ready=False), check=False, timeout=limit, env=_pinger_env())
         if proc.returncode != 0:
             raise CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return parse_output(proc.stdout)
@@ -519,18 +494,15 @@ class Topology:
         addrs: Sequence[AddressLike],
         *,
         count: int = 0,
-        interval: float = 0.01,
-        timeout: float = 1.0,
-        source: Sequence[AddressLike] = (),
-        device: str | None = None,
         ready_timeout: float = 10.0,
+        **options: Unpack[_PingOptions],
     ) -> PingJob:
         """Start pinging in the background; returns once the pinger is sending.
 
         ``count=0`` pings until :meth:`PingJob.stop`.  Use the job as a context
-        manager so that it is stopped on errors too.
+        manager so that it is stopped on errors too.  ``options`` as for :meth:`ping`.
         """
-        argv = self._pinger_argv(addrs, count, interval, timeout, source, device, ready=True)
+        argv = _PingerRun(addrs, count, **options).argv(ready=True)
         proc = self.popen(
             ns,
             argv,
@@ -596,6 +568,43 @@ class Topology:
         tb: TracebackType | None,
     ) -> None:
         self.destroy()
+
+
+class _PingOptions(TypedDict, total=False):
+    """The pinger settings :meth:`Topology.ping` and :meth:`Topology.start_ping` share.
+
+    ``interval``: seconds between rounds (default 0.01); ``timeout``: a reply
+    later than this counts as lost (default 1.0); ``source``: addresses to send
+    from (default: the kernel picks); ``device``: the interface to bind to.
+    """
+
+    interval: float
+    timeout: float
+    source: Sequence[AddressLike]
+    device: str | None
+
+
+@dataclass(frozen=True)
+class _PingerRun:
+    """One run of :mod:`ipmp.lab.pinger`: its settings, defaults filled in, and its command line."""
+
+    addrs: Sequence[AddressLike]
+    count: int
+    interval: float = 0.01
+    timeout: float = 1.0
+    source: Sequence[AddressLike] = ()
+    device: str | None = None
+
+    def argv(self, *, ready: bool) -> list[str]:
+        argv = [sys.executable, "-m", "ipmp.lab.pinger", "--count", str(self.count)]
+        argv += ["--interval", repr(float(self.interval)), "--timeout", repr(float(self.timeout))]
+        for src in self.source:
+            argv += ["--source", _bare(src)]
+        if self.device is not None:
+            argv += ["--device", self.device]
+        if ready:
+            argv.append("--ready")
+        return [*argv, "--", *(_bare(a) for a in self.addrs)]
 
 
 class PingJob:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mpathd_harness import MakeLab, MpathdLab
 
 from ipmp.lab.topology import Topology, build, unique_prefix
 
@@ -95,3 +96,36 @@ def make_topology(netns_support: None) -> Iterator[MakeTopology]:
 def topology(make_topology: MakeTopology) -> Topology:
     """A fresh topology with host NICs nic0 and nic1."""
     return make_topology()
+
+
+@pytest.fixture
+def lab_nics() -> Mapping[str, Sequence[str]]:
+    """Example root -> the host NICs its hostname files name, for ``make_lab``.
+
+    A test module that boots other examples overrides this with its own table.
+    """
+    return {"active-active": ("qfe0", "qfe1")}
+
+
+@pytest.fixture
+def make_lab(make_topology: MakeTopology, lab_nics: Mapping[str, Sequence[str]],
+             tmp_path: Path) -> Iterator[MakeLab]:
+    """``make_lab(example, **MpathdLab kwargs)``: a fresh topology with the example booted.
+
+    The topology's host NICs are ``lab_nics[example]``; in.mpathd is not started.
+    """
+    labs: list[MpathdLab] = []
+
+    def make(example: str = "active-active", **kwargs: Any) -> MpathdLab:
+        topo = make_topology(nics=lab_nics[example])
+        lab = MpathdLab(topo, tmp_path, example, **kwargs)
+        labs.append(lab)
+        lab.boot()
+        return lab
+
+    try:
+        yield make
+    finally:
+        # Before the topology goes: SIGTERM to our daemons, then it kills by PID.
+        for lab in labs:
+            lab.close()

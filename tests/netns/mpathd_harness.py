@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ipmp.lab.pinger import TargetStats
-from ipmp.lab.topology import Topology
+from ipmp.lab.pinger import PingReport, TargetStats
+from ipmp.lab.topology import PingJob, Topology
 from ipmp.mpathd import ipc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,6 +168,16 @@ class Layout:
 # --------------------------------------------------------------------------
 # The daemon process
 # --------------------------------------------------------------------------
+
+
+#: What in.mpathd logs for the NICs of group prod (the exact texts), as patterns for
+#: :meth:`Daemon.wait_line` once formatted with the NIC names.
+FAILURE = "^NIC failure detected on {nic} of group prod$"
+FAILOVER = "^Successfully failed over from NIC {src} to NIC {dst}$"
+REPAIR = "^NIC repair detected on {nic} of group prod$"
+FAILBACK = "^Successfully failed back to NIC {nic}$"
+LINK_DOWN = "^The link has gone down on {nic}$"
+LINK_UP = "^The link has come up on {nic}$"
 
 
 @dataclass(frozen=True)
@@ -318,14 +328,41 @@ class Responder:
 
 
 # --------------------------------------------------------------------------
-# The lab
+# The peer's pings
 # --------------------------------------------------------------------------
+
+#: The peer sends one echo to each data address every 10 ms.
+PING_INTERVAL = 0.01
+#: A reply later than this counts as lost (the pinger's own notion of loss).
+PING_TIMEOUT = 0.5
+
+
+def start_ping(topo: Topology, *addrs: str) -> PingJob:
+    """100 echoes/s from the peer; returns once the peer has resolved every address."""
+    job = topo.start_ping("peer", list(addrs), interval=PING_INTERVAL, timeout=PING_TIMEOUT)
+    try:
+        for addr in addrs:
+            wait_for(lambda a=addr: topo.neighbour_mac("peer", a), 5.0, f"the peer to resolve {addr}")  # type: ignore[misc]
+    except BaseException:
+        job.kill()
+        raise
+    return job
+
+
+def rel(report: PingReport, t: float) -> float:
+    """A monotonic time as seconds into the pinger run."""
+    return t - report.start_monotonic
 
 
 def lost_after(stats: TargetStats, t_rel: float, interval: float) -> int:
     """Echoes scheduled at or after ``t_rel`` s into the pinger run that got no timely reply."""
     first_seq = int(t_rel / interval + 0.999999)
     return sum(max(0, r.last - max(r.first, first_seq) + 1) for r in stats.lost_ranges)
+
+
+# --------------------------------------------------------------------------
+# The lab
+# --------------------------------------------------------------------------
 
 
 class MpathdLab:
@@ -445,6 +482,10 @@ class MpathdLab:
     def in_mpathd(self, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
         """Run another in.mpathd to completion (e.g. one that must refuse to start)."""
         return self.topo.run("host", [*self.env, str(BIN / "in.mpathd"), *args], check=False, timeout=timeout)
+
+
+#: The ``make_lab`` fixture (conftest.py): ``make_lab(example, **MpathdLab kwargs)`` -> a booted lab.
+MakeLab = Callable[..., MpathdLab]
 
 
 def _with_repo_path() -> dict[str, str]:

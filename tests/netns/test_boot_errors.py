@@ -143,14 +143,23 @@ def test_hostname_file_for_a_missing_nic(make_topology: MakeTopology, tmp_path: 
     proc = host.boot()
 
     assert proc.returncode == 1
-    assert proc.stdout == configuring_line(["qfe0"])
+    # §6.5: qfe1's data address is not lost with it: qfe0, the other member of prod, takes it.
+    assert proc.stdout == (configuring_line(["qfe0"])
+                           + "moving addresses from failed IPv4 interfaces: qfe1 (moved to qfe0).\n")
     assert stderr_lines(proc.stderr) == [
         f"{host.root / 'etc' / 'hostname.qfe1'}: plumb: qfe1: no such interface",
         "Failed to plumb IPv4 interface(s): qfe1",
     ]
-    assert_configured(host, "active-active", "qfe0")
-    # Nothing refers to the missing NIC's addresses.
-    assert {r[1] for r in host.rules()} == {"192.0.2.100", "192.0.2.10"}
+    rescued = [a for a in host.addresses4("qfe0") if a["local"] == "192.0.2.101"]
+    assert len(rescued) == 1, host.addresses4("qfe0")
+    own = [a for a in host.addresses4("qfe0") if a["local"] != "192.0.2.101"]
+    addrs = tuple(a for a in spec("active-active") if a.nic == "qfe0")
+    assert own == expected_addresses(addrs, "qfe0")
+    # Its rule leads into qfe0's table; qfe1's test address (-failover) stays behind.
+    assert {r[1:] for r in host.rules()} == {(ip, host.table("qfe0"))
+                                            for ip in ("192.0.2.100", "192.0.2.10", "192.0.2.101")}
+    report = host.topo.ping(host.topo.peer, ["192.0.2.100", "192.0.2.101"], count=2)
+    assert report["192.0.2.100"].received == report["192.0.2.101"].received == 2
     check = host.boot("--check")
     assert check.returncode == 1
     assert "Failed to plumb IPv4 interface(s): qfe1" in check.stderr

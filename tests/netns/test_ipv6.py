@@ -28,18 +28,32 @@ address at a MAC nobody has (its echo replies then go nowhere).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mpathd_harness import Layout, MpathdLab, figures, lost_after, wait_for
+from mpathd_harness import (
+    FAILBACK,
+    FAILOVER,
+    FAILURE,
+    LINK_DOWN,
+    LINK_UP,
+    PING_INTERVAL,
+    REPAIR,
+    Layout,
+    MakeLab,
+    MpathdLab,
+    figures,
+    lost_after,
+    rel,
+    start_ping,
+    wait_for,
+)
 
-from ipmp.lab.pinger import PingReport
-from ipmp.lab.topology import PingJob, Topology
+from ipmp.lab.topology import Topology
 
 MakeTopology = Callable[..., Topology]
-MakeLab = Callable[..., MpathdLab]
 
 NICS = {"ipv6-only": ("e1000g0", "e1000g1"), "dual-stack": ("qfe0", "qfe1")}
 V6D0, V6D1 = "2001:db8::100", "2001:db8::101"
@@ -47,37 +61,15 @@ D0, D1 = "192.0.2.100", "192.0.2.101"
 T0 = "192.0.2.10"
 #: A MAC no station of the lab has: frames sent to it are lost.
 NOWHERE_MAC = "02:00:00:00:99:99"
-PING_INTERVAL = 0.01
-PING_TIMEOUT = 0.5
 #: Echoes sent this long after a "Successfully failed ..." line may not be lost:
 #: the daemon logs it after the apply and the first round of announcements.
 AFTER_MOVE = 0.02
 
-FAILURE = "^NIC failure detected on {nic} of group prod$"
-FAILOVER = "^Successfully failed over from NIC {src} to NIC {dst}$"
-REPAIR = "^NIC repair detected on {nic} of group prod$"
-FAILBACK = "^Successfully failed back to NIC {nic}$"
-LINK_DOWN = "^The link has gone down on {nic}$"
-LINK_UP = "^The link has come up on {nic}$"
-
 
 @pytest.fixture
-def make_lab(make_topology: MakeTopology, tmp_path: Path) -> Iterator[MakeLab]:
-    """``make_lab(example, **MpathdLab kwargs)``: a topology with the example booted."""
-    labs: list[MpathdLab] = []
-
-    def make(example: str = "ipv6-only", **kwargs: Any) -> MpathdLab:
-        topo = make_topology(nics=NICS[example])
-        lab = MpathdLab(topo, tmp_path, example, **kwargs)
-        labs.append(lab)
-        lab.boot()
-        return lab
-
-    try:
-        yield make
-    finally:
-        for lab in labs:
-            lab.close()
+def lab_nics() -> dict[str, tuple[str, str]]:
+    """The host NICs of each example, for ``make_lab`` (conftest.py)."""
+    return NICS
 
 
 # --------------------------------------------------------------------------
@@ -99,23 +91,6 @@ def kernel_holders(topo: Topology, address: str) -> list[str]:
     version = "-6" if ":" in address else "-4"
     return [str(link["ifname"]) for link in topo.ip_json("host", version, "addr", "show")
             for info in link.get("addr_info", ()) if info.get("local") == address]
-
-
-def start_ping(lab: MpathdLab, *addrs: str) -> PingJob:
-    """100 echoes/s from the peer; returns once the peer has resolved every address."""
-    topo = lab.topo
-    job = topo.start_ping("peer", list(addrs), interval=PING_INTERVAL, timeout=PING_TIMEOUT)
-    try:
-        for addr in addrs:
-            wait_for(lambda a=addr: topo.neighbour_mac("peer", a), 5.0, f"the peer to resolve {addr}")  # type: ignore[misc]
-    except BaseException:
-        job.kill()
-        raise
-    return job
-
-
-def rel(report: PingReport, t: float) -> float:
-    return t - report.start_monotonic
 
 
 def neighbour_updated(topo: Topology, address: str, nic: str, since: float) -> float:
@@ -201,7 +176,7 @@ def test_ifconfig_inet6_commands_on_the_kernel(make_topology: MakeTopology, tmp_
 
 
 def test_ipv6_only_boot_probes_from_the_link_locals(make_lab: MakeLab) -> None:
-    lab = make_lab()
+    lab = make_lab("ipv6-only")
     topo = lab.topo
     lab.start()
     lls = {nic: link_local(topo, "host", nic) for nic in topo.nics}
@@ -226,12 +201,12 @@ def test_ipv6_only_boot_probes_from_the_link_locals(make_lab: MakeLab) -> None:
 
 
 def test_ipv6_only_carrier_loss_moves_to_the_standby_and_back(make_lab: MakeLab) -> None:
-    lab = make_lab()
+    lab = make_lab("ipv6-only")
     topo = lab.topo
     d = lab.start()
     lls = {nic: link_local(topo, "host", nic) for nic in topo.nics}
     before = lab.layout(6)
-    with start_ping(lab, V6D0) as job:
+    with start_ping(topo, V6D0) as job:
         assert topo.neighbour_mac("peer", V6D0) == topo.macs["e1000g0"]
         t0 = time.monotonic()
         topo.fail_link("e1000g0")
@@ -275,11 +250,11 @@ def test_ipv6_only_carrier_loss_moves_to_the_standby_and_back(make_lab: MakeLab)
 
 
 def test_ipv6_only_silent_failure_detected_by_link_local_probes(make_lab: MakeLab) -> None:
-    lab = make_lab()
+    lab = make_lab("ipv6-only")
     topo = lab.topo
     d = lab.start()
     before = lab.layout(6)
-    with start_ping(lab, V6D0) as job:
+    with start_ping(topo, V6D0) as job:
         t0 = time.monotonic()
         topo.fail_silent("e1000g0")
         fail = d.wait_line(FAILURE.format(nic="e1000g0"), since=t0, timeout=10)
@@ -313,12 +288,12 @@ def test_ipv6_only_silent_failure_detected_by_link_local_probes(make_lab: MakeLa
 
 
 def test_ipv6_only_if_mpadm_offline_and_undo(make_lab: MakeLab) -> None:
-    lab = make_lab()
+    lab = make_lab("ipv6-only")
     topo = lab.topo
     d = lab.start()
     lls = {nic: link_local(topo, "host", nic) for nic in topo.nics}
     before = lab.layout(6)
-    with start_ping(lab, V6D0) as job:
+    with start_ping(topo, V6D0) as job:
         t0 = time.monotonic()
         off = lab.if_mpadm("-d", "e1000g0")
         t_off = time.monotonic()
@@ -356,7 +331,7 @@ def test_ipv6_only_if_mpadm_offline_and_undo(make_lab: MakeLab) -> None:
 
 def test_lost_ipv6_addresses_are_restored(make_lab: MakeLab) -> None:
     """keep_addr_on_down keeps IPv6 addresses over an admin down; in.mpathd restores what is lost anyway."""
-    lab = make_lab()
+    lab = make_lab("ipv6-only")
     topo = lab.topo
     host = topo.host
 
@@ -412,7 +387,7 @@ def test_dual_stack_carrier_loss_moves_both_families_together(make_lab: MakeLab)
     d = lab.start()
     before4, before6 = lab.layout(4), lab.layout(6)
     assert set(probes(lab, "qfe0")) == {"inet", "inet6"}
-    with start_ping(lab, D0, V6D0, D1, V6D1) as job:
+    with start_ping(topo, D0, V6D0, D1, V6D1) as job:
         t0 = time.monotonic()
         topo.fail_link("qfe0")
         fail = d.wait_line(FAILURE.format(nic="qfe0"), since=t0, timeout=5)

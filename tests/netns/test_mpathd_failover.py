@@ -21,31 +21,37 @@ from __future__ import annotations
 import importlib.util
 import signal
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from mpathd_harness import (
+    FAILBACK,
+    FAILOVER,
+    FAILURE,
+    LINK_DOWN,
+    LINK_UP,
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    REPAIR,
+    Daemon,
     Layout,
+    MakeLab,
     MpathdLab,
     Responder,
     figures,
     lost_after,
+    rel,
+    start_ping,
     wait_for,
 )
 
-from ipmp.lab.pinger import PingReport
-from ipmp.lab.topology import PingJob, Topology
+from ipmp.lab.topology import Topology
 from ipmp.mpathd import ipc
 
 MakeTopology = Callable[..., Topology]
-MakeLab = Callable[..., MpathdLab]
 
 D0, D1 = "192.0.2.100", "192.0.2.101"
 T0, T1 = "192.0.2.10", "192.0.2.11"
-PING_INTERVAL = 0.01
-#: A reply later than this counts as lost (the pinger's own notion of loss).
-PING_TIMEOUT = 0.5
 #: Echoes sent this long after a "Successfully failed ..." line may not be lost:
 #: the daemon logs it after the apply and the gratuitous ARPs are done.
 AFTER_MOVE = 0.02
@@ -56,12 +62,6 @@ NICS = {
     "link-only": ("bge0", "bge1"),
 }
 
-FAILURE = "^NIC failure detected on {nic} of group prod$"
-FAILOVER = "^Successfully failed over from NIC {src} to NIC {dst}$"
-REPAIR = "^NIC repair detected on {nic} of group prod$"
-FAILBACK = "^Successfully failed back to NIC {nic}$"
-LINK_DOWN = "^The link has gone down on {nic}$"
-LINK_UP = "^The link has come up on {nic}$"
 GROUP_FAILED = "^All Interfaces in group prod have failed$"
 GROUP_REPAIRED = r"^At least 1 interface \((qfe0|qfe1)\) of group prod has repaired$"
 OFFLINE_REFUSED = ("Offline failed as there is no other functional interface available in the "
@@ -69,41 +69,9 @@ OFFLINE_REFUSED = ("Offline failed as there is no other functional interface ava
 
 
 @pytest.fixture
-def make_lab(make_topology: MakeTopology, tmp_path: Path) -> Iterator[MakeLab]:
-    """``make_lab(example, **MpathdLab kwargs)``: a topology with the example booted."""
-    labs: list[MpathdLab] = []
-
-    def make(example: str = "active-active", **kwargs: object) -> MpathdLab:
-        topo = make_topology(nics=NICS[example])
-        lab = MpathdLab(topo, tmp_path, example, **kwargs)  # type: ignore[arg-type]
-        labs.append(lab)
-        lab.boot()
-        return lab
-
-    try:
-        yield make
-    finally:
-        # Before the topology goes: SIGTERM to our daemons, then it kills by PID.
-        for lab in labs:
-            lab.close()
-
-
-def start_ping(lab: MpathdLab, *addrs: str) -> PingJob:
-    """100 echoes/s from the peer; returns once the peer has resolved every address."""
-    topo = lab.topo
-    job = topo.start_ping("peer", list(addrs), interval=PING_INTERVAL, timeout=PING_TIMEOUT)
-    try:
-        for addr in addrs:
-            wait_for(lambda a=addr: topo.neighbour_mac("peer", a), 5.0, f"the peer to resolve {addr}")  # type: ignore[misc]
-    except BaseException:
-        job.kill()
-        raise
-    return job
-
-
-def rel(report: PingReport, t: float) -> float:
-    """A monotonic time as seconds into the pinger run."""
-    return t - report.start_monotonic
+def lab_nics() -> dict[str, tuple[str, str]]:
+    """The host NICs of each example, for ``make_lab`` (conftest.py)."""
+    return NICS
 
 
 def kernel_holders(topo: Topology, address: str) -> list[str]:
@@ -125,6 +93,22 @@ def assert_home(lay: Layout) -> None:
     assert lay.placement() == {D0: "qfe0", T0: "qfe0:1", D1: "qfe1", T1: "qfe1:1"}, lay.text
 
 
+def start_at_home(lab: MpathdLab) -> tuple[Daemon, Layout]:
+    """Start in.mpathd on a booted active-active lab; returns it and the boot layout, checked."""
+    d = lab.start()
+    before = lab.layout()
+    assert_home(before)
+    return d, before
+
+
+def fail_qfe0_link(lab: MpathdLab, d: Daemon) -> Layout:
+    """Take qfe0's carrier away; wait for the failover to qfe1 and for D0 to be up there."""
+    t0 = time.monotonic()
+    lab.topo.fail_link("qfe0")
+    d.wait_line(FAILOVER.format(src="qfe0", dst="qfe1"), since=t0, timeout=5)
+    return wait_moved(lab, D0, "qfe1")
+
+
 # --------------------------------------------------------------------------
 # Failure kinds
 # --------------------------------------------------------------------------
@@ -133,10 +117,8 @@ def assert_home(lay: Layout) -> None:
 def test_carrier_loss_fails_over_at_once(make_lab: MakeLab) -> None:
     lab = make_lab()
     topo = lab.topo
-    d = lab.start()
-    before = lab.layout()
-    assert_home(before)
-    with start_ping(lab, D0, D1) as job:
+    d, _ = start_at_home(lab)
+    with start_ping(topo, D0, D1) as job:
         assert topo.neighbour_mac("peer", D0) == topo.macs["qfe0"]
         t0 = time.monotonic()
         topo.fail_link("qfe0")
@@ -174,10 +156,8 @@ def test_carrier_loss_fails_over_at_once(make_lab: MakeLab) -> None:
 def test_silent_failure_detected_then_failed_back(make_lab: MakeLab) -> None:
     lab = make_lab()
     topo = lab.topo
-    d = lab.start()
-    before = lab.layout()
-    assert_home(before)
-    with start_ping(lab, D0, D1) as job:
+    d, before = start_at_home(lab)
+    with start_ping(topo, D0, D1) as job:
         t0 = time.monotonic()
         topo.fail_silent("qfe0")
         fail = d.wait_line(FAILURE.format(nic="qfe0"), since=t0, timeout=10)
@@ -220,10 +200,7 @@ def test_failback_no_keeps_the_address_moved(make_lab: MakeLab) -> None:
     lab = make_lab(failback=False)
     topo = lab.topo
     d = lab.start()
-    t0 = time.monotonic()
-    topo.fail_link("qfe0")
-    d.wait_line(FAILOVER.format(src="qfe0", dst="qfe1"), since=t0, timeout=5)
-    wait_moved(lab, D0, "qfe1")
+    fail_qfe0_link(lab, d)
 
     t1 = time.monotonic()
     topo.repair_link("qfe0")
@@ -253,7 +230,7 @@ def test_active_standby_moves_to_the_standby_and_back(make_lab: MakeLab) -> None
     before = lab.layout()
     assert before.placement() == {D0: "qfe0", T0: "qfe0:1", T1: "qfe1"}, before.text
     assert {"STANDBY", "INACTIVE"} <= before.nic_flags("qfe1"), before.text
-    with start_ping(lab, D0) as job:
+    with start_ping(topo, D0) as job:
         t0 = time.monotonic()
         topo.fail_silent("qfe0")
         fail = d.wait_line(FAILURE.format(nic="qfe0"), since=t0, timeout=10)
@@ -284,7 +261,7 @@ def test_link_only_group_fails_over_on_carrier_and_back(make_lab: MakeLab) -> No
     before = lab.layout()
     assert before.placement() == {D0: "bge0", D1: "bge1"}, before.text
     assert not d.matching("No test address configured"), "no complaint before TESTADDR_CONF_TIME"
-    with start_ping(lab, D0, D1) as job:
+    with start_ping(topo, D0, D1) as job:
         t0 = time.monotonic()
         topo.fail_link("bge0")
         d.wait_line(LINK_DOWN.format(nic="bge0"), since=t0, timeout=5)
@@ -312,9 +289,7 @@ def test_link_only_group_fails_over_on_carrier_and_back(make_lab: MakeLab) -> No
 def test_router_down_is_a_group_failure_and_nothing_moves(make_lab: MakeLab) -> None:
     lab = make_lab()
     topo = lab.topo
-    d = lab.start()
-    before = lab.layout()
-    assert_home(before)
+    d, before = start_at_home(lab)
     t0 = time.monotonic()
     topo.router_down()
     failed = d.wait_line(GROUP_FAILED, since=t0, timeout=10)
@@ -346,10 +321,8 @@ def test_router_down_is_a_group_failure_and_nothing_moves(make_lab: MakeLab) -> 
 @pytest.mark.skipif(importlib.util.find_spec("ipmp.cli.if_mpadm") is None, reason="if_mpadm not written yet")
 def test_if_mpadm_offline_refuse_and_undo(make_lab: MakeLab) -> None:
     lab = make_lab()
-    d = lab.start()
-    before = lab.layout()
-    assert_home(before)
-    with start_ping(lab, D0, D1) as job:
+    d, before = start_at_home(lab)
+    with start_ping(lab.topo, D0, D1) as job:
         t0 = time.monotonic()
         off = lab.if_mpadm("-d", "qfe0")
         t_off = time.monotonic()
@@ -425,6 +398,16 @@ def restart_and_check(lab: MpathdLab, test: str, timeout: float = 3.0) -> None:
     assert d2.alive()
 
 
+def half_apply_a_failover(lab: MpathdLab) -> None:
+    """A failover half applied: in.mpathd started and cleanly stopped, then D0 moved to qfe1:2
+    in the kernel only (with ip), its state store left as it was."""
+    d = lab.start(settle=False)
+    assert d.stop() == 0
+    lab.topo.ip("host", "addr", "del", f"{D0}/24", "dev", "qfe0")
+    lab.topo.ip("host", "addr", "add", f"{D0}/24", "broadcast", "192.0.2.255", "dev", "qfe1",
+                "label", "qfe1:2", "noprefixroute")
+
+
 @pytest.mark.parametrize(
     "kill_at",
     [
@@ -456,14 +439,9 @@ def test_restart_after_a_half_applied_failover_converges(make_lab: MakeLab) -> N
     run in three; this builds the same state by hand, with ip, after a clean stop.)
     """
     lab = make_lab()
-    topo = lab.topo
-    d = lab.start(settle=False)
-    assert d.stop() == 0
-    topo.ip("host", "addr", "del", f"{D0}/24", "dev", "qfe0")
-    topo.ip("host", "addr", "add", f"{D0}/24", "broadcast", "192.0.2.255", "dev", "qfe1", "label", "qfe1:2",
-            "noprefixroute")
+    half_apply_a_failover(lab)
     # Silent rather than carrier loss: this test is about the half-applied move.
-    topo.fail_silent("qfe0")
+    lab.topo.fail_silent("qfe0")
     restart_and_check(lab, "half_applied", timeout=6.0)
 
 
@@ -471,11 +449,7 @@ def test_restart_after_a_half_applied_failover_never_duplicates(make_lab: MakeLa
     """Same crash state with qfe0 healthy again: the address may go either way, but only once."""
     lab = make_lab()
     topo = lab.topo
-    d = lab.start(settle=False)
-    assert d.stop() == 0
-    topo.ip("host", "addr", "del", f"{D0}/24", "dev", "qfe0")
-    topo.ip("host", "addr", "add", f"{D0}/24", "broadcast", "192.0.2.255", "dev", "qfe1", "label", "qfe1:2",
-            "noprefixroute")
+    half_apply_a_failover(lab)
     d2 = lab.start()
     wait_for(lambda: time.monotonic() >= d2.started + 3.0, 10.0, "3 s of the restarted daemon")
     lay = lab.layout()
@@ -501,9 +475,7 @@ def test_start_with_a_link_already_down_is_a_nic_failure(make_lab: MakeLab) -> N
 def test_data_address_deleted_behind_the_daemons_back_is_restored(make_lab: MakeLab) -> None:
     lab = make_lab()
     topo = lab.topo
-    d = lab.start()
-    before = lab.layout()
-    assert_home(before)
+    d, before = start_at_home(lab)
     t0 = time.monotonic()
     # The daemon hears of it over netlink and may restore it before ifconfig
     # could even look, so the deletion is checked by ip's own exit status.
@@ -533,10 +505,7 @@ def test_sigterm_leaves_addresses_where_they_are(make_lab: MakeLab) -> None:
     lab = make_lab()
     topo = lab.topo
     d = lab.start()
-    t0 = time.monotonic()
-    topo.fail_link("qfe0")
-    d.wait_line(FAILOVER.format(src="qfe0", dst="qfe1"), since=t0, timeout=5)
-    before = wait_moved(lab, D0, "qfe1")
+    before = fail_qfe0_link(lab, d)
     kernel_before = topo.ip_json("host", "-4", "addr", "show")
     assert d.stop() == 0, d.text()
     assert not ipc.is_running(lab.root)
@@ -570,9 +539,7 @@ def test_no_false_failover_with_1pct_loss_and_jitter(make_lab: MakeLab) -> None:
     lab = make_lab()
     topo = lab.topo
     responder = Responder(topo, loss=0.01, delay_ms=3, jitter_ms=3, seed=11)
-    d = lab.start()
-    before = lab.layout()
-    assert_home(before)
+    d, before = start_at_home(lab)
     t0 = time.monotonic()
     bad = "^(NIC failure detected|All Interfaces|Successfully failed|Cannot meet|NIC repair)"
 

@@ -31,16 +31,13 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from invariants import holders, layout_problems, plan_left, rule_problems
-from mpathd_harness import Layout, MpathdLab, figures, wait_for
+from mpathd_harness import Layout, MakeLab, MpathdLab, figures, start_ping, wait_for
 
-from ipmp.lab.topology import PingJob, Topology
-
-MakeTopology = Callable[..., Topology]
+from ipmp.lab.topology import Topology
 
 D0, D1 = "192.0.2.100", "192.0.2.101"
 FLAP_SECONDS = float(os.environ.get("IPMP_FLAP_SECONDS", "5"))
@@ -55,20 +52,9 @@ NICS = {"active-active": ("qfe0", "qfe1"), "link-only": ("bge0", "bge1")}
 
 
 @pytest.fixture
-def make_lab(make_topology: MakeTopology, tmp_path: Path) -> Iterator[Callable[[str], MpathdLab]]:
-    labs: list[MpathdLab] = []
-
-    def make(example: str) -> MpathdLab:
-        lab = MpathdLab(make_topology(nics=NICS[example]), tmp_path, example)
-        labs.append(lab)
-        lab.boot()
-        return lab
-
-    try:
-        yield make
-    finally:
-        for lab in labs:
-            lab.close()
+def lab_nics() -> dict[str, tuple[str, str]]:
+    """The host NICs of each example, for ``make_lab`` (conftest.py)."""
+    return NICS
 
 
 class Flapper:
@@ -132,24 +118,13 @@ def watch(lab: MpathdLab, data: tuple[str, ...], until: Callable[[], bool], *,
     return checks
 
 
-def start_ping(topo: Topology, *addrs: str) -> PingJob:
-    job = topo.start_ping("peer", list(addrs), interval=0.01, timeout=0.5)
-    try:
-        for addr in addrs:
-            wait_for(lambda a=addr: topo.neighbour_mac("peer", a), 5.0, f"the peer to resolve {addr}")  # type: ignore[misc]
-    except BaseException:
-        job.kill()
-        raise
-    return job
-
-
 def settled(lab: MpathdLab, layout: Layout) -> bool:
     return layout.lifs == lab.layout().lifs
 
 
 @pytest.mark.parametrize("example", ["active-active", "link-only"])
 def test_carrier_flapping_at_20hz_moves_no_more_than_damping_allows(
-    make_lab: Callable[[str], MpathdLab], example: str
+    make_lab: MakeLab, example: str
 ) -> None:
     lab = make_lab(example)
     topo = lab.topo
@@ -206,7 +181,7 @@ def test_carrier_flapping_at_20hz_moves_no_more_than_damping_allows(
     assert report[D0].lost <= 20 * (len(overs) + len(backs) + 1), report[D0].lost_ranges
 
 
-def test_router_death_is_one_group_failure_without_any_move(make_lab: Callable[[str], MpathdLab]) -> None:
+def test_router_death_is_one_group_failure_without_any_move(make_lab: MakeLab) -> None:
     lab = make_lab("active-active")
     topo = lab.topo
     d = lab.start()

@@ -16,36 +16,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from mpathd_harness import BIN, Daemon, MpathdLab, wait_for
+from mpathd_harness import BIN, Daemon, MakeLab, wait_for
 
-from ipmp.lab.topology import Topology
 from ipmp.mpathd import ipc
-
-MakeTopology = Callable[..., Topology]
-MakeLab = Callable[..., MpathdLab]
-
-
-@pytest.fixture
-def make_lab(make_topology: MakeTopology, tmp_path: Path) -> Iterator[MakeLab]:
-    labs: list[MpathdLab] = []
-
-    def make(**kwargs: Any) -> MpathdLab:
-        topo = make_topology(nics=("qfe0", "qfe1"))
-        lab = MpathdLab(topo, tmp_path, "active-active", **kwargs)
-        labs.append(lab)
-        lab.boot()
-        return lab
-
-    try:
-        yield make
-    finally:
-        for lab in labs:
-            lab.close()
 
 
 class Collector:

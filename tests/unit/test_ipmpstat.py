@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import io
 import json
@@ -10,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,8 @@ from ipmp import ipmpstat
 from ipmp.cli import ipmpstat as cli
 from ipmp.ipmpstat import FieldError, render, render_json, render_lines, select_fields
 from ipmp.mpathd import ipc
-from ipmp.mpathd.ipc import Peer, Reply, Request
+from ipmp.mpathd.ipc import Reply, Request
+from tests.unit.ipc_server import ServerThread
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -505,37 +504,15 @@ def test_machine_snapshot_renders() -> None:
 # --------------------------------------------------------------------------
 
 
-class FakeDaemon:
+class FakeDaemon(ServerThread):
     """ipc.serve answering every request with ``reply``, on its own loop in a thread."""
 
     def __init__(self, root: Path, reply: Reply) -> None:
-        self.root = root
+        super().__init__(root)
         self.reply = reply
-        self.requests: list[Request] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server: asyncio.AbstractServer | None = None
 
-    async def handle(self, request: Request, peer: Peer) -> Reply:
-        self.requests.append(request)
+    def answer(self, request: Request) -> Reply:
         return self.reply
-
-    def start(self) -> None:
-        self.thread.start()
-        future = asyncio.run_coroutine_threadsafe(
-            ipc.serve(ipc.socket_path(self.root), self.handle, log=lambda line: None), self.loop)
-        self.server = future.result(5)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            if self.server is not None:
-                self.server.close()
-                await self.server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @pytest.fixture

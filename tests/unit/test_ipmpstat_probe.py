@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,9 @@ import pytest
 
 from ipmp.cli import ipmpstat as cli
 from ipmp.ipmpstat import ProbeFormatter, probe_json, probe_row
-from ipmp.mpathd import ipc
-from ipmp.mpathd.ipc import Broker, Peer, Reply, Request
-from tests.unit.test_ipmpstat import DEGRADED, itf, snap
+from ipmp.mpathd.ipc import Broker, Reply, Request
+from tests.unit.ipc_server import ServerThread
+from tests.unit.test_ipmpstat import DEGRADED, NO_DAEMON, itf, run, snap
 
 START = 500.0
 
@@ -71,24 +69,19 @@ def test_json_objects() -> None:
 # --------------------------------------------------------------------------
 
 
-class StreamingDaemon:
+class StreamingDaemon(ServerThread):
     """ipc.serve with a broker: answers queries with ``snapshot``; on each subscription plays
     the next script of events, then (if ``hang_up``) closes the server."""
 
     def __init__(self, root: Path, snapshot: Mapping[str, Any], scripts: list[list[dict[str, Any]]],
                  *, hang_up: bool = True) -> None:
-        self.root = root
+        self.broker = Broker(on_subscribe=lambda topic: self.loop.call_soon(self._play))
+        super().__init__(root, broker=self.broker)
         self.snapshot = snapshot
         self.scripts = scripts
         self.hang_up = hang_up
-        self.requests: list[Request] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.broker = Broker(on_subscribe=lambda topic: self.loop.call_soon(self._play))
-        self.server: asyncio.AbstractServer | None = None
 
-    async def handle(self, request: Request, peer: Peer) -> Reply:
-        self.requests.append(request)
+    def answer(self, request: Request) -> Reply:
         if request.op == "subscribe":
             return Reply(data={"topic": request.topic, "snapshot": dict(self.snapshot)})
         return Reply(data=dict(self.snapshot))
@@ -100,23 +93,6 @@ class StreamingDaemon:
         if self.hang_up and not self.scripts:
             assert self.server is not None
             self.server.close()  # ends the stream: queued lines first, then EOF
-
-    def start(self) -> None:
-        self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(
-            ipc.serve(ipc.socket_path(self.root), self.handle, log=lambda line: None, broker=self.broker),
-            self.loop).result(5)
-
-    def stop(self) -> None:
-        async def close() -> None:
-            if self.server is not None:
-                self.server.close()
-                await self.server.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @pytest.fixture
@@ -135,15 +111,6 @@ def streaming(root: Path) -> Iterator[list[StreamingDaemon]]:
     yield made
     for daemon in made:
         daemon.stop()
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    status = cli.main(argv)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-NO_DAEMON = "ipmpstat: cannot contact in.mpathd(1M) -- is IPMP in use?\n"
 
 
 def test_probe_lines_until_the_daemon_is_gone(root: Path, streaming: list[StreamingDaemon],
