@@ -522,3 +522,64 @@ def loadavg() -> str:
 
 def ms(seconds: float) -> float:
     return seconds * 1000.0
+
+
+# -- a wheel install -----------------------------------------------------------------------------
+
+#: What a wheel of the checkout is built from (the rest of the tree is not packaged).
+_PACKAGED = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "ipmp", "man")
+
+
+@contextmanager
+def wheel_venv() -> Iterator[Path]:
+    """A temporary venv with a wheel of this checkout installed; yields its ``bin`` directory.
+
+    What users run: the package from site-packages, byte-compiled by pip at
+    install time, with no editable-install import hook (that hook is a
+    ``.pth`` file every interpreter of the editable venv runs at start-up).
+    The wheel is built from a copy of the packaged files, so nothing is
+    written into the checkout.  The dependencies are not installed again
+    (that would need the network): a ``.pth`` line puts the site-packages of
+    the running environment after the venv's own, so they resolve to the
+    same versions while ``ipmp`` itself comes from the wheel; ``.pth`` files
+    of that directory (the editable hook among them) are not run.
+    Everything is removed on exit.  Raises ``RuntimeError`` if the wheel
+    cannot be built or installed (building needs setuptools >= 77, which pip
+    may have to fetch).
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="ipmp-bench-wheel-"))
+    try:
+        src, dist, venv = tmp / "src", tmp / "dist", tmp / "venv"
+        src.mkdir()
+        for name in _PACKAGED:
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            elif (REPO / name).exists():
+                shutil.copy2(REPO / name, src / name)
+        env = dict(os.environ)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # pip byte-compiles the install, as for a user
+        env.pop("PYTHONPATH", None)
+        steps = [
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(src)],
+            [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+        ]
+        for argv in steps:
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=600)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv[:4])} failed: {(proc.stderr or proc.stdout)[-300:]}")
+        wheels = sorted(dist.glob("ipmp-*.whl"))
+        if not wheels:
+            raise RuntimeError("pip wheel made no ipmp wheel")
+        python = venv / "bin" / "python"
+        argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                "--no-index", str(wheels[0])]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"pip install of the wheel failed: {(proc.stderr or proc.stdout)[-300:]}")
+        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                              env=env, capture_output=True, text=True, check=True).stdout.strip()
+        ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+        Path(site, "zz-bench-deps.pth").write_text("".join(f"{p}\n" for p in ours))
+        yield venv / "bin"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -11,7 +11,7 @@ Pure module: no I/O.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class Arg(enum.Enum):
@@ -31,8 +31,14 @@ class Scope(enum.Enum):
     PHYSICAL = "physical"  # only the physical interface (logical unit 0)
 
 
-@dataclass(frozen=True)
-class Keyword:
+class Keyword(NamedTuple):
+    """One row of the table.
+
+    A NamedTuple rather than a frozen dataclass: this module is imported by
+    every command, and a dataclass is made at import time by compiling its
+    generated methods, several times the cost of defining this class.
+    """
+
     word: str
     arg: Arg
     help: str
