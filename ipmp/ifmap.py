@@ -53,20 +53,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ipmp.errors import ParseError, Position
 from ipmp.model import IFNAMSIZ, KAddress, KernelState, KLink, KRoute
-from ipmp.ops import (
-    AddAddress,
-    AddRoute,
-    AddRule,
-    DelAddress,
-    DelRoute,
-    DelRule,
-    Op,
-    SetLink,
-    SetSysctl,
-)
+
+if TYPE_CHECKING:
+    from ipmp.ops import Op
 
 __all__ = [
     "IFMAP",
@@ -283,6 +276,10 @@ class NameMap:
 
     def op(self, op: Op) -> Op:
         """An operation of the view, with the Linux names the kernel wants."""
+        # Here, not at the top: status reads (``ifconfig -a``) use the map
+        # but never an operation, and need not import them.
+        from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, SetLink, SetSysctl
+
         if not self._view:
             return op
         match op:

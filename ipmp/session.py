@@ -23,13 +23,13 @@ from ipmp.errors import ApplyError, ConfigError, IpmpError, ParseError, Position
 from ipmp.evaluate import Outcome, evaluate, reset_interface
 from ipmp.ifmap import MapEntry, canonical_name
 from ipmp.model import Config, Environment, Family, Interface, KernelState, Logical
-from ipmp.rescue import Rescue, rescue
 from ipmp.state import Store, Stored
 from ipmp.view import Scope, merge
 
 if TYPE_CHECKING:
     from ipmp.apply import KernelIO
     from ipmp.ops import Op, Plan
+    from ipmp.rescue import Rescue
 
 
 def describe_state_changes(before: Config, after: Config, names: Sequence[str]) -> list[str]:
@@ -389,6 +389,8 @@ async def _rescue(
     reported with the rescue ("couldn't move"); the files' own errors were
     already reported as the plumb failure.
     """
+    from ipmp.rescue import rescue
+
     try:
         # All its addresses, also those a first boot rescued already.
         evaluated = _evaluate_files(config.with_interface(Interface(ifname)), ifname, files, env).get(ifname)
