@@ -28,7 +28,7 @@ from typing import Any
 from bench.common import REPO, Row, loadavg, say
 
 #: Figure modules, in running order (cheap first, so a smoke run fails fast).
-FIGURES = ("ifconfig", "boot", "failover", "pingloss", "silent", "idle", "busy", "scale")
+FIGURES = ("ifconfig", "boot", "failover", "pingloss", "silent", "idle", "busy", "scale", "noise")
 MD = REPO / "BENCHMARKS.md"
 START = "<!-- bench:results:start -->"
 END = "<!-- bench:results:end -->"
