@@ -192,16 +192,16 @@ class HostnameLine:
         return self.line_map[0][0] if self.line_map else 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Char:
+# NamedTuples, not dataclasses: a dataclass costs about a millisecond to
+# create at import, and every ifconfig start imports this module.
+class _Char(NamedTuple):
     char: str
     escaped: bool
     line: int
     col: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Read:
+class _Read(NamedTuple):
     """What one ``read`` returns: the value, and where each character came from."""
 
     chars: tuple[_Char, ...]

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_network
+from typing import NamedTuple
 
 from ipmp.model import (
     Config,
@@ -129,8 +130,7 @@ def _take_unit(wanted: int | None, used: set[int]) -> int:
     return unit
 
 
-@dataclass(frozen=True)
-class _Elsewhere:
+class _Elsewhere(NamedTuple):
     """Where the kernel and the store put each address, host-wide.
 
     A daemon killed between its kernel change and its store write leaves an
