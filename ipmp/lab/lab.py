@@ -53,7 +53,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from ipmp.lab import topology as _topology
 from ipmp.lab.logwrap import parse_line, process_start_time
 from ipmp.lab.topology import LabError, Topology, build, unique_prefix
 
@@ -525,10 +524,9 @@ def _iface(text: str | None) -> Any:
 def _handle(state: LabState, *, owned: bool) -> Topology:
     """A Topology object for a lab built by another process.
 
-    ``owned`` makes :meth:`Topology.destroy` delete the namespaces: the
-    topology module only deletes what an object created, and offers no
-    public way to hand that ownership from the process that built the lab
-    to the one that removes it, so the record is filled in here.
+    ``owned`` makes :meth:`Topology.destroy` delete the namespaces (the
+    object adopts those that exist; the process that built the lab released
+    them).
     """
     ns = state.namespaces
     plan = state.network
@@ -550,7 +548,7 @@ def _handle(state: LabState, *, owned: bool) -> Topology:
     )
     if owned:
         existing = _netns_list()
-        topo._created.extend(n for n in ns.values() if n in existing)
+        topo.adopt(n for n in ns.values() if n in existing)
     return topo
 
 
@@ -999,10 +997,8 @@ def create(
         _start_daemon(lab, quiet_period, scan_interval)
         state.status = "up"
         _save(directory, state)
-        # From here on the lab outlives this process: take it off the
-        # topology module's exit-time cleanup (it has no public way to
-        # release a topology; 'down' deletes the namespaces).
-        _topology._live.discard(topo)
+        # From here on the lab outlives this process ('down' deletes the namespaces).
+        topo.release()
         return lab
     except BaseException as exc:
         try:

@@ -520,6 +520,19 @@ class Topology:
         return job
 
     # ------------------------------------------------------------ teardown
+    def release(self) -> None:
+        """Hand the namespaces to another process: this one no longer removes them at exit.
+
+        ``ipmp-lab up`` leaves its lab running when it exits; ``ipmp-lab
+        down``, another process, rebuilds the record and adopts them (:meth:`adopt`).
+        """
+        _live.discard(self)
+
+    def adopt(self, names: Iterable[str]) -> None:
+        """Own these existing namespaces of the topology: :meth:`destroy` removes them."""
+        mine = set(self.namespaces)
+        self._created.extend(n for n in names if n in mine and n not in self._created)
+
     def destroy(self) -> None:
         """Delete the namespaces this object created; idempotent.
 
