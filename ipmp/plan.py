@@ -89,15 +89,18 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
             early.append(change)
 
     # 3.-5. rules, routes, addresses
-    cur_addrs = {a for a in current.addresses if is_managed_address(a, scope)}
-    want_addrs = {a for a in desired.addresses if is_managed_address(a, scope)}
+    # The names first: a cheap test that leaves out nearly everything when a
+    # failover's scope is two NICs of many.
+    names = scope.names
+    cur_addrs = {a for a in current.addresses if a.ifname in names and is_managed_address(a, scope)}
+    want_addrs = {a for a in desired.addresses if a.ifname in names and is_managed_address(a, scope)}
     # A NIC's table holds rules of both families; only the families in scope count.
     # The desired links count too: a NIC deleted in the middle of an apply is
     # gone from ``current``, but the revert must still take its rules away.
     scope_tables = {
         table_of(link.index): link.name
         for link in (*current.links, *desired.links)
-        if link.name in scope.names and link.index
+        if link.name in names and link.index
     }
     in_scope_addresses = {(a.family, a.address.ip) for a in cur_addrs | want_addrs}
 
@@ -109,8 +112,8 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
 
     cur_rules = {r for r in current.rules if rule_in_scope(r)}
     want_rules = {r for r in desired.rules if rule_in_scope(r)}
-    cur_routes = {r for r in current.routes if _route_in_scope(r, scope)}
-    want_routes = {r for r in desired.routes if _route_in_scope(r, scope)}
+    cur_routes = {r for r in current.routes if r.dev in names and _route_in_scope(r, scope)}
+    want_routes = {r for r in desired.routes if r.dev in names and _route_in_scope(r, scope)}
 
     gone_addrs = cur_addrs - want_addrs
     # The kernel deletes a route whose src address is deleted, even when the
@@ -121,7 +124,7 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     # come back in the same plan.
     emptied = {
         name
-        for name in scope.names
+        for name in names
         if scope.covers(name, Family.INET)
         and (mine := {a for a in current.addresses if a.ifname == name and a.family is Family.INET})
         and mine <= gone_addrs

@@ -14,12 +14,19 @@ group-less NICs when TRACK_INTERFACES_ONLY_WITH_GROUPS=no.
 All phyint state changes go through ``_set_state``, checked against
 ``TRANSITIONS`` and a no-op when the state is unchanged (as ``phyint_chstate``).
 
+The steps of a probe (its ``Tick``, its reply) cost the same with 2 NICs or
+64: the wake-ups of the phyints are kept in a heap (``_wake``), a ``Tick``
+looks only at the phyints it is due for, and a failed apply goes back
+through undo records of the step, not a copy of every state taken before
+each step.
+
 Pure module: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import enum
+import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -78,6 +85,13 @@ class State(enum.Enum):
     FAILED = "failed"
     OFFLINE = "offline"
 
+
+#: The members the per-probe paths test, as plain names (see ``probe._UNACKED``).
+_RUNNING = State.RUNNING
+_FAILED = State.FAILED
+_OFFLINE = State.OFFLINE
+_MULTICAST = ProbeKind.MULTICAST
+_RTT = ProbeKind.RTT
 
 #: The only phyint state changes there are.
 TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
@@ -309,6 +323,8 @@ class Machine:
     def __init__(self, settings: Settings, timing: Timing = Timing(), seed: int = 0) -> None:
         self.settings = settings
         self.timing = timing
+        #: The probe interval of the user's FDT, in whole ms as Solaris computes it.
+        self._user_interval = (settings.failure_detection_time_ms // FDT_DIVISOR) / 1000.0
         self.rng = random.Random(seed)
         self.config = Config()
         self.phyints: dict[str, Phyint] = {}
@@ -320,52 +336,73 @@ class Machine:
         self.started = False
         self.executing = False
         self._fx: list[Effect] = []
-        self._before: _Snapshot = (self.config, {}, {})
+        # What a failed Execute of this step goes back to: the config at the
+        # start of the step, and the states and group flags as they were
+        # before their first change in it (``_set_state``, ``_set_failed``).
+        self._step_config = self.config
+        self._undo_states: dict[str, tuple[State, float]] = {}
+        self._undo_groups: dict[str, bool] = {}
         self._rollback: _Snapshot | None = None
+        # Wake-ups (``_wake``): phyint name -> when, and a heap of (when, name)
+        # holding stale entries, skipped where the dict disagrees.  A step
+        # that sends one probe or takes one reply recomputes the phyints it
+        # touched; anything else (or a change beyond one phyint) rebuilds all.
+        self._wakes: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._touched: set[str] = set()
+        self._resched_all = True
+        self._settling_at: float | None = None
 
     # -- the API --------------------------------------------------------------------
 
     def step(self, event: Event) -> list[Effect]:
-        self._fx = []
-        # What to go back to if an Execute of this step fails on the kernel.
-        self._before = (self.config, {n: (p.state, p.since) for n, p in self.phyints.items()},
-                        {n: g.failed for n, g in self.groups.items()})
-        match event:
-            case Resync():
-                self._resync(event)
-            case LinkChanged():
-                self._link(event)
-            case ProbeReplied():
-                self._reply(event)
-            case Tick():
-                self._tick(event.now)
-            case AdminOffline():
-                self._offline(event)
-            case AdminUndoOffline():
-                self._undo_offline(event)
-            case Executed():
-                self.executing = False
-                if event.ok:
-                    # One move at a time: what else the invariants want comes now.
-                    self._rebalance(event.now)
-                else:
-                    self._log("err", f"failed to apply the new configuration: {event.error}")
-                    self._roll_back()
-        fx, self._fx = self._fx, []
+        fx = self._fx = []
+        self._step_config = self.config
+        if self._undo_states:
+            self._undo_states = {}  # a new one: a pending rollback may hold the old
+        if self._undo_groups:
+            self._undo_groups = {}
+        # The two events of every probe first; the others may change anything,
+        # so every wake-up is computed again after them (``_reschedule``).
+        if isinstance(event, ProbeReplied):
+            self._reply(event)
+            self._touched.add(event.ifname)
+        elif isinstance(event, Tick):
+            self._tick(event.now)
+        else:
+            self._resched_all = True
+            match event:
+                case Resync():
+                    self._resync(event)
+                case LinkChanged():
+                    self._link(event)
+                case AdminOffline():
+                    self._offline(event)
+                case AdminUndoOffline():
+                    self._undo_offline(event)
+                case Executed():
+                    self.executing = False
+                    if event.ok:
+                        # One move at a time: what else the invariants want comes now.
+                        self._rebalance(event.now)
+                    else:
+                        self._log("err", f"failed to apply the new configuration: {event.error}")
+                        self._roll_back()
+        self._reschedule()
         return fx
 
     def next_deadline(self) -> float | None:
-        times = [t for t in (self.next_rescan,) if t is not None]
-        for pi in self.phyints.values():
-            for inst in pi.instances.values():
-                if inst.next_send is not None:
-                    times.append(inst.next_send)
-            if pi.repair_hold_until is not None:
-                times.append(pi.repair_hold_until)
-        for grp in self.groups.values():
-            if grp.settling_until is not None:
-                times.append(grp.settling_until)
-        return min(times) if times else None
+        """When the machine next needs a ``Tick``: the earliest wake-up of a phyint, group or rescan."""
+        if self._resched_all:
+            self._reschedule()
+        heap, wakes = self._heap, self._wakes
+        while heap and wakes.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # stale: that phyint's wake-up moved
+        best = heap[0][0] if heap else None
+        for t in (self.next_rescan, self._settling_at):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
     def reported_state(self, name: str) -> str:
         """State for queries: NOTARGETS shows as "unknown" (§2.7)."""
@@ -386,8 +423,14 @@ class Machine:
             return
         if (pi.state, new) not in TRANSITIONS:
             raise AssertionError(f"illegal phyint transition {pi.state} -> {new} on {pi.name}")
+        self._undo_states.setdefault(pi.name, (pi.state, pi.since))
         pi.state = new
         pi.since = now
+        self._resched_all = True  # the state decides whether losses are judged (``_wake``)
+
+    def _set_failed(self, grp: Group, failed: bool) -> None:
+        self._undo_groups.setdefault(grp.name, grp.failed)
+        grp.failed = failed
 
     def _itf(self, name: str) -> Interface:
         itf = self.config.get(name)
@@ -400,7 +443,9 @@ class Machine:
     def _execute(self, names: tuple[str, ...], success: tuple[Effect, ...] = (),
                  failure: tuple[Effect, ...] = ()) -> None:
         self.executing = True
-        self._rollback = self._before
+        # This step's undo records, not copies: later changes of the step go back too.
+        self._rollback = (self._step_config, self._undo_states, self._undo_groups)
+        self._resched_all = True  # rare, and what it changes may reach beyond one phyint
         self._fx.append(Execute(self.config, names, success, failure))
 
     def _roll_back(self) -> None:
@@ -417,6 +462,83 @@ class Machine:
         for name, failed in groups.items():
             if name in self.groups:
                 self.groups[name].failed = failed
+
+    # -- wake-ups ----------------------------------------------------------------------
+
+    def _wake(self, pi: Phyint) -> float | None:
+        """When ``pi`` next needs a tick: a probe to send, a loss to judge, a held repair.
+
+        Failure detection (§2.5, §2.7): a RUNNING NIC fails once
+        NUM_PROBE_FAILS consecutive probes are unanswered, a probe being
+        unanswered (LOST) once ``sent + CRTT`` has passed (the group
+        interval without a CRTT).  mpd_probe.c looks at the outstanding
+        probes only when it sends the next one, 0.5 to 1.5 probe intervals
+        later, so the fifth loss was known that much after the rule held;
+        with the send and loop delays the failure could come after the FDT.
+        Decision: the probe whose loss may complete the run
+        (``Instance.loss_deadline``) is judged at its own expiry.  The
+        failure is declared as soon as the rule holds and never before: no
+        probe is lost before its wait, as in Solaris.  Every other loss is
+        still settled at the next probe, as mpd_probe.c does, which costs no
+        wake-up.
+        """
+        wake = pi.repair_hold_until
+        if pi.state is _OFFLINE or not pi.link_up:
+            return wake  # what ``_tick`` skips must not wake it
+        judging = pi.state is _RUNNING
+        for inst in pi.instances.values():
+            t = inst.next_send
+            if t is not None and (wake is None or t < wake):
+                wake = t
+            if judging and inst.order:
+                t = inst.loss_deadline(self._group(pi).interval)
+                if t is not None and (wake is None or t < wake):
+                    wake = t
+        return wake
+
+    def _reschedule(self) -> None:
+        """Bring the wake-ups up to date after a step (see ``__init__``)."""
+        if self._resched_all:
+            self._resched_all = False
+            self._touched.clear()
+            self._wakes = {}
+            for name, pi in self.phyints.items():
+                w = self._wake(pi)
+                if w is not None:
+                    self._wakes[name] = w
+            self._heap = [(w, name) for name, w in self._wakes.items()]
+            heapq.heapify(self._heap)
+            settling = [g.settling_until for g in self.groups.values() if g.settling_until is not None]
+            self._settling_at = min(settling) if settling else None
+            return
+        wakes = self._wakes
+        for name in self._touched:
+            touched = self.phyints.get(name)
+            w = self._wake(touched) if touched is not None else None
+            if w != wakes.get(name):
+                if w is None:
+                    del wakes[name]
+                else:
+                    wakes[name] = w
+                    heapq.heappush(self._heap, (w, name))
+        self._touched.clear()
+        if len(self._heap) > 4 * len(wakes) + 64:
+            self._heap = [(w, name) for name, w in wakes.items()]  # drop the stale entries
+            heapq.heapify(self._heap)
+
+    def _due(self, now: float) -> list[Phyint]:
+        """The phyints whose wake-up has come, earliest first (then by name)."""
+        heap, wakes = self._heap, self._wakes
+        names: list[str] = []
+        while heap and heap[0][0] <= now:
+            w, name = heapq.heappop(heap)
+            if wakes.get(name) == w:
+                del wakes[name]
+                names.append(name)
+        if not names:
+            return []
+        self._touched.update(names)
+        return [pi for name in names if (pi := self.phyints.get(name)) is not None]
 
     def _group(self, pi: Phyint) -> Group:
         grp = self.groups.get(pi.group)
@@ -651,28 +773,33 @@ class Machine:
             # The runtime rereads the kernel now; the retry rules run here too,
             # so a change the kernel refused earlier is tried again.
             self.next_rescan = now + self.timing.scan_interval
+            self._resched_all = True
             self._retry(now)
-        for grp in self.groups.values():
-            if grp.settling_until is not None and now >= grp.settling_until:
-                grp.settling_until = None
-                self._rebalance(now)  # members still failing now give their addresses away
-        for pi in list(self.phyints.values()):
+        if self._settling_at is not None and now >= self._settling_at:
+            self._resched_all = True
+            for grp in self.groups.values():
+                if grp.settling_until is not None and now >= grp.settling_until:
+                    grp.settling_until = None
+                    self._rebalance(now)  # members still failing now give their addresses away
+        # Only the phyints whose wake-up has come: nothing is due on the others.
+        for pi in self._due(now):
             if pi.repair_hold_until is not None and now >= pi.repair_hold_until:
                 pi.repair_hold_until = None
                 if pi.state is State.FAILED and pi.link_up and not self._probe_capable(pi):
                     self._try_link_repair(pi, now)
-            if pi.state is State.OFFLINE or not pi.link_up:
+            if pi.state is _OFFLINE or not pi.link_up:
                 continue
-            grp = self._group(pi)
-            user_interval = (self.settings.failure_detection_time_ms // FDT_DIVISOR) / 1000.0
+            interval = self._group(pi).interval
+            user_interval = self._user_interval
             ticked = False
             for family, inst in pi.instances.items():
-                inst.expire(now, grp.interval)
+                if inst.expire(now, interval):
+                    ticked = True  # a loss may have completed the run: judge now (``_wake``)
                 if not inst.due(now):
                     continue
                 ticked = True
                 self._dead_targets(pi, inst, now)
-                probe = inst.next_probe(now, user_interval, grp.interval, self.rng)
+                probe = inst.next_probe(now, user_interval, interval, self.rng)
                 self._send(pi, family, inst, probe)
                 if not inst.uses_routers and len(inst.active_targets()) == 1:
                     # One host target is not enough: keep discovering (§2.5 step 5).
@@ -685,20 +812,29 @@ class Machine:
 
     def _dead_targets(self, pi: Phyint, inst: Instance, now: float) -> None:
         """A target that lost NUM_PROBE_FAILS probes while others answer is dropped (§2.6)."""
-        if pi.state is not State.RUNNING or inst.consecutive_losses() >= NUM_PROBE_FAILS:
+        if pi.state is not _RUNNING:
             return
-        for t in list(inst.active_targets()):
-            if t.consecutive_lost >= NUM_PROBE_FAILS:
-                inst.drop_dead_target(t, now)
-                if not t.is_router:
-                    self._send(pi, Family(t.address.version), inst, Probe(ProbeKind.MULTICAST, None, 0))
+        dead = [t for t in inst.active_targets() if t.consecutive_lost >= NUM_PROBE_FAILS]
+        if not dead or inst.consecutive_losses() >= NUM_PROBE_FAILS:
+            return
+        for t in dead:
+            inst.drop_dead_target(t, now)
+            if not t.is_router:
+                self._send(pi, Family(t.address.version), inst, Probe(ProbeKind.MULTICAST, None, 0))
 
     def _judge(self, pi: Phyint, now: float) -> None:
-        if pi.state is State.RUNNING:
+        if pi.state is _RUNNING:
+            # failure_state() needs NUM_PROBE_FAILS losses on every probing
+            # instance: without them on one at least, nothing to judge (most ticks).
+            for inst in pi.instances.values():
+                if inst.consecutive_losses() >= NUM_PROBE_FAILS:
+                    break
+            else:
+                return
             if any(i.in_quiet_period(now, self.timing.quiet_period) for i in pi.instances.values()):
                 return
             self._failure(pi, now, link_down=False)
-        elif pi.state is State.FAILED and pi.link_up:
+        elif pi.state is _FAILED and pi.link_up:
             if any(i.consecutive_acks() >= NUM_PROBE_REPAIRS for i in pi.instances.values()):
                 self._repaired(pi, now)
 
@@ -709,11 +845,11 @@ class Machine:
         inst = pi.instances.get(ev.family)
         if inst is None:
             return
-        if ev.kind is ProbeKind.MULTICAST:
+        kind = ev.kind
+        if kind is _MULTICAST:
             self._discovered(pi, ev.family, ev.source, ev.now)
             return
-        grp = self._group(pi)
-        if ev.kind is ProbeKind.RTT:
+        if kind is _RTT:
             t = inst.target(ev.source)
             if t is not None and t.crtt_ms is not None and t.crtt_with(ev.rtt_ms) < t.crtt_ms:
                 t.fold(ev.rtt_ms)  # RTT-only replies may only lower the CRTT
@@ -730,13 +866,14 @@ class Machine:
                                f"snxt {inst.snxt} on {pi.name} from {ev.source}")
             return
         assert slot is not None
+        grp = self._group(pi)
         usable_rtt = not (
             ev.rtt_ms > PROBE_STATS_COUNT * grp.interval * 1000
-            or pi.state is not State.RUNNING
+            or pi.state is not _RUNNING
             or grp.failed
             or (verdict is Reply.LATE and inst.newer_ack_to(slot))
         )
-        t = inst.target(ev.source)
+        t = inst.target(slot.target)  # the reply's source (not FAKE), as the slot holds it
         if usable_rtt and t is not None:
             self._rtt(pi, inst, t, ev.rtt_ms, ev.now, ev.family)
 
@@ -767,6 +904,7 @@ class Machine:
             new_interval_ms = NEXT_FDT_MULTIPLE * crtt
             grp.fdt_ms = int(new_interval_ms * FDT_DIVISOR)
             self.last_raise = now
+            self._resched_all = True  # every member's losses now wait the new interval
             if grp.name:
                 self._log("err", f"Cannot meet requested failure detection time of "
                                  f"{self.settings.failure_detection_time_ms} ms on ({family.word} {pi.name}) "
@@ -776,6 +914,7 @@ class Machine:
         if (crtt < interval_ms / LOWER_FDT_TRIGGER and grp.fdt_ms > user_fdt
                 and now - self.last_raise >= MIN_SETTLING_TIME and self._all_fast(grp, interval_ms)):
             grp.fdt_ms = max(grp.fdt_ms // NEXT_FDT_MULTIPLE, user_fdt)
+            self._resched_all = True
             if grp.name:
                 self._log("err", f"Improved failure detection time {grp.fdt_ms} ms on "
                                  f"({family.word} {pi.name}) for group \"{grp.name}\"")
@@ -865,7 +1004,7 @@ class Machine:
     def _group_failure(self, grp: Group, now: float) -> None:
         """All members lost their probes together: no failover (§2.7)."""
         self._log("err", f"All Interfaces in group {grp.name} have failed")
-        grp.failed = True
+        self._set_failed(grp, True)
         names: list[str] = []
         for m in self.phyints.values():
             if m.group != grp.name or m.state is State.OFFLINE:
@@ -884,8 +1023,9 @@ class Machine:
         grp = self._group(pi)
         recovered: tuple[Effect, ...] = ()
         if grp.failed:
-            grp.failed = False
+            self._set_failed(grp, False)
             grp.settling_until = now + grp.fdt_ms / 1000.0
+            self._resched_all = True
             # Solaris logs this after the failback attempt of the repair.
             recovered = (Log("err", f"At least 1 interface ({pi.name}) of group {grp.name} has repaired"),)
         itf = self._itf(pi.name)

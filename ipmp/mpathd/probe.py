@@ -54,6 +54,15 @@ class TargetStatus(enum.Enum):
     UNUSED = "unused"
 
 
+#: The members the per-probe paths compare against, as plain names: Python
+#: 3.11 reaches an enum member through a descriptor, several times slower
+#: than a module global, and these comparisons run at every probe.
+_UNACKED = SlotStatus.UNACKED
+_ACKED = SlotStatus.ACKED
+_LOST = SlotStatus.LOST
+_ACTIVE = TargetStatus.ACTIVE
+
+
 class ProbeKind(enum.IntEnum):
     """The probe type word in the payload (``mpd_probe.c``)."""
 
@@ -62,7 +71,7 @@ class ProbeKind(enum.IntEnum):
     RTT = 0x9ABC  # RTT-only probe while the FDT is raised
 
 
-@dataclass
+@dataclass(slots=True)
 class Target:
     address: IPAddress
     is_router: bool
@@ -109,7 +118,7 @@ class Target:
         self.consecutive_lost = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Slot:
     seq: int
     target: IPAddress
@@ -141,7 +150,7 @@ def seq_before(a: int, b: int) -> bool:
     return diff >= SEQ_MOD // 2
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     """One NIC's probing state for one family (Solaris ``phyint_instance``)."""
 
@@ -193,17 +202,21 @@ class Instance:
     # -- targets --------------------------------------------------------------
 
     def active_targets(self) -> list[Target]:
-        return [t for t in self.targets if t.status is TargetStatus.ACTIVE]
+        return [t for t in self.targets if t.status is _ACTIVE]
 
     def target(self, address: IPAddress) -> Target | None:
         for t in self.targets:
-            if t.address == address:
+            # A slot holds its target's own address object: identity first.
+            if t.address is address or t.address == address:
                 return t
         return None
 
     @property
     def uses_routers(self) -> bool:
-        return any(t.is_router for t in self.targets)
+        for t in self.targets:
+            if t.is_router:
+                return True
+        return False
 
     def set_routers(self, routers: list[IPAddress], now: float) -> bool:
         """Routers from the routing table; they always win over hosts (§2.6)."""
@@ -294,7 +307,7 @@ class Instance:
         # At most the two most recent probes may be outstanding.
         if len(self.order) >= 2:
             prev = self.history[self.order[-2]]
-            if prev.status is SlotStatus.UNACKED:
+            if prev.status is _UNACKED:
                 self._lose(prev)
         t = active[self.rotation % len(active)]
         self.rotation += 1
@@ -305,28 +318,55 @@ class Instance:
         return Probe(ProbeKind.UNICAST, t.address, seq)
 
     def _lose(self, slot: Slot) -> None:
-        slot.status = SlotStatus.LOST
+        slot.status = _LOST
         self.lost_total += 1
         t = self.target(slot.target)
         if t is not None:
             t.consecutive_lost += 1
 
-    def expire(self, now: float, group_interval: float) -> None:
-        """An unacknowledged probe is LOST once older than its target's CRTT.
+    def wait(self, slot: Slot, group_interval: float) -> float:
+        """How long ``slot`` may stay unanswered: its target's CRTT, else the group interval.
+
+        mpd_probe.c (``phyint_inst_timer``) takes a CRTT of 0 for "none" (a
+        reset one, or no sample yet) and waits the group's probe interval, the
+        worst case, instead; so does this: a sample below 1 ms gives CRTT 0.
+        """
+        t = self.target(slot.target)
+        crtt = t.crtt_ms if t is not None else None
+        return crtt / 1000.0 if crtt else group_interval
+
+    def expire(self, now: float, group_interval: float) -> bool:
+        """An unacknowledged probe is LOST once its wait (``wait``) has passed; True if one was.
 
         At most the last two probes can be unacknowledged (``next_probe``
-        forces older ones LOST), so only they are looked at: this runs on
-        every tick of every NIC.
+        forces older ones LOST), so only they are looked at.  The wait ends
+        at ``sent_at + wait``, the instant ``loss_deadline`` names.
         """
+        lost = False
+        history = self.history
         for seq in self.order[-2:]:
-            slot = self.history[seq]
-            if slot.status is not SlotStatus.UNACKED:
-                continue
-            t = self.target(slot.target)
-            crtt = t.crtt_ms if t is not None else None
-            wait = crtt / 1000.0 if crtt is not None else group_interval
-            if now > slot.sent_at + wait:
+            slot = history[seq]
+            if slot.status is _UNACKED and now >= slot.sent_at + self.wait(slot, group_interval):
                 self._lose(slot)
+                lost = True
+        return lost
+
+    def loss_deadline(self, group_interval: float) -> float | None:
+        """When a pending probe that would complete NUM_PROBE_FAILS consecutive losses expires.
+
+        None while no pending probe's loss could make a failure: such losses
+        are settled at the next probe, where mpd_probe.c settles every loss,
+        and cost no wake-up.  A loss that may complete the run is judged at
+        its own expiry, up to an interval before that (see ``Machine._wake``).
+        """
+        order, history = self.order, self.history
+        if not order or (history[order[-1]].status is not _UNACKED
+                         and (len(order) < 2 or history[order[-2]].status is not _UNACKED)):
+            return None  # nothing pending: the case after every reply
+        pending = [slot for seq in order[-2:] if (slot := history[seq]).status is _UNACKED]
+        if self.consecutive_losses() + len(pending) < NUM_PROBE_FAILS:
+            return None
+        return min(slot.sent_at + self.wait(slot, group_interval) for slot in pending)
 
     def on_reply(self, seq: int, source: IPAddress, now: float) -> tuple[Reply, Slot | None]:
         """A failure-detection echo reply (§2.5 "Reply handling")."""
@@ -337,15 +377,15 @@ class Instance:
             return Reply.OUT_OF_WINDOW, None
         if slot.target != source:
             return Reply.FAKE, slot
-        if slot.status is SlotStatus.ACKED:
+        if slot.status is _ACKED:
             return Reply.DUPLICATE, slot
-        late = slot.status is SlotStatus.LOST
+        late = slot.status is _LOST
         if late:
             self.lost_total -= 1
-        slot.status = SlotStatus.ACKED
+        slot.status = _ACKED
         slot.acked_at = now
         self.acked_total += 1
-        t = self.target(source)
+        t = self.target(slot.target)
         if t is not None:
             t.consecutive_lost = 0
         if seq in self.order[-2:]:
@@ -362,35 +402,35 @@ class Instance:
 
     # -- verdicts ---------------------------------------------------------------
 
-    def _settled(self) -> list[Slot]:
-        """Slots that are no longer pending, newest first."""
-        return [self.history[s] for s in reversed(self.order)
-                if self.history[s].status is not SlotStatus.UNACKED]
+    def _run(self, status: SlotStatus) -> tuple[int, float | None]:
+        """Length of the run of ``status`` among the newest settled probes, and its oldest send time.
+
+        Pending (UNACKED) probes are skipped.  A walk from the newest slot that
+        stops at the first other status, without building a list: the failure
+        check of a healthy NIC looks at one or two slots.
+        """
+        n = 0
+        first = None
+        history = self.history
+        for seq in reversed(self.order):
+            slot = history[seq]
+            if slot.status is _UNACKED:
+                continue
+            if slot.status is not status:
+                break
+            n += 1
+            first = slot.sent_at
+        return n, first
 
     def consecutive_losses(self) -> int:
-        n = 0
-        for slot in self._settled():
-            if slot.status is not SlotStatus.LOST:
-                break
-            n += 1
-        return n
+        return self._run(_LOST)[0]
 
     def consecutive_acks(self) -> int:
-        n = 0
-        for slot in self._settled():
-            if slot.status is not SlotStatus.ACKED:
-                break
-            n += 1
-        return n
+        return self._run(_ACKED)[0]
 
     def first_loss_time(self) -> float | None:
         """When the current run of losses began (its oldest probe's send time)."""
-        first = None
-        for slot in self._settled():
-            if slot.status is not SlotStatus.LOST:
-                break
-            first = slot.sent_at
-        return first
+        return self._run(_LOST)[1]
 
     def last_ack_time(self) -> float | None:
         times = [s.acked_at for s in self.history.values() if s.acked_at is not None]

@@ -6,6 +6,12 @@ socket, the clock) and effects into I/O (probe packets, applies through the
 same ``apply`` as ``ifconfig``, gratuitous ARP / unsolicited NA, syslog lines,
 replies).  Effects are carried out in order, one at a time, so the kernel sees
 address moves in sequence.
+
+One task runs the loop: polls, rescans and every apply.  While it sleeps
+with nothing to do, a probe reply or a due probe is stepped right where it
+comes in (the socket's reader, the timer: ``_direct``), and only an apply
+wakes the task; so a probe costs no task round, and the timer is moved only
+when the machine's deadline changes.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import sys
 import syslog
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +36,7 @@ from ipmp.model import Config, Family, IPAddress, KernelState
 from ipmp.mpathd import events, icmp, ipc
 from ipmp.mpathd.announce import ANNOUNCE_COUNT, ANNOUNCE_SPACING, Announcer
 from ipmp.mpathd.machine import (
+    FDT_DIVISOR,
     AdminOffline,
     AdminUndoOffline,
     Announce,
@@ -51,7 +58,7 @@ from ipmp.mpathd.machine import (
 from ipmp.mpathd.probe import ProbeKind
 from ipmp.netlink import Kernel, LinkEvent, Watcher, carrier
 from ipmp.ops import AddAddress, Plan
-from ipmp.state import Store
+from ipmp.state import Store, Stored
 from ipmp.view import Scope, expected
 
 #: How often the carrier bit and the state store are looked at (s).  The
@@ -67,6 +74,13 @@ STORE_POLL_INTERVAL = 0.5
 URGENT_KINDS = frozenset({"veth", "macvlan", "ipvlan", "vlan", "bond", "team"})
 #: How long an admin request may wait for the machine (s).
 REQUEST_TIMEOUT = 10.0
+#: How late the loop may wake for the machine's deadline, as a fraction of
+#: the probe interval and at most TIMER_SLACK_MAX (s): deadlines that close
+#: together are met by one wake-up and one Tick (probes go out at random
+#: points of their intervals anyway; a loss is judged that much after its
+#: wait at most).  in.mpathd's own timer counts whole milliseconds.
+TIMER_SLACK_DIVISOR = 16
+TIMER_SLACK_MAX = 0.002
 
 #: All-hosts groups for target discovery (§2.6).
 MULTICAST: dict[Family, IPAddress] = {
@@ -136,6 +150,31 @@ def _now() -> float:
     return time.monotonic()
 
 
+#: Put on the queue only to wake the loop task, which then does what is due
+#: at that moment (a ``Tick`` with the time of then, polls, a resync).
+_WAKE = Tick(-1.0)
+
+
+class _Events(asyncio.Queue[Event]):
+    """The loop task's queue, whose ``put_nowait`` may step the machine at once.
+
+    While the task sleeps with nothing queued, an event is handed to
+    ``direct`` (``Runtime._direct``) rather than waking the task: nearly
+    every event is one probe reply or one due probe, and a round of the
+    task (a future, a task step, the loop's own checks) costs more than
+    the machine step itself.  ``direct`` says False when the event must
+    wait its turn in the queue.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.direct: Callable[[Event], bool] | None = None
+
+    def put_nowait(self, item: Event) -> None:
+        if item is _WAKE or self.direct is None or not self.direct(item):
+            super().put_nowait(item)
+
+
 def _stamp_ms() -> int:
     return int(time.monotonic() * 1000) & 0xFFFFFFFF
 
@@ -146,7 +185,9 @@ class Runtime:
         self.machine = machine
         self.log = log
         self.store = Store(root)
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        queue = _Events()
+        queue.direct = self._direct
+        self.queue: asyncio.Queue[Event] = queue
         self.probes: dict[tuple[str, Family], _Probe] = {}
         self.pending: dict[int, asyncio.Future[ReplyTo]] = {}
         self.request_ids = itertools.count(1)
@@ -159,6 +200,33 @@ class Runtime:
         self._kernel: Kernel | None = None
         self.watcher: Watcher | None = None
         self._resync_wanted = False
+        # While an apply runs, netlink's "something changed" is mostly the
+        # apply's own doing: noted, and looked at once the apply is over.
+        self._applying = False
+        self._changed_meanwhile = False
+        self._polled_names: list[str] | None = None
+        # The loop's one timer, moved only when the time it should fire changes.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        # The task sleeps with nothing to do: events may be stepped at once
+        # (``_direct``), which leaves to the task the effects that must be
+        # awaited (``_backlog``) and an exception to raise (``_crash``).
+        self._idle = False
+        self._backlog: list[Effect] = []
+        self._crash: Exception | None = None
+        # When the task's own polls (carriers, the store) are next due; the
+        # earlier of the two, as the task left it when it went to sleep.
+        self._next_poll = self._next_store = 0.0
+        self._polls_due = 0.0
+        interval = machine.settings.failure_detection_time_ms // FDT_DIVISOR / 1000.0
+        self._slack = min(TIMER_SLACK_MAX, interval / TIMER_SLACK_DIVISOR)
+        # The sysctls asked of the kernel in the reads behind kernel_state
+        # (a key the kernel lacks is asked but not in the result).
+        self._sysctls_asked: frozenset[str] = frozenset()
+        # The store as last read or written, and the file it was then.
+        self._stored: Stored | None = None
+        self._stored_key: tuple[int, int, int] | None = None
         # Event streams (ipmpstat -p, integrations): work only while subscribed.
         self.broker = ipc.Broker(on_subscribe=self._on_subscribe)
         self.probe_tracker = events.ProbeTracker()
@@ -168,7 +236,7 @@ class Runtime:
     # -- the loop --------------------------------------------------------------------
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._aloop = asyncio.get_running_loop()
         watcher = self.watcher = Watcher()
         loop.add_reader(watcher.fileno(), self._on_netlink, watcher)
         server = await ipc.serve(ipc.socket_path(self.root), self._handle, log=lambda m: self.log("err", m),
@@ -178,6 +246,8 @@ class Runtime:
             # messages, state and control requests use them.
             async with Kernel(_ifmap_entries(self.root)) as kernel:
                 self._kernel = kernel
+                # The first failover must not wait for pyroute2 to load (~0.2 s).
+                await kernel.prepare_writes()
                 await self._resync()
                 if ready is not None:
                     ready()
@@ -192,49 +262,129 @@ class Runtime:
                 probe.sock.close()
             for task in list(self.background):
                 task.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
             self.announcer.close()
 
     async def _loop(self) -> None:
-        next_poll = next_store = _now()
-        while not self.stopping.is_set():
+        queue = self.queue
+        self._next_poll = self._next_store = _now()
+        while True:
+            if self._crash is not None:
+                raise self._crash  # from a step taken outside the task (_direct)
+            if self._backlog:  # even when stopping: the machine counts on these
+                backlog, self._backlog = self._backlog, []
+                for effect in backlog:
+                    await self._do(effect)
+            if self.stopping.is_set():
+                return
+            # Every queued event before the clock's work: a reply already read
+            # acknowledges its probe before that probe's wait is judged.
+            while not queue.empty():
+                event = queue.get_nowait()
+                if event is not _WAKE:
+                    await self._feed(event)
             now = _now()
-            deadline = self.machine.next_deadline()
             polled = self._polled()
-            wake = min(next_poll if polled else next_store, next_store)
-            if deadline is not None:
-                wake = min(wake, deadline)
-            event: Event | None = None
-            try:
-                # asyncio.timeout, not wait_for: no task made at every wake-up.
-                async with asyncio.timeout(max(0.0, wake - now)):
-                    event = await self.queue.get()
-            except TimeoutError:
-                pass
-            now = _now()
-            if event is not None:
-                await self._feed(event)
-            if polled and now >= next_poll:
-                next_poll = now + POLL_INTERVAL
+            if polled and now >= self._next_poll:
+                self._next_poll = now + POLL_INTERVAL
                 await self._poll_carriers(now, polled)
-            if now >= next_store:
-                next_store = now + STORE_POLL_INTERVAL
+            if now >= self._next_store:
+                self._next_store = now + STORE_POLL_INTERVAL
                 self._poll_store()
             rescan = self.machine.next_rescan
             if self._resync_wanted or (rescan is not None and now >= rescan):
                 self._resync_wanted = False
                 await self._resync()
             deadline = self.machine.next_deadline()
-            if deadline is not None and _now() >= deadline:
-                await self._feed(Tick(_now()))
+            now = _now()
+            if deadline is not None and now >= deadline:
+                await self._feed(Tick(now))
+                continue
+            if not queue.empty() or self._backlog or self._resync_wanted:
+                continue
+            # One future per sleep (the queue's) and a timer moved only when
+            # the wake-up time changes; meanwhile events go to _direct.
+            self._polls_due = self._polls_at()
+            self._arm(self._wake_time())
+            self._idle = True
+            event = await queue.get()
+            self._idle = False
+            if event is not _WAKE:
+                await self._feed(event)
+
+    def _polls_at(self) -> float:
+        """When the task must next poll (carriers of physical NICs, the store)."""
+        return min(self._next_poll, self._next_store) if self._polled() else self._next_store
+
+    def _wake_time(self) -> float:
+        """The next wake-up of the loop: the machine's deadline (with the slack) or the task's next poll."""
+        wake = self._polls_due
+        deadline = self.machine.next_deadline()
+        if deadline is not None and deadline + self._slack < wake:
+            return deadline + self._slack
+        return wake
+
+    def _arm(self, wake: float) -> None:
+        if self._timer_at == wake:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._aloop is not None
+        self._timer = self._aloop.call_at(wake, self._on_timer)
+        self._timer_at = wake
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = _now()
+        rescan = self.machine.next_rescan
+        # Only the machine's deadline (a probe to send, a loss to judge): a
+        # Tick stepped here; polls and rescans are the task's.
+        if now < self._polls_due and (rescan is None or now < rescan) and self._direct(Tick(now)):
+            return
+        self.queue.put_nowait(_WAKE)
+
+    def _direct(self, event: Event) -> bool:
+        """Step the machine for ``event`` here and now, if the loop task has nothing to do first.
+
+        The task sleeps, nothing is queued, no resync is pending: what the
+        task would do next is exactly this step.  Effects run as the task
+        runs them, in order; the first that must be awaited (an Execute)
+        and the ones after it go to the task, which takes the events that
+        come meanwhile after them.
+        """
+        if not self._idle or self._resync_wanted or not self.queue.empty():
+            return False
+        self._idle = False
+        try:
+            effects = self.machine.step(event)
+            self._publish()
+            for i, effect in enumerate(effects):
+                if isinstance(effect, Execute):
+                    self._backlog = effects[i:]
+                    break
+                self._do_now(effect)
+            else:
+                self._idle = True
+                self._arm(self._wake_time())
+                return True
+        except Exception as err:  # the task raises it, as if it had taken the step
+            self._crash = err
+        self.queue.put_nowait(_WAKE)
+        return True
 
     def _polled(self) -> list[str]:
-        """Tracked NICs whose carrier events the kernel may batch (physical NICs)."""
-        out = []
-        for name in self.machine.phyints:
-            link = self.kernel_state.link(name)
-            if link is None or link.kind not in URGENT_KINDS:
-                out.append(name)
-        return out
+        """Tracked NICs whose carrier events the kernel may batch (physical NICs).
+
+        Kept until the kernel is read again or the tracked NICs change
+        (``_resync``, ``_execute``): the loop asks at every wake-up.
+        """
+        if self._polled_names is None:
+            links = {lk.name: lk for lk in self.kernel_state.links}
+            self._polled_names = [name for name in self.machine.phyints
+                                  if (lk := links.get(name)) is None or lk.kind not in URGENT_KINDS]
+        return self._polled_names
 
     async def _poll_carriers(self, now: float, names: list[str]) -> None:
         """The carrier bits, read directly (one small read per NIC)."""
@@ -262,10 +412,10 @@ class Runtime:
     def _drop_own_notifications(self) -> None:
         """After an apply, the kernel's notifications of our own changes are old news.
 
-        ``applied.after`` was read after them; rereading everything for each
-        (a full resync, tens of ms) would only delay the next move.  Link
-        events still count; anything someone else changed meanwhile is seen
-        at the next rescan at the latest.
+        ``applied.after`` was read after them; rereading everything before
+        the step's other moves (a full resync, tens of ms with many NICs)
+        would only delay them.  Link events still count, and a change seen
+        during the apply leads to one resync once they are done (``_execute``).
         """
         if self.watcher is not None:
             links, _ = self.watcher.read()
@@ -274,8 +424,16 @@ class Runtime:
     def _on_netlink(self, watcher: Watcher) -> None:
         links, changed = watcher.read()
         self._take_link_events(links)
-        if changed:
-            self._resync_wanted = True
+        if not changed:
+            return
+        if self._applying:
+            # Most likely the apply's own change: one resync after it
+            # (``_execute``), not before the rest of its plan and the moves
+            # queued behind it.
+            self._changed_meanwhile = True
+            return
+        self._resync_wanted = True
+        self.queue.put_nowait(_WAKE)  # the resync is the loop task's
 
     def _take_link_events(self, links: list[LinkEvent]) -> None:
         now = _now()
@@ -288,12 +446,17 @@ class Runtime:
             if ev.name in self.machine.phyints and self.links.get(ev.name) != ev.up:
                 self.links[ev.name] = ev.up
                 self.queue.put_nowait(LinkChanged(now, ev.name, ev.up))
+        if self._resync_wanted:
+            self.queue.put_nowait(_WAKE)  # the resync is the loop task's
 
     async def _feed(self, event: Event) -> None:
         effects = self.machine.step(event)
         self._publish()
         for effect in effects:
-            await self._do(effect)
+            if isinstance(effect, Execute):
+                await self._execute(effect)
+            else:
+                self._do_now(effect)
 
     # -- event streams -----------------------------------------------------------------
 
@@ -329,6 +492,13 @@ class Runtime:
     # -- effects ----------------------------------------------------------------------
 
     async def _do(self, fx: Effect) -> None:
+        if isinstance(fx, Execute):
+            await self._execute(fx)
+        else:
+            self._do_now(fx)
+
+    def _do_now(self, fx: Effect) -> None:
+        """An effect that needs no await (all but Execute)."""
         match fx:
             case SendProbe():
                 self._send(fx)
@@ -344,8 +514,6 @@ class Runtime:
                     fut.set_result(fx)
             case Announce():
                 self._announce(fx.ifname, fx.addresses)
-            case Execute():
-                await self._execute(fx)
 
     def _send(self, fx: SendProbe) -> None:
         probe = self.probes.get((fx.ifname, fx.family))
@@ -442,14 +610,20 @@ class Runtime:
         ok = True
         error = ""
         with self.store.locked():
-            stored = self.store.load()
+            stored = self._load_store()
             keys = sysctl_keys(names)
             # The cached read is current unless netlink said something changed
-            # since; on a failover that saves a kernel dump (milliseconds).
-            before = self.kernel_state
-            if self._resync_wanted or not set(keys) <= dict(before.sysctls).keys():
+            # since; on a failover that saves a kernel dump (milliseconds, tens
+            # of them with many NICs).  Only the sysctls of these NICs go in:
+            # the plan compares no others.
+            if self._resync_wanted or not self._sysctls_asked.issuperset(keys):
                 before = await self._kernel.read(keys)
+            else:
+                known = dict(self.kernel_state.sysctls)
+                before = replace(self.kernel_state,
+                                 sysctls=tuple((k, known[k]) for k in keys if k in known))
             scope = self._scope(fx.config, names)
+            self._applying = True
             try:
                 applied = await apply(self._kernel, fx.config, scope, stored.defaultrouters, before=before,
                                       executed=self._announce_moves)
@@ -461,16 +635,51 @@ class Runtime:
                 # from this config, and a save of the home NIC alone drops it.
                 homed = {i.name for i in fx.config.interfaces if any(lg.home in names for lg in i.logicals)}
                 changed = tuple(i for n in sorted(set(names) | homed) if (i := fx.config.get(n)) is not None)
-                self.store.save(stored.with_interfaces(changed))
-                self.kernel_state = applied.after
+                self._save_store(stored.with_interfaces(changed))
+                # The read-back has the sysctls of these NICs only; the
+                # others' are as they were (the plan touched none of them).
+                after = applied.after
+                fresh = {k for k, _ in after.sysctls}
+                self.kernel_state = replace(after, sysctls=after.sysctls + tuple(
+                    kv for kv in self.kernel_state.sysctls if kv[0] not in fresh))
+                self._sysctls_asked = self._sysctls_asked | set(keys)
+                self._polled_names = None
                 self._drop_own_notifications()
+            finally:
+                self._applying = False
             with contextlib.suppress(OSError):
                 self.store_mtime = self.store.path.stat().st_mtime
         for effect in fx.success if ok else fx.failure:
             await self._do(effect)
         await self._feed(Executed(_now(), ok, error))
-        if not ok:
+        if not ok or self._changed_meanwhile:
+            # Someone else may have changed the kernel while the apply ran:
+            # reread it, as after any change notification.
+            self._changed_meanwhile = False
             self._resync_wanted = True
+
+    def _store_key(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.store.path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _load_store(self) -> Stored:
+        """The store, parsed again only when its file changed (with the lock held).
+
+        With many NICs a parse takes milliseconds, and a failover reads it
+        before its first kernel change.  Every writer replaces the file
+        (a new inode), so a changed file never looks the same.
+        """
+        key = self._store_key()
+        if self._stored is None or key is None or key != self._stored_key:
+            self._stored, self._stored_key = self.store.load(), key
+        return self._stored
+
+    def _save_store(self, stored: Stored) -> None:
+        self.store.save(stored)
+        self._stored, self._stored_key = stored, self._store_key()
 
     def _announce_moves(self, plan: Plan) -> None:
         """Gratuitous ARP / unsolicited NA for every address the plan added."""
@@ -499,11 +708,14 @@ class Runtime:
         if not names:
             names = [lk.name for lk in (await self._kernel.read()).links]
         with self.store.locked(exclusive=False):
-            kernel = await self._kernel.read(sysctl_keys(names))
+            keys = sysctl_keys(names)
+            kernel = await self._kernel.read(keys)
             if {lk.name for lk in kernel.links} - set(names):
                 # A new link: read again with its sysctls (rare; one dump otherwise).
-                kernel = await self._kernel.read(sysctl_keys([lk.name for lk in kernel.links]))
-            stored = self.store.load()
+                keys = sysctl_keys([lk.name for lk in kernel.links])
+                kernel = await self._kernel.read(keys)
+            self._sysctls_asked = frozenset(keys)
+            stored = self._load_store()
             with contextlib.suppress(OSError):
                 self.store_mtime = self.store.path.stat().st_mtime
         self.kernel_state = kernel
@@ -519,6 +731,7 @@ class Runtime:
             if link.name in self.machine.phyints or link.name not in self.links:
                 self.links[link.name] = link.up and link.running
         await self._feed(Resync(_now(), config, tuple(routers), routers6))
+        self._polled_names = None  # new links, or other NICs tracked
         if self.machine.executing:
             return
         tracked = sorted(self.machine.phyints)
@@ -563,5 +776,5 @@ class Runtime:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.queue.put_nowait(Tick(_now()))
+        self.queue.put_nowait(_WAKE)
 

@@ -168,7 +168,10 @@ def test_silent_failure_is_detected_within_fdt_and_fails_over(fdt_ms: int) -> No
     assert line.time - t <= fdt_ms / 1000.0
     assert line.time - last_acked >= 5 * i
     lost = unicast(sim, "qfe0", since=t, until=line.time)
-    assert len(lost) >= 6  # five settled losses, plus the one just sent
+    # Five unanswered probes, judged when the fifth one's wait is over (its
+    # target's CRTT: 3 ms for 1 ms round trips), not when a sixth is sent.
+    assert len(lost) == 5
+    assert 0.0 < line.time - lost[-1] <= 0.003 + 1e-9
     assert sim.messages()[-1] == "Successfully failed over from NIC qfe0 to NIC qfe1"
     assert sim.state("qfe0") is State.FAILED and sim.itf("qfe0").failed
     # The data address took qfe1's lowest free unit and remembers its home.
@@ -202,6 +205,46 @@ def test_repair_after_ten_acknowledged_probes_fails_back(fdt_ms: int) -> None:
     assert (name, lg.unit, lg.home, lg.home_unit, lg.up) == ("qfe0", 0, "", None, True)
     assert sim.state("qfe0") is State.RUNNING and not sim.itf("qfe0").failed
     assert [lg.unit for lg in sim.itf("qfe1").logicals] == [0, 1]
+
+
+def test_a_crtt_of_zero_waits_the_group_interval() -> None:
+    """mpd_probe.c takes a CRTT of 0 (replies within the millisecond) for none."""
+    sim = Sim(make_group(2))
+    for name in ("qfe0", "qfe1"):
+        sim.net.nic(name).rtt_ms = 0
+    sim.start()
+    sim.advance(2.1)
+    inst = sim.machine.phyints["qfe0"].instances[V4]
+    assert {t.crtt_ms for t in inst.targets} == {0}
+    sim.silent("qfe0")
+    t = sim.now
+    line = sim.run_until_log("NIC failure detected on qfe0", 1.4)
+    lost = unicast(sim, "qfe0", since=t, until=line.time)
+    # The fifth unanswered probe is lost one group interval (700 // 7 ms) after it went out.
+    assert line.time == pytest.approx(lost[4] + 0.1)
+
+
+def test_only_a_loss_that_can_fail_the_nic_is_judged_at_its_expiry() -> None:
+    """Other losses are settled when the next probe goes out, as in Solaris: no wake-up for them."""
+    sim = started(2)
+    inst = sim.machine.phyints["qfe0"].instances[V4]
+    other = sim.machine.phyints["qfe1"].instances[V4]
+    sim.silent("qfe0")
+    sim.run_until(inst.next_send)  # the first probe nobody answers
+    for lost in range(1, 5):
+        sim.run_until(inst.next_send - 1e-6)  # just before the next probe
+        assert inst.history[inst.order[-1]].status is SlotStatus.UNACKED  # its wait is over, not yet judged
+        assert inst.consecutive_losses() == lost - 1
+        assert sim.machine.next_deadline() == min(inst.next_send, other.next_send)
+        sim.run_until(inst.next_send)  # the next probe goes out: the one before is LOST now
+        assert inst.consecutive_losses() == lost
+    # Four in a row: the fifth probe's loss would fail the NIC, so its expiry is a deadline.
+    fifth = inst.history[inst.order[-1]]
+    expiry = fifth.sent_at + inst.wait(fifth, 0.1)
+    assert expiry - fifth.sent_at == pytest.approx(0.003)  # the CRTT of 1 ms round trips
+    assert sim.machine.next_deadline() == min(expiry, other.next_send)
+    line = sim.run_until_log("NIC failure detected on qfe0", 1.0)
+    assert line.time == expiry and fifth.status is SlotStatus.LOST
 
 
 def test_repair_keeps_every_router_target() -> None:

@@ -32,6 +32,7 @@ from ipmp.mpathd.machine import (
     TRANSITIONS,
     State,
 )
+from ipmp.mpathd.probe import NUM_PROBE_FAILS, SlotStatus
 from tests.unit.mpathd_sim import GROUP, HEALTHY, Sim, data_ip, make_group, nic_name, placement, test_ip
 
 FDT_MS = 700
@@ -209,6 +210,29 @@ class MpathdMachine(RuleBasedStateMachine):
             if ap.ok and ap.still_failed and ap.cause not in ("AdminOffline", "AdminUndoOffline"):
                 assert placement(ap.execute.config) == placement(ap.before), ap
         self.checked_applied = len(self.sim.applied)
+
+    @invariant()
+    def next_deadline_is_that_of_a_full_scan(self) -> None:
+        """The wake-ups kept step by step agree with every deadline computed afresh (§2.5)."""
+        m = self.sim.machine
+        times = [t for t in (m.next_rescan,) if t is not None]
+        times += [g.settling_until for g in m.groups.values() if g.settling_until is not None]
+        for pi in m.phyints.values():
+            if pi.repair_hold_until is not None:
+                times.append(pi.repair_hold_until)
+            if pi.state is State.OFFLINE or not pi.link_up:
+                continue
+            interval = m.groups[pi.group].interval
+            for inst in pi.instances.values():
+                if inst.next_send is not None:
+                    times.append(inst.next_send)
+                pending = [inst.history[q] for q in inst.order[-2:]
+                           if inst.history[q].status is SlotStatus.UNACKED]
+                # A pending probe whose loss would be the NUM_PROBE_FAILS-th in a row.
+                if (pi.state is State.RUNNING and pending
+                        and inst.consecutive_losses() + len(pending) >= NUM_PROBE_FAILS):
+                    times += [slot.sent_at + inst.wait(slot, interval) for slot in pending]
+        assert m.next_deadline() == (min(times) if times else None)
 
     @invariant()
     def settled_view_matches_the_world(self) -> None:
