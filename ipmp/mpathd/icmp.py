@@ -189,18 +189,18 @@ def decode_echo_reply(
         return None
     if ident is not None and reply_ident != ident:
         return None
-    where = _printable(source)
+    # The sender is written out only for a complaint: every probe reply comes here.
     if family is Family.INET6 and require_linklocal and not source.is_link_local:
-        return BadReply(_NOT_LINKLOCAL, (where,))
+        return BadReply(_NOT_LINKLOCAL, (_printable(source),))
     if code != 0:
-        return BadReply(code_format, (code, where))
+        return BadReply(code_format, (code, _printable(source)))
     if len(icmp) < PROBE_LEN:
-        return BadReply(_REPLY_TOO_SHORT, (len(icmp), where))
+        return BadReply(_REPLY_TOO_SHORT, (len(icmp), _printable(source)))
     timestamp_ms, probe_type = struct.unpack_from("!II", icmp, 8)
     if probe_type not in _KNOWN_PROBE_TYPES:
         # Solaris prints the word with %d, i.e. as a signed 32-bit int.
         signed = probe_type - (1 << 32) if probe_type & 0x80000000 else probe_type
-        return BadReply(_REPLY_TYPE, (signed, where))
+        return BadReply(_REPLY_TYPE, (signed, _printable(source)))
     return EchoReply(
         ident=reply_ident, seq=seq, timestamp_ms=timestamp_ms, probe_type=probe_type, source=source
     )
@@ -221,6 +221,9 @@ _ICMP6_FILTER = 1  # IPPROTO_ICMPV6: 256-bit bitmap of types to block (linux/icm
 # echo reply may carry whatever the target chose to echo: read generously so
 # the kernel never truncates one silently.
 _RECV_SIZE = 4096
+#: Targets (and reply senders) whose socket address / parsed form a probe
+#: socket remembers; past this many the memory starts over.
+_ADDRESS_CACHE = 64
 #: SO_TIMESTAMPNS (asm-generic/socket.h; the Python socket module lacks the
 #: name): each packet comes with its kernel arrival time, a struct timespec
 #: of CLOCK_REALTIME, as a control message of the same type.
@@ -267,6 +270,9 @@ class ProbeSocket:
         self.address = address
         self.family = Family(address.version)
         self.ifindex = socket.if_nametoindex(ifname) if ifindex is None else ifindex
+        # Per-probe work kept off the hot path: a NIC probes a handful of targets.
+        self._sockaddrs: dict[IPAddress, tuple[str, int] | tuple[str, int, int, int]] = {}
+        self._senders: dict[str, IPAddress] = {}
         if self.family is Family.INET:
             sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         else:
@@ -323,7 +329,12 @@ class ProbeSocket:
         """Send one probe; OSError if the kernel refused or sent only part of it."""
         if target.version != self.address.version:
             raise ValueError(f"IPv{target.version} target for an IPv{self.address.version} probe socket")
-        sent = self._sock.sendto(data, self._sockaddr(target))
+        sockaddr = self._sockaddrs.get(target)
+        if sockaddr is None:
+            if len(self._sockaddrs) >= _ADDRESS_CACHE:
+                self._sockaddrs.clear()
+            sockaddr = self._sockaddrs[target] = self._sockaddr(target)
+        sent = self._sock.sendto(data, sockaddr)
         if sent != len(data):
             raise OSError(errno.EMSGSIZE, f"probe sendto: sent {sent} of {len(data)} bytes")
 
@@ -346,7 +357,12 @@ class ProbeSocket:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
                     sec, nsec = _TIMESPEC.unpack_from(payload)
                     arrived = sec * 1_000_000_000 + nsec
-            out.append((data, ip_address(str(sender[0]).split("%", 1)[0]), arrived))
+            source = self._senders.get(sender[0])
+            if source is None:
+                if len(self._senders) >= _ADDRESS_CACHE:
+                    self._senders.clear()  # bounded: anyone may send echo replies
+                source = self._senders[sender[0]] = ip_address(str(sender[0]).split("%", 1)[0])
+            out.append((data, source, arrived))
         return out
 
     def close(self) -> None:
