@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface, ip_network
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ipmp.errors import ApplyError
 from ipmp.ifmap import MapEntry, NameMap
@@ -62,18 +62,9 @@ from ipmp.model import (
     KRoute,
     KRule,
 )
-from ipmp.ops import (
-    AddAddress,
-    AddRoute,
-    AddRule,
-    DelAddress,
-    DelRoute,
-    DelRule,
-    Op,
-    SetLink,
-    SetSysctl,
-    command,
-)
+
+if TYPE_CHECKING:
+    from ipmp.ops import Op, SetLink
 
 __all__ = ["PROC_SYS", "Kernel", "execute_plan", "read_kernel", "read_state"]
 
@@ -611,6 +602,8 @@ def _failure(op: Op, code: int, detail: str = "") -> ApplyError:
     reason = os.strerror(code) if code else "failed"
     if detail and detail != reason:
         reason = f"{reason} ({detail})"
+    from ipmp.ops import command
+
     return ApplyError(f"{command(op)}: {reason}", op=op, errno_=code)
 
 
@@ -857,6 +850,10 @@ class Kernel:
             raise ApplyError(f"{what}: {exc.strerror or 'failed'}", errno_=exc.errno or 0) from exc
 
     async def _execute_one(self, op: Op) -> None:
+        # Imported here: reads (``ifconfig -a``) come through this module and
+        # never execute an operation.
+        from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, SetLink, SetSysctl
+
         ipr = self._sock
         match op:
             case SetSysctl(key=key, value=value):
