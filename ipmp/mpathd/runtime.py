@@ -224,9 +224,6 @@ class Runtime:
         # The sysctls asked of the kernel in the reads behind kernel_state
         # (a key the kernel lacks is asked but not in the result).
         self._sysctls_asked: frozenset[str] = frozenset()
-        # The store as last read or written, and the file it was then.
-        self._stored: Stored | None = None
-        self._stored_key: tuple[int, int, int] | None = None
         # Event streams (ipmpstat -p, integrations): work only while subscribed.
         self.broker = ipc.Broker(on_subscribe=self._on_subscribe)
         self.probe_tracker = events.ProbeTracker()
@@ -658,28 +655,19 @@ class Runtime:
             self._changed_meanwhile = False
             self._resync_wanted = True
 
-    def _store_key(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.store.path)
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
-
     def _load_store(self) -> Stored:
-        """The store, parsed again only when its file changed (with the lock held).
+        """The store, read again for every apply (with the lock held).
 
-        With many NICs a parse takes milliseconds, and a failover reads it
-        before its first kernel change.  Every writer replaces the file
-        (a new inode), so a changed file never looks the same.
+        A copy kept while the file's (inode, mtime, size) stayed the same was
+        tried and removed: it missed changes (the kernel's timestamps are
+        coarser than two saves, and a replaced file may get the old inode
+        back), and an if_mpadm -d/-r on IPv6 then failed back onto a stale
+        layout.  The parse costs a few milliseconds at 64 NICs.
         """
-        key = self._store_key()
-        if self._stored is None or key is None or key != self._stored_key:
-            self._stored, self._stored_key = self.store.load(), key
-        return self._stored
+        return self.store.load()
 
     def _save_store(self, stored: Stored) -> None:
         self.store.save(stored)
-        self._stored, self._stored_key = stored, self._store_key()
 
     def _announce_moves(self, plan: Plan) -> None:
         """Gratuitous ARP / unsolicited NA for every address the plan added."""
