@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import select
 import sys
 import syslog
 import time
@@ -613,6 +614,11 @@ class Runtime:
             # since; on a failover that saves a kernel dump (milliseconds, tens
             # of them with many NICs).  Only the sysctls of these NICs go in:
             # the plan compares no others.
+            watcher = self.watcher
+            if watcher is not None and select.select([watcher.fileno()], [], [], 0)[0]:
+                # Changes announced but not read yet (the loop was busy) would
+                # be planned over from a stale copy: take them in first.
+                self._on_netlink(watcher)
             if self._resync_wanted or not self._sysctls_asked.issuperset(keys):
                 before = await self._kernel.read(keys)
             else:
