@@ -59,7 +59,7 @@ from ipmp.mpathd.machine import (
 from ipmp.mpathd.probe import ProbeKind
 from ipmp.netlink import Kernel, LinkEvent, Watcher, carrier
 from ipmp.ops import AddAddress, Plan
-from ipmp.state import Store, Stored
+from ipmp.state import Store
 from ipmp.view import Scope, expected
 
 #: How often the carrier bit and the state store are looked at (s).  The
@@ -608,7 +608,9 @@ class Runtime:
         ok = True
         error = ""
         with self.store.locked():
-            stored = self._load_store()
+            # Read for every apply: a copy kept between applies missed changes
+            # (coarse file timestamps, reused inodes); a parse costs a few ms at 64 NICs.
+            stored = self.store.load()
             keys = sysctl_keys(names)
             # The cached read is current unless netlink said something changed
             # since; on a failover that saves a kernel dump (milliseconds, tens
@@ -638,7 +640,7 @@ class Runtime:
                 # from this config, and a save of the home NIC alone drops it.
                 homed = {i.name for i in fx.config.interfaces if any(lg.home in names for lg in i.logicals)}
                 changed = tuple(i for n in sorted(set(names) | homed) if (i := fx.config.get(n)) is not None)
-                self._save_store(stored.with_interfaces(changed))
+                self.store.save(stored.with_interfaces(changed))
                 # The read-back has the sysctls of these NICs only; the
                 # others' are as they were (the plan touched none of them).
                 after = applied.after
@@ -660,20 +662,6 @@ class Runtime:
             # reread it, as after any change notification.
             self._changed_meanwhile = False
             self._resync_wanted = True
-
-    def _load_store(self) -> Stored:
-        """The store, read again for every apply (with the lock held).
-
-        A copy kept while the file's (inode, mtime, size) stayed the same was
-        tried and removed: it missed changes (the kernel's timestamps are
-        coarser than two saves, and a replaced file may get the old inode
-        back), and an if_mpadm -d/-r on IPv6 then failed back onto a stale
-        layout.  The parse costs a few milliseconds at 64 NICs.
-        """
-        return self.store.load()
-
-    def _save_store(self, stored: Stored) -> None:
-        self.store.save(stored)
 
     def _announce_moves(self, plan: Plan) -> None:
         """Gratuitous ARP / unsolicited NA for every address the plan added."""
@@ -709,7 +697,7 @@ class Runtime:
                 keys = sysctl_keys([lk.name for lk in kernel.links])
                 kernel = await self._kernel.read(keys)
             self._sysctls_asked = frozenset(keys)
-            stored = self._load_store()
+            stored = self.store.load()
             with contextlib.suppress(OSError):
                 self.store_mtime = self.store.path.stat().st_mtime
         self.kernel_state = kernel
