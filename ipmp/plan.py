@@ -12,7 +12,10 @@ The one ordering rule of the toolkit lives here:
    this is the data path, and a failover is done when it is;
 5. routes that come (subnet routes before default routes, whose gateway
    must be reachable);
-6. links that go down, last.
+6. promote_secondaries turned off (only a revert does that): after the
+   addresses, for the reason of 1 — the kernel's primary of a subnet may be
+   an address added after the one ``_address_order`` deletes last;
+7. links that go down, last.
 
 Only what ``scope`` covers is compared: a plan never touches an interface or
 family it was not asked about.
@@ -68,12 +71,13 @@ def _route_in_scope(r: KRoute, scope: Scope) -> bool:
 def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     """The operations that take ``current`` to ``desired`` within ``scope``."""
     early: list[Op] = []
+    demote: list[Op] = []
     late: list[Op] = []
 
-    # 1. sysctls: desired lists every key it needs.
+    # 1./6. sysctls: desired lists every key it needs.
     for key, value in desired.sysctls:
         if current.sysctl(key) != value:
-            early.append(SetSysctl(key, value))
+            (demote if _demotes(key, value) else early).append(SetSysctl(key, value))
 
     # 2./6. links
     for want in desired.links:
@@ -155,8 +159,14 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     ops += [DelRule(r) for r in sorted(cur_rules - want_rules)]
     ops += [AddRule(r) for r in sorted(want_rules - cur_rules)]
     ops += [AddRoute(r) for r in sorted(routes_in, key=_route_order)]
+    ops += demote
     ops += late
     return tuple(ops)
+
+
+def _demotes(key: str, value: str) -> bool:
+    """Whether setting ``key`` to ``value`` turns promote_secondaries off."""
+    return key.endswith("/promote_secondaries") and value.strip() in ("", "0")
 
 
 def data_path_length(plan: Plan) -> int:

@@ -24,13 +24,13 @@ import select
 import sys
 import syslog
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any, Protocol
 
-from ipmp.apply import apply, make_plan, sysctl_keys
+from ipmp.apply import Applied, apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError, IpmpError
 from ipmp.ifmap import MapEntry, canonical_name, read_ifmap
 from ipmp.model import Config, Family, IPAddress, KernelState
@@ -612,26 +612,10 @@ class Runtime:
             # (coarse file timestamps, reused inodes); a parse costs a few ms at 64 NICs.
             stored = self.store.load()
             keys = sysctl_keys(names)
-            # The cached read is current unless netlink said something changed
-            # since; on a failover that saves a kernel dump (milliseconds, tens
-            # of them with many NICs).  Only the sysctls of these NICs go in:
-            # the plan compares no others.
-            watcher = self.watcher
-            if watcher is not None and select.select([watcher.fileno()], [], [], 0)[0]:
-                # Changes announced but not read yet (the loop was busy) would
-                # be planned over from a stale copy: take them in first.
-                self._on_netlink(watcher)
-            if self._resync_wanted or not self._sysctls_asked.issuperset(keys):
-                before = await self._kernel.read(keys)
-            else:
-                known = dict(self.kernel_state.sysctls)
-                before = replace(self.kernel_state,
-                                 sysctls=tuple((k, known[k]) for k in keys if k in known))
             scope = self._scope(fx.config, names)
             self._applying = True
             try:
-                applied = await apply(self._kernel, fx.config, scope, stored.defaultrouters, before=before,
-                                      executed=self._announce_moves)
+                applied = await self._apply(fx.config, scope, stored.defaultrouters, keys)
             except (ApplyError, IpmpError) as err:
                 ok, error = False, str(err)
             else:
@@ -662,6 +646,49 @@ class Runtime:
             # reread it, as after any change notification.
             self._changed_meanwhile = False
             self._resync_wanted = True
+
+    async def _current_kernel(self, keys: list[str], *, fresh: bool = False) -> KernelState:
+        """The kernel an apply plans from: the cached read if it is current, else a new read.
+
+        The cached read is current unless netlink said something changed
+        since; on a failover that saves a kernel dump (milliseconds, tens of
+        them with many NICs).  Only the sysctls of the NICs applied go in:
+        the plan compares no others.
+        """
+        assert self._kernel is not None
+        watcher = self.watcher
+        if watcher is not None and select.select([watcher.fileno()], [], [], 0)[0]:
+            # Changes announced but not read yet (the loop was busy) would
+            # be planned over from a stale copy: take them in first.
+            self._on_netlink(watcher)
+        if fresh or self._resync_wanted or not self._sysctls_asked.issuperset(keys):
+            return await self._kernel.read(keys)
+        known = dict(self.kernel_state.sysctls)
+        return replace(self.kernel_state, sysctls=tuple((k, known[k]) for k in keys if k in known))
+
+    async def _apply(self, config: Config, scope: Scope, routers: Sequence[IPAddress],
+                     keys: list[str]) -> Applied:
+        """Apply ``config`` to the kernel; a failed apply is tried once more from a new read.
+
+        Decision (bug 8 in RELIABILITY.md): another actor may change the
+        kernel between the read a plan starts from and the apply (``ip rule
+        flush`` while we restore).  The plan then misses work and the
+        read-back fails, and netlink cannot tell their notifications from
+        the ones of our own changes.  ``apply`` has already put the kernel
+        back; one more try from a fresh read settles it.  A genuine failure
+        (an address in use elsewhere, a NIC removed) fails the second time
+        too, at the cost of one more apply and revert (milliseconds), and
+        only then is it reported (in.mpathd's "failed to apply" line).
+        """
+        assert self._kernel is not None
+        before = await self._current_kernel(keys)
+        try:
+            return await apply(self._kernel, config, scope, routers, before=before,
+                               executed=self._announce_moves)
+        except ApplyError as err:
+            self.log("debug", f"apply failed, trying once more from a new kernel read: {err}")
+        before = await self._current_kernel(keys, fresh=True)
+        return await apply(self._kernel, config, scope, routers, before=before, executed=self._announce_moves)
 
     def _announce_moves(self, plan: Plan) -> None:
         """Gratuitous ARP / unsolicited NA for every address the plan added."""

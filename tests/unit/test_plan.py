@@ -306,10 +306,12 @@ def test_boot_plan_of_the_single_line_example_as_ip_commands() -> None:
 def category(op: Op) -> int:
     """The position of an op's kind in the ordering rule of plan.py."""
     match op:
+        case SetSysctl(key=key, value="0") if key.endswith("/promote_secondaries"):
+            return 8
         case SetSysctl():
             return 0
         case SetLink(up=False):
-            return 8
+            return 9
         case SetLink():
             return 1
         case DelRoute():
@@ -371,11 +373,45 @@ def test_diff_orders_every_kind_of_change() -> None:
     after = run(after, "qfe3", "192.0.2.103", "up")  # new link up, new sysctls
     after = run(after, "qfe1", "inet6", "removeif", "2001:db8::101")  # IPv6 routes go explicitly
     plan = make_plan(current, after, scope, routers)
-    assert {category(op) for op in plan} == set(range(9))
+    # Every kind but promote_secondaries turned off, which only a revert does
+    # (test_a_revert_deletes_the_addresses_before_promote_secondaries_goes_off).
+    assert {category(op) for op in plan} == set(range(10)) - {8}
     check_ordering(plan)
     assert plan[-1] == SetLink("qfe2", up=False)
     fake.run(plan)
     assert make_plan(fake.state(sysctl_keys(names)), after, scope, routers) == ()
+
+
+def test_a_revert_deletes_the_addresses_before_promote_secondaries_goes_off() -> None:
+    """Found by test_plans_converge_respect_scope_and_revert: an address put back
+    by a revert lands after one that stayed, so the kernel's primary of the
+    subnet is not unit 0.  The revert to the fresh kernel turned
+    promote_secondaries off first, and deleting that primary took the others
+    with it: the next delete failed with EADDRNOTAVAIL."""
+    kernel = make_kernel("qfe0")
+    scope = scope_of("qfe0", families=(INET,))
+    keys = sysctl_keys(["qfe0"])
+    first = run(merge(kernel, ()), "qfe0", "plumb")
+    first = run(first, "qfe0", "192.0.2.10/24", "up")
+    for address in ("192.0.2.11/24", "192.0.2.12/24", "192.0.2.20/24"):
+        first = run(first, "qfe0", "addif", address, "up")
+    second = run(first, "qfe0", "down")
+    for address in ("192.0.2.12", "192.0.2.20"):
+        second = run(second, "qfe0", "removeif", address)
+    fake = FakeKernel(kernel)
+    fresh = fake.state(keys)
+    fake.run(make_plan(fresh, first, scope, ()))
+    one = fake.state(keys)
+    fake.run(make_plan(one, second, scope, ()))
+    fake.run(diff(fake.state(keys), one, scope))  # 192.0.2.11 is the primary now
+    primary = next(a.address.ip for a in fake.state(keys).addresses if a.ifname == "qfe0")
+    assert primary == ip_address("192.0.2.11")
+
+    back = diff(fake.state(keys), fresh, scope)
+    fake.run(back)
+
+    assert managed(fake.state(keys)) == managed(fresh)
+    check_ordering(back)
 
 
 def test_diff_of_equal_states_is_empty_for_every_example() -> None:

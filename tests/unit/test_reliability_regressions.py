@@ -5,15 +5,23 @@ Each names the test that found it; the real-kernel reproduction stays there.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from ipmp import hostfiles
 from ipmp.apply import make_plan, sysctl_keys
 from ipmp.model import Family, KernelState
+from ipmp.mpathd.failover import fail_over
+from ipmp.mpathd.machine import Execute, Machine, Timing
+from ipmp.mpathd.runtime import Logger, Runtime
+from ipmp.mpathd.settings import Settings
 from ipmp.ops import DelRule
 from ipmp.plan import diff
 from ipmp.session import boot_config
+from ipmp.state import Stored
 from ipmp.view import Scope, merge
 from tests.fakes import FakeKernel, make_kernel
 from tests.unit.mpathd_sim import placement
@@ -77,3 +85,35 @@ def test_recovery_from_a_group_failure_moves_nothing_when_members_come_back_a_li
     sim.advance(3.0)
     assert not sim.lines("Successfully failed over"), sim.messages()
     assert placement(sim.truth) == before
+
+
+def test_an_apply_planned_from_a_copy_someone_changed_is_tried_again_from_a_new_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bug 8, found by ``make soak`` (tests/netns/test_soak.py): the rules were
+    flushed between in.mpathd's cached kernel read and its apply of a failover;
+    the plan missed them, the read-back failed and the daemon logged "failed to
+    apply the new configuration".  A failed apply is now tried once more from a
+    new read (``Runtime._apply``)."""
+    fresh = make_kernel(*NAMES)
+    env = hostfiles.read_environment(EXAMPLE)
+    config = merge(fresh, ())
+    for name in NAMES:
+        config = boot_config(config, name, [(Family.INET, EXAMPLE / "etc" / f"hostname.{name}")], env)
+    kernel = FakeKernel(fresh)
+    keys = sysctl_keys(NAMES)
+    kernel.run(make_plan(kernel.state(keys), config, BOTH, env.defaultrouters))
+    runtime = Runtime(tmp_path, Machine(Settings(), Timing()), Logger(to_stderr=True, debug=True))
+    runtime.store.save(Stored(config.interfaces, env.defaultrouters))  # as ipmp-boot leaves it
+    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.netlink.Kernel
+    runtime.kernel_state = kernel.state(keys)  # the daemon's copy, current when read
+    runtime._sysctls_asked = frozenset(keys)
+    runtime._announce_moves = lambda plan: None  # type: ignore[method-assign]  # no NIC to send on
+    assert kernel.state(keys).rules
+    kernel.run([DelRule(r) for r in kernel.state(keys).rules])  # another actor: ip rule flush
+
+    moved = fail_over(config, "qfe0", "qfe1")
+    asyncio.run(runtime._execute(Execute(moved, tuple(NAMES))))
+
+    assert not make_plan(kernel.state(keys), moved, BOTH, env.defaultrouters)
+    assert runtime.kernel_state.rules == kernel.state(keys).rules
+    assert "failed to apply" not in capsys.readouterr().err
