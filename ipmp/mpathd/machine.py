@@ -4,7 +4,8 @@ The runtime turns netlink messages, probe replies, admin requests and timers
 into ``Event`` values and feeds them to ``Machine.step``; the machine returns
 ``Effect`` values (send a probe, apply a configuration, log, reply) and says
 by ``next_deadline`` when it next needs a ``Tick``.  It never reads the clock
-or touches a socket, so tests drive it with explicit times.
+or touches a socket, so tests drive it with explicit times.  The event and
+effect types are in ``steps.py``.
 
 Glossary (the Solaris words): a *phyint* is a tracked NIC; an *instance* is
 its IPv4 or IPv6 probing state (``probe.Instance``); a NIC is *probe-capable*
@@ -47,6 +48,24 @@ from ipmp.mpathd.probe import (
     Target,
 )
 from ipmp.mpathd.settings import Settings
+from ipmp.mpathd.steps import (
+    AdminOffline,
+    AdminUndoOffline,
+    Announce,
+    CloseProbe,
+    Effect,
+    Event,
+    Execute,
+    Executed,
+    LinkChanged,
+    Log,
+    OpenProbe,
+    ProbeReplied,
+    ReplyTo,
+    Resync,
+    SendProbe,
+    Tick,
+)
 
 #: Probe interval = FDT / (NUM_PROBE_FAILS + 2): with a probe sent in the
 #: second half of each interval, probe n-2 is overdue when probe n goes out,
@@ -102,136 +121,6 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
     (State.OFFLINE, State.RUNNING),  # if_mpadm -r, link up
     (State.OFFLINE, State.FAILED),  # if_mpadm -r, link down
 })
-
-# -- events -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Resync:
-    """A full read of the kernel and the state store, and the routers of the routing table.
-
-    ``routers6`` are the IPv6 routers of the kernel's routing table with the
-    interface each route leaves through (link-local next hops only).
-    """
-
-    now: float
-    config: Config
-    routers: tuple[IPAddress, ...] = ()
-    routers6: tuple[tuple[str, IPv6Address], ...] = ()
-
-
-@dataclass(frozen=True)
-class LinkChanged:
-    now: float
-    ifname: str
-    up: bool
-
-
-@dataclass(frozen=True)
-class ProbeReplied:
-    """A decoded echo reply on ``ifname``'s probe socket for ``family``."""
-
-    now: float
-    ifname: str
-    family: Family
-    seq: int
-    source: IPAddress
-    rtt_ms: int
-    kind: ProbeKind
-
-
-@dataclass(frozen=True)
-class Tick:
-    now: float
-
-
-@dataclass(frozen=True)
-class AdminOffline:
-    now: float
-    ifname: str
-    min_redundancy: int
-    request_id: int
-
-
-@dataclass(frozen=True)
-class AdminUndoOffline:
-    now: float
-    ifname: str
-    request_id: int
-
-
-@dataclass(frozen=True)
-class Executed:
-    """The runtime's report on an ``Execute`` effect."""
-
-    now: float
-    ok: bool
-    error: str = ""
-
-
-Event = Resync | LinkChanged | ProbeReplied | Tick | AdminOffline | AdminUndoOffline | Executed
-
-# -- effects ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SendProbe:
-    ifname: str
-    family: Family
-    source: IPAddress
-    target: IPAddress | None  # None: all-hosts multicast discovery
-    seq: int
-    kind: ProbeKind
-
-
-@dataclass(frozen=True)
-class OpenProbe:
-    ifname: str
-    family: Family
-    source: IPAddress
-
-
-@dataclass(frozen=True)
-class CloseProbe:
-    ifname: str
-    family: Family
-
-
-@dataclass(frozen=True)
-class Log:
-    level: str  # "err", "info" or "debug" (syslog LOG_ERR / LOG_INFO / LOG_DEBUG)
-    message: str
-
-
-@dataclass(frozen=True)
-class ReplyTo:
-    request_id: int
-    mpathd_error: int = 0
-    sys_error: int = 0
-
-
-@dataclass(frozen=True)
-class Announce:
-    """Gratuitous ARP / unsolicited NA for addresses on a NIC (start-up; after moves the runtime does it)."""
-
-    ifname: str
-    addresses: tuple[IPAddress, ...]
-
-
-@dataclass(frozen=True)
-class Execute:
-    """Make the host match ``config`` for ``names`` (kernel and state store).
-
-    ``success`` runs only when the apply succeeded, ``failure`` only when not.
-    """
-
-    config: Config
-    names: tuple[str, ...]
-    success: tuple[Effect, ...] = ()
-    failure: tuple[Effect, ...] = ()
-
-
-Effect = SendProbe | OpenProbe | CloseProbe | Log | ReplyTo | Announce | Execute
 
 #: ``pr_status`` numbers of the probe history, as the Solaris traces print them.
 SLOT_STATUS_CODES = {SlotStatus.UNUSED: 0, SlotStatus.UNACKED: 1, SlotStatus.ACKED: 2, SlotStatus.LOST: 3}

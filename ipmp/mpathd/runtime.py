@@ -36,8 +36,9 @@ from ipmp.ifmap import MapEntry, canonical_name, read_ifmap
 from ipmp.model import Config, Family, IPAddress, KernelState
 from ipmp.mpathd import events, icmp, ipc
 from ipmp.mpathd.announce import ANNOUNCE_COUNT, ANNOUNCE_SPACING, Announcer
-from ipmp.mpathd.machine import (
-    FDT_DIVISOR,
+from ipmp.mpathd.machine import FDT_DIVISOR, Machine
+from ipmp.mpathd.probe import ProbeKind
+from ipmp.mpathd.steps import (
     AdminOffline,
     AdminUndoOffline,
     Announce,
@@ -48,7 +49,6 @@ from ipmp.mpathd.machine import (
     Executed,
     LinkChanged,
     Log,
-    Machine,
     OpenProbe,
     ProbeReplied,
     ReplyTo,
@@ -56,7 +56,6 @@ from ipmp.mpathd.machine import (
     SendProbe,
     Tick,
 )
-from ipmp.mpathd.probe import ProbeKind
 from ipmp.netlink import Kernel, LinkEvent, Watcher, carrier
 from ipmp.ops import AddAddress, Plan
 from ipmp.state import Store

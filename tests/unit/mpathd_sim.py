@@ -31,7 +31,9 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface
 
 from ipmp.model import Config, Family, Interface, IPAddress, Logical
-from ipmp.mpathd.machine import (
+from ipmp.mpathd.machine import Machine, State, Timing
+from ipmp.mpathd.settings import Settings
+from ipmp.mpathd.steps import (
     AdminOffline,
     AdminUndoOffline,
     Announce,
@@ -42,17 +44,13 @@ from ipmp.mpathd.machine import (
     Executed,
     LinkChanged,
     Log,
-    Machine,
     OpenProbe,
     ProbeReplied,
     ReplyTo,
     Resync,
     SendProbe,
-    State,
     Tick,
-    Timing,
 )
-from ipmp.mpathd.settings import Settings
 
 GROUP = "prod"
 PREFIX = 24

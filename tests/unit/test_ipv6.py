@@ -36,8 +36,9 @@ from ipmp.errors import ConfigError
 from ipmp.evaluate import evaluate, split_name
 from ipmp.hostfiles import parse_hostname_text
 from ipmp.model import Config, Environment, Family, Interface, KAddress, KernelState, Logical
-from ipmp.mpathd.machine import Machine, Resync, SendProbe, Timing, select_test_address
+from ipmp.mpathd.machine import Machine, Timing, select_test_address
 from ipmp.mpathd.settings import Settings
+from ipmp.mpathd.steps import Resync, SendProbe
 from ipmp.netlink import IFA_F_NODAD, _address_args
 from ipmp.ops import AddAddress, command
 from ipmp.parse import parse_argv

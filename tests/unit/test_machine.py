@@ -22,14 +22,12 @@ from ipmp.mpathd.machine import (
     MPATHD_SUCCESS,
     MPATHD_SYS_ERROR,
     TRANSITIONS,
-    Execute,
-    ProbeReplied,
     State,
-    Tick,
     Timing,
 )
 from ipmp.mpathd.probe import ProbeKind, SlotStatus, Target, TargetStatus
 from ipmp.mpathd.settings import Settings
+from ipmp.mpathd.steps import Execute, ProbeReplied, Tick
 from tests.unit.mpathd_sim import (
     GROUP,
     ROUTER1,

@@ -15,9 +15,10 @@ from ipmp import hostfiles
 from ipmp.apply import make_plan, sysctl_keys
 from ipmp.model import Family, KernelState
 from ipmp.mpathd.failover import fail_over
-from ipmp.mpathd.machine import Execute, Machine, Timing
+from ipmp.mpathd.machine import Machine, Timing
 from ipmp.mpathd.runtime import Logger, Runtime
 from ipmp.mpathd.settings import Settings
+from ipmp.mpathd.steps import Execute
 from ipmp.ops import DelRule
 from ipmp.plan import diff
 from ipmp.session import boot_config

@@ -1,0 +1,166 @@
+"""What goes into a step of in.mpathd's state machine and what comes out.
+
+``Event`` values are what the runtime saw (a kernel read, a link change, a
+probe reply, a timer, an admin request, the outcome of an apply);
+``Effect`` values are what the machine asks of the runtime (send a probe,
+open or close a probe socket, log, reply, announce, apply a configuration).
+
+Pure module: plain frozen dataclasses, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+
+from ipmp.model import Config, Family, IPAddress
+from ipmp.mpathd.probe import ProbeKind
+
+__all__ = [
+    "AdminOffline",
+    "AdminUndoOffline",
+    "Announce",
+    "CloseProbe",
+    "Effect",
+    "Event",
+    "Execute",
+    "Executed",
+    "LinkChanged",
+    "Log",
+    "OpenProbe",
+    "ProbeReplied",
+    "ReplyTo",
+    "Resync",
+    "SendProbe",
+    "Tick",
+]
+
+# -- events -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resync:
+    """A full read of the kernel and the state store, and the routers of the routing table.
+
+    ``routers6`` are the IPv6 routers of the kernel's routing table with the
+    interface each route leaves through (link-local next hops only).
+    """
+
+    now: float
+    config: Config
+    routers: tuple[IPAddress, ...] = ()
+    routers6: tuple[tuple[str, IPv6Address], ...] = ()
+
+
+@dataclass(frozen=True)
+class LinkChanged:
+    now: float
+    ifname: str
+    up: bool
+
+
+@dataclass(frozen=True)
+class ProbeReplied:
+    """A decoded echo reply on ``ifname``'s probe socket for ``family``."""
+
+    now: float
+    ifname: str
+    family: Family
+    seq: int
+    source: IPAddress
+    rtt_ms: int
+    kind: ProbeKind
+
+
+@dataclass(frozen=True)
+class Tick:
+    now: float
+
+
+@dataclass(frozen=True)
+class AdminOffline:
+    now: float
+    ifname: str
+    min_redundancy: int
+    request_id: int
+
+
+@dataclass(frozen=True)
+class AdminUndoOffline:
+    now: float
+    ifname: str
+    request_id: int
+
+
+@dataclass(frozen=True)
+class Executed:
+    """The runtime's report on an ``Execute`` effect."""
+
+    now: float
+    ok: bool
+    error: str = ""
+
+
+Event = Resync | LinkChanged | ProbeReplied | Tick | AdminOffline | AdminUndoOffline | Executed
+
+# -- effects ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendProbe:
+    ifname: str
+    family: Family
+    source: IPAddress
+    target: IPAddress | None  # None: all-hosts multicast discovery
+    seq: int
+    kind: ProbeKind
+
+
+@dataclass(frozen=True)
+class OpenProbe:
+    ifname: str
+    family: Family
+    source: IPAddress
+
+
+@dataclass(frozen=True)
+class CloseProbe:
+    ifname: str
+    family: Family
+
+
+@dataclass(frozen=True)
+class Log:
+    level: str  # "err", "info" or "debug" (syslog LOG_ERR / LOG_INFO / LOG_DEBUG)
+    message: str
+
+
+@dataclass(frozen=True)
+class ReplyTo:
+    request_id: int
+    mpathd_error: int = 0
+    sys_error: int = 0
+
+
+@dataclass(frozen=True)
+class Announce:
+    """Gratuitous ARP / unsolicited NA for addresses on a NIC (start-up; after moves the runtime does it)."""
+
+    ifname: str
+    addresses: tuple[IPAddress, ...]
+
+
+@dataclass(frozen=True)
+class Execute:
+    """Make the host match ``config`` for ``names`` (kernel and state store).
+
+    ``success`` runs only when the apply succeeded, ``failure`` only when not.
+    """
+
+    config: Config
+    names: tuple[str, ...]
+    success: tuple[Effect, ...] = ()
+    failure: tuple[Effect, ...] = ()
+
+
+Effect = SendProbe | OpenProbe | CloseProbe | Log | ReplyTo | Announce | Execute
