@@ -231,6 +231,8 @@ def test_soak(lab: MpathdLab) -> None:
             echoes=report[D0].sent + report[D1].sent, lost=report[D0].lost + report[D1].lost,
             longest_outage_ms=10 * max(report[a].max_consecutive_lost for a in (D0, D1)),
             checks=soak.checks, deep_checks=soak.deep_checks,
+            # Applies that met an outside change and were tried again (bug 8).
+            applies_retried=len(d.matching("^apply failed, trying once more")),
             violations=len(soak.violations))
     assert not soak.violations, soak.violations[:20]
     assert not d.matching("Traceback|failed to apply"), d.text()
