@@ -189,6 +189,7 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
     async def go() -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+        loop.add_signal_handler(signal.SIGUSR1, runtime.report_statistics)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             loop.add_signal_handler(sig, on_stop)
         await runtime.run(ready)

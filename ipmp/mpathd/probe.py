@@ -167,10 +167,15 @@ class Instance:
     rtt_rotation: int = 0
     #: Whether the quiet period is over early (one of the last two probes acked).
     quiet_over: bool = False
+    # Cumulative figures for the SIGUSR1 report (mpd_main.c ``in_signal``).
     sent_total: int = 0
     acked_total: int = 0
     lost_total: int = 0
+    #: Probes skipped because the daemon was late, and how many times it was.
     missed_total: int = 0
+    missed_times: int = 0
+    #: Replies outside the window of recent sequence numbers (``pii_cum_stats.unknown``).
+    ambiguous_total: int = 0
 
     # -- schedule -----------------------------------------------------------
 
@@ -195,6 +200,7 @@ class Instance:
         if self.next_send < now - user_interval:
             missed = int((now - self.base) // user_interval) + 1
             self.missed_total += missed
+            self.missed_times += 1
             self.base += missed * user_interval
             self.next_send = self.base + rng.uniform(MIN_RANDOM_FACTOR * user_interval,
                                                      MAX_RANDOM_FACTOR * user_interval)
@@ -374,6 +380,7 @@ class Instance:
         in_window = not seq_before(seq, lo) and seq_before(seq, self.snxt)
         slot = self.history.get(seq)
         if not in_window or slot is None:
+            self.ambiguous_total += 1
             return Reply.OUT_OF_WINDOW, None
         if slot.target != source:
             return Reply.FAKE, slot

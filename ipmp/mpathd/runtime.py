@@ -34,7 +34,7 @@ from ipmp.apply import Applied, apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError, IpmpError
 from ipmp.ifmap import MapEntry, canonical_name, read_ifmap
 from ipmp.model import Config, Family, IPAddress, KernelState
-from ipmp.mpathd import events, icmp, ipc
+from ipmp.mpathd import events, icmp, ipc, stats
 from ipmp.mpathd.announce import ANNOUNCE_COUNT, ANNOUNCE_SPACING, Announcer
 from ipmp.mpathd.machine import FDT_DIVISOR, Machine
 from ipmp.mpathd.probe import ProbeKind
@@ -785,4 +785,9 @@ class Runtime:
     def stop(self) -> None:
         self.stopping.set()
         self.queue.put_nowait(_WAKE)
+
+    def report_statistics(self) -> None:
+        """SIGUSR1: the tables at LOG_DEBUG, the probe statistics at LOG_ERR (§2.10)."""
+        for line in stats.report(self.machine):
+            self.log(line.level, line.message)
 

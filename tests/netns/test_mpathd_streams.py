@@ -5,12 +5,14 @@ events for ``ipmpstat -p`` with real round trips to the router, state-change
 events when a link fails and comes back, ``ipmpstat -p`` itself, and the
 ``-f`` mode a systemd ``Type=notify`` unit runs: readiness on
 ``$NOTIFY_SOCKET`` only once the control socket answers, ``RELOADING=1`` and a
-new ``READY=1`` across a SIGHUP re-exec, ``STOPPING=1`` on SIGTERM.
+new ``READY=1`` across a SIGHUP re-exec, ``STOPPING=1`` on SIGTERM; and the
+statistics SIGUSR1 logs.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -150,3 +152,38 @@ def test_foreground_mode_tells_systemd_when_it_is_ready(make_lab: MakeLab, tmp_p
         assert daemon.wait_exit(10) == 0, daemon.text()
     assert not ipc.is_running(lab.root)
     assert not daemon.matching("Traceback"), daemon.text()
+
+
+MISSED = re.compile(r"^Missed sending total of \d+ probes spread over \d+ occurrences$")
+
+
+def _numbers(texts: list[str]) -> dict[str, int]:
+    """``Number of <what> <n>`` lines of a statistics block, as {what: n}."""
+    out = {}
+    for text in texts:
+        m = re.match(r"^Number of (.+) (\d+)$", text)
+        assert m, text
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def test_sigusr1_logs_the_tables_and_the_probe_statistics(make_lab: MakeLab) -> None:
+    """SIGUSR1 (§2.10): the tables at debug level, then the Solaris statistics lines."""
+    lab = make_lab()
+    daemon = lab.start()
+    time.sleep(1.0)  # ten more probes on each NIC at FDT 700 ms
+    t0 = time.monotonic()
+    daemon.signal(signal.SIGUSR1)
+    wait_for(lambda: len(daemon.matching("^Number of ambiguous probe acks received", since=t0)) == 2, 10,
+             "the two statistics blocks", context=daemon.text)
+    lines = [line.text for line in daemon.snapshot() if line.t >= t0]
+    assert lines[0] == "Printing configuration:", lines
+    assert any(text.startswith("Target on inet qfe0 addr 192.0.2.1") for text in lines), lines
+    assert len([text for text in lines if MISSED.match(text)]) == 1, lines
+    for nic in ("qfe0", "qfe1"):
+        at = lines.index(f"Probe stats on (inet {nic})")
+        block = _numbers(lines[at + 1:at + 6])
+        sent, acked = block["probes sent"], block["probe acks received"]
+        assert sent >= 10 and acked >= 8, block
+        assert sent == acked + block["probes/acks lost"] + block["valid unacknowledged probes"], block
+    assert daemon.alive() and ipc.call(lab.root, ipc.Request("ping")).ok
