@@ -186,3 +186,25 @@ def test_a_nic_removed_mid_apply_fails_and_the_rest_is_reverted(
     assert diff, "qfe1 was deleted"
     assert all("qfe1" in line for line in diff), "\n".join(diff)
     assert all(line.startswith("- ") or line.endswith("=None") for line in diff), "\n".join(diff)
+
+
+def test_an_apply_planned_from_a_copy_another_actor_changed_is_tried_again(
+    make_topology: MakeTopology, tmp_path: Path
+) -> None:
+    """Bug 8 (RELIABILITY.md), deterministic: the rules are flushed after in.mpathd's
+    kernel copy was taken and before its failover apply; the plan from the copy
+    misses them, the read-back fails, and one more try from a fresh read must
+    leave the failover complete, with no "failed to apply"."""
+    root = copy_example("active-active", tmp_path)
+    topo = make_topology(nics=NICS)
+    boot = topo.run("host", ["env", "SUNW_NO_MPATHD=1", str(BIN / "ipmp-boot"), "-R", str(root)], check=False)
+    assert boot.returncode == 0, boot.stderr
+    proc = topo.run("host", [sys.executable, str(HERE / "stale_apply.py"), str(root)], check=False,
+                    timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    log = "\n".join(result["log"])
+    assert any(line.startswith("apply failed, trying once more") for line in result["log"]), log
+    assert "failed to apply" not in log, log
+    assert result["left"] == [], result
+    assert any("from 192.0.2.100 lookup" in rule for rule in result["rules"]), result["rules"]
