@@ -79,7 +79,7 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
         if current.sysctl(key) != value:
             (demote if _demotes(key, value) else early).append(SetSysctl(key, value))
 
-    # 2./6. links
+    # 2./7. links
     for want in desired.links:
         cur = current.link(want.name)
         if cur is None:
