@@ -13,7 +13,7 @@ import pytest
 
 from ipmp import hostfiles
 from ipmp.apply import make_plan, sysctl_keys
-from ipmp.model import Family, KernelState
+from ipmp.model import Config, Environment, Family, KernelState
 from ipmp.mpathd.failover import fail_over
 from ipmp.mpathd.machine import Machine, Timing
 from ipmp.mpathd.runtime import Logger, Runtime
@@ -31,6 +31,16 @@ from tests.unit.test_machine import started
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hostname.files" / "active-active"
 NAMES = ["qfe0", "qfe1"]
 BOTH = Scope(frozenset((n, f) for n in NAMES for f in (Family.INET, Family.INET6)))
+
+
+def _booted() -> tuple[KernelState, Environment, Config]:
+    """A fresh kernel with qfe0 and qfe1, and the boot configuration of the active-active example."""
+    fresh = make_kernel(*NAMES)
+    env = hostfiles.read_environment(EXAMPLE)
+    config = merge(fresh, ())
+    for name in NAMES:
+        config = boot_config(config, name, [(Family.INET, EXAMPLE / "etc" / f"hostname.{name}")], env)
+    return fresh, env, config
 
 
 def _without_link(state: KernelState, name: str) -> KernelState:
@@ -51,11 +61,7 @@ def test_revert_takes_away_the_rules_of_a_nic_deleted_mid_apply() -> None:
     kernel, so a revert after the NIC vanished left ``from <addr> lookup
     <its table>`` rules behind for good.
     """
-    fresh = make_kernel(*NAMES)
-    env = hostfiles.read_environment(EXAMPLE)
-    config = merge(fresh, ())
-    for name in NAMES:
-        config = boot_config(config, name, [(Family.INET, EXAMPLE / "etc" / f"hostname.{name}")], env)
+    fresh, env, config = _booted()
     kernel = FakeKernel(fresh)
     keys = sysctl_keys(NAMES)
     before = kernel.state(keys)
@@ -95,11 +101,7 @@ def test_an_apply_planned_from_a_copy_someone_changed_is_tried_again_from_a_new_
     the plan missed them, the read-back failed and the daemon logged "failed to
     apply the new configuration".  A failed apply is now tried once more from a
     new read (``Runtime._apply``)."""
-    fresh = make_kernel(*NAMES)
-    env = hostfiles.read_environment(EXAMPLE)
-    config = merge(fresh, ())
-    for name in NAMES:
-        config = boot_config(config, name, [(Family.INET, EXAMPLE / "etc" / f"hostname.{name}")], env)
+    fresh, env, config = _booted()
     kernel = FakeKernel(fresh)
     keys = sysctl_keys(NAMES)
     kernel.run(make_plan(kernel.state(keys), config, BOTH, env.defaultrouters))
