@@ -208,3 +208,18 @@ def test_an_apply_planned_from_a_copy_another_actor_changed_is_tried_again(
     assert "failed to apply" not in log, log
     assert result["left"] == [], result
     assert any("from 192.0.2.100 lookup" in rule for rule in result["rules"]), result["rules"]
+
+
+def test_a_revert_deletes_a_subnet_whose_primary_it_put_back_without_losing_the_rest(
+    make_topology: MakeTopology,
+) -> None:
+    """Bug 9 (RELIABILITY.md) on the real kernel: with promote_secondaries off on the
+    host, a revert to the fresh kernel must delete every address of a subnet whose
+    primary is not unit 0, and leave the namespace as it was."""
+    topo = make_topology(nics=NICS)
+    proc = topo.run("host", [sys.executable, str(HERE / "revert_primary.py")], check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["primary_before_revert"] == "192.0.2.11", result  # the case of bug 9
+    assert result["error"] == "", result
+    assert result["left"] == [], result
