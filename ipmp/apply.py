@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ipmp.errors import ApplyError
+from ipmp.errors import ApplyError, StateError
 from ipmp.model import Config, Family, IPAddress, KernelState
 from ipmp.ops import Op, Plan, command
 from ipmp.plan import data_path_length, diff
-from ipmp.view import GLOBAL_SYSCTLS, NIC_SYSCTLS4, NIC_SYSCTLS6, Scope, desired_kernel
+from ipmp.view import Scope, desired_kernel, nic_sysctl_keys
 
 #: Verification retries and the pause between them (seconds).
 VERIFY_TRIES = 5
@@ -37,11 +37,7 @@ class KernelIO(Protocol):
 
 def sysctl_keys(names: Sequence[str]) -> list[str]:
     """Every sysctl a plan may set, for these interface names."""
-    keys = [k for k, _ in GLOBAL_SYSCTLS]
-    for name in names:
-        keys += [f"net/ipv4/conf/{name}/{k}" for k, _ in NIC_SYSCTLS4]
-        keys += [f"net/ipv6/conf/{name}/{k}" for k, _ in NIC_SYSCTLS6]
-    return keys
+    return [key for name in names for key in nic_sysctl_keys(name)]
 
 
 @dataclass(frozen=True)
@@ -104,6 +100,33 @@ async def apply(
     except ApplyError as err:
         await revert(kernel, before, scope, keys)
         raise err from None
+
+
+async def apply_and_record(
+    kernel: KernelIO,
+    desired: Config,
+    scope: Scope,
+    defaultrouters: Sequence[IPAddress],
+    record: Callable[[Applied], None],
+    *,
+    before: KernelState,
+) -> Applied:
+    """``apply``, then ``record`` what was done (the state store); all or nothing.
+
+    The store holds what Linux has no flag for (group, standby, each
+    address's home): a kernel change the store does not know of is a
+    change in.mpathd and the next ifconfig misread.  So a command whose
+    record fails (``run`` full or read-only) takes its kernel change back
+    and fails (``StateError``), as it would have had the kernel refused.
+    """
+    applied = await apply(kernel, desired, scope, defaultrouters, before=before)
+    try:
+        record(applied)
+    except StateError as err:
+        if applied.plan:
+            await revert(kernel, before, scope, sysctl_keys(sorted(scope.names)))
+        raise StateError(f"{err}: cannot record the change, so it was taken back") from None
+    return applied
 
 
 async def revert(kernel: KernelIO, before: KernelState, scope: Scope, keys: Sequence[str]) -> None:

@@ -8,6 +8,10 @@ starting with ``@`` is in the abstract namespace (the ``@`` stands for the
 leading NUL byte); one starting with ``/`` is a file.  Anything else (for
 example ``vsock:``) is not supported here and is ignored.
 
+``WATCHDOG=1`` keeps a unit with ``WatchdogSec=`` alive: systemd passes the
+period in ``$WATCHDOG_USEC`` (and the pid it is meant for in
+``$WATCHDOG_PID``) and restarts a service that stays silent that long.
+
 Without ``$NOTIFY_SOCKET`` (not started by systemd) ``notify`` does nothing.
 Errors are swallowed: a missing notification is systemd's timeout to report,
 never a reason for the daemon to fail.
@@ -19,7 +23,7 @@ import os
 import socket
 from collections.abc import Mapping
 
-__all__ = ["ENV", "address", "notify"]
+__all__ = ["ENV", "address", "notify", "watchdog_period"]
 
 ENV = "NOTIFY_SOCKET"
 
@@ -50,3 +54,27 @@ def notify(state: str, env: Mapping[str, str] | None = None) -> bool:
     except OSError:
         return False
     return True
+
+
+def watchdog_period(env: Mapping[str, str] | None = None, pid: int | None = None) -> float | None:
+    """systemd's watchdog period in seconds, if it asks this process for ``WATCHDOG=1``.
+
+    As ``sd_watchdog_enabled(3)``: ``$WATCHDOG_USEC`` a positive integer, and
+    ``$WATCHDOG_PID``, when set, this process's pid (a child started by the
+    service does not inherit the duty).
+    """
+    env = os.environ if env is None else env
+    try:
+        usec = int(env.get("WATCHDOG_USEC", ""))
+    except ValueError:
+        return None
+    if usec <= 0:
+        return None
+    owner = env.get("WATCHDOG_PID")
+    if owner:
+        try:
+            if int(owner) != (os.getpid() if pid is None else pid):
+                return None
+        except ValueError:
+            return None
+    return usec / 1_000_000

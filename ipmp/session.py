@@ -110,6 +110,9 @@ class CommandResult:
     plan: Plan = ()
     notes: list[str] = field(default_factory=list)
     config: Config | None = None  # the view after the command, for status output
+    #: The kernel after the apply and the interfaces whose IPv6 the command
+    #: touched: for ``settle_command``, once the store lock is let go.
+    settle: tuple[KernelState, tuple[str, ...]] | None = None
 
 
 async def run_command(kernel_io: KernelIO, host: Host, command: Command, *, dry_run: bool) -> CommandResult:
@@ -118,7 +121,7 @@ async def run_command(kernel_io: KernelIO, host: Host, command: Command, *, dry_
     The interface may be named by any name the kernel knows for it (its
     Linux name or an altname); the command then acts on the view's name.
     """
-    from ipmp.apply import apply, make_plan
+    from ipmp.apply import apply_and_record, make_plan
 
     if command.ifname is not None:
         command = replace(command, ifname=canonical_name(host.kernel, command.ifname))
@@ -133,12 +136,30 @@ async def run_command(kernel_io: KernelIO, host: Host, command: Command, *, dry_
     if dry_run:
         plan = make_plan(host.kernel, outcome.config, scope, routers)
         return CommandResult(outcome, plan, notes, outcome.config)
-    applied = await apply(kernel_io, outcome.config, scope, routers, before=host.kernel)
     changed = tuple(i for n in names if (i := outcome.config.get(n)) is not None)
-    host.store.save(host.stored.with_interfaces(changed))
-    now = await settle_dad(kernel_io, applied.after, [n for n, f in scope.pairs if f is Family.INET6])
-    after = merge(now, host.store.load().interfaces)
-    return CommandResult(outcome, applied.plan, notes, after)
+    applied = await apply_and_record(kernel_io, outcome.config, scope, routers,
+                                     lambda _: host.store.save(host.stored.with_interfaces(changed)),
+                                     before=host.kernel)
+    stored = host.stored.with_interfaces(changed)
+    inet6 = tuple(sorted(n for n, f in scope.pairs if f is Family.INET6))
+    return CommandResult(outcome, applied.plan, notes, merge(applied.after, stored.interfaces),
+                         settle=(applied.after, inet6))
+
+
+async def settle_command(kernel_io: KernelIO, root: Path, result: CommandResult) -> CommandResult:
+    """After the store lock is let go: wait for IPv6 DAD on what the command brought up.
+
+    Up to DAD_WAIT seconds; held under the lock, that wait stalled every
+    other ifconfig and in.mpathd's store writes (issue 20).  The store is
+    read without the lock (its writes are atomic).
+    """
+    if result.settle is None:
+        return result
+    kernel, names = result.settle
+    now = await settle_dad(kernel_io, kernel, names)
+    if now is kernel:
+        return result
+    return replace(result, config=merge(now, Store(root).load().interfaces), settle=None)
 
 
 def show_command(host: Host, command: Command) -> CommandResult | None:
@@ -314,7 +335,7 @@ async def boot(
     any name the kernel knows for it.  A file may name its NIC by the Linux
     name or an altname too: it configures the interface of the view's name.
     """
-    from ipmp.apply import apply, make_plan
+    from ipmp.apply import apply_and_record, make_plan
 
     result = BootResult()
     env = hostfiles.read_environment(root)
@@ -335,11 +356,12 @@ async def boot(
                 # Later interfaces see the host-wide sysctls as already set.
                 host = replace(host, kernel=_with_sysctls(host.kernel, plan), config=desired)
                 return plan
-            applied = await apply(kernel_io, desired, scope, env.defaultrouters, before=host.kernel)
             itf = desired.get(ifname)
             assert itf is not None
-            stored = stored.with_interfaces((itf,))
-            store.save(stored)
+            recorded = stored.with_interfaces((itf,))
+            applied = await apply_and_record(kernel_io, desired, scope, env.defaultrouters,
+                                             lambda _: store.save(recorded), before=host.kernel)
+            stored = recorded
             host = Host(root, applied.after, stored, merge(applied.after, stored.interfaces))
             return applied.plan
 
@@ -373,8 +395,10 @@ async def boot(
             await _rescue(ifname, files, env, host.config, result, configure)
         if not dry_run:
             store.save(stored)
-            # One wait for every link brought up, not one per interface.
-            await settle_dad(kernel_io, host.kernel, result.configured.get(Family.INET6, []))
+    if not dry_run:
+        # One wait for every link brought up, not one per interface; after
+        # the lock is let go, so that in.mpathd and ifconfig need not wait too.
+        await settle_dad(kernel_io, host.kernel, result.configured.get(Family.INET6, []))
     return result
 
 

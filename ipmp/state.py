@@ -6,9 +6,18 @@ interface, the plumbed families, and the default routers applied at boot.
 ``ifconfig``, ``ipmp-boot`` and ``in.mpathd`` share this one truth; the kernel
 stays the truth for links and addresses (``view.merge`` reconciles the two).
 
-Writes are atomic (write a temporary file, fsync, rename) and every
-read-modify-write happens under an exclusive ``flock`` on ``run/ipmp/lock``,
-held by ``Store.locked()`` for the whole of a command's apply.
+Writes are atomic (write a temporary file, fsync, rename), so a reader
+never needs the lock; every read-modify-write happens under an exclusive
+``flock`` on ``run/ipmp/lock``, held by ``Store.locked()`` for the whole of a
+command's apply.
+
+Who may take that lock: only its owner (root).  ``flock`` needs nothing but
+an open file descriptor, and a file anyone can open read-only is a lock
+anyone can hold forever; a local user who held it froze in.mpathd's
+failover and every ifconfig (issue 20).  So the directory is 0755, the lock
+0600 (an older, wider lock file is narrowed when it is next opened) and
+``state.json`` 0644 (``ifconfig -a`` and ``ipmpstat`` read it as anyone).
+The daemon never waits on the lock: ``try_lock``.
 """
 
 from __future__ import annotations
@@ -28,6 +37,10 @@ from ipmp.model import Family, Interface, IPAddress, Logical
 
 STATE_VERSION = 1
 STATE_DIR = "run/ipmp"
+#: Modes of what the store creates (see the module docstring for why).
+DIR_MODE = 0o755
+LOCK_MODE = 0o600
+FILE_MODE = 0o644
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,31 @@ def loads(text: str) -> Stored:
 # -- the store on disk ----------------------------------------------------------
 
 
+def make_dir(path: Path) -> None:
+    """``run/ipmp`` (or another directory of ours) with DIR_MODE, not the umask's idea of it."""
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, DIR_MODE)
+
+
+def open_lock(path: Path) -> int:
+    """A lock file's descriptor, made or narrowed to LOCK_MODE, so that only its owner can flock it.
+
+    Raises OSError when it cannot be opened.  A lock file of an older
+    version (0644: anyone could open it and hold the lock) is narrowed here.
+    """
+    make_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, LOCK_MODE)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o7777 != LOCK_MODE and st.st_uid == os.geteuid():
+            os.fchmod(fd, LOCK_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 class Store:
     """``<root>/run/ipmp/state.json`` with its lock."""
 
@@ -168,14 +206,19 @@ class Store:
             raise StateError(f"{self.path}: {err.strerror}") from None
         return loads(text)
 
+    def _make_dir(self) -> None:
+        make_dir(self.dir)
+
     def save(self, stored: Stored) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         # One name, not one per process: writers hold the exclusive lock, so
         # two never write at once, and what a writer killed mid-save left
         # behind is overwritten by the next save instead of piling up.
         tmp = self.path.with_name(".state.tmp")
         try:
-            with open(tmp, "w") as fh:
+            self._make_dir()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+            with open(fd, "w") as fh:
+                os.fchmod(fd, FILE_MODE)
                 fh.write(dumps(stored))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -185,12 +228,18 @@ class Store:
                 tmp.unlink()
             raise StateError(f"{self.path}: {err.strerror}") from None
 
+    def _open_lock(self) -> int:
+        return open_lock(self.lock_path)
+
     @contextlib.contextmanager
     def locked(self, *, exclusive: bool = True) -> Iterator[None]:
-        """Hold the store lock; a reader that cannot create the directory reads unlocked."""
+        """Hold the store lock, waiting for it; a reader that cannot open the lock reads unlocked.
+
+        For the commands (ifconfig, ipmp-boot), which may wait for each
+        other; the daemon uses ``try_lock``.
+        """
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open_lock()
         except OSError as err:
             if not exclusive:
                 yield
@@ -201,3 +250,41 @@ class Store:
             yield
         finally:
             os.close(fd)
+
+    def try_lock(self, *, exclusive: bool = True) -> StoreLock | None:
+        """Take the lock without waiting: the held lock, or None while another holds it.
+
+        Raises ``StateError`` when the lock cannot be opened at all (``run``
+        read-only or full): the caller decides whether to go on without it.
+        """
+        try:
+            fd = self._open_lock()
+        except OSError as err:
+            raise StateError(f"{self.lock_path}: {err.strerror}") from None
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as err:
+            os.close(fd)
+            raise StateError(f"{self.lock_path}: {err.strerror}") from None
+        return StoreLock(fd)
+
+
+class StoreLock:
+    """A held store lock (``Store.try_lock``); ``release`` (or leaving a ``with``) lets it go."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> StoreLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -75,7 +75,7 @@ def _status(config: object, command: Command, is_root: bool) -> str:
 async def _run(command: Command, root: Path, dry_run: bool) -> int:
     from ipmp.errors import ApplyError, ConfigError
     from ipmp.netlink import Kernel
-    from ipmp.session import read_host, run_command
+    from ipmp.session import read_host, run_command, settle_command
     from ipmp.state import Store
 
     is_root = os.geteuid() == 0
@@ -88,6 +88,7 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
             except (ConfigError, ApplyError) as err:
                 _say_error(err)
                 return 1
+        result = await settle_command(kernel, root, result)
     return _report(result, command, root, dry_run, kernel.names.op, is_root)
 
 
@@ -186,12 +187,14 @@ def _start_mpathd(root: Path) -> None:
     import subprocess
 
     from ipmp.mpathd import ipc
+    from ipmp.program import ROOT_CWD, python_module
 
     if ipc.is_running(root):
         return
     env = dict(os.environ, IPMP_ROOT=str(root))
     subprocess.Popen(
-        [sys.executable, "-m", "ipmp.cli.in_mpathd"],
+        python_module("ipmp.cli.in_mpathd"),
+        cwd=ROOT_CWD,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -163,7 +163,8 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
         quiet_period=_float_env("IPMP_FAILURE_DETECTION_QP", Timing.quiet_period),
         scan_interval=_float_env("IPMP_IF_SCAN_INTERVAL", Timing.scan_interval),
     )
-    machine = Machine(settings, timing, seed=os.getpid())
+    # The first probe sequence numbers come from a secret nobody can guess (issue 20).
+    machine = Machine(settings, timing, seed=os.getpid(), seq_secret=os.urandom(16))
     runtime = Runtime(Path(root), machine, log)
     hup = False
 
@@ -207,7 +208,12 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
     if hup:
         # Solaris re-executes itself with the original arguments; in-memory
         # state is lost, the kernel and the state store keep the flags.
-        os.execv(sys.executable, [sys.executable, "-m", "ipmp.cli.in_mpathd", *argv])
+        # By absolute path, isolated: never from the directory it was started in.
+        from ipmp.program import ROOT_CWD, python_module
+
+        os.chdir(ROOT_CWD)
+        command = python_module("ipmp.cli.in_mpathd", *argv)
+        os.execv(command[0], command)
     return 0
 
 

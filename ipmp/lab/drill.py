@@ -37,7 +37,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -50,6 +49,7 @@ from ipmp.lab.lab import Lab, LabError, NetworkPlan, NicPlan, create
 from ipmp.lab.logwrap import parse_line
 from ipmp.lab.pinger import PingReport
 from ipmp.lab.topology import PingJob
+from ipmp.program import python_module
 
 __all__ = ["REPORT_VERSION", "STEP_KINDS", "Observer", "run_drill", "svg", "write_svg"]
 
@@ -598,7 +598,7 @@ class Drill:
             self.obs.message((t - self._inject) * 1000.0, text)
 
     def _if_mpadm(self, flag: str, nic: str) -> _Command:
-        argv = [sys.executable, "-m", "ipmp.cli.if_mpadm", flag, nic]
+        argv = python_module("ipmp.cli.if_mpadm", flag, nic)
         start = time.monotonic()
         proc = self.lab.run(argv, timeout=60.0)
         return _Command(["if_mpadm", flag, nic], proc.returncode, proc.stdout, proc.stderr,

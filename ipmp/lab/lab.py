@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 from ipmp.lab.logwrap import parse_line, process_start_time
 from ipmp.lab.topology import LabError, Topology, build, unique_prefix
+from ipmp.program import python_module
 
 __all__ = [
     "DEFAULT_NAME",
@@ -649,7 +650,9 @@ class Lab:
         env["IPMP_ROOT"] = self.state.root
         env[LAB_MARK_ENV] = self.state.prefix
         env["PATH"] = _search_path()
-        # ``python -m ipmp...`` must import this very package, installed or not.
+        # A user's own ``python -m ipmp...`` in the lab imports this very
+        # package, installed or not; the programs the lab itself starts run
+        # isolated from the installation (``ipmp.program``).
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_package_root()), os.environ.get("PYTHONPATH", "")) if p
         )
@@ -880,8 +883,8 @@ def _start_daemon(lab: Lab, quiet_period: float | None, scan_interval: float | N
     if scan_interval is not None:
         extra["IPMP_IF_SCAN_INTERVAL"] = repr(float(scan_interval))
     argv = [
-        sys.executable, "-m", "ipmp.lab.logwrap", "--log", str(lab.log_path), "--",
-        sys.executable, "-m", "ipmp.cli.in_mpathd", "-d",
+        *python_module("ipmp.lab.logwrap", "--log", str(lab.log_path), "--"),
+        *python_module("ipmp.cli.in_mpathd", "-d"),
     ]
     proc = lab.topology.run("host", argv, check=False, timeout=30.0, env=lab.command_env(extra))
     try:
@@ -986,7 +989,7 @@ def create(
         lab = Lab(directory, state, topo, lock_fd, owner=True)
 
         say(f"ipmp-boot -R {state.root}")
-        boot = lab.run([sys.executable, "-m", "ipmp.cli.boot", "-R", state.root], timeout=120.0)
+        boot = lab.run(python_module("ipmp.cli.boot", "-R", state.root), timeout=120.0)
         # The messages name the lab's copy; the user knows the originals.
         output = (boot.stdout + boot.stderr).replace(state.root, str(source))
         lab.boot_output = output

@@ -65,6 +65,7 @@ from types import TracebackType
 from typing import Any, TypedDict, Unpack
 
 from ipmp.lab.pinger import PingReport, parse_output
+from ipmp.program import python_module
 
 __all__ = [
     "BRIDGE",
@@ -609,7 +610,7 @@ class _PingerRun:
     device: str | None = None
 
     def argv(self, *, ready: bool) -> list[str]:
-        argv = [sys.executable, "-m", "ipmp.lab.pinger", "--count", str(self.count)]
+        argv = python_module("ipmp.lab.pinger", "--count", str(self.count))
         argv += ["--interval", repr(float(self.interval)), "--timeout", repr(float(self.timeout))]
         for src in self.source:
             argv += ["--source", _bare(src)]

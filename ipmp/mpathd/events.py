@@ -17,7 +17,10 @@ Two topics (``ipc.TOPICS``):
     ``if_change`` (an interface's state or type changes) and
     ``group_state`` (a group becomes ok, degraded or failed).
     ``state_changes`` compares two ``View`` values taken from
-    ``Machine.snapshot()`` before and after a step.
+    ``Machine.snapshot()`` before and after a step.  A ``View`` carries the
+    ``Machine.generation`` it was taken at: while that has not moved, the
+    snapshot has not changed and is not built again (at 64 NICs a snapshot
+    on every probe step cost the daemon half a core, issue 20).
 
 Event objects are JSON-ready dicts with an ``"event"`` key; the broker adds
 ``"v"`` and ``"topic"``.  Times: ``sent`` is CLOCK_MONOTONIC seconds (the
@@ -65,8 +68,18 @@ def _stats(target: Target | None) -> dict[str, float | int | None]:
 
 @dataclass
 class _Ledger:
+    name: str
+    family: Family
+    phyint: Phyint
     instance: Instance
     reported: dict[int, SlotStatus] = field(default_factory=dict)
+    # The instance's probe counters when its ledger was last read: a send
+    # raises ``sent_total``, a loss ``lost_total``, an acknowledgement
+    # ``acked_total`` (a late one also lowers ``lost_total``), so while the
+    # three stay, no probe of it was settled and it is skipped.
+    sent: int = -1
+    acked: int = -1
+    lost: int = -1
 
 
 class ProbeTracker:
@@ -74,65 +87,87 @@ class ProbeTracker:
 
     ``start`` takes the baseline (nothing before it is reported), ``changes``
     returns the outcomes that are new since the last call, ``stop`` forgets
-    everything (no subscriber left).  Cost per call: one pass over at most
-    PROBE_STATS_COUNT slots per probing instance.
+    everything (no subscriber left).  Cost per call: three counters per
+    probing instance, and a pass over at most PROBE_STATS_COUNT slots of the
+    few whose counters moved (one or two per probe step).  Given the
+    ``Machine.generation``, the list of instances is made again only when it
+    moved: until then the machine has the same phyints and instances (they
+    change with what ``snapshot`` shows).
     """
 
     def __init__(self) -> None:
         self.active = False
         self._ledgers: dict[tuple[str, Family], _Ledger] = {}
+        self._generation: int | None = None
 
-    def start(self, phyints: Mapping[str, Phyint], *, now: float = 0.0, wall: float = 0.0) -> None:
+    def start(self, phyints: Mapping[str, Phyint], *, now: float = 0.0, wall: float = 0.0,
+              generation: int | None = None) -> None:
         self._ledgers = {}
+        self._generation = None
         self.active = True
-        self.changes(phyints, now=now, wall=wall)
+        self.changes(phyints, now=now, wall=wall, generation=generation)
 
     def stop(self) -> None:
         self._ledgers = {}
+        self._generation = None
         self.active = False
 
-    def changes(self, phyints: Mapping[str, Phyint], *, now: float, wall: float) -> list[dict[str, Any]]:
-        """``probe`` events for the outcomes not reported yet, oldest probe first per instance.
-
-        ``now`` (monotonic) is when the daemon has processed them: RTT is
-        measured to it, NETRTT to the moment the reply was read.
-        """
-        out: list[dict[str, Any]] = []
-        seen: set[tuple[str, Family]] = set()
+    def _index(self, phyints: Mapping[str, Phyint]) -> None:
+        """The ledgers of the instances the machine has now; the others are forgotten."""
+        ledgers: dict[tuple[str, Family], _Ledger] = {}
         for name, pi in phyints.items():
             for family, inst in pi.instances.items():
                 key = (name, family)
-                seen.add(key)
                 ledger = self._ledgers.get(key)
                 if ledger is None or ledger.instance is not inst:
                     # A new instance (test address changed, NIC re-created):
                     # its sequence numbers start again.
-                    ledger = self._ledgers[key] = _Ledger(inst)
-                for seq in inst.order:
-                    slot = inst.history[seq]
-                    state = _REPORTED.get(slot.status)
-                    if state is None or ledger.reported.get(seq) is slot.status:
-                        continue
-                    ledger.reported[seq] = slot.status
-                    acked_at = slot.acked_at if slot.status is SlotStatus.ACKED else None
-                    out.append({
-                        "event": "probe",
-                        "interface": name,
-                        "group": pi.group,
-                        "family": family.word,
-                        "probe": seq,
-                        "state": state,
-                        "target": str(slot.target),
-                        "sent": round(slot.sent_at, 6),
-                        "time": round(wall - (now - slot.sent_at), 6),
-                        "netrtt_ms": _ms(acked_at - slot.sent_at) if acked_at is not None else None,
-                        "rtt_ms": _ms(now - slot.sent_at) if acked_at is not None else None,
-                        **_stats(inst.target(slot.target)),
-                    })
-                if len(ledger.reported) > len(inst.history):
-                    ledger.reported = {s: st for s, st in ledger.reported.items() if s in inst.history}
-        for key in [k for k in self._ledgers if k not in seen]:
-            del self._ledgers[key]
+                    ledger = _Ledger(name, family, pi, inst)
+                ledger.phyint = pi
+                ledgers[key] = ledger
+        self._ledgers = ledgers
+
+    def changes(self, phyints: Mapping[str, Phyint], *, now: float, wall: float,
+                generation: int | None = None) -> list[dict[str, Any]]:
+        """``probe`` events for the outcomes not reported yet, oldest probe first per instance.
+
+        ``now`` (monotonic) is when the daemon has processed them: RTT is
+        measured to it, NETRTT to the moment the reply was read.
+        ``generation`` is the machine's (None: unknown, look at every phyint).
+        """
+        if generation is None or generation != self._generation:
+            self._index(phyints)
+            self._generation = generation
+        out: list[dict[str, Any]] = []
+        for ledger in self._ledgers.values():
+            inst = ledger.instance
+            if (inst.sent_total == ledger.sent and inst.acked_total == ledger.acked
+                    and inst.lost_total == ledger.lost):
+                continue
+            ledger.sent, ledger.acked, ledger.lost = inst.sent_total, inst.acked_total, inst.lost_total
+            for seq in inst.order:
+                slot = inst.history[seq]
+                state = _REPORTED.get(slot.status)
+                if state is None or ledger.reported.get(seq) is slot.status:
+                    continue
+                ledger.reported[seq] = slot.status
+                acked_at = slot.acked_at if slot.status is SlotStatus.ACKED else None
+                out.append({
+                    "event": "probe",
+                    "interface": ledger.name,
+                    "group": ledger.phyint.group,
+                    "family": ledger.family.word,
+                    "probe": seq,
+                    "state": state,
+                    "target": str(slot.target),
+                    "sent": round(slot.sent_at, 6),
+                    "time": round(wall - (now - slot.sent_at), 6),
+                    "netrtt_ms": _ms(acked_at - slot.sent_at) if acked_at is not None else None,
+                    "rtt_ms": _ms(now - slot.sent_at) if acked_at is not None else None,
+                    **_stats(inst.target(slot.target)),
+                })
+            if len(ledger.reported) > len(inst.history):
+                ledger.reported = {s: st for s, st in ledger.reported.items() if s in inst.history}
         return out
 
 
@@ -155,14 +190,16 @@ class View:
 
     groups: Mapping[str, str] = field(default_factory=dict)  # named group -> ok/degraded/failed
     members: Mapping[str, _Member] = field(default_factory=dict)  # interface -> its facts
+    #: ``Machine.generation`` of the snapshot (-1: unknown, always stale).
+    generation: int = -1
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def view_of(snapshot: Mapping[str, Any]) -> View:
-    """The ``View`` of a ``Machine.snapshot()``."""
+def view_of(snapshot: Mapping[str, Any], generation: int = -1) -> View:
+    """The ``View`` of a ``Machine.snapshot()`` taken at ``Machine.generation`` ``generation``."""
     groups_raw = snapshot.get("groups")
     groups = {str(name): _text(doc.get("state")) for name, doc in
               (groups_raw.items() if isinstance(groups_raw, Mapping) else ())
@@ -175,7 +212,7 @@ def view_of(snapshot: Mapping[str, Any]) -> View:
         members[str(name)] = _Member(group=_text(doc.get("group")), state=_text(doc.get("state")),
                                      type=_text(doc.get("type")), link=_text(doc.get("link")),
                                      probe=_text(doc.get("probe")), active=doc.get("active") is True)
-    return View(groups, members)
+    return View(groups, members, generation)
 
 
 def _member_doc(event: str, name: str, m: _Member, **extra: object) -> dict[str, Any]:

@@ -2,9 +2,40 @@
 
 The probe format and the reply checks are in.mpathd's (reference
 solaris-ipmp.md section 2.4; illumos ``mpd_probe.c`` ``probe()``,
-``in_data()``, ``in6_data()``): a 16-byte echo request carrying a send
-timestamp and a probe type, one ICMP id per NIC, and replies vetted in the
+``in_data()``, ``in6_data()``): an echo request carrying a send timestamp
+and a probe type, one ICMP id per probe socket, and replies vetted in the
 same order and with the same trace texts as Solaris.
+
+Payload of every probe (and so of every reply, which echoes it)::
+
+    0   type, code, checksum        ICMP header (struct pr_icmp of illumos)
+    4   id, sequence number
+    8   timestamp (ms, 32 bits)     pr_icmp_timestamp
+    12  probe type                  pr_icmp_mtype: PROBE_UNICAST/MULTICAST/RTT
+    16  token (8 bytes)             ours: not in Solaris
+
+Decision (issue 20, deviating from illumos on purpose): Solaris uses the
+guessable id ``((pid & 0xff) << 8) | (ifindex & 0xff)`` and starts the
+sequence numbers at 1, and it believes any echo reply that carries that id
+and a sequence number in its window.  An attacker on the link who guesses
+them (the pid has 8 bits that matter, ifindex is small, the sequence number
+grows by one per probe interval and ``ipmpstat -p`` shows it to every local
+user) can forge echo replies from the probe target for a NIC that is dead
+and hide its failure: the data addresses stay on a NIC that passes nothing.
+Here each probe socket has a random id (unique among the daemon's sockets),
+each probing instance a random first sequence number (``probe.first_seq``),
+and each probe carries a token: a keyed hash (BLAKE2b, a random 16-byte key
+per socket) of id, sequence number, timestamp and probe type.  A reply
+must bring back the token of the probe it answers; one that does not is
+not a reply to our probe and is dropped without a word, as replies with
+another id are.  The token is per probe, not one constant per socket,
+because multicast discovery probes reach every host on the link: a host
+that saw one of them learns nothing it could forge another reply with.
+The random first sequence number only keeps hosts off the machine from
+guessing (local users read the numbers from the probes stream); the id and
+the token, which nothing publishes, are what a forger cannot get.
+Targets echo the whole payload (RFC 792, RFC 4443 section 4.2), so nothing
+changes for them; the first 16 bytes keep the Solaris layout.
 
 Socket options follow ``phyint_inst_v4_sockinit`` / ``phyint_inst_v6_sockinit``
 with the Linux substitutions of linux-mapping.md Q4: the Solaris
@@ -16,9 +47,13 @@ another one, and only replies that arrived on that NIC are seen.
 from __future__ import annotations
 
 import errno
+import hashlib
+import hmac
+import secrets
 import socket
 import struct
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from ipmp.model import Family, IPAddress
@@ -34,14 +69,18 @@ __all__ = [
     "PROBE_MULTICAST",
     "PROBE_RTT",
     "PROBE_UNICAST",
+    "PR_ICMP_LEN",
+    "SECRET_LEN",
+    "TOKEN_LEN",
     "BadReply",
     "EchoReply",
+    "ProbeKey",
     "ProbeSocket",
     "decode_echo_reply",
     "encode_echo",
     "icmp_checksum",
     "icmp_filter_block_all_but",
-    "probe_ident",
+    "new_probe_key",
 ]
 
 #: Probe types carried in the last word of every probe (illumos ``PROBE_UNI``,
@@ -62,8 +101,18 @@ ALL_NODES_V6 = IPv6Address("ff02::1")
 
 # struct pr_icmp: type, code, checksum, id, seq, timestamp (ms), probe type.
 _PR_ICMP = struct.Struct("!BBHHHII")
-#: Size of a probe and the minimum size of a usable reply (``sizeof (struct pr_icmp)``).
-PROBE_LEN = _PR_ICMP.size
+#: ``sizeof (struct pr_icmp)``: a reply shorter than this is "too short" (Solaris).
+PR_ICMP_LEN = _PR_ICMP.size
+#: Bytes of the token that follows the Solaris payload.  64 bits: a blind
+#: forger has to send ~2^63 replies per success, on top of guessing the id.
+TOKEN_LEN = 8
+#: Bytes of the random key per probe socket the token is made with.
+SECRET_LEN = 16
+#: Size of a probe: the Solaris payload and the token.  A reply needs all of
+#: it to be one of ours.
+PROBE_LEN = PR_ICMP_LEN + TOKEN_LEN
+# What the token covers: id, seq, timestamp, probe type (every field we choose).
+_SIGNED = struct.Struct("!HHII")
 # Solaris drops (debug trace only) anything shorter than an ICMP header.
 _ICMP_MINLEN = 8
 _IPV4_MIN_HEADER = 20
@@ -79,9 +128,28 @@ _NOT_LINKLOCAL = "ICMPv6 echo reply source address not linklocal from %s on %s"
 _KNOWN_PROBE_TYPES = frozenset((PROBE_UNICAST, PROBE_MULTICAST, PROBE_RTT))
 
 
-def probe_ident(pid: int, ifindex: int) -> int:
-    """The ICMP id of one NIC's probes: ``((pid & 0xff) << 8) | (ifindex & 0xff)`` (illumos)."""
-    return ((pid & 0xFF) << 8) | (ifindex & 0xFF)
+@dataclass(frozen=True)
+class ProbeKey:
+    """What one probe socket signs its probes with: its ICMP id and a secret key.
+
+    Made by ``new_probe_key`` (random); never logged or published (the
+    repr leaves the secret out), so nobody outside the daemon can make a
+    token.
+    """
+
+    ident: int
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ident <= 0xFFFF:
+            raise ValueError(f"ICMP id out of range: {self.ident}")
+        if len(self.secret) < SECRET_LEN:
+            raise ValueError(f"probe key secret shorter than {SECRET_LEN} bytes")
+
+    def token(self, seq: int, timestamp_ms: int, probe_type: int) -> bytes:
+        """The token of the probe with these fields (a keyed BLAKE2b of them, TOKEN_LEN bytes)."""
+        signed = _SIGNED.pack(self.ident, seq & 0xFFFF, timestamp_ms & 0xFFFFFFFF, probe_type)
+        return hashlib.blake2b(signed, digest_size=TOKEN_LEN, key=self.secret).digest()
 
 
 def icmp_checksum(data: bytes) -> int:
@@ -94,25 +162,26 @@ def icmp_checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def encode_echo(family: Family, ident: int, seq: int, timestamp_ms: int, probe_type: int) -> bytes:
-    """A 16-byte echo request as in.mpathd sends it.
+def encode_echo(family: Family, key: ProbeKey, seq: int, timestamp_ms: int, probe_type: int) -> bytes:
+    """An echo request as in.mpathd sends it, with the token of ``key`` (PROBE_LEN bytes).
 
     ``seq`` and ``timestamp_ms`` are counters and wrap (16 and 32 bits, like
-    ``pii_snxt`` and ``getcurrenttime()``); ``ident`` and ``probe_type`` must
-    fit their fields.  The IPv4 checksum is computed here (``in_cksum`` in
+    ``pii_snxt`` and ``getcurrenttime()``); ``probe_type`` must fit its
+    field.  The IPv4 checksum is computed here (``in_cksum`` in
     ``probe()``); the ICMPv6 one is left 0 because the kernel always fills it
     in on raw ICMPv6 sockets (RFC 3542 section 3.1; it needs the IPv6 pseudo
     header, which only the kernel knows for sure).
     """
-    if not 0 <= ident <= 0xFFFF:
-        raise ValueError(f"ICMP id out of range: {ident}")
     if not 0 <= probe_type <= 0xFFFFFFFF:
         raise ValueError(f"probe type out of range: {probe_type}")
     icmp_type = ICMP_ECHO_REQUEST if family is Family.INET else ICMP6_ECHO_REQUEST
-    fields = (ident, seq & 0xFFFF, timestamp_ms & 0xFFFFFFFF, probe_type)
-    packet = _PR_ICMP.pack(icmp_type, 0, 0, *fields)
+    seq &= 0xFFFF
+    timestamp_ms &= 0xFFFFFFFF
+    token = key.token(seq, timestamp_ms, probe_type)
+    fields = (key.ident, seq, timestamp_ms, probe_type)
+    packet = _PR_ICMP.pack(icmp_type, 0, 0, *fields) + token
     if family is Family.INET:
-        packet = _PR_ICMP.pack(icmp_type, 0, icmp_checksum(packet), *fields)
+        packet = _PR_ICMP.pack(icmp_type, 0, icmp_checksum(packet), *fields) + token
     return packet
 
 
@@ -148,7 +217,7 @@ def decode_echo_reply(
     packet: bytes,
     source: IPAddress,
     *,
-    ident: int | None = None,
+    key: ProbeKey | None = None,
     require_linklocal: bool = True,
 ) -> EchoReply | BadReply | None:
     """Vet one packet read from a probe socket, in in.mpathd's order.
@@ -158,9 +227,16 @@ def decode_echo_reply(
 
     Returns None for what Solaris drops without a word (at most a debug
     trace): anything shorter than an ICMP header, anything but an echo reply,
-    and -- when ``ident`` is given -- replies carrying another id, i.e. to
+    and -- when ``key`` is given -- replies carrying another id, i.e. to
     somebody else's echo request.  Solaris checks the id *before* the code
-    and the length, so pass ``ident`` to get exactly its messages.
+    and the length, so pass ``key`` to get exactly its messages.
+
+    With ``key``, a reply that passes every Solaris check must also bring
+    back the token of the probe it names (id, sequence number, timestamp,
+    type): one that does not is not a reply to our probe but a forgery or
+    some other echo, and returns None like a reply with another id.  The
+    token is checked last so that the Solaris messages stay as they are: a
+    forger must still guess the random id to make the daemon log one.
 
     IPv6 replies must come from a link-local address, because Solaris only
     probes from link-local test addresses and targets link-local routers;
@@ -187,20 +263,25 @@ def decode_echo_reply(
     icmp_type, code, _checksum, reply_ident, seq = struct.unpack_from("!BBHHH", icmp)
     if icmp_type != echo_reply:
         return None
-    if ident is not None and reply_ident != ident:
+    if key is not None and reply_ident != key.ident:
         return None
     # The sender is written out only for a complaint: every probe reply comes here.
     if family is Family.INET6 and require_linklocal and not source.is_link_local:
         return BadReply(_NOT_LINKLOCAL, (_printable(source),))
     if code != 0:
         return BadReply(code_format, (code, _printable(source)))
-    if len(icmp) < PROBE_LEN:
+    if len(icmp) < PR_ICMP_LEN:
         return BadReply(_REPLY_TOO_SHORT, (len(icmp), _printable(source)))
     timestamp_ms, probe_type = struct.unpack_from("!II", icmp, 8)
     if probe_type not in _KNOWN_PROBE_TYPES:
         # Solaris prints the word with %d, i.e. as a signed 32-bit int.
         signed = probe_type - (1 << 32) if probe_type & 0x80000000 else probe_type
         return BadReply(_REPLY_TYPE, (signed, _printable(source)))
+    if key is not None and (
+        len(icmp) < PROBE_LEN
+        or not hmac.compare_digest(icmp[PR_ICMP_LEN:PROBE_LEN], key.token(seq, timestamp_ms, probe_type))
+    ):
+        return None  # no token, or not the one of the probe it names: not a reply to us
     return EchoReply(
         ident=reply_ident, seq=seq, timestamp_ms=timestamp_ms, probe_type=probe_type, source=source
     )
@@ -243,6 +324,20 @@ def icmp_filter_block_all_but(*passed: int) -> bytes:
     for icmp_type in passed:
         words[icmp_type >> 5] &= ~(1 << (icmp_type & 31)) & 0xFFFFFFFF
     return struct.pack("=8I", *words)
+
+
+def new_probe_key(in_use: Collection[int] = ()) -> ProbeKey:
+    """A random id, none of ``in_use`` (the daemon's other probe sockets), and a random secret.
+
+    From the operating system's CSPRNG (``secrets``): see the module
+    docstring for the attack a guessable id and token let through.
+    """
+    if len(in_use) > 0xFFFF:
+        raise ValueError("every ICMP id is in use")
+    while True:
+        ident = secrets.randbelow(0x10000)
+        if ident not in in_use:
+            return ProbeKey(ident, secrets.token_bytes(SECRET_LEN))
 
 
 class ProbeSocket:

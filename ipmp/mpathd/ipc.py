@@ -30,6 +30,26 @@ MAX_UNPRIVILEGED non-root connections are served at once (one more is
 answered EAGAIN at once), root always is; connections are accepted
 ACCEPT_BATCH at a time, so a burst of them never holds the event loop.
 
+Complaints: the log lines a client's own request causes (a malformed
+request, a refused command, a reply it did not take, a handler that failed
+on it) are rate-limited per uid, not per connection or pid, which cost
+nothing to change: COMPLAINT_BURST lines per COMPLAINT_INTERVAL seconds,
+then the rest are counted and logged as one line when the interval ends.
+journald drops a service's lines past its rate limit (RateLimitBurst=10000
+per RateLimitIntervalSec=30s by default), "NIC failure detected" included,
+so a local user must not be able to spend that budget: 10,000 bad requests
+from one user make at most COMPLAINT_BURST + 1 lines a minute.  Root has a
+bucket of its own under the same bound: root could stop the daemon anyway,
+but a root script looping on a bad request must not push failover lines
+out either, and no user's flood can hide root's complaints.
+
+Privileged first: the handlers of unprivileged requests run one at a time,
+in the order their requests were read, and none starts while a root
+connection waits for its answer (from its accept until its handler has
+answered); in a batch of accepts root's connections are set up first.  The
+loop is cooperative, so root waits for at most the one unprivileged handler
+already running, however many were queued before it.
+
 Streams (our addition; Solaris published the same facts as sysevents, §2.11):
 ``{"v": 1, "op": "subscribe", "topic": "probes"}`` (or ``"events"``) is
 answered with an ordinary reply, and then the connection stays open and the
@@ -40,10 +60,25 @@ daemon writes one event line per published event until the client closes::
 ``subscribe`` is open to everyone, like ``query``.  A subscriber gets a
 bounded queue (QUEUE_LIMIT lines); one that falls that far behind, or does
 not take a line within WRITE_TIMEOUT seconds, is dropped (after an
-``{"event": "overflow"}`` line when the queue is what overflowed).  At most
-MAX_SUBSCRIBERS streams are served at once; one more is refused with
-MPATHD_SYS_ERROR / EAGAIN.  ``Broker`` is the publishing side, ``subscribe``
-the blocking client.  Every other op keeps one request per connection.
+``{"event": "overflow"}`` line when the queue is what overflowed).
+
+Stream slots: at most MAX_SUBSCRIBERS streams are served at once, of which
+non-root users together hold at most MAX_UNPRIVILEGED_SUBSCRIBERS and one
+uid at most MAX_SUBSCRIBERS_PER_UID per topic; the others are root's, so
+root is never refused while it holds fewer than MAX_SUBSCRIBERS -
+MAX_UNPRIVILEGED_SUBSCRIBERS.  One more is refused with MPATHD_SYS_ERROR /
+EAGAIN, without a log line.
+
+Idle subscribers: a subscriber is idle when data of its stream stays unread
+for STREAM_IDLE_TIMEOUT seconds on end: the daemon's buffer for it or the
+socket's send queue (``SIOCOUTQ``) never empty, looked at before every
+line written and every STREAM_IDLE_CHECK seconds while something is
+unread.  An idle subscriber is dropped (the connection is closed).  Quiet
+is not idleness: a client that reads, or that is sent nothing because
+nothing happens, keeps its stream however long it lasts.
+
+``Broker`` is the publishing side, ``subscribe`` the blocking client.  Every
+other op keeps one request per connection.
 
 The codec half (``Request``, ``Reply``, ``encode_*``, ``decode_*``, the error
 tables, ``authorised``) is pure.  The socket half (``serve``, ``call``,
@@ -62,9 +97,10 @@ import os
 import socket
 import stat
 import struct
+import termios
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -73,6 +109,8 @@ from ipmp.errors import IpmpError
 
 __all__ = [
     "BACKLOG",
+    "COMPLAINT_BURST",
+    "COMPLAINT_INTERVAL",
     "IPMP_EINVAL",
     "IPMP_ENOMEM",
     "IPMP_ENOMPATHD",
@@ -82,7 +120,9 @@ __all__ = [
     "IPMP_EUNKIF",
     "MAX_REQUEST",
     "MAX_SUBSCRIBERS",
+    "MAX_SUBSCRIBERS_PER_UID",
     "MAX_UNPRIVILEGED",
+    "MAX_UNPRIVILEGED_SUBSCRIBERS",
     "MPATHD_FAILBACK_DISABLED",
     "MPATHD_FAILBACK_PARTIAL",
     "MPATHD_MIN_RED_ERROR",
@@ -93,9 +133,11 @@ __all__ = [
     "PROTOCOL_VERSION",
     "QUEUE_LIMIT",
     "READ_TIMEOUT",
+    "STREAM_IDLE_TIMEOUT",
     "STREAM_OPS",
     "TOPICS",
     "Broker",
+    "Complaints",
     "DaemonRunning",
     "Handler",
     "IpcError",
@@ -165,6 +207,21 @@ LIVENESS_TIMEOUT: Final = 1.0
 QUEUE_LIMIT: Final = 1024
 #: Streams served at once (the socket is world-writable: bound the cost).
 MAX_SUBSCRIBERS: Final = 32
+#: Of these, the most non-root users may hold together: the rest are root's
+#: alone, so that no local user can take the streams root's tools need.
+MAX_UNPRIVILEGED_SUBSCRIBERS: Final = 16
+#: Streams of one topic one non-root uid may hold (a pid is cheap to change,
+#: a uid is not): a user cannot take every unprivileged slot either.
+MAX_SUBSCRIBERS_PER_UID: Final = 2
+#: Seconds a subscriber may leave data of its stream unread on end before it
+#: is dropped as idle (see the module text: quiet is not idleness).
+STREAM_IDLE_TIMEOUT: Final = 10.0
+#: How often the unread data of a stream is looked at while there is some.
+STREAM_IDLE_CHECK: Final = 1.0
+#: Complaint lines (see the module text) logged per uid per COMPLAINT_INTERVAL
+#: seconds; the rest are counted into one line at the end of the interval.
+COMPLAINT_BURST: Final = 5
+COMPLAINT_INTERVAL: Final = 60.0
 #: The longest event line a client accepts.
 MAX_EVENT: Final = 1 << 20
 
@@ -291,7 +348,7 @@ class DaemonRunning(IpcError, RuntimeError):
 
 
 class SubscribersFull(IpcError, RuntimeError):
-    """MAX_SUBSCRIBERS streams are already open."""
+    """No stream slot is left for the peer (see ``Broker.subscribe``)."""
 
 
 def _json_line(doc: dict[str, Any]) -> bytes:
@@ -465,6 +522,113 @@ def refusal_line(peer: Peer) -> str:
     return f"Attempt to connect from pid {peer.pid} uid {peer.uid}"
 
 
+# -- complaints ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    logged: int = 0
+    suppressed: int = 0
+
+
+class Complaints:
+    """The per-uid budget of complaint lines (see the module text).  Pure: ``now`` is passed in.
+
+    A uid's window opens with its first complaint and lasts ``interval``
+    seconds; in it ``burst`` lines are logged and the rest counted.  Each
+    call returns the lines to log now: ``complain`` the complaint itself,
+    or nothing, after the count of an earlier window not reported yet;
+    ``due`` the counts of the windows that have ended (the caller calls it
+    at ``next_due``), ``flush`` every count still held (at exit).
+    """
+
+    def __init__(self, *, burst: int = COMPLAINT_BURST, interval: float = COMPLAINT_INTERVAL) -> None:
+        self.burst = burst
+        self.interval = interval
+        self._windows: dict[int, _Window] = {}
+
+    @staticmethod
+    def summary(uid: int, count: int) -> str:
+        return f"{count} more complaints from uid {uid} suppressed"
+
+    def complain(self, uid: int, line: str, now: float) -> list[str]:
+        out: list[str] = []
+        window = self._windows.get(uid)
+        if window is not None and now >= window.start + self.interval:
+            if window.suppressed:
+                out.append(self.summary(uid, window.suppressed))
+            window = None
+        if window is None:
+            if len(self._windows) >= 64:
+                # Forget the quiet uids whose windows are over: the table
+                # holds the uids heard from in the last interval, no more.
+                self._windows = {u: w for u, w in self._windows.items()
+                                 if w.suppressed or now < w.start + self.interval}
+            window = self._windows[uid] = _Window(now)
+        if window.logged < self.burst:
+            window.logged += 1
+            out.append(line)
+        else:
+            window.suppressed += 1
+        return out
+
+    def next_due(self) -> float | None:
+        """When the first window with complaints held back ends."""
+        ends = [w.start + self.interval for w in self._windows.values() if w.suppressed]
+        return min(ends) if ends else None
+
+    def due(self, now: float) -> list[str]:
+        """The counts of the windows that have ended; those windows are forgotten."""
+        out: list[str] = []
+        for uid, window in list(self._windows.items()):
+            if now >= window.start + self.interval:
+                if window.suppressed:
+                    out.append(self.summary(uid, window.suppressed))
+                del self._windows[uid]
+        return out
+
+    def flush(self) -> list[str]:
+        """Every count held back, whatever its window; everything is forgotten."""
+        out = [self.summary(uid, w.suppressed) for uid, w in self._windows.items() if w.suppressed]
+        self._windows = {}
+        return out
+
+
+class _Complainer:
+    """``Complaints`` on the event loop's clock, logging through ``log``, with a timer for the counts."""
+
+    def __init__(self, log: Callable[[str], None], limits: Complaints | None = None) -> None:
+        self._log = log
+        self._loop = asyncio.get_running_loop()
+        self._limits = limits if limits is not None else Complaints()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(self, peer: Peer, line: str) -> None:
+        for text in self._limits.complain(peer.uid, line, self._loop.time()):
+            self._log(text)
+        self._arm()
+
+    def _arm(self) -> None:
+        at = self._limits.next_due()
+        if at is not None and self._timer is None:
+            # Windows open in time order: none can end before this one.
+            self._timer = self._loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        for text in self._limits.due(self._loop.time()):
+            self._log(text)
+        self._arm()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for text in self._limits.flush():
+            self._log(text)
+
+
 def _peer_of(sock: Any) -> Peer:
     try:
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -499,8 +663,12 @@ def lock_path(path: Path) -> Path:
 class Subscription:
     """One subscriber's queue of encoded event lines (bounded; see ``Broker``)."""
 
-    def __init__(self, broker: Broker, topic: str, limit: int) -> None:
+    def __init__(self, broker: Broker, topic: str, limit: int, *, uid: int = 0,
+                 privileged: bool = True) -> None:
         self.topic = topic
+        #: Whose slot this is (``Broker.subscribe``).
+        self.uid = uid
+        self.privileged = privileged
         self.closed = False
         #: Set when the queue overflowed: the subscriber was too slow.
         self.overflowed = False
@@ -549,12 +717,17 @@ class Broker:
     ``overflowed`` set).  ``on_subscribe(topic)`` runs as a subscriber is
     added, before anything is published to it: the publisher takes its
     baseline there, so that the first events are changes from then on.
+    Slots: ``max_subscribers`` in all, of which unprivileged subscribers
+    hold at most ``max_unprivileged``, one uid at most ``per_uid`` per topic.
     Pure asyncio, no I/O: the server writes the lines out.
     """
 
-    def __init__(self, *, max_subscribers: int = MAX_SUBSCRIBERS, queue_limit: int = QUEUE_LIMIT,
-                 on_subscribe: Callable[[str], None] | None = None) -> None:
+    def __init__(self, *, max_subscribers: int = MAX_SUBSCRIBERS,
+                 max_unprivileged: int = MAX_UNPRIVILEGED_SUBSCRIBERS, per_uid: int = MAX_SUBSCRIBERS_PER_UID,
+                 queue_limit: int = QUEUE_LIMIT, on_subscribe: Callable[[str], None] | None = None) -> None:
         self.max_subscribers = max_subscribers
+        self.max_unprivileged = min(max_unprivileged, max_subscribers)
+        self.per_uid = per_uid
         self.queue_limit = queue_limit
         self.on_subscribe = on_subscribe
         self._subs: dict[str, list[Subscription]] = {topic: [] for topic in TOPICS}
@@ -562,18 +735,27 @@ class Broker:
     def subscribers(self, topic: str) -> int:
         return len(self._subs.get(topic, ()))
 
-    def subscribe(self, topic: str) -> Subscription:
-        """A new subscription to ``topic`` (one of TOPICS).
+    def subscribe(self, topic: str, *, uid: int = 0, privileged: bool = True) -> Subscription:
+        """A new subscription to ``topic`` (one of TOPICS) for a peer of ``uid``.
+
+        A privileged peer (root) is refused only when every slot is taken,
+        which unprivileged ones alone cannot do.
 
         Raises:
-            SubscribersFull: ``max_subscribers`` are open already.
+            SubscribersFull: no slot left for this peer.
             ValueError: an unknown topic.
         """
         if topic not in self._subs:
             raise ValueError(f"unknown topic {topic!r}")
-        if sum(len(subs) for subs in self._subs.values()) >= self.max_subscribers:
+        everyone = [sub for subs in self._subs.values() for sub in subs]
+        if len(everyone) >= self.max_subscribers:
             raise SubscribersFull(f"{self.max_subscribers} streams are open already")
-        sub = Subscription(self, topic, self.queue_limit)
+        if not privileged:
+            if sum(1 for sub in everyone if not sub.privileged) >= self.max_unprivileged:
+                raise SubscribersFull(f"{self.max_unprivileged} unprivileged streams are open already")
+            if sum(1 for sub in self._subs[topic] if not sub.privileged and sub.uid == uid) >= self.per_uid:
+                raise SubscribersFull(f"uid {uid} holds {self.per_uid} {topic} streams already")
+        sub = Subscription(self, topic, self.queue_limit, uid=uid, privileged=privileged)
         self._subs[topic].append(sub)
         if self.on_subscribe is not None:
             self.on_subscribe(topic)
@@ -617,7 +799,93 @@ def is_root(peer: Peer) -> bool:
     return peer.uid == 0
 
 
-Connection = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Peer], Awaitable[None]]
+class _Turns:
+    """Privileged requests first (see the module text): the order in which handlers may start.
+
+    ``root_arrived`` counts a root connection as waiting (its returned
+    release, idempotent, ends that); ``unprivileged`` admits one
+    unprivileged handler at a time, in the order asked, and none while a
+    root connection waits.
+
+    A turn is given at the end of a loop iteration (a timer due at once
+    runs after the iteration's I/O callbacks), never straight away: a root
+    connection accepted in that iteration is counted before the next
+    unprivileged handler may start, and a batch of requests read in one
+    iteration does not run its handlers back to back in it.
+    """
+
+    def __init__(self) -> None:
+        self._root = 0
+        self._running = False
+        self._granting = False
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    def root_arrived(self) -> Callable[[], None]:
+        self._root += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._root -= 1
+                self._next()
+
+        return release
+
+    @contextlib.asynccontextmanager
+    async def unprivileged(self) -> AsyncIterator[None]:
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        self._next()
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._done()  # granted, then cancelled before it could start
+            raise
+        try:
+            yield
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        self._running = False
+        self._next()
+
+    def _next(self) -> None:
+        if not self._granting and not self._running and not self._root and self._queue:
+            self._granting = True
+            asyncio.get_running_loop().call_later(0, self._grant)
+
+    def _grant(self) -> None:
+        self._granting = False
+        while not self._running and not self._root and self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():  # else its task was cancelled while waiting
+                self._running = True
+                turn.set_result(None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every connection of one server shares."""
+
+    handle: Handler
+    complain: Callable[[Peer, str], None]
+    authorise: Callable[[Request, Peer], bool]
+    broker: Broker | None
+    turns: _Turns
+
+
+def _no_release() -> None:
+    pass
+
+
+#: ``on_connect(reader, writer, peer, privileged, release)``: ``release`` ends
+#: the wait of a root connection (``_Turns.root_arrived``).
+Connection = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Peer, bool, Callable[[], None]],
+                      Awaitable[None]]
 
 
 class _ControlServer(asyncio.AbstractServer):
@@ -634,7 +902,8 @@ class _ControlServer(asyncio.AbstractServer):
     def __init__(self, sock: socket.socket, path: Path, inode: tuple[int, int], lock_fd: int,
                  on_connect: Connection, log: Callable[[str], None], *, broker: Broker | None = None,
                  privileged: Callable[[Peer], bool] = is_root,
-                 max_unprivileged: int = MAX_UNPRIVILEGED) -> None:
+                 max_unprivileged: int = MAX_UNPRIVILEGED, turns: _Turns | None = None,
+                 complainer: _Complainer | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._sock: socket.socket | None = sock
         self._path = path
@@ -645,6 +914,8 @@ class _ControlServer(asyncio.AbstractServer):
         self._broker = broker
         self._privileged = privileged
         self._max_unprivileged = max_unprivileged
+        self._turns = turns if turns is not None else _Turns()
+        self._complainer = complainer
         self._unprivileged = 0
         self._turned_away = 0
         self._next_note = 0.0
@@ -660,26 +931,33 @@ class _ControlServer(asyncio.AbstractServer):
         sock = self._sock
         if sock is None:
             return
+        # The whole batch first, then root's connections before the others.
+        batch: list[tuple[socket.socket, Peer, bool]] = []
         for _ in range(ACCEPT_BATCH):
             try:
                 conn, _ = sock.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as err:
                 if err.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     # The socket stays readable: pause rather than spin.
                     self._log(f"cannot accept connections: {err.strerror}")
                     self._loop.remove_reader(sock.fileno())
                     self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume)
-                return  # ECONNABORTED and the like: that client is gone
+                break  # ECONNABORTED and the like: that client is gone
             peer = _peer_of(conn)
-            privileged = self._privileged(peer)
-            if not privileged and self._unprivileged >= self._max_unprivileged:
+            batch.append((conn, peer, self._privileged(peer)))
+        batch.sort(key=lambda item: not item[2])  # stable: arrival order within each kind
+        for conn, peer, privileged in batch:
+            if privileged:
+                release = self._turns.root_arrived()
+            elif self._unprivileged >= self._max_unprivileged:
                 self._turn_away(conn)
                 continue
-            if not privileged:
+            else:
                 self._unprivileged += 1
-            task = self._loop.create_task(self._serve(conn, peer, privileged))
+                release = _no_release
+            task = self._loop.create_task(self._serve(conn, peer, privileged, release))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -701,17 +979,19 @@ class _ControlServer(asyncio.AbstractServer):
                       f"{self._turned_away} turned away")
             self._turned_away = 0
 
-    async def _serve(self, conn: socket.socket, peer: Peer, privileged: bool) -> None:
+    async def _serve(self, conn: socket.socket, peer: Peer, privileged: bool,
+                     release: Callable[[], None]) -> None:
         try:
             try:
                 reader, writer = await asyncio.open_unix_connection(sock=conn)
             except BaseException:
                 conn.close()
                 raise
-            await self._on_connect(reader, writer, peer)
+            await self._on_connect(reader, writer, peer, privileged, release)
         except OSError:
             pass  # the client left before its stream was set up
         finally:
+            release()  # also when the task ends before on_connect could
             if not privileged:
                 self._unprivileged -= 1
 
@@ -733,6 +1013,9 @@ class _ControlServer(asyncio.AbstractServer):
             self._retry = None
         if self._broker is not None:
             self._broker.close()  # open streams end: their clients see EOF
+        if self._complainer is not None:
+            self._complainer.close()  # the counts held back, before the daemon goes
+            self._complainer = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -813,6 +1096,7 @@ async def serve(
     broker: Broker | None = None,
     privileged: Callable[[Peer], bool] = is_root,
     max_unprivileged: int = MAX_UNPRIVILEGED,
+    complaints: Complaints | None = None,
 ) -> asyncio.AbstractServer:
     """Listen for control requests on the Unix socket ``path``.
 
@@ -822,9 +1106,12 @@ async def serve(
     never sees a malformed or unauthorised request.  ``authorise`` and
     ``privileged`` exist so that tests can stand in for root and for a user;
     ``max_unprivileged`` bounds the connections of peers ``privileged``
-    refuses (see MAX_UNPRIVILEGED).
+    refuses (see MAX_UNPRIVILEGED); ``complaints`` (tests) replaces the
+    default budget of complaint lines.
 
-    Log lines (passed to ``log``, one per event, in.mpathd wording adapted):
+    Log lines (passed to ``log``, in.mpathd wording adapted).  The first
+    four are complaints, at most COMPLAINT_BURST per uid per
+    COMPLAINT_INTERVAL (see the module text):
 
     * ``Attempt to connect from pid %d uid %d``: a privileged command from
       a non-root peer (answered MPATHD_SYS_ERROR / EPERM);
@@ -833,6 +1120,8 @@ async def serve(
       including a request over MAX_REQUEST bytes (answered IPMP_EPROTO);
     * ``failed processing %s: %s``: the handler raised, or the reply could
       not be delivered (in.mpathd logs this when ``send_result`` fails);
+    * ``%d more complaints from uid %d suppressed``: the complaints of one
+      uid over the budget, once when its interval ends (and at close);
     * ``Too many unprivileged clients (%d connected): %d turned away``: at
       most once a minute while non-root clients are being turned away;
     * ``cannot accept connections: %s``: out of descriptors (accepting
@@ -847,8 +1136,9 @@ async def serve(
     acknowledging reply (so that a snapshot it returns can only be older
     than the first event, never newer); after a successful reply the
     broker's lines for the topic are written until the client hangs up, the
-    subscription overflows or a write takes WRITE_TIMEOUT.  Closing the
-    server closes the broker's subscriptions.
+    subscription overflows, a write takes WRITE_TIMEOUT or the subscriber
+    goes idle (STREAM_IDLE_TIMEOUT).  Closing the server closes the broker's
+    subscriptions.
 
     Returns:
         the server, already serving.  Closing it removes the socket file and
@@ -871,9 +1161,12 @@ async def serve(
             _unlink_stale(path)
         sock, inode = _bind(path)
         try:
-            on_connect = _connection_handler(handle, log, authorise, broker)
+            complainer = _Complainer(log, complaints)
+            turns = _Turns()
+            on_connect = _connection_handler(_Context(handle, complainer, authorise, broker, turns))
             return _ControlServer(sock, path, inode, lock_fd, on_connect, log, broker=broker,
-                                  privileged=privileged, max_unprivileged=max_unprivileged)
+                                  privileged=privileged, max_unprivileged=max_unprivileged,
+                                  turns=turns, complainer=complainer)
         except BaseException:
             sock.close()
             raise
@@ -887,8 +1180,13 @@ async def serve(
 
 
 def _take_lock(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # 0600 (state.open_lock): a lock anyone could open read-only was one a
+    # local user could hold, and every restart and SIGHUP re-exec of the
+    # daemon then exited as "another instance" (issue 20).  Imported here:
+    # the clients (if_mpadm, ipmpstat) never serve.
+    from ipmp.state import open_lock
+
+    lock_fd = open_lock(lock_path(path))
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -915,12 +1213,21 @@ def _unlink_stale(path: Path) -> None:
         path.unlink()
 
 
+#: The umask the control socket is bound with: mode 0666 (connect needs write).
+SOCKET_UMASK: Final = 0o111
+
+
 def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(str(path))
-        # Queries are for everyone; the peer check guards the rest.
-        os.chmod(path, 0o666)
+        # Queries are for everyone; the peer check guards the rest.  The
+        # mode comes from the umask at bind(): a chmod by name afterwards
+        # would follow whatever the name had become by then.
+        old_umask = os.umask(SOCKET_UMASK)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old_umask)
         st = path.lstat()
     except BaseException:
         sock.close()
@@ -928,21 +1235,22 @@ def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
     return sock, (st.st_dev, st.st_ino)
 
 
-def _connection_handler(
-    handle: Handler, log: Callable[[str], None], authorise: Callable[[Request, Peer], bool],
-    broker: Broker | None = None,
-) -> Connection:
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
+def _connection_handler(ctx: _Context) -> Connection:
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer,
+                         privileged: bool, release: Callable[[], None]) -> None:
         sub: Subscription | None = None
         try:
-            reply = await _exchange(reader, peer, handle, log, authorise, broker)
+            try:
+                reply = await _exchange(reader, peer, privileged, ctx)
+            finally:
+                release()  # root has its answer: unprivileged handlers may go on
             if reply is not None:
                 request, answer, sub = reply
                 try:
                     line = encode_reply(answer)
                 except (TypeError, ValueError) as err:  # data the handler could not serialise
                     name = MI_NAMES[request.op] if request is not None else "request"
-                    log(f"failed processing {name}: {_sanitise(str(err), 200)}")
+                    ctx.complain(peer, f"failed processing {name}: {_sanitise(str(err), 200)}")
                     line = encode_reply(Reply(MPATHD_SYS_ERROR, errno.EIO))
                     if sub is not None:
                         sub.close()
@@ -955,7 +1263,8 @@ def _connection_handler(
                     delivered = True
                 except (OSError, TimeoutError) as err:
                     if request is not None:
-                        log(f"failed processing {MI_NAMES[request.op]}: {errmsg(MPATHD_SYS_ERROR)} ({err})")
+                        ctx.complain(peer, f"failed processing {MI_NAMES[request.op]}: "
+                                           f"{errmsg(MPATHD_SYS_ERROR)} ({err})")
                 if sub is not None and delivered:
                     await _stream(sub, reader, writer)
         except (OSError, TimeoutError):
@@ -971,13 +1280,71 @@ def _connection_handler(
     return on_connect
 
 
+def _unread(writer: asyncio.StreamWriter) -> int:
+    """What the client has not read yet: our buffer, and the socket's send queue.
+
+    The send queue (``SIOCOUTQ``) of a Unix stream socket counts what the
+    peer has not read, in the kernel's own units (buffer sizes): zero
+    exactly when it has read everything.  An error counts as nothing
+    unread: the write path reports a dead socket on its own.
+    """
+    unread = writer.transport.get_write_buffer_size()
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):
+            raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ
+            unread += struct.unpack("i", raw)[0]
+    return unread
+
+
+class _IdleWatch:
+    """Drops a subscriber that leaves its stream unread STREAM_IDLE_TIMEOUT seconds on end.
+
+    ``writing`` is called before each line: with nothing unread the wait
+    starts again from now.  While something is unread, a timer looks every
+    STREAM_IDLE_CHECK seconds; with nothing unread it stops, so a quiet
+    stream costs nothing.
+    """
+
+    def __init__(self, sub: Subscription, writer: asyncio.StreamWriter) -> None:
+        self._sub = sub
+        self._writer = writer
+        self._loop = asyncio.get_running_loop()
+        self._since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.dropped = False
+
+    def writing(self) -> None:
+        if self._since is None or not _unread(self._writer):
+            self._since = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_later(STREAM_IDLE_CHECK, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        if not _unread(self._writer):
+            self._since = None
+            return
+        if self._since is not None and self._loop.time() - self._since >= STREAM_IDLE_TIMEOUT:
+            self.dropped = True
+            self._sub.close()  # wakes the stream, which ends
+            return
+        self._timer = self._loop.call_later(STREAM_IDLE_CHECK, self._check)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 async def _stream(sub: Subscription, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Write the subscription's lines until the client leaves or lags (see ``serve``).
+    """Write the subscription's lines until the client leaves, lags or goes idle (see ``serve``).
 
     Raises:
         OSError, TimeoutError: a write failed or took longer than WRITE_TIMEOUT.
     """
     gone = False
+    idle = _IdleWatch(sub, writer)
 
     async def watch() -> None:
         # The client sends nothing more; EOF (or an error) means it left.
@@ -990,7 +1357,8 @@ async def _stream(sub: Subscription, reader: asyncio.StreamReader, writer: async
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        while (line := await sub.get()) is not None and not gone:
+        while (line := await sub.get()) is not None and not gone and not idle.dropped:
+            idle.writing()
             writer.write(line)
             async with asyncio.timeout(WRITE_TIMEOUT):
                 await writer.drain()
@@ -998,31 +1366,28 @@ async def _stream(sub: Subscription, reader: asyncio.StreamReader, writer: async
             # Best effort: tell the client why, without waiting for it.
             writer.write(encode_event(sub.topic, {"event": "overflow", "limit": sub.limit}))
     finally:
+        idle.cancel()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
 
 
 async def _exchange(
-    reader: asyncio.StreamReader,
-    peer: Peer,
-    handle: Handler,
-    log: Callable[[str], None],
-    authorise: Callable[[Request, Peer], bool],
-    broker: Broker | None = None,
+    reader: asyncio.StreamReader, peer: Peer, privileged: bool, ctx: _Context,
 ) -> tuple[Request | None, Reply, Subscription | None] | None:
     """Read, check and run one request.
 
     Returns the reply to send and, for an accepted ``subscribe``, the
     subscription to stream afterwards; None to hang up silently.
     """
+    complain = ctx.complain
     try:
         async with asyncio.timeout(READ_TIMEOUT):
             line = await _read_request(reader)
     except TimeoutError:
         return None  # slow or half-open: dropped
     except _Oversize:
-        log(f"loopback_cmd: bad command format (request longer than {MAX_REQUEST} bytes)")
+        complain(peer, f"loopback_cmd: bad command format (request longer than {MAX_REQUEST} bytes)")
         return None, protocol_error(), None
     if not line.strip():
         return None  # connect-and-close: a liveness check
@@ -1030,28 +1395,38 @@ async def _exchange(
         request = decode_request(line)
     except ProtocolError as err:
         if err.unknown_op is not None:
-            log(f"loopback_cmd: unknown command id `{_sanitise(err.unknown_op)}'")
+            complain(peer, f"loopback_cmd: unknown command id `{_sanitise(err.unknown_op)}'")
         else:
-            log(f"loopback_cmd: bad command format ({err.message})")
+            complain(peer, f"loopback_cmd: bad command format ({err.message})")
         return None, protocol_error(), None
-    if not authorise(request, peer):
-        log(refusal_line(peer))
+    if not ctx.authorise(request, peer):
+        complain(peer, refusal_line(peer))
         return request, Reply(MPATHD_SYS_ERROR, errno.EPERM), None
+    if privileged:
+        return await _run(request, peer, ctx, privileged)
+    async with ctx.turns.unprivileged():
+        return await _run(request, peer, ctx, privileged)
+
+
+async def _run(request: Request, peer: Peer, ctx: _Context,
+               privileged: bool) -> tuple[Request | None, Reply, Subscription | None]:
+    """Take the stream slot, if any, and ask the handler (``_exchange``)."""
     sub: Subscription | None = None
     if request.op in STREAM_OPS:
-        if broker is None:
+        if ctx.broker is None:
             return request, protocol_error(), None
         try:
-            sub = broker.subscribe(request.topic)
+            sub = ctx.broker.subscribe(request.topic, uid=peer.uid, privileged=privileged)
         except SubscribersFull:
             # Not logged: anyone can open streams, and the log is not theirs to fill.
             return request, Reply(MPATHD_SYS_ERROR, errno.EAGAIN), None
     try:
-        answer = await handle(request, peer)
+        answer = await ctx.handle(request, peer)
     except Exception as err:  # a handler bug must not take the server down
         if sub is not None:
             sub.close()
-        log(f"failed processing {MI_NAMES[request.op]}: {_sanitise(str(err) or type(err).__name__, 200)}")
+        ctx.complain(peer, f"failed processing {MI_NAMES[request.op]}: "
+                           f"{_sanitise(str(err) or type(err).__name__, 200)}")
         return request, Reply(MPATHD_SYS_ERROR, errno.EIO), None
     if sub is not None and not answer.ok:
         sub.close()
@@ -1110,14 +1485,21 @@ def _client_exchange(sock: socket.socket, path: Path, request: Request) -> bytea
 
     What follows the reply line (the first events of a stream) stays in the
     returned buffer.  Raises NotRunning, SendFailed or ReadFailed.
+
+    A daemon that turns a client away (MAX_UNPRIVILEGED) answers EAGAIN
+    and hangs up without reading: the send may then fail (EPIPE) with that
+    answer already waiting, and the answer is what the client gets.
     """
     _connect(sock, path)
+    refused: SendFailed | None = None
     try:
         sock.sendall(encode_request(request))
     except TimeoutError:
         raise SendFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
     except OSError as err:
-        raise SendFailed(err.errno, err.strerror) from None
+        if err.errno not in (errno.EPIPE, errno.ECONNRESET):
+            raise SendFailed(err.errno, err.strerror) from None
+        refused = SendFailed(err.errno, err.strerror)
     buf = bytearray()
     while b"\n" not in buf:
         try:
@@ -1125,8 +1507,12 @@ def _client_exchange(sock: socket.socket, path: Path, request: Request) -> bytea
         except TimeoutError:
             raise ReadFailed(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
         except OSError as err:
+            if refused is not None:
+                raise refused from None
             raise ReadFailed(err.errno, err.strerror) from None
         if not chunk:
+            if refused is not None:
+                raise refused
             raise ReadFailed(0, "connection closed before the reply")
         buf += chunk
     return buf

@@ -46,6 +46,7 @@ from ipmp.mpathd.probe import (
     Reply,
     SlotStatus,
     Target,
+    first_seq,
 )
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import (
@@ -209,12 +210,19 @@ _Snapshot = tuple[Config, dict[str, tuple[State, float]], dict[str, bool]]
 class Machine:
     """The daemon's state and its one ``step`` function."""
 
-    def __init__(self, settings: Settings, timing: Timing = Timing(), seed: int = 0) -> None:
+    def __init__(self, settings: Settings, timing: Timing = Timing(), seed: int = 0,
+                 seq_secret: bytes | None = None) -> None:
+        """``seed`` spreads the probe times; ``seq_secret`` (random in the daemon, at most
+        64 bytes) makes the first sequence number of each probing instance
+        (``probe.first_seq``); without it, one derived from ``seed``.
+        """
         self.settings = settings
         self.timing = timing
         #: The probe interval of the user's FDT, in whole ms as Solaris computes it.
         self._user_interval = (settings.failure_detection_time_ms // FDT_DIVISOR) / 1000.0
         self.rng = random.Random(seed)
+        self._seq_secret = seq_secret if seq_secret is not None else str(seed).encode()[:64]
+        self._instances_made = 0  # the serial of the next probing instance (first_seq)
         self.config = Config()
         self.phyints: dict[str, Phyint] = {}
         self.groups: dict[str, Group] = {}
@@ -224,6 +232,19 @@ class Machine:
         self.next_rescan: float | None = None
         self.started = False
         self.executing = False
+        #: The change marker: bumped by every step that may have changed what
+        #: ``snapshot`` reports, round-trip figures (``crtt_ms``) excepted, and
+        #: by none of the many probe steps that only fill the probe ledgers.
+        #: A reader that derives something from snapshots (the event streams)
+        #: builds one again only when this moved.  Every step but a ``Tick``
+        #: or a ``ProbeReplied`` bumps it (they are rare); those two bump it
+        #: when they set ``_changed`` (a state, a group flag, a target, an
+        #: FDT), make a new config, or move the probe verdict of a phyint
+        #: they touched (``_verdicts_moved``).
+        self.generation = 0
+        self._changed = False
+        # Whether each phyint's probes count as failed, as ``snapshot`` says it.
+        self._failing: dict[str, bool] = {}
         self._fx: list[Effect] = []
         # What a failed Execute of this step goes back to: the config at the
         # start of the step, and the states and group flags as they were
@@ -260,6 +281,7 @@ class Machine:
             self._tick(event.now)
         else:
             self._resched_all = True
+            self._changed = True
             match event:
                 case Resync():
                     self._resync(event)
@@ -277,6 +299,12 @@ class Machine:
                     else:
                         self._log("err", f"failed to apply the new configuration: {event.error}")
                         self._roll_back()
+        # Before ``_reschedule``, which forgets the phyints this step touched.
+        if self._changed or self.config is not self._step_config or self._verdicts_moved():
+            self.generation += 1
+            if self._changed:
+                self._changed = False
+                self._failing = {name: self._losing(pi) for name, pi in self.phyints.items()}
         self._reschedule()
         return fx
 
@@ -315,11 +343,33 @@ class Machine:
         self._undo_states.setdefault(pi.name, (pi.state, pi.since))
         pi.state = new
         pi.since = now
+        self._changed = True
         self._resched_all = True  # the state decides whether losses are judged (``_wake``)
 
     def _set_failed(self, grp: Group, failed: bool) -> None:
         self._undo_groups.setdefault(grp.name, grp.failed)
         grp.failed = failed
+        self._changed = True
+
+    @staticmethod
+    def _losing(pi: Phyint) -> bool:
+        """Whether ``snapshot`` reports the probes of ``pi`` as failed."""
+        return any(i.consecutive_losses() >= NUM_PROBE_FAILS for i in pi.instances.values())
+
+    def _verdicts_moved(self) -> bool:
+        """Whether a probe step changed a probe verdict of a phyint it touched.
+
+        Only the phyints the step sent for, judged or took a reply of can
+        have new losses or acknowledgements; a few slots each to look at.
+        """
+        moved = False
+        for name in self._touched:
+            pi = self.phyints.get(name)
+            losing = pi is not None and self._losing(pi)
+            if self._failing.get(name, False) != losing:
+                self._failing[name] = losing
+                moved = True
+        return moved
 
     def _itf(self, name: str) -> Interface:
         itf = self.config.get(name)
@@ -535,7 +585,9 @@ class Machine:
                     self._fx.append(CloseProbe(pi.name, family))
                 continue
             if inst is None:
-                inst = Instance(test_address=address, created_at=now)
+                inst = Instance(test_address=address, created_at=now,
+                                snxt=first_seq(self._seq_secret, self._instances_made))
+                self._instances_made += 1
                 pi.instances[family] = inst
                 self._fx.append(OpenProbe(pi.name, family, address))
                 if pi.link_up:
@@ -706,6 +758,7 @@ class Machine:
         dead = [t for t in inst.active_targets() if t.consecutive_lost >= NUM_PROBE_FAILS]
         if not dead or inst.consecutive_losses() >= NUM_PROBE_FAILS:
             return
+        self._changed = True  # the targets change
         for t in dead:
             inst.drop_dead_target(t, now)
             if not t.is_router:
@@ -787,6 +840,7 @@ class Machine:
             exception = len(inst.active_targets()) >= 4 and all(
                 o.crtt_ms is not None and o.crtt_ms <= interval_ms / EXCEPTION_FACTOR for o in others
             )
+            self._changed = True  # a target goes, or the group's FDT rises
             if exception:
                 inst.drop_dead_target(t, now)
                 return
@@ -803,6 +857,7 @@ class Machine:
         if (crtt < interval_ms / LOWER_FDT_TRIGGER and grp.fdt_ms > user_fdt
                 and now - self.last_raise >= MIN_SETTLING_TIME and self._all_fast(grp, interval_ms)):
             grp.fdt_ms = max(grp.fdt_ms // NEXT_FDT_MULTIPLE, user_fdt)
+            self._changed = True
             self._resched_all = True
             if grp.name:
                 self._log("err", f"Improved failure detection time {grp.fdt_ms} ms on "
@@ -830,7 +885,8 @@ class Machine:
             lg = select_test_address(itf, family)
             if lg is None or lg.address is None or source not in lg.address.network:
                 continue
-            inst.add_host(source, now)
+            if inst.add_host(source, now):
+                self._changed = True  # a new target, of this member or another
 
     # -- failure and repair ------------------------------------------------------------
 

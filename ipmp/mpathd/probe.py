@@ -5,7 +5,8 @@ probe history (a ring of PROBE_STATS_COUNT slots indexed by sequence number),
 the probe targets with their conservative round-trip time (CRTT), and the
 schedule of the next probe.  It knows nothing of IPv4 versus IPv6, sockets or
 clocks: times are arguments (seconds, monotonic), randomness comes from the
-caller's ``random.Random``.
+caller's ``random.Random`` and, for the first sequence number of an instance,
+from a secret the caller passes (``first_seq``).
 
 Pure module: no I/O, no clock.
 """
@@ -13,6 +14,7 @@ Pure module: no I/O, no clock.
 from __future__ import annotations
 
 import enum
+import hashlib
 import random
 from dataclasses import dataclass, field
 
@@ -144,6 +146,22 @@ class Reply(enum.Enum):
     DUPLICATE = "duplicate"
 
 
+def first_seq(secret: bytes, serial: int) -> int:
+    """The first sequence number of the ``serial``-th probing instance of a daemon.
+
+    Solaris starts every instance at 1 (``pii_snxt = 1``), so a blind forger
+    knows which sequence numbers a young instance's replies carry (issue 20;
+    see ``icmp`` for the attack).  Here it is a keyed hash of ``serial``
+    with the daemon's random ``secret``: as unpredictable as the secret, yet
+    a pure function, so the machine stays deterministic for a given secret
+    and reads no random source.  Any of the 2**16 values may come out; the
+    window and ``seq_before`` work modulo SEQ_MOD, so a start near the top
+    just wraps.
+    """
+    digest = hashlib.blake2b(serial.to_bytes(8, "big", signed=False), digest_size=2, key=secret).digest()
+    return int.from_bytes(digest, "big")
+
+
 def seq_before(a: int, b: int) -> bool:
     """a < b in 16-bit serial arithmetic (the wrap is handled by signed difference)."""
     diff = (a - b) % SEQ_MOD
@@ -159,6 +177,8 @@ class Instance:
     targets: list[Target] = field(default_factory=list)
     history: dict[int, Slot] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)  # seqs, oldest first
+    #: The next probe's sequence number.  The machine starts it at
+    #: ``first_seq`` (random); 1, Solaris's start, only for instances made by hand.
     snxt: int = 1
     base: float | None = None
     next_send: float | None = None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import select
 import sys
 import syslog
@@ -30,10 +29,11 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any, Protocol
 
+from ipmp import sdnotify
 from ipmp.apply import Applied, apply, make_plan, sysctl_keys
-from ipmp.errors import ApplyError, IpmpError
+from ipmp.errors import ApplyError, IpmpError, StateError
 from ipmp.ifmap import MapEntry, canonical_name, read_ifmap
-from ipmp.model import Config, Family, IPAddress, KernelState
+from ipmp.model import Config, Family, Interface, IPAddress, KernelState
 from ipmp.mpathd import events, icmp, ipc, stats
 from ipmp.mpathd.announce import ANNOUNCE_COUNT, ANNOUNCE_SPACING, Announcer
 from ipmp.mpathd.machine import FDT_DIVISOR, Machine
@@ -58,7 +58,7 @@ from ipmp.mpathd.steps import (
 )
 from ipmp.netlink import Kernel, LinkEvent, Watcher, carrier
 from ipmp.ops import AddAddress, Plan
-from ipmp.state import Store
+from ipmp.state import Store, Stored, StoreLock
 from ipmp.view import Scope, expected
 
 #: How often the carrier bit and the state store are looked at (s).  The
@@ -74,6 +74,25 @@ STORE_POLL_INTERVAL = 0.5
 URGENT_KINDS = frozenset({"veth", "macvlan", "ipvlan", "vlan", "bond", "team"})
 #: How long an admin request may wait for the machine (s).
 REQUEST_TIMEOUT = 10.0
+#: How long an apply waits at most for the state store's lock, held by a
+#: command of root's (ifconfig, ipmp-boot) that is changing the kernel, and
+#: how often it looks (s).  The wait is an asyncio sleep: probes and the
+#: control socket go on.  Only root can hold that lock (``ipmp.state``); a
+#: command holds it for milliseconds (its IPv6 DAD wait is outside it).
+#: Past the wait the apply goes ahead without the lock and the store write
+#: waits instead: a data address is never left on a dead NIC for a lock.
+STORE_LOCK_WAIT = 0.5
+STORE_LOCK_POLL = 0.01
+#: How long a rescan waits at most for a command that holds the lock before
+#: it reads without it (s): reading the kernel between a command's apply and
+#: its store write would "restore" what the command just did.
+RESYNC_LOCK_PATIENCE = 2.0
+#: At most one "cannot record" line in this long (s) while the state store
+#: cannot be written; the write is tried again at every store poll.
+STORE_COMPLAINT_INTERVAL = 60.0
+#: WATCHDOG=1 is sent this many times per systemd watchdog period
+#: (sd_watchdog_enabled(3) advises at least twice; a slow machine gets slack).
+WATCHDOG_FEEDS_PER_PERIOD = 4
 #: How late the loop may wake for the machine's deadline, as a fraction of
 #: the probe interval and at most TIMER_SLACK_MAX (s): deadlines that close
 #: together are met by one wake-up and one Tick (probes go out at random
@@ -135,7 +154,8 @@ class Logger:
 @dataclass
 class _Probe:
     sock: icmp.ProbeSocket
-    ident: int
+    #: Random id and token key of this socket's probes (``icmp`` says why not illumos's id).
+    key: icmp.ProbeKey
 
 
 def _ifmap_entries(root: Path) -> tuple[MapEntry, ...]:
@@ -224,6 +244,25 @@ class Runtime:
         # The sysctls asked of the kernel in the reads behind kernel_state
         # (a key the kernel lacks is asked but not in the result).
         self._sysctls_asked: frozenset[str] = frozenset()
+        # What the state store does not have yet, because it could not be
+        # written (read-only or full run, or a command held the lock): by
+        # NIC, written at the next store poll that can; rescans see it.
+        self._unsaved: dict[str, Interface] = {}
+        self._store_failures = 0
+        self._store_complained_at: float | None = None
+        # The last store read that worked (a store that cannot be read is
+        # complained of and this is used instead).
+        self._stored = Stored()
+        # A rescan put off while a command held the store lock: not before
+        # this, and since when it has been put off.
+        self._resync_not_before = 0.0
+        self._resync_put_off_since: float | None = None
+        # systemd's watchdog (WatchdogSec=): fed by the loop task itself, so
+        # that a loop stuck anywhere (a blocking call, an await that never
+        # ends) stops feeding it and systemd restarts the daemon.
+        period = sdnotify.watchdog_period()
+        self._watchdog_every = period / WATCHDOG_FEEDS_PER_PERIOD if period else None
+        self._watchdog_next = 0.0
         # Event streams (ipmpstat -p, integrations): work only while subscribed.
         self.broker = ipc.Broker(on_subscribe=self._on_subscribe)
         self.probe_tracker = events.ProbeTracker()
@@ -245,7 +284,9 @@ class Runtime:
                 self._kernel = kernel
                 # The first failover must not wait for pyroute2 to load (~0.2 s).
                 await kernel.prepare_writes()
-                await self._resync()
+                # Put off while a command holds the store lock (a flock has no event to await).
+                while not await self._resync():  # noqa: ASYNC110
+                    await asyncio.sleep(STORE_LOCK_POLL)
                 if ready is not None:
                     ready()
                 await self._loop()
@@ -275,6 +316,7 @@ class Runtime:
                     await self._do(effect)
             if self.stopping.is_set():
                 return
+            self._feed_watchdog()
             # Every queued event before the clock's work: a reply already read
             # acknowledges its probe before that probe's wait is judged.
             while not queue.empty():
@@ -288,9 +330,11 @@ class Runtime:
                 await self._poll_carriers(now, polled)
             if now >= self._next_store:
                 self._next_store = now + STORE_POLL_INTERVAL
+                self._flush_store()
                 self._poll_store()
             rescan = self.machine.next_rescan
-            if self._resync_wanted or (rescan is not None and now >= rescan):
+            rescan_due = rescan is not None and now >= rescan
+            if now >= self._resync_not_before and (self._resync_wanted or rescan_due):
                 self._resync_wanted = False
                 await self._resync()
             deadline = self.machine.next_deadline()
@@ -298,7 +342,7 @@ class Runtime:
             if deadline is not None and now >= deadline:
                 await self._feed(Tick(now))
                 continue
-            if not queue.empty() or self._backlog or self._resync_wanted:
+            if not queue.empty() or self._backlog or self._resync_due(now):
                 continue
             # One future per sleep (the queue's) and a timer moved only when
             # the wake-up time changes; meanwhile events go to _direct.
@@ -311,8 +355,24 @@ class Runtime:
                 await self._feed(event)
 
     def _polls_at(self) -> float:
-        """When the task must next poll (carriers of physical NICs, the store)."""
-        return min(self._next_poll, self._next_store) if self._polled() else self._next_store
+        """When the task must next run: its polls (carriers, the store), a rescan put off, the watchdog."""
+        due = min(self._next_poll, self._next_store) if self._polled() else self._next_store
+        if self._resync_wanted:
+            due = min(due, self._resync_not_before)
+        if self._watchdog_every is not None:
+            due = min(due, self._watchdog_next)
+        return due
+
+    def _resync_due(self, now: float) -> bool:
+        return self._resync_wanted and now >= self._resync_not_before
+
+    def _feed_watchdog(self) -> None:
+        if self._watchdog_every is None:
+            return
+        now = _now()
+        if now >= self._watchdog_next:
+            self._watchdog_next = now + self._watchdog_every
+            sdnotify.notify("WATCHDOG=1")
 
     def _wake_time(self) -> float:
         """The next wake-up of the loop: the machine's deadline (with the slack) or the task's next poll."""
@@ -461,24 +521,30 @@ class Runtime:
         """A first subscriber: take the baseline its events are changes from."""
         with contextlib.suppress(Exception):  # else the first _publish takes it
             if topic == "probes" and not self.probe_tracker.active:
-                self.probe_tracker.start(self.machine.phyints, now=_now(), wall=time.time())
+                self.probe_tracker.start(self.machine.phyints, now=_now(), wall=time.time(),
+                                         generation=self.machine.generation)
             elif topic == "events" and self._view is None:
-                self._view = events.view_of(self.machine.snapshot())
+                self._view = events.view_of(self.machine.snapshot(), self.machine.generation)
 
     def _publish(self) -> None:
         """After a step: publish probe outcomes and state changes to the subscribers, if any."""
         try:
             if self.broker.subscribers("probes"):
-                for doc in self.probe_tracker.changes(self.machine.phyints, now=_now(), wall=time.time()):
+                for doc in self.probe_tracker.changes(self.machine.phyints, now=_now(), wall=time.time(),
+                                                      generation=self.machine.generation):
                     self.broker.publish("probes", doc)
             elif self.probe_tracker.active:
                 self.probe_tracker.stop()
             if self.broker.subscribers("events"):
-                view = events.view_of(self.machine.snapshot())
-                if self._view is not None:
-                    for doc in events.state_changes(self._view, view, wall=time.time()):
-                        self.broker.publish("events", doc)
-                self._view = view
+                # A snapshot only when the machine says something changed: most
+                # steps are probes that change nothing a state event is about.
+                generation = self.machine.generation
+                if self._view is None or self._view.generation != generation:
+                    view = events.view_of(self.machine.snapshot(), generation)
+                    if self._view is not None:
+                        for doc in events.state_changes(self._view, view, wall=time.time()):
+                            self.broker.publish("events", doc)
+                    self._view = view
             else:
                 self._view = None
         except Exception as err:  # publishing must never stop failure detection
@@ -517,7 +583,7 @@ class Runtime:
         if probe is None:
             return
         target = fx.target if fx.target is not None else MULTICAST[fx.family]
-        data = icmp.encode_echo(fx.family, probe.ident, fx.seq, _stamp_ms(), int(fx.kind))
+        data = icmp.encode_echo(fx.family, probe.key, fx.seq, _stamp_ms(), int(fx.kind))
         try:
             probe.sock.send(target, data)
         except OSError as err:
@@ -536,7 +602,9 @@ class Runtime:
         except OSError as err:
             self.log("err", f"cannot open probe socket on {fx.ifname} ({fx.source}): {err.strerror}")
             return
-        probe = _Probe(sock, icmp.probe_ident(os.getpid(), index))
+        # A new id and key per socket, unique among this daemon's sockets: the
+        # replies to one socket's probes are never taken for another's.
+        probe = _Probe(sock, icmp.new_probe_key({p.key.ident for p in self.probes.values()}))
         self.probes[(fx.ifname, fx.family)] = probe
         asyncio.get_running_loop().add_reader(sock.fileno(), self._on_probe, fx.ifname, fx.family, probe)
 
@@ -557,14 +625,14 @@ class Runtime:
         except OSError:
             return
         for data, source, arrived_ns in packets:
-            reply = icmp.decode_echo_reply(family, data, source, ident=probe.ident)
+            # None: another socket's probe, someone else's ping, or a reply
+            # without this socket's token (a forgery): ignored alike.
+            reply = icmp.decode_echo_reply(family, data, source, key=probe.key)
             if reply is None:
                 continue
             if isinstance(reply, icmp.BadReply):
                 self.log("info", reply.message(ifname))
                 continue
-            if reply.ident != probe.ident:
-                continue  # another instance's probe, or someone else's ping
             try:
                 kind = ProbeKind(reply.probe_type)
             except ValueError:
@@ -606,15 +674,14 @@ class Runtime:
         names = sorted(set(fx.names))
         ok = True
         error = ""
-        with self.store.locked():
-            # Read for every apply: a copy kept between applies missed changes
-            # (coarse file timestamps, reused inodes); a parse costs a few ms at 64 NICs.
-            stored = self.store.load()
+        lock = await self._store_lock()
+        try:
+            routers = self._load_store().defaultrouters
             keys = sysctl_keys(names)
             scope = self._scope(fx.config, names)
             self._applying = True
             try:
-                applied = await self._apply(fx.config, scope, stored.defaultrouters, keys)
+                applied = await self._apply(fx.config, scope, routers, keys)
             except (ApplyError, IpmpError) as err:
                 ok, error = False, str(err)
             else:
@@ -622,8 +689,9 @@ class Runtime:
                 # between a kernel change and its save, that home is known only
                 # from this config, and a save of the home NIC alone drops it.
                 homed = {i.name for i in fx.config.interfaces if any(lg.home in names for lg in i.logicals)}
-                changed = tuple(i for n in sorted(set(names) | homed) if (i := fx.config.get(n)) is not None)
-                self.store.save(stored.with_interfaces(changed))
+                for name in sorted(set(names) | homed):
+                    if (itf := fx.config.get(name)) is not None:
+                        self._unsaved[name] = itf
                 # The read-back has the sysctls of these NICs only; the
                 # others' are as they were (the plan touched none of them).
                 after = applied.after
@@ -635,8 +703,11 @@ class Runtime:
                 self._drop_own_notifications()
             finally:
                 self._applying = False
-            with contextlib.suppress(OSError):
-                self.store_mtime = self.store.path.stat().st_mtime
+            if lock is not None:
+                self._flush_store(lock)
+        finally:
+            if lock is not None:
+                lock.release()
         for effect in fx.success if ok else fx.failure:
             await self._do(effect)
         await self._feed(Executed(_now(), ok, error))
@@ -645,6 +716,75 @@ class Runtime:
             # reread it, as after any change notification.
             self._changed_meanwhile = False
             self._resync_wanted = True
+
+    # -- the state store -------------------------------------------------------------------
+    # The daemon never blocks on it and never stops for it (issue 20): the
+    # lock is taken without waiting (a bounded, polled wait for an apply),
+    # a read that fails falls back on the last good one, and a write that
+    # fails is kept in memory (``_unsaved``) and tried again, while failure
+    # detection and failover go on from the machine's own state.
+
+    async def _store_lock(self) -> StoreLock | None:
+        """The store lock for an apply, waited for at most STORE_LOCK_WAIT; None to go on without it."""
+        deadline = _now() + STORE_LOCK_WAIT
+        while True:
+            try:
+                lock = self.store.try_lock()
+            except StateError:
+                return None  # cannot even be opened: the write will say so
+            if lock is not None:
+                return lock
+            if _now() >= deadline:
+                self.log("debug", f"the state store lock is still held after {STORE_LOCK_WAIT:g} s: "
+                                  "applying without it, recording later")
+                return None
+            await asyncio.sleep(STORE_LOCK_POLL)
+
+    def _load_store(self) -> Stored:
+        """The store as written, with what the daemon could not write yet; the last good read on error."""
+        try:
+            self._stored = self.store.load()
+        except StateError as err:
+            self._store_trouble(f"cannot read the state store: {err}")
+        if self._unsaved:
+            return self._stored.with_interfaces(tuple(self._unsaved.values()))
+        return self._stored
+
+    def _flush_store(self, held: StoreLock | None = None) -> None:
+        """Write what the store does not have yet (under ``held``, or a lock taken without waiting)."""
+        if not self._unsaved:
+            return
+        try:
+            lock = held if held is not None else self.store.try_lock()
+            if lock is None:
+                return  # a command of root's holds it: the next store poll
+            try:
+                stored = self.store.load().with_interfaces(tuple(self._unsaved.values()))
+                self.store.save(stored)
+            finally:
+                if held is None:
+                    lock.release()
+        except StateError as err:
+            self._store_trouble(f"cannot record the state of {', '.join(sorted(self._unsaved))}: {err}")
+            return
+        self._stored = stored
+        self._unsaved.clear()
+        if self._store_failures:
+            self.log("err", f"recorded the state in {self.store.path} again after "
+                            f"{self._store_failures} failed attempt(s)")
+            self._store_failures = 0
+            self._store_complained_at = None
+        with contextlib.suppress(OSError):
+            self.store_mtime = self.store.path.stat().st_mtime
+
+    def _store_trouble(self, message: str) -> None:
+        """Log a store failure, once per STORE_COMPLAINT_INTERVAL (a full disk must not flood the journal)."""
+        self._store_failures += 1
+        now = _now()
+        if self._store_complained_at is None or now - self._store_complained_at >= STORE_COMPLAINT_INTERVAL:
+            self._store_complained_at = now
+            self.log("err", f"{message}; failure detection and failover go on from memory, "
+                            f"the store is tried again every {STORE_POLL_INTERVAL:g} s")
 
     async def _current_kernel(self, keys: list[str], *, fresh: bool = False) -> KernelState:
         """The kernel an apply plans from: the cached read if it is current, else a new read.
@@ -709,13 +849,35 @@ class Runtime:
 
     # -- resync ------------------------------------------------------------------------
 
-    async def _resync(self) -> None:
-        """Read kernel and store, tell the machine, and restore what others undid."""
+    async def _resync(self) -> bool:
+        """Read kernel and store, tell the machine, and restore what others undid.
+
+        False when it was put off: a command of root's holds the store lock
+        and is between its kernel change and its store write, and a read
+        now would "restore" what it just did.  ``_resync_wanted`` is then
+        set again, for STORE_LOCK_POLL later; after RESYNC_LOCK_PATIENCE
+        the rescan reads without the lock.
+        """
         assert self._kernel is not None
+        try:
+            lock = self.store.try_lock(exclusive=False)
+        except StateError:
+            lock = None  # cannot be opened (run read-only or full): read without it
+        else:
+            if lock is None:
+                now = _now()
+                if self._resync_put_off_since is None:
+                    self._resync_put_off_since = now
+                if now - self._resync_put_off_since < RESYNC_LOCK_PATIENCE:
+                    self._resync_wanted = True
+                    self._resync_not_before = now + STORE_LOCK_POLL
+                    return False
+                self.log("debug", f"rescanning without the store lock, held for {RESYNC_LOCK_PATIENCE:g} s")
+        self._resync_put_off_since = None
         names = [lk.name for lk in self.kernel_state.links]
-        if not names:
-            names = [lk.name for lk in (await self._kernel.read()).links]
-        with self.store.locked(exclusive=False):
+        try:
+            if not names:
+                names = [lk.name for lk in (await self._kernel.read()).links]
             keys = sysctl_keys(names)
             kernel = await self._kernel.read(keys)
             if {lk.name for lk in kernel.links} - set(names):
@@ -723,9 +885,12 @@ class Runtime:
                 keys = sysctl_keys([lk.name for lk in kernel.links])
                 kernel = await self._kernel.read(keys)
             self._sysctls_asked = frozenset(keys)
-            stored = self.store.load()
+            stored = self._load_store()
             with contextlib.suppress(OSError):
                 self.store_mtime = self.store.path.stat().st_mtime
+        finally:
+            if lock is not None:
+                lock.release()
         self.kernel_state = kernel
         config = expected(kernel, stored.interfaces)
         routers = list(stored.defaultrouters)
@@ -741,10 +906,10 @@ class Runtime:
         await self._feed(Resync(_now(), config, tuple(routers), routers6))
         self._polled_names = None  # new links, or other NICs tracked
         if self.machine.executing:
-            return
+            return True
         tracked = sorted(self.machine.phyints)
         if not tracked:
-            return
+            return True
         scope = self._scope(self.machine.config, tracked)
         plan = make_plan(kernel, self.machine.config, scope, stored.defaultrouters)
         if plan:
@@ -753,6 +918,7 @@ class Runtime:
             self.log("err", f"restoring {len(plan)} kernel change(s) undone outside in.mpathd on "
                             f"{', '.join(tracked)}")
             await self._execute(Execute(self.machine.config, tuple(tracked)))
+        return True
 
     # -- control socket ------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ import json, os, select, socket, struct, sys, time
 sys.path.insert(0, sys.argv[1])
 from ipaddress import ip_address
 from ipmp.model import Family
-from ipmp.mpathd.icmp import ProbeSocket, decode_echo_reply, encode_echo, icmp_checksum, probe_ident
+from ipmp.mpathd.icmp import ProbeSocket, decode_echo_reply, encode_echo, icmp_checksum, new_probe_key
 
 plan = json.loads(sys.argv[2])
 ETH_P_ALL, PACKET_OUTGOING = 0x0003, 4
@@ -47,12 +47,15 @@ for nic in plan.get("capture", []):
     cap.setblocking(False)
     captures[nic] = cap
 socks = {nic: ProbeSocket(nic, ip_address(addr)) for nic, addr in plan["sockets"].items()}
-idents = {nic: probe_ident(os.getpid(), s.ifindex) for nic, s in socks.items()}
+keys = {}
+for nic in socks:
+    keys[nic] = new_probe_key({k.ident for k in keys.values()})
+idents = {nic: k.ident for nic, k in keys.items()}
 errors = []
 for nic, target, seq, stamp, ptype in plan["sends"]:
     s = socks[nic]
     try:
-        s.send(ip_address(target), encode_echo(s.family, idents[nic], seq, stamp, ptype))
+        s.send(ip_address(target), encode_echo(s.family, keys[nic], seq, stamp, ptype))
     except OSError as e:
         errors.append([nic, target, e.errno])
 
@@ -60,7 +63,7 @@ got = {nic: [] for nic in socks}
 def drain(nic):
     s = socks[nic]
     for data, source, _ in s.receive():
-        r = decode_echo_reply(s.family, data, source, ident=idents[nic],
+        r = decode_echo_reply(s.family, data, source, key=keys[nic],
                               require_linklocal=plan.get("require_linklocal", True))
         if r is None:
             got[nic].append({"kind": "ignored", "source": str(source)})
@@ -221,12 +224,13 @@ def test_ipv4_probes_come_back_on_their_own_socket(topology: Topology) -> None:
     assert all(g["kind"] == "reply" for nic in TEST4 for g in doc["got"][nic])
 
     # On the wire: each probe left through its own NIC, from its test
-    # address, with TTL 1, a valid checksum and exactly 16 bytes of ICMP.
+    # address, with TTL 1, a valid checksum and exactly 24 bytes of ICMP
+    # (Solaris's 16 and the token).
     for nic, count in (("nic0", 2), ("nic1", 1)):
         frames = doc["sent"][nic]
         assert len(frames) == count, frames
         for f in frames:
-            assert (f["src"], f["dst"], f["ttl"], f["length"]) == (TEST4[nic], "192.0.2.1", 1, 16)
+            assert (f["src"], f["dst"], f["ttl"], f["length"]) == (TEST4[nic], "192.0.2.1", 1, 24)
             assert f["checksum_ok"] and f["ident"] == idents[nic]
 
 
@@ -314,7 +318,7 @@ def test_ipv6_link_local_probes_and_discovery(topology: Topology) -> None:
         frames = doc["sent"][nic]
         assert sorted(f["dst"] for f in frames) == sorted(dsts)
         for f in frames:
-            assert (f["src"], f["ttl"], f["length"], f["checksum_ok"]) == (ll[nic], 1, 16, True)
+            assert (f["src"], f["ttl"], f["length"], f["checksum_ok"]) == (ll[nic], 1, 24, True)
 
 
 def test_ipv6_global_target_replies_from_a_global_source(topology: Topology) -> None:

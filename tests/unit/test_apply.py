@@ -148,3 +148,25 @@ def test_dry_run_changes_nothing(fresh: KernelState) -> None:
     assert kernel.executed == []
     assert kernel.attempts == 0
     assert kernel.state(KEYS) == before
+
+
+def test_apply_and_record_takes_the_change_back_when_it_cannot_be_recorded(fresh: KernelState) -> None:
+    from ipmp.apply import apply_and_record
+    from ipmp.errors import StateError
+
+    config, env = active_active(merge(fresh, ()), NAMES)
+    kernel = FakeKernel(fresh)
+    before = kernel.state(KEYS)
+
+    def full(_: Applied) -> None:
+        raise StateError("run/ipmp/state.json: No space left on device")
+
+    taken_back = "No space left on device: cannot record the change, so it was taken back"
+    with pytest.raises(StateError, match=taken_back):
+        asyncio.run(apply_and_record(kernel, config, BOTH, env.defaultrouters, full, before=before))
+    assert kernel.executed, "the change was made first"
+    assert kernel.state(KEYS) == before
+    recorded: list[Applied] = []
+    applied = asyncio.run(apply_and_record(kernel, config, BOTH, env.defaultrouters, recorded.append,
+                                           before=before))
+    assert recorded == [applied] and applied.after == kernel.state(KEYS) != before

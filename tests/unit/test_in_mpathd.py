@@ -184,3 +184,24 @@ def test_the_checkout_runs_the_module(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "ipmp.cli.in_mpathd", "-q"], capture_output=True, text=True,
                           timeout=30, check=False, cwd=Path(__file__).resolve().parents[2])
     assert (done.returncode, done.stderr) == (1, "usage: in.mpathd\n")
+
+
+@pytest.mark.parametrize(("env", "period"), [
+    ({"WATCHDOG_USEC": "20000000"}, 20.0),
+    ({"WATCHDOG_USEC": "400000", "WATCHDOG_PID": "4242"}, 0.4),
+    ({"WATCHDOG_USEC": "400000", "WATCHDOG_PID": "4243"}, None),  # meant for another process
+    ({"WATCHDOG_USEC": "0"}, None),
+    ({"WATCHDOG_USEC": "soon"}, None),
+    ({"WATCHDOG_PID": "4242"}, None),
+    ({}, None),
+])
+def test_watchdog_period_as_sd_watchdog_enabled(env: dict[str, str], period: float | None) -> None:
+    assert sdnotify.watchdog_period(env, pid=4242) == period
+
+
+def test_programs_started_as_root_run_isolated_by_absolute_path() -> None:
+    from ipmp.program import python_module
+
+    argv = python_module("ipmp.cli.in_mpathd", "-a")
+    assert os.path.isabs(argv[0])
+    assert argv[1:] == ["-I", "-m", "ipmp.cli.in_mpathd", "-a"]

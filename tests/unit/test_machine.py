@@ -16,16 +16,27 @@ import pytest
 
 from ipmp.model import Config, Family, Logical
 from ipmp.mpathd import machine as machine_mod
+from ipmp.mpathd.events import ProbeTracker
 from ipmp.mpathd.machine import (
     EINVAL,
     MPATHD_MIN_RED_ERROR,
     MPATHD_SUCCESS,
     MPATHD_SYS_ERROR,
     TRANSITIONS,
+    Machine,
     State,
     Timing,
 )
-from ipmp.mpathd.probe import ProbeKind, SlotStatus, Target, TargetStatus
+from ipmp.mpathd.probe import (
+    PROBE_STATS_COUNT,
+    SEQ_MOD,
+    ProbeKind,
+    Reply,
+    SlotStatus,
+    Target,
+    TargetStatus,
+    first_seq,
+)
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import Execute, ProbeReplied, Tick
 from tests.unit.mpathd_sim import (
@@ -108,14 +119,16 @@ def test_sequence_numbers_increase_and_targets_round_robin() -> None:
     sim = started(2)
     probes = [s.probe for s in sim.probes("qfe0") if s.probe.kind is ProbeKind.UNICAST]
     assert len(probes) >= 15
-    assert [p.seq for p in probes] == list(range(1, len(probes) + 1))
+    first = probes[0].seq  # random (issue 20): see the sequence number tests below
+    assert [p.seq for p in probes] == [(first + k) % SEQ_MOD for k in range(len(probes))]
     assert all(p.source == test_ip(0) and p.family is V4 for p in probes)
     targets = [p.target for p in probes]
     assert set(targets) == set(ROUTERS)
     assert all(a != b for a, b in itertools.pairwise(targets))
     # qfe1 has its own sequence and its own rotation.
     seqs1 = [s.probe.seq for s in sim.probes("qfe1") if s.probe.kind is ProbeKind.UNICAST]
-    assert seqs1 == list(range(1, len(seqs1) + 1))
+    assert seqs1 == [(seqs1[0] + k) % SEQ_MOD for k in range(len(seqs1))]
+    assert seqs1[0] != first
 
 
 def test_no_probes_while_the_link_is_down() -> None:
@@ -798,9 +811,10 @@ def test_out_of_window_fake_and_duplicate_replies_are_ignored() -> None:
 def test_replies_older_than_the_window_are_out_of_window() -> None:
     sim = started(2, warmup=6.0)  # more than 52 probes per NIC
     inst = sim.machine.phyints["qfe0"].instances[V4]
-    assert inst.snxt > 60
-    sim.feed(ProbeReplied(sim.now, "qfe0", V4, 1, ROUTER2, 1, ProbeKind.UNICAST))
-    assert sim.messages()[-1] == f"out of window probe seq 1 snxt {inst.snxt} on qfe0 from {ROUTER2}"
+    assert inst.sent_total > PROBE_STATS_COUNT
+    old = (inst.snxt - PROBE_STATS_COUNT - 1) % SEQ_MOD  # sent, and fallen out of the window
+    sim.feed(ProbeReplied(sim.now, "qfe0", V4, old, ROUTER2, 1, ProbeKind.UNICAST))
+    assert sim.messages()[-1] == f"out of window probe seq {old} snxt {inst.snxt} on qfe0 from {ROUTER2}"
 
 
 def test_fake_and_duplicate_traces_use_the_solaris_format() -> None:
@@ -814,6 +828,120 @@ def test_fake_and_duplicate_traces_use_the_solaris_format() -> None:
     sim.feed(ProbeReplied(sim.now, "qfe0", V4, slot.seq, other, 1, ProbeKind.UNICAST))
     assert re.fullmatch(rf"probe status \d+ Fake probe reply seq {slot.seq} snxt {inst.snxt} on qfe0 "
                         rf"from {other}", sim.messages()[-1])
+
+
+# -- random first sequence numbers (issue 20) -------------------------------------------------
+
+
+def with_secret(secret: bytes, count: int = 2) -> Sim:
+    """A group whose machine has ``secret`` for its first sequence numbers, as the daemon has a random one."""
+    sim = Sim(make_group(count))
+    sim.machine = Machine(sim.settings, sim.timing, seed=7, seq_secret=secret)
+    return sim
+
+
+def first_unicast(sim: Sim, name: str) -> int:
+    return next(s.probe.seq for s in sim.probes(name) if s.probe.kind is ProbeKind.UNICAST)
+
+
+def test_first_sequence_numbers_come_from_the_secret_not_from_1() -> None:
+    firsts: list[int] = []
+    for n in range(48):
+        secret = b"daemon-%d" % n
+        sim = with_secret(secret)
+        sim.start()
+        sim.advance(0.3)
+        # One serial per probing instance made, in the order they are made (qfe0, then qfe1).
+        mine = (first_unicast(sim, "qfe0"), first_unicast(sim, "qfe1"))
+        assert mine == (first_seq(secret, 0), first_seq(secret, 1))
+        firsts += mine
+    # illumos starts every instance at 1; here any of 2**16 values, each instance its own.
+    assert len(set(firsts)) >= len(firsts) - 4
+    assert firsts.count(1) <= 1
+    assert min(firsts) < SEQ_MOD // 4 and max(firsts) >= 3 * SEQ_MOD // 4
+
+
+def test_first_sequence_numbers_are_a_pure_function_of_the_secret() -> None:
+    """The machine reads no random source: one secret, one run; the daemon passes a random secret."""
+    runs = []
+    for secret in (b"same", b"same", b"other"):
+        sim = with_secret(secret)
+        sim.start()
+        sim.advance(0.3)
+        runs.append(first_unicast(sim, "qfe0"))
+    assert runs[0] == runs[1] != runs[2]
+    # Without a secret (tests), one derived from the seed.
+    seeded = [Sim(make_group(2), seed=seed) for seed in (7, 8)]
+    for sim in seeded:
+        sim.start()
+        sim.advance(0.3)
+    assert first_unicast(seeded[0], "qfe0") == first_seq(b"7", 0) != first_unicast(seeded[1], "qfe0")
+
+
+def test_a_new_instance_gets_a_new_first_sequence_number() -> None:
+    sim = with_secret(b"renew")
+    sim.start()
+    sim.advance(0.5)
+    before = sim.machine.phyints["qfe0"].instances[V4]
+    itf = sim.itf("qfe0")
+    # Another test address: the instance is made anew (serial 2: qfe0 and qfe1 had 0 and 1).
+    moved = [replace(lg, address=IPv4Interface("192.0.2.30/24")) if lg.address is not None
+             and lg.address.ip == test_ip(0) else lg for lg in itf.logicals]
+    sim.plug(replace(itf, logicals=tuple(moved)))
+    sim.advance(0.5)
+    after = sim.machine.phyints["qfe0"].instances[V4]
+    assert after is not before and after.test_address == IPv4Address("192.0.2.30")
+    assert after.order[0] == first_seq(b"renew", 2) != before.order[0]
+
+
+def wrap_secret() -> bytes:
+    """A secret whose first instance (qfe0) starts 17 to 22 probes before the wrap at 2**16."""
+    return next(secret for n in range(1_000_000)
+                if SEQ_MOD - 22 <= first_seq(secret := b"wrap-%d" % n, 0) <= SEQ_MOD - 17)
+
+
+def test_sequence_numbers_wrap_at_16_bits_for_replies_losses_and_the_probe_stream() -> None:
+    sim = with_secret(wrap_secret())
+    tracker = ProbeTracker()
+    sim.start()
+    tracker.start(sim.machine.phyints, now=sim.now, wall=0.0)
+    published: list[int] = []
+    inst = sim.machine.phyints["qfe0"].instances[V4]
+    start = inst.snxt
+    # Healthy up to two probes before the wrap...
+    while inst.snxt != SEQ_MOD - 2:
+        sim.advance(0.005)
+        published += [e["probe"] for e in tracker.changes(sim.machine.phyints, now=sim.now, wall=0.0)
+                      if e["interface"] == "qfe0"]
+    assert sim.state("qfe0") is State.RUNNING and inst.consecutive_acks() >= 10
+    # ...then silent: the five losses that fail it are 65534, 65535, 0, 1, 2.
+    sim.silent("qfe0")
+    t = sim.now
+    line = sim.run_until_log("NIC failure detected on qfe0", 2 * 0.7)
+    assert line.time - t <= 0.7
+    published += [e["probe"] for e in tracker.changes(sim.machine.phyints, now=sim.now, wall=0.0)
+                  if e["interface"] == "qfe0"]
+    lost = [seq for seq in inst.order if inst.history[seq].status is SlotStatus.LOST]
+    assert lost == [SEQ_MOD - 2, SEQ_MOD - 1, 0, 1, 2]
+    # A late reply to the probe before the wrap is in the window (not "out of
+    # window" because 65535 > snxt), and flips it to acknowledged.
+    target = inst.history[SEQ_MOD - 1].target
+    verdict, _ = inst.on_reply(SEQ_MOD - 1, target, sim.now)
+    assert verdict is Reply.LATE
+    assert inst.on_reply((inst.snxt + 5) % SEQ_MOD, target, sim.now)[0] is Reply.OUT_OF_WINDOW
+    too_old = (inst.snxt - PROBE_STATS_COUNT - 1) % SEQ_MOD
+    assert inst.on_reply(too_old, target, sim.now)[0] is Reply.OUT_OF_WINDOW
+    # Repair counts the acknowledgements across the wrap like any others.
+    sim.silent("qfe0", False)
+    sim.run_until_log("NIC repair detected on qfe0", 3 * 0.7)
+    published += [e["probe"] for e in tracker.changes(sim.machine.phyints, now=sim.now, wall=0.0)
+                  if e["interface"] == "qfe0"]
+    # ipmpstat -p: one event per settled probe, in the order they were sent,
+    # whatever the numbers (the late reply above is published a second time).
+    sent = [(start + k) % SEQ_MOD for k in range((inst.snxt - start) % SEQ_MOD)]
+    firsts = list(dict.fromkeys(published))
+    assert firsts == sent[:len(firsts)] and len(firsts) >= len(sent) - 2
+    assert published.count(SEQ_MOD - 1) == 2
 
 
 # -- CRTT and adaptive FDT (§2.5) -------------------------------------------------------------

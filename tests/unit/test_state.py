@@ -274,3 +274,59 @@ def test_a_save_cut_short_leaves_nothing_behind_after_the_next(tmp_path: Path) -
         store.save(Stored())
     assert sorted(p.name for p in store.dir.iterdir()) == ["lock", "state.json"]
     assert store.load() == Stored()
+
+
+def test_the_store_makes_its_files_with_explicit_modes_whatever_the_umask(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    old = os.umask(0o000)
+    try:
+        with store.locked():
+            store.save(sample())
+    finally:
+        os.umask(old)
+    assert store.dir.stat().st_mode & 0o777 == 0o755
+    assert store.lock_path.stat().st_mode & 0o777 == 0o600  # only root can flock it
+    assert store.path.stat().st_mode & 0o777 == 0o644  # ifconfig -a reads it as anyone
+
+
+def test_a_lock_file_of_an_older_version_is_narrowed_when_next_opened(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.dir.mkdir(parents=True)
+    store.lock_path.write_text("")
+    store.lock_path.chmod(0o644)
+    lock = store.try_lock()
+    assert lock is not None
+    lock.release()
+    assert store.lock_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_lock_is_never_followed_through_a_symlink(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.dir.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("")
+    store.lock_path.symlink_to(elsewhere)
+    with pytest.raises(StateError):
+        store.try_lock()
+
+
+def test_try_lock_never_waits(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with store.locked():
+        fd = os.open(store.lock_path, os.O_RDWR)  # another process's view: a second open file
+        os.close(fd)
+        other = Store(tmp_path)
+        assert other.try_lock() is None
+        assert other.try_lock(exclusive=False) is None
+    with other.try_lock(exclusive=False) as shared:
+        assert shared is not None
+        with Store(tmp_path).try_lock(exclusive=False) as second:
+            assert second is not None  # readers share it
+        assert Store(tmp_path).try_lock() is None
+
+
+def test_try_lock_says_when_the_lock_cannot_be_opened(tmp_path: Path) -> None:
+    root = tmp_path / "file"
+    root.write_text("not a directory")
+    with pytest.raises(StateError):
+        Store(root).try_lock()
