@@ -1,7 +1,10 @@
-"""Living next to NetworkManager and systemd-networkd, and surviving a reboot.
+"""Living next to NetworkManager, systemd-networkd, ifupdown and netplan, and surviving a reboot.
 
-Either service, if it manages a NIC that ``ipmp-boot`` configures, puts its
+Any of them, if it manages a NIC that ``ipmp-boot`` configures, puts its
 own idea of the addresses back and so undoes in.mpathd's address moves.
+ifupdown and netplan are configured by files, read under the root
+(``ipmp.ifupdown``, ``ipmp.netplan``: what counts as managed, and why);
+the two services are asked.
 ``ipmp-boot`` asks each one, when its command-line tool is installed, which
 links it manages:
 
@@ -31,10 +34,19 @@ The way out is a drop-in that marks the NICs unmanaged, which ``ipmp-boot
 The services read them on ``nmcli general reload conf`` and ``networkctl
 reload`` (or a restart, or the next boot).
 
+For ifupdown, ``--take-over`` comments the NIC's stanzas out of its files,
+keeping the originals in ``etc/ipmp/takeover/`` (``ipmp.ifupdown``); for
+netplan it writes the drop-in of the service netplan renders for, which
+wins over netplan's output (``ipmp.netplan``).  ``take_over_files`` and
+``refusal_lines`` say what to do for these two.
+
 ``etc/sysctl.d/90-ipmp.conf`` holds the sysctls of the routing recipe
-(``view.GLOBAL_SYSCTLS`` and the per-NIC ones for each configured NIC and
-family), so that systemd-sysctl sets them again at the next boot (the
-per-NIC keys when udev sees the NIC appear) before ``ipmp-boot`` runs.
+(``view.nic_sysctls`` of each configured NIC and family), so that
+systemd-sysctl sets them again at the next boot, when udev sees the NIC
+appear, before ``ipmp-boot`` runs.  It names NICs only, never ``conf.all``:
+the host's other interfaces keep what their administrator set.  A file an
+older version wrote with ``conf.all`` lines loses them at the next boot
+(``without_host_wide``).
 
 The parsers and file texts are pure; ``detect`` runs the tools and
 ``write_text`` writes a file.
@@ -48,21 +60,31 @@ import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from ipmp import ifupdown, netplan
 from ipmp.model import Family
-from ipmp.view import GLOBAL_SYSCTLS, NIC_SYSCTLS4, NIC_SYSCTLS6
+from ipmp.view import nic_sysctls
 
 __all__ = [
+    "FILE_BASED",
+    "IFUPDOWN",
+    "NETPLAN",
     "NETWORKD_DIR",
     "NM_DROPIN",
     "SYSCTL_DROPIN",
+    "DropinNic",
     "Managed",
     "detect",
+    "detect_files",
     "networkd_dropin",
     "nm_dropin",
     "parse_networkctl",
     "parse_nmcli",
+    "refusal_lines",
     "sysctl_dropin",
+    "take_over_files",
+    "without_host_wide",
     "write_text",
 ]
 
@@ -72,6 +94,11 @@ SYSCTL_DROPIN = Path("etc/sysctl.d/90-ipmp.conf")
 
 NETWORKMANAGER = "NetworkManager"
 NETWORKD = "systemd-networkd"
+IFUPDOWN = "ifupdown"
+NETPLAN = "netplan"
+#: Managers found in files, whose refusal and take-over are ``refusal_lines``
+#: and ``take_over_files`` rather than the services' drop-in alone.
+FILE_BASED = (IFUPDOWN, NETPLAN)
 
 #: How long a tool may take to answer (s).
 TOOL_TIMEOUT = 10.0
@@ -83,20 +110,38 @@ _HEADER = "# Written by ipmp-boot: IP multipathing (in.mpathd) owns the addresse
 class Managed:
     """A service that manages some of the NICs ``ipmp-boot`` configures."""
 
-    service: str  # NETWORKMANAGER or NETWORKD
+    service: str  # NETWORKMANAGER, NETWORKD, IFUPDOWN or NETPLAN
     nics: tuple[str, ...]  # Linux names
+    #: IFUPDOWN: the stanzas (``FILE:LINE: iface ...``); NETPLAN: the files.
+    sources: tuple[str, ...] = ()
+    #: IFUPDOWN: the files take-over edits; NETPLAN: the YAML files.
+    files: tuple[Path, ...] = ()
+    #: NETPLAN: the services it renders the NICs for (NETWORKD, NETWORKMANAGER).
+    renderers: tuple[str, ...] = ()
+
+    def _renderers(self) -> tuple[Managed, ...]:
+        return tuple(Managed(r, self.nics) for r in self.renderers)
 
     @property
     def reload(self) -> str:
+        if self.service == IFUPDOWN:
+            return "nothing to reload: ifupdown reads its files at each ifup"
+        if self.service == NETPLAN:
+            return "; ".join(m.reload for m in self._renderers())
         return "nmcli general reload conf" if self.service == NETWORKMANAGER else "networkctl reload"
 
     def release(self) -> str | None:
         """A command that lets go of the NICs at once, until the service restarts; None if none."""
         if self.service == NETWORKMANAGER:
             return "; ".join(f"nmcli device set {nic} managed no" for nic in self.nics)
-        return None  # networkd has only the .network file
+        return None  # networkd has only the .network file; ifupdown and netplan only their files
 
     def dropins(self, root: Path) -> tuple[Path, ...]:
+        """The files ``--take-over`` writes (for ifupdown: the files it edits)."""
+        if self.service == IFUPDOWN:
+            return self.files
+        if self.service == NETPLAN:
+            return tuple(p for m in self._renderers() for p in m.dropins(root))
         if self.service == NETWORKMANAGER:
             return (root / NM_DROPIN,)
         return tuple(root / NETWORKD_DIR / f"10-ipmp-{nic}.network" for nic in self.nics)
@@ -160,9 +205,34 @@ def run_tool(argv: Sequence[str]) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def detect(nics: Mapping[str, int], run: Runner = run_tool) -> list[Managed]:
-    """Which of ``nics`` (Linux name -> ifindex) each service manages."""
+def detect_files(root: Path, nics: Iterable[str]) -> list[Managed]:
+    """Which of ``nics`` (Linux names) ifupdown's and netplan's files under ``root`` configure."""
+    wanted = list(nics)
     found: list[Managed] = []
+    stanzas = ifupdown.managed_stanzas(ifupdown.read(root), wanted)
+    if stanzas:
+        mine = tuple(n for n in wanted if any(s.nic == n for s in stanzas))
+        files = tuple(dict.fromkeys(s.path for s in stanzas))
+        found.append(Managed(IFUPDOWN, mine, tuple(str(s) for s in stanzas), files))
+    named = netplan.read(root, wanted)
+    if named:
+        mine = tuple(n for n in wanted if any(n in f.nics for f in named))
+        renderers = {r for f in named for r in f.renderers}
+        order = ((netplan.NETWORKD, NETWORKD), (netplan.NETWORKMANAGER, NETWORKMANAGER))
+        found.append(Managed(NETPLAN, mine, tuple(str(f.path) for f in named),
+                             tuple(f.path for f in named),
+                             tuple(service for word, service in order if word in renderers)))
+    return found
+
+
+def detect(nics: Mapping[str, int], run: Runner = run_tool, root: Path | None = None) -> list[Managed]:
+    """Which of ``nics`` (Linux name -> ifindex) each service manages.
+
+    With ``root``, the files of ifupdown and netplan under it are read too
+    (``detect_files``); the services are asked whatever the root, since
+    they answer for the running host.
+    """
+    found: list[Managed] = [] if root is None else detect_files(root, nics)
     out = run(["nmcli", "-t", "-f", "DEVICE,STATE", "device"])
     if out is not None:
         states = parse_nmcli(out)
@@ -214,19 +284,50 @@ def _sysctl_line(key: str, value: str) -> str:
     return f"{shown} = {value}\n"
 
 
-def sysctl_dropin(nics: Sequence[tuple[str, frozenset[Family]]]) -> str:
-    """The recipe's sysctls for ``(Linux name, plumbed families)`` of each configured NIC."""
+class DropinNic(NamedTuple):
+    """A NIC of the sysctl drop-in: its Linux name, plumbed families, and whether it is in a group."""
+
+    name: str
+    families: frozenset[Family]
+    grouped: bool
+
+
+def sysctl_dropin(nics: Sequence[DropinNic]) -> str:
+    """The recipe's sysctls for each configured NIC, by its Linux name."""
     lines = [_HEADER.replace("the addresses of these NICs", "these settings"),
-             "# Host-wide: answer ARP only on the NIC that holds the address, loose\n"
-             "# reverse-path filter, keep secondaries, skip routes of links that are down.\n"]
-    lines += [_sysctl_line(k, v) for k, v in GLOBAL_SYSCTLS]
-    for nic, families in nics:
-        lines.append(f"# {nic}\n")
-        if Family.INET in families:
-            lines += [_sysctl_line(f"net/ipv4/conf/{nic}/{k}", v) for k, v in NIC_SYSCTLS4]
-        if Family.INET6 in families:
-            lines += [_sysctl_line(f"net/ipv6/conf/{nic}/{k}", v) for k, v in NIC_SYSCTLS6]
+             "# Per NIC only: answer ARP only on the NIC that holds the address, loose\n"
+             "# reverse-path filter in an IPMP group, keep secondaries, skip routes of\n"
+             "# links that are down.  conf.all stays as the administrator set it.\n"]
+    for nic in nics:
+        lines.append(f"# {nic.name}\n")
+        for family in (Family.INET, Family.INET6):
+            if family in nic.families:
+                lines += [_sysctl_line(k, v) for k, v in nic_sysctls(nic.name, family, grouped=nic.grouped)]
     return "".join(lines)
+
+
+#: The comment above the host-wide lines of older drop-ins.
+_OLD_HOST_WIDE_COMMENT = (
+    "# Host-wide: answer ARP only on the NIC that holds the address, loose",
+    "# reverse-path filter, keep secondaries, skip routes of links that are down.",
+)
+
+
+def _sets_conf_all(line: str) -> bool:
+    key, eq, _ = line.partition("=")
+    key = key.strip().lstrip("-")  # sysctl.d: a leading "-" ignores a failed write
+    if not eq or key.startswith("#") or key.startswith(";"):
+        return False
+    parts = key.split("/") if "/" in key else key.split(".")
+    under_conf = parts[:3] in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"])
+    return under_conf and len(parts) > 4 and parts[3] == "all"
+
+
+def without_host_wide(text: str) -> str:
+    """An older drop-in's text without its ``conf.all`` lines, which loosened every interface of the host."""
+    kept = [line for line in text.splitlines(keepends=True)
+            if not _sets_conf_all(line) and line.rstrip("\n") not in _OLD_HOST_WIDE_COMMENT]
+    return "".join(kept)
 
 
 def write_text(path: Path, text: str) -> bool:
@@ -242,3 +343,79 @@ def write_text(path: Path, text: str) -> bool:
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return True
+
+
+# --------------------------------------------------------------------------
+# ifupdown and netplan: what to say, and the take-over
+# --------------------------------------------------------------------------
+
+
+def refusal_lines(root: Path, managed: Managed, named: str) -> list[str]:
+    """Why ``ipmp-boot`` refuses a NIC ifupdown or netplan configures, and what to do.
+
+    ``named``: the NICs as the message shows them (with their Solaris names).
+    """
+    if managed.service == IFUPDOWN:
+        backups = ", ".join(str(ifupdown.backup_path(root, f)) for f in managed.files)
+        files = ", ".join(str(f) for f in managed.files)
+        nics = " ".join(managed.nics)
+        return [
+            f"ipmp-boot: ifupdown manages {named}, which the hostname files configure "
+            f"({'; '.join(managed.sources)}): it would put its own addresses and routes beside "
+            "in.mpathd's and undo its moves.  Nothing was changed.",
+            f"ipmp-boot: to hand them over: from a console, 'ifdown {nics}' (ifupdown takes its "
+            f"addresses and routes away), then 'ipmp-boot --take-over': it comments the stanzas out "
+            f"of {files} and keeps the original in {backups} (copy it back to undo).",
+        ]
+    files = ", ".join(str(p) for p in managed.dropins(root))
+    services = " and ".join(managed.renderers)
+    return [
+        f"ipmp-boot: netplan configures {named} for {services} ({', '.join(managed.sources)}), "
+        "and the hostname files configure them too: it would undo in.mpathd's address moves.  "
+        "Nothing was changed.",
+        f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over' (it writes {files}, which wins "
+        f"over what netplan renders), then '{managed.reload}'; and take them out of "
+        f"{', '.join(managed.sources)}.",
+    ]
+
+
+def take_over_files(root: Path, managed: Managed, *, write: bool) -> list[str]:
+    """``--take-over`` for ifupdown or netplan; the lines to print (``#`` lines without ``write``).
+
+    Raises:
+        OSError: a file of ifupdown's cannot be read or rewritten.
+    """
+    nics = " ".join(managed.nics)
+    if managed.service == NETPLAN:
+        lines: list[str] = []
+        for service in managed.renderers:
+            for path in Managed(service, managed.nics).dropins(root):
+                text = (nm_dropin(managed.nics, _read_or_empty(path)) if service == NETWORKMANAGER
+                        else networkd_dropin(path.stem.removeprefix("10-ipmp-")))
+                if not write:
+                    lines.append(f"# --take-over: would write {path} ({service} lets go of {nics}, "
+                                 "whatever netplan renders)")
+                elif write_text(path, text):
+                    lines.append(f"ipmp-boot: wrote {path}: {service} lets go of {nics} (netplan "
+                                 f"renders them for it) once it reads it ('{Managed(service, ()).reload}')")
+        return lines
+    stanzas = ifupdown.managed_stanzas(ifupdown.read(root), managed.nics)
+    lines = []
+    for path, backup in ifupdown.take_over(root, stanzas, write=write):
+        if backup is None:
+            continue
+        if not write:
+            lines.append(f"# --take-over: would comment out {nics} in {path} (original kept in {backup})")
+        else:
+            lines.append(f"ipmp-boot: commented out the ifupdown stanzas of {nics} in {path}; the original "
+                         f"is {backup} (copy it back to undo).  The addresses and routes ifupdown set "
+                         "stay until the next boot; its routes go with: "
+                         + "; ".join(f"ip route flush dev {nic} proto boot" for nic in managed.nics))
+    return lines
+
+
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""

@@ -25,9 +25,12 @@ from dataclasses import dataclass, field, replace
 from ipaddress import (
     IPv4Address,
     IPv4Interface,
+    IPv4Network,
+    IPv6Address,
     IPv6Interface,
     ip_address,
 )
+from pathlib import PurePath
 
 from ipmp.commands import Action, Command
 from ipmp.errors import ConfigError, NoSuchInterface, Position
@@ -125,6 +128,101 @@ def resolve_address(word: str, family: Family, env: Environment) -> tuple[IPAddr
     if prefix is not None and prefix > addr.max_prefixlen:
         raise ConfigError(f"Bad prefix length in {word}")
     return addr, prefix
+
+
+#: IPv4 ranges no NIC can hold as its own address (see ``impossible_reason``).
+_LOOPBACK_NET = IPv4Network("127.0.0.0/8")
+_THIS_NET = IPv4Network("0.0.0.0/8")
+_CLASS_E = IPv4Network("240.0.0.0/4")
+_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+_LOOPBACK6 = IPv6Address("::1")
+
+
+def impossible_reason(addr: IPAddress, *, loopback_interface: bool = False) -> str | None:
+    """Why an interface cannot hold ``addr`` as its own address; None if it can.
+
+    The Solaris kernel checks every local address it is given
+    (``ip_local_addr_ok`` and ``ip_local_addr_ok_v6`` in ip_if.c) and
+    ifconfig fails with the error; Linux checks almost nothing and takes
+    even ``127.0.1.1/8`` on a NIC.  So the checks are made here, before any
+    kernel change:
+
+    * multicast (IPv4 class D, IPv6 ``ff00::/8``), the limited broadcast
+      ``255.255.255.255``, class E ``240.0.0.0/4``, IPv4-mapped IPv6
+      (``::ffff:0:0/96``) and IPv4-compatible IPv6 of a multicast address:
+      refused by Solaris itself.
+    * loopback (``127.0.0.0/8``, ``::1``) on any interface but the loopback
+      one: Solaris took it (its check has no loopback case), but no packet
+      with such an address may leave a host (RFC 1122 3.2.1.3(g), RFC 4291
+      2.5.3), and Linux drops them as martians: the NIC would be unreachable
+      at that address, and the routes of the recipe would send the host's
+      own 127/8 traffic to the wire.  In practice this is a host name that
+      the hosts file maps to ``127.0.1.1`` (Debian's installer line).
+    * ``0.0.0.0/8`` other than ``0.0.0.0``: "this host on this network",
+      only ever a source while a host learns its address (RFC 1122
+      3.2.1.3(a)/(b)); Solaris refuses these as a zero network part.
+
+    Allowed: the unspecified address (``0.0.0.0``, ``::``), which Solaris
+    takes as "no address" (a standby NIC's unit 0 often has none), and
+    link-local addresses (``169.254.0.0/16``, ``fe80::/10``): they are valid
+    on their link, Solaris accepts them, and every IPv6 NIC has one.
+    Host parts of all zeros or all ones, which Solaris also refuses for
+    classful masks, are left to the kernel: Linux takes ``/31`` and ``/32``
+    addresses that the classful rule would refuse (RFC 3021).
+    """
+    if addr.is_unspecified:
+        return None
+    if isinstance(addr, IPv4Address):
+        if addr in _LOOPBACK_NET:
+            return None if loopback_interface else "a loopback address"
+        if addr in _THIS_NET:
+            return "an address of 0.0.0.0/8 (\"this network\")"
+        if addr.is_multicast:
+            return "a multicast address"
+        if addr == _LIMITED_BROADCAST:
+            return "the limited broadcast address"
+        if addr in _CLASS_E:
+            return "a class E (reserved) address"
+        return None
+    if addr == _LOOPBACK6:
+        return None if loopback_interface else "a loopback address"
+    if addr.is_multicast:
+        return "a multicast address"
+    if addr.ipv4_mapped is not None:
+        return "an IPv4-mapped address"
+    if int(addr) >> 32 == 0 and IPv4Address(int(addr) & 0xFFFFFFFF).is_multicast:
+        return "an IPv4-compatible multicast address"
+    return None
+
+
+def _refuse_impossible(
+    word: str, addr: IPAddress, family: Family, env: Environment, lname: str, *,
+    loopback_interface: bool, where: str,
+) -> None:
+    """Raise if ``addr`` (the value of ``word``) cannot be ``lname``'s own address.
+
+    When ``word`` is a host name the message names the hosts line that gave
+    the address and how to fix it: the usual cause is Debian's
+    ``127.0.1.1 HOST`` line, which comes before any line the admin appends,
+    and the first matching line wins (glibc, as Solaris' files backend).
+    ``where`` is the hostname file the word is in ("" on the command line).
+    """
+    reason = impossible_reason(addr, loopback_interface=loopback_interface)
+    if reason is None:
+        return
+    name = word.partition("/")[0]
+    fix = f"write the address itself in {where}" if where else "give the address itself"
+    try:
+        ip_address(name)
+    except ValueError:
+        origin = env.origin(name, family)
+        line = f" ({origin[0]}:{origin[1]})" if origin else ""
+        before = f"line {origin[1]} of {origin[0]}" if origin else "that line"
+        raise ConfigError(
+            f"{name}: the hosts file gives {addr}{line}, {reason}, which {lname} cannot hold; "
+            f"put a line with the host's own address before {before} (the first match wins), "
+            f"or {fix}") from None
+    raise ConfigError(f"{word}: {reason}, which {lname} cannot hold")
 
 
 def _interface_address(addr: IPAddress, prefix: int) -> IPInterface:
@@ -284,7 +382,7 @@ class _Folder:
                 home=home.name if target.name != home.name else "",
             )
         )
-        self._set_address(action.argument)
+        self._set_address(action.argument, action.argument_position or action.position)
         self.cur.stdout.append(f"Created new logical interface {self.lname()}")
 
     def do_removeif(self, action: Action) -> None:
@@ -299,9 +397,12 @@ class _Folder:
                 return
         raise ConfigError(f"removeif: {action.argument}: no such interface")
 
-    def _set_address(self, word: str) -> None:
+    def _set_address(self, word: str, where: Position | None = None) -> None:
         lg = self.logical()
         addr, prefix = resolve_address(word, self.cur.family, self.env)
+        hostname_file = PurePath(where.source).name if where is not None and where.source else ""
+        _refuse_impossible(word, addr, self.cur.family, self.env, self.lname(),
+                           loopback_interface=self.interface().loopback, where=hostname_file)
         if prefix is None and isinstance(addr, IPv4Address) and self.line_netmask is not None:
             prefix = mask_to_prefix(self.line_netmask, str(self.line_netmask))
         if prefix is None and lg.address is not None and not isinstance(addr, IPv4Address):
@@ -323,14 +424,14 @@ class _Folder:
         assert action.argument is not None
         self.cur.addresses_set += 1
         if self.cur.addresses_set == 1:
-            self._set_address(action.argument)
+            self._set_address(action.argument, action.argument_position or action.position)
         else:
             self._set_destination(action.argument)
 
     def do_set(self, action: Action) -> None:
         assert action.argument is not None
         self.cur.addresses_set = max(self.cur.addresses_set, 1)
-        self._set_address(action.argument)
+        self._set_address(action.argument, action.argument_position or action.position)
 
     def _set_destination(self, word: str) -> None:
         addr, _ = resolve_address(word, self.cur.family, self.env)

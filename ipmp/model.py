@@ -407,6 +407,10 @@ class KernelState:
         return None
 
 
+#: Folds ASCII letters only (``str.lower`` would fold every script).
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 @dataclass(frozen=True)
 class Environment:
     """Facts from files under the root that evaluation needs (hosts, netmasks, routers)."""
@@ -416,13 +420,33 @@ class Environment:
     netmasks: tuple[tuple[IPv4Address, IPv4Address], ...] = ()
     defaultrouters: tuple[IPAddress, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
+    #: Where each ``hosts`` entry was read, as ``(file, line)`` in the same
+    #: order, so that an error about a looked-up address can name the line.
+    #: Empty when the entries did not come from a file.
+    hosts_origin: tuple[tuple[str, int], ...] = ()
+
+    def _lookup(self, name: str, family: Family) -> int | None:
+        key = name.translate(_ASCII_LOWER)
+        for index, (host, addr) in enumerate(self.hosts):
+            if host.translate(_ASCII_LOWER) == key and addr.version == family:
+                return index
+        return None
 
     def resolve(self, name: str, family: Family) -> IPAddress | None:
-        """Look a host name up in the hosts file (first match of the family)."""
-        for host, addr in self.hosts:
-            if host == name and addr.version == family:
-                return addr
-        return None
+        """Look a host name up in the hosts file (first match of the family).
+
+        Names compare as glibc's nss_files compares them (strcasecmp in the
+        C locale): ASCII letters without regard to case, anything else as is.
+        """
+        index = self._lookup(name, family)
+        return None if index is None else self.hosts[index][1]
+
+    def origin(self, name: str, family: Family) -> tuple[str, int] | None:
+        """The ``(file, line)`` of the hosts line ``resolve`` takes, when known."""
+        index = self._lookup(name, family)
+        if index is None or index >= len(self.hosts_origin):
+            return None
+        return self.hosts_origin[index]
 
     def netmask_for(self, address: IPv4Address) -> IPv4Address | None:
         """Solaris ``getnetmaskbyaddr``: mask the address progressively, longest match first.

@@ -15,9 +15,10 @@ recipe"):
 * main-table subnet routes whose ``src`` is a data address, one per NIC that
   holds a data address in the subnet (distinct metrics), so unbound sockets
   pick a data address;
-* the sysctls the recipe relies on, set explicitly for ``all`` and each NIC
-  (the kernel uses the maximum of the two for rp_filter, arp_ignore and
-  arp_announce).
+* the sysctls the recipe relies on, set on each NIC it configures and never
+  on ``all``: the NIC's own value is enough for every one of them (see
+  ``NIC_SYSCTLS4``), while an ``all`` value would change every interface of
+  the host, those the toolkit was never given too.
 
 Pure module: no I/O.
 """
@@ -61,18 +62,20 @@ ROUTE_METRIC_BASE = 100
 #: families, and above any ROUTE_METRIC_BASE + ifindex in use.
 ROUTER_METRIC_STEP = 1 << 16
 
-#: Host-wide sysctls (linux-mapping.md, "Working recipe" and Q6).
-GLOBAL_SYSCTLS: tuple[tuple[str, str], ...] = (
-    ("net/ipv4/conf/all/arp_ignore", "1"),
-    ("net/ipv4/conf/all/arp_announce", "2"),
-    ("net/ipv4/conf/all/rp_filter", "2"),
-    ("net/ipv4/conf/all/promote_secondaries", "1"),
-    ("net/ipv4/conf/all/ignore_routes_with_linkdown", "1"),
-    ("net/ipv6/conf/all/ignore_routes_with_linkdown", "1"),
-)
-#: Per-NIC IPv4 sysctls: answer ARP only for addresses on the asking NIC
-#: (no ARP flux), loose reverse-path filter (strict turns stale peer caches
-#: into outages after failback), keep secondaries when the primary goes.
+#: Per-NIC IPv4 sysctls (linux-mapping.md, "Working recipe" and Q6): answer
+#: ARP only for addresses on the asking NIC and announce from them (no ARP
+#: flux), loose reverse-path filter (strict turns stale peer caches into
+#: outages after failback), keep secondaries when the primary goes, skip
+#: routes through a NIC without carrier.
+#:
+#: Only the NIC's own value is written, never ``conf/all``: the kernel
+#: combines the two per key (include/linux/inetdevice.h, ip-sysctl.rst) and
+#: for each of these the NIC's value alone gets the behaviour the recipe
+#: needs, whatever ``all`` holds -- rp_filter, arp_ignore and arp_announce
+#: take the maximum of the two, promote_secondaries and
+#: ignore_routes_with_linkdown the logical or.  A write to ``all`` would
+#: change every interface of the host instead: rp_filter=2 there made each
+#: of them loose, the NICs the toolkit was never given too.
 NIC_SYSCTLS4: tuple[tuple[str, str], ...] = (
     ("arp_ignore", "1"),
     ("arp_announce", "2"),
@@ -80,11 +83,35 @@ NIC_SYSCTLS4: tuple[tuple[str, str], ...] = (
     ("promote_secondaries", "1"),
     ("ignore_routes_with_linkdown", "1"),
 )
-#: Per-NIC IPv6 sysctls: admin-down must not flush the addresses we manage.
+#: Of ``NIC_SYSCTLS4``, those only the members of an IPMP group get.  Loose
+#: reverse-path filtering is for addresses that move: after a failover or
+#: failback a peer with a stale neighbour entry still sends to the other
+#: member's MAC, and probe replies may come in on another member; strict
+#: mode drops both (linux-mapping.md Q4).  A NIC outside any group keeps
+#: its addresses, so it keeps the administrator's rp_filter.
+GROUP_ONLY_SYSCTLS4: frozenset[str] = frozenset({"rp_filter"})
+#: Per-NIC IPv6 sysctls: admin-down must not flush the addresses we manage;
+#: no routes through a NIC without carrier.  IPv6 reads only the NIC's
+#: value of ignore_routes_with_linkdown, and a write to ``conf/all`` is
+#: copied onto every link of the host and into ``default`` (addrconf), so
+#: ``all`` is never written here either.
 NIC_SYSCTLS6: tuple[tuple[str, str], ...] = (
     ("keep_addr_on_down", "1"),
     ("ignore_routes_with_linkdown", "1"),
 )
+
+
+def nic_sysctls(name: str, family: Family, *, grouped: bool) -> list[tuple[str, str]]:
+    """The recipe's sysctls of one NIC and family; ``grouped``: the NIC is in an IPMP group."""
+    if family is Family.INET:
+        return [(f"net/ipv4/conf/{name}/{k}", v) for k, v in NIC_SYSCTLS4
+                if grouped or k not in GROUP_ONLY_SYSCTLS4]
+    return [(f"net/ipv6/conf/{name}/{k}", v) for k, v in NIC_SYSCTLS6]
+
+
+def nic_sysctl_keys(name: str) -> list[str]:
+    """Every sysctl the recipe may set on NIC ``name``, whatever its group and families."""
+    return [k for family in (Family.INET, Family.INET6) for k, _ in nic_sysctls(name, family, grouped=True)]
 
 
 def table_of(index: int) -> int:
@@ -391,9 +418,7 @@ def routes_and_rules(
 def sysctls_for(itf: Interface, family: Family) -> list[tuple[str, str]]:
     if itf.loopback:
         return []
-    if family is Family.INET:
-        return [(f"net/ipv4/conf/{itf.name}/{k}", v) for k, v in NIC_SYSCTLS4]
-    return [(f"net/ipv6/conf/{itf.name}/{k}", v) for k, v in NIC_SYSCTLS6]
+    return nic_sysctls(itf.name, family, grouped=bool(itf.group))
 
 
 def desired_kernel(
@@ -404,7 +429,7 @@ def desired_kernel(
     addresses: list[KAddress] = []
     routes: set[KRoute] = set()
     rules: set[KRule] = set()
-    sysctls: list[tuple[str, str]] = list(GLOBAL_SYSCTLS)
+    sysctls: list[tuple[str, str]] = []
     for itf in config.interfaces:
         if itf.name not in scope.names:
             continue
@@ -455,13 +480,18 @@ def default_broadcast(address: IPv4Interface) -> IPv4Address | None:
 
 
 __all__ = [
+    "GROUP_ONLY_SYSCTLS4",
     "IPMP_TABLE_BASE",
+    "NIC_SYSCTLS4",
+    "NIC_SYSCTLS6",
     "RT_TABLE_MAIN",
     "Scope",
     "default_broadcast",
     "desired_kernel",
     "is_managed_address",
     "merge",
+    "nic_sysctl_keys",
+    "nic_sysctls",
     "routes_and_rules",
     "table_of",
 ]

@@ -15,7 +15,13 @@ Before any of that (Linux extensions, in this order):
    refuses (exit 1, nothing changed) and says what to do, or with
    ``--take-over`` writes the drop-ins that make them let go and says where.
 3. After the boot, ``etc/sysctl.d/90-ipmp.conf`` gets the recipe's sysctls
-   for the configured NICs, so a reboot keeps them.
+   for the configured NICs, so a reboot keeps them (per NIC only; the
+   ``conf.all`` lines an older version wrote are dropped).
+
+Lines of the hosts and netmasks files that the lookups skip (as glibc and
+Solaris skip them, silently) are named on stderr as ``FILE:LINE:COL:
+warning: message``; they change nothing else, exit status included.
+``--check`` leaves them out: its standard error is for errors only.
 
 ``--check`` prints nothing and exits 0 when the kernel matches the files;
 otherwise it prints the plan a boot would carry out (the missing altnames
@@ -38,6 +44,7 @@ from ipmp.ifmap import NameMap
 
 if TYPE_CHECKING:
     from ipmp.coexist import Managed
+    from ipmp.model import KernelState
     from ipmp.session import BootResult
 
 
@@ -59,14 +66,21 @@ class _Run:
     #: What --take-over wrote (or would write), as lines to print.
     took_over: list[str] = field(default_factory=list)
     sysctl_note: str | None = None
+    #: Skipped lines of hosts and netmasks (``hostfiles.FileWarning``), as lines to print.
+    file_warnings: list[str] = field(default_factory=list)
 
 
 async def _boot(root: Path, dry_run: bool, take_over: bool) -> _Run:
-    from ipmp import coexist, ifmap
+    from ipmp import coexist, hostfiles, ifmap
+    from ipmp.errors import IpmpError
     from ipmp.netlink import Kernel
     from ipmp.session import boot, boot_files
 
     run = _Run()
+    try:
+        run.file_warnings = [str(w) for w in hostfiles.environment_warnings(root)]
+    except (IpmpError, OSError):
+        pass  # the boot reads these files too, and reports the error where it always has
     entries, errors = ifmap.read_ifmap(root)
     async with Kernel(entries) as kernel:
         links = await kernel.linux_links()
@@ -79,7 +93,7 @@ async def _boot(root: Path, dry_run: bool, take_over: bool) -> _Run:
         run.names = kernel.names
         nics = {kernel.names.linux(name): link.index
                 for name in boot_files(view, root) if (link := view.link(name)) is not None}
-        run.managed = coexist.detect(nics)
+        run.managed = coexist.detect(nics, root=root)
         if run.managed and not take_over:
             run.refused = True
             return run
@@ -91,7 +105,8 @@ async def _boot(root: Path, dry_run: bool, take_over: bool) -> _Run:
                 await kernel.add_altname(linux, solaris)
         run.result = await boot(kernel, root, dry_run=dry_run)
         run.names = kernel.names
-        run.sysctl_note = _persist_sysctls(root, run.result, kernel.names, write=not dry_run)
+        grouped = _grouped(root, view, run.result)
+        run.sysctl_note = _persist_sysctls(root, run.result, kernel.names, grouped, write=not dry_run)
     return run
 
 
@@ -99,6 +114,8 @@ def _take_over(root: Path, managed: Managed, *, write: bool) -> list[str]:
     """Write (or, for --dry-run, name) the drop-ins that make ``managed`` let go."""
     from ipmp import coexist
 
+    if managed.service in coexist.FILE_BASED:  # ifupdown, netplan
+        return coexist.take_over_files(root, managed, write=write)
     lines: list[str] = []
     nics = " ".join(managed.nics)
     for path in managed.dropins(root):
@@ -126,8 +143,48 @@ def _take_over(root: Path, managed: Managed, *, write: bool) -> list[str]:
     return lines
 
 
-def _persist_sysctls(root: Path, result: BootResult, names: NameMap, *, write: bool) -> str | None:
-    """Write ``etc/sysctl.d/90-ipmp.conf`` for the configured NICs; a ``#`` note for --dry-run."""
+def _grouped(root: Path, view: KernelState, result: BootResult) -> frozenset[str]:
+    """The configured NICs that their files put in an IPMP group (they get rp_filter=2).
+
+    The files are evaluated again, as the boot evaluated them, so that
+    ``--dry-run`` (which records nothing) and a boot agree.  A NIC whose
+    files no longer evaluate (edited meanwhile) counts as grouped: a loose
+    filter too many never breaks a failover, one too few can.
+    """
+    from ipmp import hostfiles
+    from ipmp.errors import IpmpError
+    from ipmp.session import boot_config, boot_files
+    from ipmp.view import merge
+
+    configured = {name for names in result.configured.values() for name in names}
+    if not configured:
+        return frozenset()
+    start = merge(view, ())
+    files = boot_files(view, root)
+    grouped: set[str] = set()
+    try:
+        env = hostfiles.read_environment(root)
+    except (IpmpError, OSError):
+        return frozenset(configured)
+    for name in configured:
+        try:
+            itf = boot_config(start, name, files.get(name, []), env).get(name)
+        except (IpmpError, OSError):
+            itf = None
+        if itf is None or itf.group:
+            grouped.add(name)
+    return frozenset(grouped)
+
+
+def _persist_sysctls(
+    root: Path, result: BootResult, names: NameMap, grouped: frozenset[str], *, write: bool
+) -> str | None:
+    """Write ``etc/sysctl.d/90-ipmp.conf`` for the configured NICs; a ``#`` note for --dry-run.
+
+    With nothing configured the file keeps its NICs, but loses the
+    ``conf.all`` lines an older version wrote: those loosened every
+    interface of the host, and an upgrade must take them away.
+    """
     from ipmp import coexist
     from ipmp.model import Family
 
@@ -135,24 +192,33 @@ def _persist_sysctls(root: Path, result: BootResult, names: NameMap, *, write: b
     for family, configured in sorted(result.configured.items()):
         for name in configured:
             families.setdefault(name, set()).add(family)
-    if not families:
-        return None
-    text = coexist.sysctl_dropin([(names.linux(n), frozenset(f)) for n, f in families.items()])
     path = root / coexist.SYSCTL_DROPIN
+    try:
+        old: str | None = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        old = None
+    if families:
+        text = coexist.sysctl_dropin([coexist.DropinNic(names.linux(n), frozenset(f), n in grouped)
+                                      for n, f in families.items()])
+    elif old is not None:
+        text = coexist.without_host_wide(old)
+    else:
+        return None
     if write:
         coexist.write_text(path, text)
         return None
-    try:
-        same = path.read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
-        same = False
-    return None if same else f"# would write {path} (the sysctls above, for the next boot)"
+    return None if old == text else f"# would write {path} (the sysctls above, for the next boot)"
 
 
 def _refusal(root: Path, run: _Run) -> list[str]:
+    from ipmp import coexist
+
     lines: list[str] = []
     for managed in run.managed:
         named = ", ".join(n if run.names.view(n) == n else f"{n} ({run.names.view(n)})" for n in managed.nics)
+        if managed.service in coexist.FILE_BASED:  # ifupdown, netplan
+            lines += coexist.refusal_lines(root, managed, named)
+            continue
         files = ", ".join(str(p) for p in managed.dropins(root))
         lines.append(f"ipmp-boot: {managed.service} manages {named}, which the hostname files configure: "
                      "it would undo in.mpathd's address moves.  Nothing was changed.")
@@ -186,6 +252,9 @@ def cli(root: str | None, dry_run: bool, check: bool, take_over: bool) -> None:
     except (IpmpError, OSError) as err:
         click.echo(f"ipmp-boot: {err}", err=True)
         sys.exit(1)
+    if not check:
+        for line in run.file_warnings:
+            click.echo(line, err=True)
     if run.ifmap_errors:
         for line in run.ifmap_errors:
             click.echo(line, err=True)

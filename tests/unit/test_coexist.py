@@ -112,21 +112,62 @@ def test_managed_says_how_to_reload_and_where_it_writes(tmp_path: Path) -> None:
     assert nd.release() is None
 
 
-def test_sysctl_dropin_lists_the_recipe_per_family() -> None:
-    text = coexist.sysctl_dropin([("enp1s0f0", frozenset({Family.INET})),
-                                  ("eth0.100", frozenset({Family.INET, Family.INET6}))])
+def test_sysctl_dropin_lists_the_recipe_per_nic_and_family() -> None:
+    text = coexist.sysctl_dropin([
+        coexist.DropinNic("enp1s0f0", frozenset({Family.INET}), grouped=True),
+        coexist.DropinNic("eth0.100", frozenset({Family.INET, Family.INET6}), grouped=True),
+        coexist.DropinNic("eno3", frozenset({Family.INET}), grouped=False),
+    ])
     lines = [line for line in text.splitlines() if not line.startswith("#")]
-    assert lines[:6] == [
-        "net.ipv4.conf.all.arp_ignore = 1", "net.ipv4.conf.all.arp_announce = 2",
-        "net.ipv4.conf.all.rp_filter = 2", "net.ipv4.conf.all.promote_secondaries = 1",
-        "net.ipv4.conf.all.ignore_routes_with_linkdown = 1",
-        "net.ipv6.conf.all.ignore_routes_with_linkdown = 1",
+    # Nothing host-wide: conf.all (and default) stay the administrator's.
+    assert not [line for line in lines if ".all." in line or "/all/" in line or "default" in line]
+    assert lines[:5] == [
+        "net.ipv4.conf.enp1s0f0.arp_ignore = 1", "net.ipv4.conf.enp1s0f0.arp_announce = 2",
+        "net.ipv4.conf.enp1s0f0.rp_filter = 2", "net.ipv4.conf.enp1s0f0.promote_secondaries = 1",
+        "net.ipv4.conf.enp1s0f0.ignore_routes_with_linkdown = 1",
     ]
-    assert "net.ipv4.conf.enp1s0f0.rp_filter = 2" in lines
     assert not any(line.startswith("net.ipv6.conf.enp1s0f0.") for line in lines)
     # A name with a dot keeps the "/" separators, which sysctl.d also reads.
     assert "net/ipv6/conf/eth0.100/keep_addr_on_down = 1" in lines
+    assert "net/ipv6/conf/eth0.100/ignore_routes_with_linkdown = 1" in lines
     assert "net/ipv4/conf/eth0.100/arp_ignore = 1" in lines
+    # Loose reverse-path filtering is for group members only.
+    assert "net.ipv4.conf.eno3.arp_ignore = 1" in lines
+    assert not any("eno3" in line and "rp_filter" in line for line in lines)
+
+
+#: What ipmp-boot 0.1.0 wrote: host-wide lines first.
+OLD_DROPIN = """\
+# Written by ipmp-boot: IP multipathing (in.mpathd) owns these settings.
+# Host-wide: answer ARP only on the NIC that holds the address, loose
+# reverse-path filter, keep secondaries, skip routes of links that are down.
+net.ipv4.conf.all.arp_ignore = 1
+net.ipv4.conf.all.arp_announce = 2
+net.ipv4.conf.all.rp_filter = 2
+net.ipv4.conf.all.promote_secondaries = 1
+net.ipv4.conf.all.ignore_routes_with_linkdown = 1
+net.ipv6.conf.all.ignore_routes_with_linkdown = 1
+# qfe0
+net.ipv4.conf.qfe0.arp_ignore = 1
+net.ipv4.conf.qfe0.rp_filter = 2
+net/ipv4/conf/eth0.100/rp_filter = 2
+"""
+
+
+def test_an_old_dropin_loses_its_host_wide_lines() -> None:
+    healed = coexist.without_host_wide(OLD_DROPIN)
+    assert healed == (
+        "# Written by ipmp-boot: IP multipathing (in.mpathd) owns these settings.\n"
+        "# qfe0\n"
+        "net.ipv4.conf.qfe0.arp_ignore = 1\n"
+        "net.ipv4.conf.qfe0.rp_filter = 2\n"
+        "net/ipv4/conf/eth0.100/rp_filter = 2\n"
+    )
+    # Every spelling sysctl.d accepts for an "all" key goes.
+    assert coexist.without_host_wide("net/ipv4/conf/all/rp_filter=2\n-net.ipv6.conf.all.x = 1\n"
+                                     "  net.ipv4.conf.all.y=1\nnet.ipv4.conf.allx.rp_filter = 2\n") == (
+        "net.ipv4.conf.allx.rp_filter = 2\n")
+    assert coexist.without_host_wide(healed) == healed
 
 
 def test_write_text_only_when_changed(tmp_path: Path) -> None:

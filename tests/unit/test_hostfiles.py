@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipmp.commands import Action, Command
-from ipmp.errors import ParseError, Position, UnsupportedError
+from ipmp.errors import ConfigError, ParseError, Position, UnsupportedError
 from ipmp.hostfiles import (
+    FileWarning,
     HostnameFile,
+    environment_warnings,
     find_hostname_files,
     hostname_lines,
     parse_defaultrouter,
@@ -22,8 +24,11 @@ from ipmp.hostfiles import (
     read_environment,
     read_hostname_file,
     root_path,
+    scan_hosts,
+    scan_netmasks,
 )
-from ipmp.model import Environment, Family
+from ipmp.model import Config, Environment, Family, Interface
+from ipmp.session import boot_config
 
 SRC = "hostname.hme0"
 
@@ -307,22 +312,90 @@ def test_parse_hosts() -> None:
         ("myhost", IPv4Address("192.0.2.5")),
         ("myhost-hme0", IPv4Address("192.0.2.5")),
         ("localhost", IPv6Address("::1")),
+        # glibc: an IPv4 lookup reads the ::1 line as 127.0.0.1
+        ("localhost", IPv4Address("127.0.0.1")),
     )
 
 
+# --------------------------------------------------------------------------
+# hosts as glibc's nss_files reads it (files-parse.c, files-hosts.c)
+# --------------------------------------------------------------------------
+
+
+def hosts_env(data: str) -> Environment:
+    return Environment(hosts=parse_hosts(data, "hosts"))
+
+
 @pytest.mark.parametrize(
-    ("data", "message", "where"),
+    ("line", "word", "col", "why"),
     [
-        ("192.0.2.5 a\n  192.0.2.256 b\n", "hosts: 192.0.2.256: not an IP address", (2, 3)),
-        ("\n192.0.2.5 # no name\n", "hosts: 192.0.2.5: no host name", (2, 1)),
-        ("myhost 192.0.2.5\n", "hosts: myhost: not an IP address", (1, 1)),
+        ("192.0.2.5\n", "192.0.2.5", 1, "no host name"),  # the stray line of the report
+        ("  192.0.2.5   # myhost\n", "192.0.2.5", 3, "no host name"),  # the name is a comment
+        ("192.0.2.5#myhost\n", "192.0.2.5", 1, "no host name"),  # '#' cuts inside a word too
+        ("192.0.2.256 myhost\n", "192.0.2.256", 1, "not an IP address"),
+        ("192.0.2 myhost\n", "192.0.2", 1, "not an IP address"),  # inet_pton: four parts only
+        ("192.0.02.5 myhost\n", "192.0.02.5", 1, "not an IP address"),  # ... and no leading zeros
+        ("0xc0000205 myhost\n", "0xc0000205", 1, "not an IP address"),
+        ("myhost 192.0.2.5\n", "myhost", 1, "not an IP address"),  # fields swapped
+        ("fe80::1%qfe0 myhost\n", "fe80::1%qfe0", 1, "not an IP address"),  # inet_pton takes no scope
+        ("2001:db8::1::2 myhost\n", "2001:db8::1::2", 1, "not an IP address"),
     ],
 )
-def test_bad_hosts_lines(data: str, message: str, where: tuple[int, int]) -> None:
-    with pytest.raises(ParseError) as info:
-        parse_hosts(data, "hosts")
-    assert info.value.message == message
-    assert info.value.position == Position("hosts", *where)
+def test_a_bad_hosts_line_is_skipped_with_a_warning(line: str, word: str, col: int, why: str) -> None:
+    data = "192.0.2.1 router\n" + line + "192.0.2.9 myhost\n"
+    entries, warnings = scan_hosts(data, "etc/hosts")
+    # The other lines still count, before and after the bad one.
+    assert entries == (("router", IPv4Address("192.0.2.1")), ("myhost", IPv4Address("192.0.2.9")))
+    assert warnings == (FileWarning(Position("etc/hosts", 2, col), f"hosts: {word}: {why}; line ignored"),)
+    assert str(warnings[0]) == f"etc/hosts:2:{col}: warning: hosts: {word}: {why}; line ignored"
+
+
+def test_hosts_fields_are_split_on_every_c_blank() -> None:
+    # isspace in the C locale: space, tab, CR, VT, FF (a DOS line end is a blank).
+    entries, warnings = scan_hosts("192.0.2.5\tmyhost\va1\fa2\r\n\t 192.0.2.6  \t b1 \r\n", "hosts")
+    assert warnings == ()
+    assert [n for n, _ in entries] == ["myhost", "a1", "a2", "b1"]
+
+
+def test_hosts_comments_start_anywhere() -> None:
+    data = "#192.0.2.1 gone\n   # indented comment\n192.0.2.5 myhost#not-an-alias alias2\n"
+    assert scan_hosts(data, "hosts") == ((("myhost", IPv4Address("192.0.2.5")),), ())
+
+
+def test_hosts_a_nul_byte_ends_the_line_for_c() -> None:
+    entries, warnings = scan_hosts("192.0.2.5 myhost\0 ghost\n192.0.2.6\0 name\n", "hosts")
+    assert entries == (("myhost", IPv4Address("192.0.2.5")),)
+    assert [w.message for w in warnings] == ["hosts: 192.0.2.6: no host name; line ignored"]
+
+
+def test_hosts_first_match_wins_per_family() -> None:
+    env = hosts_env("2001:db8::5 myhost\n192.0.2.5 other myhost\n192.0.2.6 myhost\n2001:db8::6 myhost\n")
+    assert env.resolve("myhost", Family.INET) == IPv4Address("192.0.2.5")
+    assert env.resolve("myhost", Family.INET6) == IPv6Address("2001:db8::5")
+    assert env.resolve("other", Family.INET6) is None
+
+
+def test_hosts_names_and_aliases_ignore_ascii_case_only() -> None:
+    env = hosts_env("192.0.2.5 MyHost myhost-QFE0\n192.0.2.6 h\u00c9te\n")
+    for name in ("myhost", "MYHOST", "MyHost", "MYHOST-qfe0"):
+        assert env.resolve(name, Family.INET) is not None, name
+    assert env.resolve("myhost-qfe0", Family.INET) == IPv4Address("192.0.2.5")
+    # strcasecmp in the C locale folds ASCII letters, not others.
+    assert env.resolve("h\u00c9te", Family.INET) == IPv4Address("192.0.2.6")
+    assert env.resolve("HÉTE".replace("É", "\u00c9"), Family.INET) == IPv4Address("192.0.2.6")
+    assert env.resolve("h\u00e9te", Family.INET) is None
+
+
+def test_hosts_ipv4_lookup_reads_mapped_and_loopback_ipv6_lines() -> None:
+    # files-hosts.c: for AF_INET, a v4-mapped address gives the IPv4 inside,
+    # ::1 gives 127.0.0.1; any other IPv6 line is not an IPv4 answer.
+    env = hosts_env("::ffff:192.0.2.7 mapped\n::1 lo6\n2001:db8::8 six\n")
+    assert env.resolve("mapped", Family.INET) == IPv4Address("192.0.2.7")
+    assert env.resolve("mapped", Family.INET6) == IPv6Address("::ffff:192.0.2.7")
+    assert env.resolve("lo6", Family.INET) == IPv4Address("127.0.0.1")
+    assert env.resolve("six", Family.INET) is None
+    # ... and an IPv6 lookup never takes an IPv4 line.
+    assert hosts_env("192.0.2.9 four\n").resolve("four", Family.INET6) is None
 
 
 def test_parse_netmasks() -> None:
@@ -337,22 +410,40 @@ def test_parse_netmasks() -> None:
 @pytest.mark.parametrize(
     ("data", "message", "where"),
     [
-        ("192.0.2 255.255.255.0\n", "netmasks: 192.0.2: not an IPv4 network number", (1, 1)),
-        ("192.0.2.0 255.0.255.0\n", "netmasks: 255.0.255.0: netmask is not contiguous", (1, 11)),
-        ("192.0.2.0 0xZZ\n", "netmasks: 0xZZ: not a netmask", (1, 11)),
-        ("\n192.0.2.0\n", "netmasks: expected 'network-number netmask', got 1 word(s)", (2, 1)),
+        ("192.0.2 255.255.255.0\n", "netmasks: 192.0.2: not an IPv4 network number; line ignored", (1, 1)),
+        ("192.0.2.0 0xZZ\n", "netmasks: 0xZZ: not a netmask; line ignored", (1, 11)),
+        ("\n192.0.2.0\n", "netmasks: expected 'network-number netmask', got 1 word(s); line ignored", (2, 1)),
         (
             "192.0.2.0 255.255.255.0 extra\n",
-            "netmasks: expected 'network-number netmask', got 3 word(s)",
+            "netmasks: expected 'network-number netmask', got 3 word(s); line ignored",
             (1, 25),
         ),
     ],
 )
-def test_bad_netmasks_lines(data: str, message: str, where: tuple[int, int]) -> None:
-    with pytest.raises(ParseError) as info:
-        parse_netmasks(data, "netmasks")
-    assert info.value.message == message
-    assert info.value.position == Position("netmasks", *where)
+def test_a_bad_netmasks_line_is_skipped_with_a_warning(
+    data: str, message: str, where: tuple[int, int]
+) -> None:
+    # Solaris' files backend never matches such a line; the others still count.
+    entries, warnings = scan_netmasks(data + "198.51.100.0 255.255.255.128\n", "netmasks")
+    assert entries == ((IPv4Address("198.51.100.0"), IPv4Address("255.255.255.128")),)
+    assert warnings == (FileWarning(Position("netmasks", *where), message),)
+
+
+def test_a_non_contiguous_netmask_is_kept_and_fails_only_its_users(tmp_path: Path) -> None:
+    entries, warnings = scan_netmasks("192.0.2.0 255.0.255.0\n", "netmasks")
+    assert entries == ((IPv4Address("192.0.2.0"), IPv4Address("255.0.255.0")),)
+    assert [str(w) for w in warnings] == [
+        "netmasks:1:11: warning: netmasks: 255.0.255.0: netmask is not contiguous; "
+        "an interface that uses it fails to configure"]
+    env = Environment(netmasks=entries)
+    (tmp_path / "hostname.hme0").write_text("192.0.2.5\n")
+    (tmp_path / "hostname.qfe0").write_text("198.51.100.5\n")
+    with pytest.raises(ConfigError, match="non-contiguous netmask"):
+        boot_config(Config((Interface("hme0", index=2),)), "hme0",
+                    [(Family.INET, tmp_path / "hostname.hme0")], env)
+    other = boot_config(Config((Interface("qfe0", index=3),)), "qfe0",
+                        [(Family.INET, tmp_path / "hostname.qfe0")], env).get("qfe0")
+    assert other is not None and str(other.logicals[0].address) == "198.51.100.5/24"
 
 
 def test_parse_defaultrouter() -> None:
@@ -398,13 +489,45 @@ def test_read_environment_with_no_files(tmp_path: Path) -> None:
     assert read_environment(tmp_path) == Environment()
 
 
-def test_read_environment_reports_file_positions(tmp_path: Path) -> None:
+def test_environment_warnings_name_file_line_and_column(tmp_path: Path) -> None:
     etc = tmp_path / "etc" / "inet"
     etc.mkdir(parents=True)
+    (etc / "hosts").write_text("127.0.0.1 localhost\n192.0.2.77\n192.0.2.5 myhost\n  not-an-address gw\n")
     (etc / "netmasks").write_text("# masks\n192.0.2.0 nonsense\n")
+    (tmp_path / "etc" / "defaultrouter").write_text("myhost\n")
+    assert [str(w) for w in environment_warnings(tmp_path)] == [
+        f"{etc / 'hosts'}:2:1: warning: hosts: 192.0.2.77: no host name; line ignored",
+        f"{etc / 'hosts'}:4:3: warning: hosts: not-an-address: not an IP address; line ignored",
+        f"{etc / 'netmasks'}:2:11: warning: netmasks: nonsense: not a netmask; line ignored",
+    ]
+    # The good lines are all there: the names resolve, the router too.
+    env = read_environment(tmp_path)
+    assert env.resolve("myhost", Family.INET) == IPv4Address("192.0.2.5")
+    assert env.netmasks == ()
+    assert env.defaultrouters == (IPv4Address("192.0.2.5"),)
+
+
+def test_a_stray_hosts_line_leaves_every_interface_configurable(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "hosts").write_text("192.0.2.99\n192.0.2.100 myhost\n192.0.2.101 MyHost-2\n")
+    (etc / "hostname.qfe0").write_text("myhost netmask + broadcast + group prod up\n")
+    (etc / "hostname.qfe1").write_text("myhost-2 netmask + broadcast + group prod up\n")
+    env = read_environment(tmp_path)
+    config = Config((Interface("qfe0", index=2), Interface("qfe1", index=3)))
+    for itf in ("qfe0", "qfe1"):
+        config = boot_config(config, itf, [(Family.INET, etc / f"hostname.{itf}")], env)
+    assert [str(i.logicals[0].address) for i in config.interfaces] == ["192.0.2.100/24", "192.0.2.101/24"]
+
+
+def test_defaultrouter_is_still_an_error(tmp_path: Path) -> None:
+    """Only hosts and netmasks are read by a C library that skips bad lines."""
+    etc = tmp_path / "etc" / "inet"
+    etc.mkdir(parents=True)
+    (tmp_path / "etc" / "defaultrouter").write_text("# routers\nnosuchgw\n")
     with pytest.raises(ParseError) as info:
         read_environment(tmp_path)
-    assert str(info.value) == f"{etc / 'netmasks'}:2:11: netmasks: nonsense: not a netmask"
+    assert str(info.value).startswith(f"{tmp_path / 'etc' / 'defaultrouter'}:2:1: ")
 
 
 # --------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from ipmp.ops import (
 from ipmp.parse import parse_argv
 from ipmp.plan import diff
 from ipmp.session import boot_config
-from ipmp.view import GLOBAL_SYSCTLS, RT_TABLE_MAIN, Scope, default_broadcast, desired_kernel, merge
+from ipmp.view import RT_TABLE_MAIN, Scope, default_broadcast, desired_kernel, merge
 from tests.fakes import FakeKernel, make_kernel, managed
 
 INET = Family.INET
@@ -87,11 +87,12 @@ def run(config: Config, *argv: str) -> Config:
     return evaluate(config, parse_argv(list(argv)), Environment()).config
 
 
-def nic_sysctls4(name: str) -> set[tuple[str, str]]:
+def nic_sysctls4(name: str, *, grouped: bool = True) -> set[tuple[str, str]]:
+    """The per-NIC IPv4 recipe; loose reverse-path filtering only for a member of a group."""
     return {
         (f"net/ipv4/conf/{name}/arp_ignore", "1"),
         (f"net/ipv4/conf/{name}/arp_announce", "2"),
-        (f"net/ipv4/conf/{name}/rp_filter", "2"),
+        *([(f"net/ipv4/conf/{name}/rp_filter", "2")] if grouped else []),
         (f"net/ipv4/conf/{name}/promote_secondaries", "1"),
         (f"net/ipv4/conf/{name}/ignore_routes_with_linkdown", "1"),
     }
@@ -161,15 +162,9 @@ def test_desired_kernel_active_active() -> None:
         KRule(INET, 100, IPv4Address("192.0.2.11"), 1003),
         KRule(INET, 200, IPv4Address("192.0.2.101"), 1003),
     }
-    assert set(want.sysctls) == set(GLOBAL_SYSCTLS) | nic_sysctls4("qfe0") | nic_sysctls4("qfe1")
-    assert set(GLOBAL_SYSCTLS) == {
-        ("net/ipv4/conf/all/arp_ignore", "1"),
-        ("net/ipv4/conf/all/arp_announce", "2"),
-        ("net/ipv4/conf/all/rp_filter", "2"),
-        ("net/ipv4/conf/all/promote_secondaries", "1"),
-        ("net/ipv4/conf/all/ignore_routes_with_linkdown", "1"),
-        ("net/ipv6/conf/all/ignore_routes_with_linkdown", "1"),
-    }
+    # Per NIC only: conf/all is the host's, and the NIC's value is enough.
+    assert set(want.sysctls) == nic_sysctls4("qfe0") | nic_sysctls4("qfe1")
+    assert not [k for k, _ in want.sysctls if "/conf/all/" in k or "/conf/default/" in k]
 
 
 #: example -> NIC -> (data addresses, test addresses), as (address/len, label).
@@ -204,7 +199,7 @@ def test_desired_kernel_follows_the_recipe(example: str) -> None:
     addresses: set[KAddress] = set()
     routes: set[KRoute] = set()
     rules: set[KRule] = set()
-    sysctls = set(GLOBAL_SYSCTLS)
+    sysctls: set[tuple[str, str]] = set()
     for name, (data, test) in EXPECTED[example].items():
         link = kernel.link(name)
         assert link is not None
@@ -215,7 +210,7 @@ def test_desired_kernel_follows_the_recipe(example: str) -> None:
         routes |= routes_for(name, link.index, "192.0.2.0/24", first_data, "192.0.2.1")
         rules |= {rule(a.split("/")[0], table, test=False) for a, _ in data}
         rules |= {rule(a.split("/")[0], table, test=True) for a, _ in test}
-        sysctls |= nic_sysctls4(name)
+        sysctls |= nic_sysctls4(name, grouped=example != "single-line")
     assert set(want.addresses) == addresses
     assert want.routes == routes
     assert want.rules == rules
@@ -237,7 +232,7 @@ def test_desired_kernel_ipv6_recipe() -> None:
     }
     assert want.routes == routes_for("qfe0", 2, "2001:db8::/64", "2001:db8::100", "2001:db8::1")
     assert want.rules == {rule("2001:db8::100", 1002, test=False), rule("2001:db8::10", 1002, test=True)}
-    assert set(want.sysctls) == set(GLOBAL_SYSCTLS) | {
+    assert set(want.sysctls) == {
         ("net/ipv6/conf/qfe0/keep_addr_on_down", "1"),
         ("net/ipv6/conf/qfe0/ignore_routes_with_linkdown", "1"),
     }
@@ -291,7 +286,13 @@ def test_boot_plan_of_the_single_line_example_as_ip_commands() -> None:
     lines = [command(op) for op in plan]
     sysctl_lines = [x for x in lines if x.startswith("sysctl")]
     assert lines[: len(sysctl_lines)] == sysctl_lines
-    assert len(sysctl_lines) == len(GLOBAL_SYSCTLS) + 5
+    # hme0 is in no group: the recipe's IPv4 sysctls but rp_filter, and nothing host-wide.
+    assert sysctl_lines == [
+        "sysctl -w net.ipv4.conf.hme0.arp_ignore=1",
+        "sysctl -w net.ipv4.conf.hme0.arp_announce=2",
+        "sysctl -w net.ipv4.conf.hme0.promote_secondaries=1",
+        "sysctl -w net.ipv4.conf.hme0.ignore_routes_with_linkdown=1",
+    ]
     assert lines[len(sysctl_lines):] == [
         "ip link set dev hme0 up",
         "ip -4 addr add 192.0.2.100/24 broadcast 192.0.2.255 dev hme0 label hme0 noprefixroute",
