@@ -10,6 +10,8 @@
                                                 installation's commands)
     python -m ipmp.data install-man DIR         copy the pages to DIR/man5 and DIR/man8
                                                 (e.g. /usr/local/share/man)
+    python -m ipmp.data install-default DIR     write DIR/mpathd with in.mpathd's defaults
+                                                (e.g. /etc/default), never over an existing one
 
 Each install prints the files it wrote.  Exit status 0, 1 on an error, 2 on
 a usage error.
@@ -37,9 +39,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="where the commands are (default: this installation's scripts)")
     pages = sub.add_parser("install-man", help="copy the manual pages into DIR/man5 and DIR/man8")
     pages.add_argument("dir", type=Path)
+    default = sub.add_parser("install-default",
+                             help="write DIR/mpathd (in.mpathd's defaults) unless DIR/mpathd exists")
+    default.add_argument("dir", type=Path)
     args = parser.parse_args(argv)
     try:
-        if args.command == "systemd":
+        if args.command == "install-default":
+            from ipmp.data.defaults import install_mpathd_default
+
+            written = install_mpathd_default(args.dir)
+            print(written if written else f"{args.dir / 'mpathd'}: exists; left as it is")
+        elif args.command == "systemd":
             print(data.systemd_dir())
         elif args.command == "man":
             print(data.man_dir())

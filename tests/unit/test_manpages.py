@@ -34,7 +34,7 @@ from ipmp.keywords import KEYWORDS
 
 MAN = Path(__file__).resolve().parents[2] / "man"
 PAGES = ("ifconfig.8", "ipmp-boot.8", "hostname.if.5", "in.mpathd.8", "if_mpadm.8", "ipmpstat.8",
-         "ipmp-lab.8", "mpathd.5")
+         "ipmp-lab.8", "mpathd.5", "ipmp-boot-generator.8")
 #: Pages of Solaris commands and files: each says where it departs from Solaris.
 SOLARIS_PAGES = ("ifconfig.8", "ipmp-boot.8", "in.mpathd.8", "if_mpadm.8", "ipmpstat.8", "mpathd.5")
 REFUSED = "Recognised; refused on Linux:"
