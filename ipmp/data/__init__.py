@@ -1,10 +1,12 @@
 """Files shipped inside the package: systemd units and manual pages.
 
 ``ipmp/data/systemd/*.service``
-    ``in.mpathd.service`` (``Type=notify``, runs ``in.mpathd -f``) and
-    ``ipmp-boot.service`` (``Type=oneshot``), with ``ExecStart`` in
-    ``/usr/local/bin``; ``unit_text`` rewrites that to where this
-    installation's commands are.
+    ``in.mpathd.service`` (``Type=notify``, ``WatchdogSec=``, runs
+    ``in.mpathd -f``) and ``ipmp-boot.service`` (``Type=oneshot``), each with
+    the systemd sandbox its work allows (the comments in the files say why
+    each setting is there; ``tests/vm`` proves them under systemd), with
+    ``ExecStart`` in ``/usr/local/bin``; ``unit_text`` rewrites that to where
+    this installation's commands are.
 ``ipmp/data/man/*.5``, ``*.8``
     The manual pages.  In the source tree they live in the top-level
     ``man/`` directory and the build copies them here (``setup.py``), so an

@@ -1,0 +1,122 @@
+"""The hardened systemd units, proven under systemd in a Debian 13 guest.
+
+The project is installed in the guest as README's "Installing on a host"
+says, with ``ipmp-boot.service`` and ``in.mpathd.service`` enabled and a
+Solaris group of two NICs (``etc/hostname.qfe0``, ``hostname.qfe1``,
+``ipmp/ifmap`` naming the virtio NICs ``ens8`` and ``ens9``); a third NIC on
+the same QEMU hub, ``ens10``, sits in a namespace of the guest as the router
+that in.mpathd probes and the peer that pings the data addresses.  The
+program ``guest_files/hardening/.../hardening_check.py`` then checks, under
+the units' sandbox: both units start (in.mpathd reaches READY=1) and the
+sandbox is in force (capabilities, no_new_privs, seccomp, read-only mounts);
+a carrier cut over QMP ``set_link`` fails over ("NIC failure detected",
+"Successfully failed over" in ``journalctl -t in.mpathd``) and back;
+``systemctl reload`` rereads ``/etc/default/mpathd``; a ``kill -STOP`` of the
+daemon is caught by the watchdog ("Watchdog timeout") and the restarted
+daemon keeps every data address; ``systemd-analyze security`` scores both
+units, and the same units with their sandbox section removed.
+
+Slow (an image build the first time, then a boot of a few minutes under TCG);
+marker ``vm``, run by ``make vm-hardening``.  Needs root, mmdebstrap, QEMU and
+the package index; without them it is skipped, except under CI, where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.vm import image
+from tests.vm.guest import Guest, Report, drive, nic
+
+HERE = Path(__file__).resolve().parent
+GUEST_FILES = HERE / "guest_files" / "hardening"
+#: ens8 and ens9: the group's NICs (qfe0, qfe1); ens10: the router and peer namespace.
+NICS = (nic(8), nic(9), nic(10))
+#: The whole guest run, boot to power-off (measured about 3 minutes under TCG here).
+RUN_TIMEOUT = 900.0
+ENABLE = "systemctl enable ipmp-boot.service in.mpathd.service ipmp-vm-net.service ipmp-vm-check.service"
+#: Every check the guest program makes: one missing from the report is a failure too.
+EXPECTED_CHECKS = 42
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _missing(what: str) -> None:
+    if _in_ci():
+        pytest.fail(f"{what} (CI is set, so this is an error, not a skip)")
+    pytest.skip(what)
+
+
+def _files() -> dict[str, image.GuestFile]:
+    files: dict[str, image.GuestFile] = {}
+    for path in sorted(GUEST_FILES.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            mode = 0o755 if os.access(path, os.X_OK) else 0o644
+            text = path.read_text(encoding="utf-8")
+            files["/" + str(path.relative_to(GUEST_FILES))] = image.GuestFile(text, mode)
+    return files
+
+
+def _summary(report: Report, timings: dict[str, float]) -> str:
+    lines = [f"{name}: {seconds:.0f} s" for name, seconds in timings.items()]
+    if report.boot_seconds is not None:
+        lines.append(f"guest boot to the check program: {report.boot_seconds:.0f} s")
+    lines.append(f"guest run, QEMU start to power-off: {report.total_seconds:.0f} s "
+                 f"(exit {report.exit_code})")
+    for fig in report.of_kind("figure"):
+        lines.append(f"figure: {fig['name']} = {fig['value']}{' ' + fig['unit'] if fig.get('unit') else ''}")
+    for check in report.of_kind("check"):
+        lines.append(f"{'ok  ' if check['ok'] else 'FAIL'} {check['name']}")
+    for text in report.of_kind("text"):
+        lines.append(f"--- {text['name']}\n{text['text']}")
+    return "\n".join(lines)
+
+
+def test_hardened_units_under_systemd_in_a_debian_guest(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        _missing("needs root (mmdebstrap --mode=root, chroot)")
+    missing = image.missing_tools()
+    if shutil.which("qemu-system-x86_64") is None:
+        missing.append("qemu-system-x86_64 (apt-get install qemu-system-x86)")
+    if missing:
+        _missing("missing: " + ", ".join(missing))
+
+    progress: list[str] = []
+
+    def log(line: str) -> None:
+        progress.append(line)
+        print(line, flush=True)
+
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    base = image.build_base(log=log)
+    timings["base image (mmdebstrap, or the cache)"] = time.monotonic() - started
+    mark = time.monotonic()
+    dist = image.python_dist(tmp_path / "dist", log=log)
+    timings["wheel and dependencies"] = time.monotonic() - mark
+    mark = time.monotonic()
+    disk = image.assemble(base, dist, _files(), [ENABLE], log=log)
+    timings["disk (install into the image, mkfs; or the cache)"] = time.monotonic() - mark
+
+    with Guest(disk, NICS, log=log, keep_logs=tmp_path / "logs") as guest:
+        report = drive(guest, RUN_TIMEOUT)
+        console = guest.console()
+    timings["whole check, build to power-off"] = time.monotonic() - started
+    summary = _summary(report, timings)
+    print(summary)
+
+    assert report.finished, f"the guest did not finish its checks\n{summary}\n--- console:\n{console}"
+    links = report.of_kind("link")
+    assert links and all(m.get("error") is None for m in links), links
+    checks = report.of_kind("check")
+    failed = [m for m in checks if not m["ok"]]
+    assert not failed, json.dumps(failed, indent=2)
+    assert len(checks) >= EXPECTED_CHECKS, f"only {len(checks)} checks reported\n{summary}"
