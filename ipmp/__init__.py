@@ -25,4 +25,15 @@ offline
     A NIC taken out of service by ``if_mpadm -d``.
 """
 
+import contextlib
+import importlib
+
 __version__ = "0.1.0"
+
+# The Debian package carries pyroute2 0.9 in /usr/lib/ipmp/vendor (Debian's is
+# 0.7) and adds ipmp/_vendor.py, which puts it first on sys.path.  It is done
+# here because every program imports ipmp first, also the ones started as
+# ``python3 -I -m`` (ipmp.program), which no PYTHONPATH reaches.  Elsewhere
+# (a wheel, a checkout) the module does not exist: pyroute2 is the environment's.
+with contextlib.suppress(ModuleNotFoundError):
+    importlib.import_module("ipmp._vendor")
