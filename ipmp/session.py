@@ -353,7 +353,7 @@ async def boot(
             nonlocal host, stored
             if dry_run:
                 plan = make_plan(host.kernel, desired, scope, env.defaultrouters)
-                # Later interfaces see the host-wide sysctls as already set.
+                # What a plan sets, later plans see as set (the kernel read is not redone).
                 host = replace(host, kernel=_with_sysctls(host.kernel, plan), config=desired)
                 return plan
             itf = desired.get(ifname)

@@ -318,8 +318,9 @@ class Host:
 def _propagated(key: str) -> bool:
     """A per-NIC sysctl the kernel rewrites on every link when its ``all`` value is written.
 
-    (net.ipv6.conf.all.ignore_routes_with_linkdown is a host-wide setting of the
-    recipe; the kernel copies it into each link's conf, configured or not.)
+    (Writing net.ipv6.conf.all.ignore_routes_with_linkdown copies the value into
+    each link's conf, configured or not; the recipe no longer writes it, so this
+    only keeps the comparison loose for a host where someone else does.)
     """
     return key.startswith("net/ipv6/conf/") and key.endswith("/ignore_routes_with_linkdown")
 
