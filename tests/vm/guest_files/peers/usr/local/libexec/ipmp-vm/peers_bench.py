@@ -49,6 +49,8 @@ INTERVAL = 0.01
 #: How long each phase's ping runs after its fault: long enough for the slowest
 #: detector that can detect it (ipmp at FDT 1 s, repair after NUM_PROBE_REPAIRS).
 WINDOW = {"carrier": 6.0, "carrier-failback": 6.0, "silent": 8.0, "silent-failback": 8.0}
+#: A silence between replies longer than this many intervals counts as an outage.
+SILENCE = 3
 #: Baseline before each fault (the ping must be answered then).
 LEAD = 1.0
 IPMP_BIN = "/opt/ipmp/bin"
@@ -304,7 +306,8 @@ def figures(replies: list[tuple[float, int]], fault_at: float, window_end: float
     # Time to the first good reply: from the fault to the end of the longest silence that
     # overlaps it (none if no reply was missed).
     first = 0.0
-    if longest[0] > 10 * INTERVAL and longest[2] >= fault_at - INTERVAL:
+    # A silence of more than SILENCE intervals is an outage (TCG's jitter stays under it).
+    if lost and longest[0] > SILENCE * INTERVAL and longest[2] >= fault_at - INTERVAL:
         first = max(0.0, longest[2] - fault_at)
     if not recovered:
         first = None  # type: ignore[assignment]
@@ -343,7 +346,9 @@ def phase(row: Row, name: str, fault: Callable[[], None]) -> dict[str, Any]:
     replies = ping.stop()
     result = {"row": row.name, "phase": name, **figures(replies, fault_at, window_end),
               "replies": len(replies)}
-    emit("phase", **result)
+    # The raw replies (ms from the fault), so that the host can recompute.
+    stamps = [round((t - fault_at) * 1000) for t, _ in replies]
+    emit("phase", **result, stamps_ms=stamps)
     log(json.dumps(result))
     return result
 
