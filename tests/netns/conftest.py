@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,27 @@ def make_topology(netns_support: None) -> Iterator[MakeTopology]:
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+
+@pytest.fixture
+def public_lab(make_topology: MakeTopology) -> Iterator[MpathdLab]:
+    """The active-active example booted in a world-traversable root, in.mpathd not started.
+
+    pytest's ``tmp_path`` is private to root; here ``nobody`` reaches
+    ``run/ipmp`` and the control socket, as any local user does on a real host.
+    """
+    top = Path(tempfile.mkdtemp(prefix="ipmp-public-"))
+    top.chmod(0o755)
+    try:
+        lab = MpathdLab(make_topology(nics=("qfe0", "qfe1")), top, "active-active")
+        lab.root.chmod(0o755)
+        try:
+            lab.boot()
+            yield lab
+        finally:
+            lab.close()
+    finally:
+        shutil.rmtree(top)
 
 
 @pytest.fixture

@@ -28,14 +28,12 @@ import contextlib
 import os
 import re
 import selectors
-import shutil
 import signal
 import socket
 import struct
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,17 +55,8 @@ HOLD = "echo locked; exec sleep 600"
 
 
 @pytest.fixture
-def lab(make_topology: MakeTopology) -> Iterator[MpathdLab]:
-    top = Path(tempfile.mkdtemp(prefix="ipmp-harden-"))
-    top.chmod(0o755)
-    lab = MpathdLab(make_topology(nics=("qfe0", "qfe1")), top, "active-active")
-    lab.root.chmod(0o755)
-    try:
-        lab.boot()
-        yield lab
-    finally:
-        lab.close()
-        shutil.rmtree(top)
+def lab(public_lab: MpathdLab) -> MpathdLab:
+    return public_lab
 
 
 class Holder:

@@ -22,12 +22,9 @@ from __future__ import annotations
 import errno
 import json
 import re
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from mpathd_harness import MpathdLab, figures, wait_for
@@ -134,17 +131,8 @@ print(json.dumps({"unread": {t: [state(s) for s in v if s is not reader] for t, 
 
 
 @pytest.fixture
-def lab(make_topology: MakeTopology) -> Iterator[MpathdLab]:
-    top = Path(tempfile.mkdtemp(prefix="ipmp-hardening-ipc-"))
-    top.chmod(0o755)
-    lab = MpathdLab(make_topology(nics=("qfe0", "qfe1")), top, "active-active")
-    lab.root.chmod(0o755)
-    try:
-        lab.boot()
-        yield lab
-    finally:
-        lab.close()
-        shutil.rmtree(top)
+def lab(public_lab: MpathdLab) -> MpathdLab:
+    return public_lab
 
 
 def nobody(*argv: str, stdin: int | None = None) -> subprocess.Popen[str]:

@@ -28,14 +28,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,17 +63,8 @@ SUPPRESSED = r"^\d+ more complaints from uid 65534 suppressed$"
 
 
 @pytest.fixture
-def lab(make_topology: MakeTopology) -> Iterator[MpathdLab]:
-    top = Path(tempfile.mkdtemp(prefix="ipmp-abuse-"))
-    top.chmod(0o755)
-    lab = MpathdLab(make_topology(nics=("qfe0", "qfe1")), top, "active-active")
-    lab.root.chmod(0o755)
-    try:
-        lab.boot()
-        yield lab
-    finally:
-        lab.close()
-        shutil.rmtree(top)
+def lab(public_lab: MpathdLab) -> MpathdLab:
+    return public_lab
 
 
 def vm_rss_kib(pid: int) -> int:

@@ -35,13 +35,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -88,19 +86,8 @@ def python_for_nobody() -> str:
 
 
 @pytest.fixture
-def lab(make_topology: MakeTopology) -> Iterator[MpathdLab]:
-    # A world-traversable root (pytest's tmp_path is private to root), so
-    # that nobody reaches the control socket, as on a real host.
-    top = Path(tempfile.mkdtemp(prefix="ipmp-forgery-"))
-    top.chmod(0o755)
-    lab = MpathdLab(make_topology(nics=("qfe0", "qfe1")), top, "active-active")
-    lab.root.chmod(0o755)
-    try:
-        lab.boot()
-        yield lab
-    finally:
-        lab.close()
-        shutil.rmtree(top)
+def lab(public_lab: MpathdLab) -> MpathdLab:
+    return public_lab
 
 
 class Lines(threading.Thread):
