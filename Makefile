@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit netns demo clean bench fuzz crash flap abuse soak
+.PHONY: test lint unit netns demo clean bench fuzz crash flap abuse soak deb vm-hardening vm-test bench-vm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,25 @@ abuse: $(STAMP)
 soak: $(STAMP)
 	IPMP_SOAK_SECONDS=1800 $(PY) -m pytest -q -rP tests/netns/test_soak.py
 
+# The hardened units under systemd in a Debian 13 guest (QEMU; tests/vm/README.md).
+vm-hardening: $(STAMP)
+	$(PY) -m pytest -q -rP -m vm tests/vm/test_hardening.py
+
+# Every guest test: the hardened units, and the Debian package installed with apt
+# and rebooted (test_package.py builds the .deb itself, as make deb does).
+vm-test: $(STAMP)
+	$(PY) -m pytest -q -rP -m vm tests/vm
+
+# bonding, teamd and ipmp side by side in one Debian guest (QEMU; BENCHMARKS.md).
+bench-vm: $(STAMP)
+	$(PY) -m bench.peers
+
 demo: $(STAMP)
 	$(VENV)/bin/ipmp-lab drill examples/hostname.files/active-active
+
+# dist/ipmp_<version>_all.deb, built with debhelper/pybuild from a copy of the tree (tools/build-deb).
+deb:
+	tools/build-deb
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
