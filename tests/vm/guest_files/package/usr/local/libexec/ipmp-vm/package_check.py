@@ -35,7 +35,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import hardening_check as hc  # noqa: E402  (the directory above is not on sys.path under -I)
+# After the sys.path line: python3 -I leaves this directory off sys.path.
+import hardening_check as hc
 
 STATE = "/var/lib/ipmp-vm/phase"
 REPO = "/srv/ipmp-apt"
@@ -48,10 +49,10 @@ WANT = {**hc.DATA, **hc.TEST}
 APT_ENV = dict(hc.ENV, DEBIAN_FRONTEND="noninteractive")
 
 SOLARIS_FILES = {
-    "/etc/hostname.hme0":
-        "myhost netmask + broadcast + group prod up addif myhost-hme0 deprecated -failover netmask + broadcast + up\n",
-    "/etc/hostname.hme1":
-        "myhost-2 netmask + broadcast + group prod up addif myhost-hme1 deprecated -failover netmask + broadcast + up\n",
+    "/etc/hostname.hme0": "myhost netmask + broadcast + group prod up"
+                          " addif myhost-hme0 deprecated -failover netmask + broadcast + up\n",
+    "/etc/hostname.hme1": "myhost-2 netmask + broadcast + group prod up"
+                          " addif myhost-hme1 deprecated -failover netmask + broadcast + up\n",
     "/etc/netmasks": "192.0.2.0\t255.255.255.0\n",
     "/etc/defaultrouter": "192.0.2.1\n",
     "/etc/ipmp/ifmap": "# solaris  linux\nhme0       ens8\nhme1       ens9\n",
@@ -60,7 +61,8 @@ HOSTS = ("192.0.2.100\tmyhost\tloghost\n192.0.2.101\tmyhost-2\n192.0.2.10\tmyhos
          "192.0.2.11\tmyhost-hme1\n192.0.2.1\trouter\n")
 
 
-def sh(*argv: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def sh(*argv: str, timeout: float = 60,
+       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(argv, capture_output=True, text=True, env=env or hc.ENV, timeout=timeout,
                               check=False)
@@ -118,13 +120,14 @@ def do_install(c: hc.Checks) -> str:
             (upd.stdout + upd.stderr)[-2000:])
     t0 = time.monotonic()
     # As README says: apt installs the file and takes its dependencies from the sources.
-    inst = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", f"./ipmp_{v['first']}_all.deb"],
-                          cwd=REPO, capture_output=True, text=True, env=APT_ENV, timeout=600, check=False)
+    inst = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends",
+                           f"./ipmp_{v['first']}_all.deb"], cwd=REPO, capture_output=True, text=True,
+                          env=APT_ENV, timeout=600, check=False)
     hc.emit("figure", name="apt-get install ./ipmp_*.deb (s)", value=round(time.monotonic() - t0, 1))
     c.check("install: apt-get install ./ipmp_<v>_all.deb succeeds", inst.returncode == 0,
             (inst.stdout + inst.stderr)[-3000:])
-    c.check("install: dpkg says installed, the first version", installed_version() == f"installed {v['first']}",
-            installed_version())
+    c.check("install: dpkg says installed, the first version",
+            installed_version() == f"installed {v['first']}", installed_version())
     for path in ("/usr/sbin/in.mpathd", "/usr/sbin/ipmp-boot", "/usr/sbin/if_mpadm", "/usr/bin/ipmpstat",
                  "/etc/default/mpathd"):
         c.check(f"install: {path} is there", os.path.exists(path), "")
@@ -149,7 +152,8 @@ def do_install(c: hc.Checks) -> str:
     with open("/etc/default/mpathd", "w") as fh:
         fh.write(mpathd)
     dry = sh("/usr/sbin/ipmp-boot", "--dry-run", timeout=60)
-    c.check("install: ipmp-boot --dry-run accepts the files", dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:])
+    c.check("install: ipmp-boot --dry-run accepts the files", dry.returncode == 0,
+            (dry.stdout + dry.stderr)[-3000:])
     hc.emit("text", name="ipmp-boot --dry-run", text=(dry.stdout + dry.stderr)[-6000:])
     en = sh("systemctl", "enable", "ipmp-boot.service", "in.mpathd.service")
     c.check("install: systemctl enable ipmp-boot in.mpathd", en.returncode == 0, en.stderr[-1000:])
@@ -174,7 +178,8 @@ def _online_addresses() -> dict[str, str]:
 
 
 def check_boot(c: hc.Checks, when: str) -> None:
-    boot = hc.show("ipmp-boot.service", "ActiveState", "Result", "ExecMainStatus", "ExecMainExitTimestampMonotonic")
+    boot = hc.show("ipmp-boot.service", "ActiveState", "Result", "ExecMainStatus",
+                   "ExecMainExitTimestampMonotonic")
     c.check(f"{when}: ipmp-boot.service ran to completion", boot.get("ActiveState") == "active"
             and boot.get("Result") == "success" and boot.get("ExecMainStatus") == "0", boot)
     hc.wait_for(lambda: hc.show("ipmp-vm-online.service", "ActiveState").get("ActiveState") == "active", 60)
@@ -214,7 +219,8 @@ def check_failover(c: hc.Checks) -> None:
 
     said = hc.wait_for(failed_over, 30, 0.1)
     if said:
-        hc.emit("figure", name="carrier cut to 'Successfully failed over' (s)", value=round(time.monotonic() - t0, 2))
+        hc.emit("figure", name="carrier cut to 'Successfully failed over' (s)",
+                value=round(time.monotonic() - t0, 2))
     c.check("journalctl -t in.mpathd: NIC failure detected on hme0, Successfully failed over to hme1",
             bool(said), said or _in_mpathd_lines(mark)[-2000:])
     moved = hc.wait_for(lambda: hc.addresses().get("192.0.2.100") == "ens9", 10)
@@ -274,7 +280,8 @@ def check_kill9(c: hc.Checks) -> None:
 
         def restarted() -> dict[str, str] | None:
             now = hc.show("in.mpathd.service", "MainPID", "NRestarts", "ActiveState", "SubState")
-            return now if now.get("MainPID") not in ("0", str(pid)) and now.get("ActiveState") == "active" else None
+            fresh = now.get("MainPID") not in ("0", str(pid)) and now.get("ActiveState") == "active"
+            return now if fresh else None
 
         after = hc.wait_for(restarted, 60, 0.25)
         elapsed = time.monotonic() - t0
@@ -340,6 +347,20 @@ def check_upgrade(c: hc.Checks) -> None:
     hc.check_addresses(c, "after the upgrade")
 
 
+def after_exit(action: str) -> None:
+    """``systemctl reboot``/``poweroff`` two seconds after this program has exited.
+
+    Not from here directly: the reboot stops this unit, and a oneshot stopped
+    while its program still runs fails, which is ``FailureAction=poweroff-force``
+    (measured: the first boot powered off instead of rebooting).  A transient
+    timer starts it once the unit is done.
+    """
+    out = sh("systemd-run", "--quiet", "--on-active=2", "--timer-property=AccuracySec=100ms",
+             "/usr/bin/systemctl", "--no-block", action)
+    if out.returncode != 0:
+        hc.emit("text", name=f"systemd-run {action}", text=out.stdout + out.stderr)
+
+
 def main() -> int:
     c = hc.Checks()
     now = phase()
@@ -370,13 +391,13 @@ def main() -> int:
     if following != "done" and c.failed == 0:
         next_phase(following)
         sh("sync")
-        sh("systemctl", "--no-block", "reboot")
+        after_exit("reboot")
         return 0
     hc.emit("text", name=f"journalctl -u in.mpathd.service -u ipmp-boot.service ({now})",
             text=sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
                     "-u", "ipmp-boot.service").stdout[-20000:])
     hc.emit("done", failed=c.failed, phase=now)
-    sh("systemctl", "--no-block", "poweroff")
+    after_exit("poweroff")
     return 0
 
 
