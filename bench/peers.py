@@ -53,16 +53,6 @@ REFERENCE = {"carrier": "ipmp link-only", "carrier-failback": "ipmp link-only",
              "silent": "ipmp FDT 100 ms", "silent-failback": "ipmp FDT 100 ms"}
 
 
-def _files() -> dict[str, image.GuestFile]:
-    files: dict[str, image.GuestFile] = {}
-    for path in sorted(GUEST_FILES.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            text = path.read_text(encoding="utf-8")
-            files["/" + str(path.relative_to(GUEST_FILES))] = image.GuestFile(text, mode)
-    return files
-
-
 def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "—"
@@ -167,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     base = image.build_base(packages=PACKAGES, variant="peers", log=log)
     with tempfile.TemporaryDirectory(prefix="ipmp-bench-vm.") as tmp:
         dist = image.python_dist(Path(tmp) / "dist", log=log)
-        disk = image.assemble(base, dist, _files(), [ENABLE], log=log)
+        disk = image.assemble(base, dist, image.tree_files(GUEST_FILES), [ENABLE], log=log)
     with Guest(disk, NICS, log=log) as guest:
         report = drive(guest, RUN_TIMEOUT)
         accel = guest.accel

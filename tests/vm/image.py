@@ -317,6 +317,17 @@ class GuestFile:
     mode: int = 0o644
 
 
+def guest_file(path: Path) -> GuestFile:
+    """A file of the checkout as a guest file: its text, 0755 if executable here, else 0644."""
+    return GuestFile(path.read_text(encoding="utf-8"), 0o755 if os.access(path, os.X_OK) else 0o644)
+
+
+def tree_files(directory: Path) -> dict[str, GuestFile]:
+    """Every file under ``directory`` (``guest_files/<name>``) at the same path under the guest's /."""
+    return {"/" + str(path.relative_to(directory)): guest_file(path) for path in sorted(directory.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts}
+
+
 @dataclass(frozen=True)
 class Disk:
     """A bootable raw disk and the kernel and initrd to boot it with (``-kernel``)."""

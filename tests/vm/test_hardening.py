@@ -55,16 +55,6 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-def _files() -> dict[str, image.GuestFile]:
-    files: dict[str, image.GuestFile] = {}
-    for path in sorted(GUEST_FILES.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            text = path.read_text(encoding="utf-8")
-            files["/" + str(path.relative_to(GUEST_FILES))] = image.GuestFile(text, mode)
-    return files
-
-
 def _summary(report: Report, timings: dict[str, float]) -> str:
     lines = [f"{name}: {seconds:.0f} s" for name, seconds in timings.items()]
     if report.boot_seconds is not None:
@@ -103,7 +93,7 @@ def test_hardened_units_under_systemd_in_a_debian_guest(tmp_path: Path) -> None:
     dist = image.python_dist(tmp_path / "dist", log=log)
     timings["wheel and dependencies"] = time.monotonic() - mark
     mark = time.monotonic()
-    disk = image.assemble(base, dist, _files(), [ENABLE], log=log)
+    disk = image.assemble(base, dist, image.tree_files(GUEST_FILES), [ENABLE], log=log)
     timings["disk (install into the image, mkfs; or the cache)"] = time.monotonic() - mark
 
     with Guest(disk, NICS, log=log, keep_logs=tmp_path / "logs") as guest:

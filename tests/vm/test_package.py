@@ -86,13 +86,8 @@ def _build_deb(version: str, log: image.Log) -> Path:
 
 
 def _files(first: str, second: str) -> dict[str, image.GuestFile]:
-    files: dict[str, image.GuestFile] = {}
-    paths = {"/" + str(p.relative_to(GUEST_FILES)): p for p in sorted(GUEST_FILES.rglob("*"))
-             if p.is_file() and "__pycache__" not in p.parts}
-    paths.update({guest: HARDENING_FILES / guest.lstrip("/") for guest in SHARED})
-    for guest_path, path in paths.items():
-        mode = 0o755 if os.access(path, os.X_OK) else 0o644
-        files[guest_path] = image.GuestFile(path.read_text(encoding="utf-8"), mode)
+    files = image.tree_files(GUEST_FILES)
+    files.update({guest: image.guest_file(HARDENING_FILES / guest.lstrip("/")) for guest in SHARED})
     files["/etc/ipmp-vm.json"] = image.GuestFile(json.dumps({"first": first, "second": second}) + "\n")
     return files
 
