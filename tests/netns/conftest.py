@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import unprivileged
 from mpathd_harness import MakeLab, MpathdLab
 
 from ipmp.lab.topology import Topology, build, unique_prefix
@@ -93,15 +93,25 @@ def make_topology(netns_support: None) -> Iterator[MakeTopology]:
             raise errors[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def nobody_installation() -> Iterator[None]:
+    """Removes, at the end of the session, what ``unprivileged.nobody_python()`` installed."""
+    try:
+        yield
+    finally:
+        unprivileged.remove()
+
+
 @pytest.fixture
 def public_lab(make_topology: MakeTopology) -> Iterator[MpathdLab]:
     """The active-active example booted in a world-traversable root, in.mpathd not started.
 
     pytest's ``tmp_path`` is private to root; here ``nobody`` reaches
     ``run/ipmp`` and the control socket, as any local user does on a real host.
+    Its programs come from ``unprivileged.nobody_python()``: the checkout may be
+    where ``nobody`` cannot read.
     """
-    top = Path(tempfile.mkdtemp(prefix="ipmp-public-"))
-    top.chmod(0o755)
+    top = unprivileged.public_tempdir("ipmp-public-")
     try:
         lab = MpathdLab(make_topology(nics=("qfe0", "qfe1")), top, "active-active")
         lab.root.chmod(0o755)

@@ -28,8 +28,8 @@ from collections.abc import Callable
 
 import pytest
 from mpathd_harness import MpathdLab, figures, wait_for
-from test_mpathd_abuse import NOBODY, NOBODY_ENV, python_for_nobody
 from test_mpathd_streams import Collector
+from unprivileged import NOBODY_ENV, nobody_python
 
 from ipmp.lab.topology import Topology
 from ipmp.mpathd import ipc
@@ -137,7 +137,7 @@ def lab(public_lab: MpathdLab) -> MpathdLab:
 
 def nobody(*argv: str, stdin: int | None = None) -> subprocess.Popen[str]:
     """A Python program run as ``nobody``; the Unix socket needs no namespace of the lab."""
-    return subprocess.Popen([*NOBODY, python_for_nobody(), *argv], env=NOBODY_ENV, text=True,
+    return subprocess.Popen(nobody_python().argv(*argv), env=NOBODY_ENV, text=True,
                             stdin=stdin, stdout=subprocess.PIPE)
 
 

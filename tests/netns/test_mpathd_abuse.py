@@ -30,7 +30,6 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import pytest
 from mpathd_harness import MpathdLab, figures, wait_for
+from unprivileged import NOBODY_ENV, nobody_python
 
 from ipmp.lab.topology import Topology
 from ipmp.mpathd import ipc
@@ -55,6 +55,11 @@ PING_BOUND = 0.1
 #: the two this suite is meant for, and the pinging process waits for one:
 #: the bound is scheduling, not the daemon (whose CPU share is printed).
 FLOOD_PING_BOUND = 0.25
+#: The share of pings that may miss the bound on a loaded machine, and the
+#: latency that no ping may reach: well under the client's 5 s timeout and
+#: the seconds a stalled loop took (bug 7), well over a scheduling slice.
+STRAGGLERS = 0.02
+STALL = 2.0
 D0, D1 = "192.0.2.100", "192.0.2.101"
 REFUSAL = r"^Attempt to connect from pid \d+ uid 65534$"
 TURN_AWAY = r"^Too many unprivileged clients \(\d+ connected\): \d+ turned away$"
@@ -74,25 +79,9 @@ def vm_rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-#: The checkout, for nobody's Python (if_mpadm needs nothing but the standard library).
-NOBODY_ENV = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
-
-
-def python_for_nobody() -> str:
-    """An interpreter ``nobody`` may run: the venv's often lives under /root (mode 0700)."""
-    for candidate in (sys.executable, "/usr/bin/python3"):
-        check = [*NOBODY, candidate, "-c",
-                 "import sys, ipmp.cli.if_mpadm; assert sys.version_info >= (3, 11)"]
-        if subprocess.run(check, capture_output=True, env=NOBODY_ENV, check=False).returncode == 0:
-            return candidate
-    raise AssertionError("no Python 3.11+ the user nobody can run (tried the venv's and /usr/bin/python3)")
-
-
 def as_nobody(lab: MpathdLab, *argv: str) -> subprocess.CompletedProcess[str]:
-    # setpriv must exec the interpreter itself: a program it starts (env)
-    # could not exec the venv's interpreter any more.
-    return lab.topo.run("host", [*lab.env, *NOBODY, python_for_nobody(), *argv], check=False, env=NOBODY_ENV)
+    # nobody's own installation of the package: the checkout may be where nobody cannot read.
+    return lab.topo.run("host", [*lab.env, *nobody_python().argv(*argv)], check=False, env=NOBODY_ENV)
 
 
 def test_unprivileged_offline_and_reattach_are_refused_and_logged(lab: MpathdLab) -> None:
@@ -162,7 +151,8 @@ def flood(lab: MpathdLab, requests: int, concurrency: int, name: str, bound: flo
     rss_start = vm_rss_kib(d.pid)
     # A warm-up round: the interpreter's allocator grows once, then must stay.
     # The flood comes from an unprivileged user: root is trusted (it may stop the daemon anyway).
-    abuse = [*NOBODY, python_for_nobody(), str(HERE / "ipc_abuse.py"), str(ipc.socket_path(lab.root))]
+    nobody = nobody_python()
+    abuse = nobody.argv(str(nobody.script(HERE / "ipc_abuse.py")), str(ipc.socket_path(lab.root)))
     warm = topo.run("host", [*abuse, "--requests", "1000", "--concurrency", str(concurrency)], check=False,
                     timeout=120, env=NOBODY_ENV)
     assert warm.returncode == 0, warm.stderr
@@ -205,7 +195,14 @@ def flood(lab: MpathdLab, requests: int, concurrency: int, name: str, bound: flo
     assert not pinger.failures, pinger.failures[:5]
     assert sum(v for k, v in stats.items() if k not in ("replied", "cut_off", "held")) == requests, stats
     assert stats.get("connect_failed", 0) == 0, stats
-    assert not slow, f"{len(slow)} of {len(lat)} pings over {bound:.2f} s (max {1000 * lat[-1]:.0f} ms)"
+    # A stalled loop makes a run of pings slow, up to the client's 5 s
+    # timeout (bug 7: seconds); a busy shared machine makes one or two of a
+    # few hundred late by a scheduling slice.  So: the typical ping is within
+    # the bound, at most STRAGGLERS of them are over it, and none near a stall.
+    over = f"{len(slow)} of {len(lat)} pings over {bound:.2f} s (max {1000 * lat[-1]:.0f} ms)"
+    assert statistics.median(lat) < bound / 2, over
+    assert len(slow) <= max(2, int(STRAGGLERS * len(lat))), over
+    assert lat[-1] < STALL, over
     # Bounded: no growth with the number of requests (a leak of even 1 KiB
     # a request would be 10 MiB here).
     assert rss_after - rss_before < 4096, (rss_before, rss_after)

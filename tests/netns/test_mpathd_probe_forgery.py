@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -45,22 +44,19 @@ from typing import IO, Any
 
 import pytest
 from mpathd_harness import FAILOVER, FAILURE, MpathdLab, figures, wait_for
+from unprivileged import NOBODY_ENV, nobody_python
 
 from ipmp.lab.topology import Topology
 
 MakeTopology = Callable[..., Topology]
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 FORGER = HERE / "probe_forger.py"
 T0 = "192.0.2.10"
 #: Detection bound at FDT 700 ms, loose for a noisy VM (as the silent-failure test).
 DETECT_BOUND = 3.0
 #: How long the failure may stay hidden before the test gives up waiting.
 HIDDEN_FOR = 10.0
-
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-NOBODY_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 #: What nobody runs: every probe of one NIC (IPv4) from the probes stream, as "<seq> <state>".
 SPY = """
@@ -74,15 +70,6 @@ with ipc.subscribe(Path(sys.argv[1]), "probes") as stream:
         if event.get("interface") == sys.argv[2] and event.get("family") == "inet":
             print(event["probe"], event["state"], flush=True)
 """
-
-
-def python_for_nobody() -> str:
-    """An interpreter ``nobody`` may run with the checkout importable (the venv's may be private)."""
-    for candidate in (sys.executable, "/usr/bin/python3"):
-        check = [*NOBODY, candidate, "-c", "import sys, ipmp.mpathd.ipc; assert sys.version_info >= (3, 11)"]
-        if subprocess.run(check, capture_output=True, env=NOBODY_ENV, check=False).returncode == 0:
-            return candidate
-    raise AssertionError("no Python 3.11+ the user nobody can run (tried the venv's and /usr/bin/python3)")
 
 
 @pytest.fixture
@@ -151,7 +138,7 @@ def test_forged_replies_do_not_hide_a_silently_dead_nic(lab: MpathdLab, forger: 
     else:
         argv.append("--learn")
     forge = topo.popen("switch", argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    spy = topo.popen("host", [*NOBODY, python_for_nobody(), "-c", SPY, str(lab.root), "qfe0"],
+    spy = topo.popen("host", nobody_python().argv("-c", SPY, str(lab.root), "qfe0"),
                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=NOBODY_ENV)
     assert forge.stdout is not None and spy.stdout is not None
     told = Lines(forge.stdout)

@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,6 +42,7 @@ from ipmp.mpathd.ipc import (
     serve,
     socket_path,
 )
+from tests.public_tmp import public_tempdir
 
 NOBODY = 65534
 
@@ -276,8 +276,7 @@ def _fork_client_as_nobody(path: Path, payload: bytes) -> tuple[int, int, int]:
 
 def test_privileged_command_from_a_non_root_peer_is_refused() -> None:
     # A directory nobody can traverse (pytest's tmp_path is private to root).
-    top = Path(tempfile.mkdtemp(prefix="ipmp-ipc-"))
-    top.chmod(0o755)
+    top = public_tempdir("ipmp-ipc-")
     daemon = Daemon()
     request = Request("offline", "hme0")
     as_root = os.geteuid() == 0
@@ -351,7 +350,7 @@ def test_handler_failure_is_reported_not_fatal(tmp_path: Path) -> None:
 
 
 def test_server_stays_responsive_under_bad_clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ipc, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(ipc, "READ_TIMEOUT", 2.0)
     daemon = Daemon()
 
     Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -379,12 +378,20 @@ def test_server_stays_responsive_under_bad_clients(tmp_path: Path, monkeypatch: 
                 results = await asyncio.gather(*(bad(i % 5) for i in range(batch * 50, batch * 50 + 50)))
                 held.extend(c for c in results if c is not None)
             assert len(held) == 40
-            start = time.monotonic()
-            reply = await ask(tmp_path, Request("ping"))
-            elapsed = time.monotonic() - start
-            assert reply.ok
+            # Three pings while the slow clients are held: a server stalled by
+            # them answers none before READ_TIMEOUT (2 s); the quickest of
+            # three is not thrown off by one slice of a busy machine.
+            times = []
+            for _ in range(3):
+                start = time.monotonic()
+                reply = await ask(tmp_path, Request("ping"))
+                times.append(time.monotonic() - start)
+                assert reply.ok
+            # All three before the slow clients time out: asked while they are held.
+            assert sum(times) < 1.5, times
+            elapsed = min(times)
             # The slow ones are dropped after READ_TIMEOUT, without a reply.
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(8):
                 answers = await asyncio.gather(*(r.read() for r, _ in held))
             assert set(answers) == {b""}
             for _, w in held:
@@ -393,8 +400,8 @@ def test_server_stays_responsive_under_bad_clients(tmp_path: Path, monkeypatch: 
             return elapsed
 
     elapsed = asyncio.run(body())
-    assert elapsed < 0.1, f"ping took {elapsed * 1000:.0f} ms"
-    assert [r for r, _ in daemon.seen] == [Request("ping")]
+    assert elapsed < 0.25, f"the quickest of three pings took {elapsed * 1000:.0f} ms"
+    assert [r for r, _ in daemon.seen] == [Request("ping")] * 3
     # 120 complaints (40 malformed, 40 oversize, 40 unknown command) from one
     # uid: COMPLAINT_BURST lines, and the count of the others when the server closes.
     assert len(daemon.log) == ipc.COMPLAINT_BURST + 1

@@ -24,7 +24,6 @@ import os
 import select
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -47,6 +46,7 @@ from ipmp.mpathd.ipc import (
     serve,
     socket_path,
 )
+from tests.public_tmp import public_tempdir
 
 NOBODY = 65534
 BAD = b"{]\n"
@@ -213,8 +213,7 @@ class User:
 @contextmanager
 def shared_root() -> Iterator[Path]:
     """A root directory other users can traverse (pytest's tmp_path is private to root)."""
-    top = Path(tempfile.mkdtemp(prefix="ipmp-ipc-users-"))
-    top.chmod(0o755)
+    top = public_tempdir("ipmp-ipc-users-")
     try:
         yield top
     finally:
