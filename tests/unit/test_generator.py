@@ -4,6 +4,12 @@ The generator runs as systemd runs it (``NORMAL EARLY LATE``), in a
 subprocess with a temporary root; its output is checked file by file, the
 unit names against ``systemd-escape`` when that is installed (under CI it
 must be).  Issue 14: without it a NIC whose driver loads late races the boot.
+
+Two forms, as the systemd that runs it: 251 and later (``$SYSTEMD_SCOPE``
+set) get ``ExecStartPre=-udevadm wait``, whose wait begins when ipmp-boot's
+turn comes; older ones the device units with ``JobRunningTimeoutSec=``,
+whose clock starts with the boot transaction (a real boot spent the whole
+budget before a late NIC came: tests/vm/test_boot_order.py).
 """
 
 from __future__ import annotations
@@ -28,9 +34,12 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _run(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "IPMP_ROOT"}
+def _run(root: Path, out: Path, *args: str, scope: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The generator as systemd runs it; ``scope``: ``$SYSTEMD_SCOPE`` (set by systemd 251 and later)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("IPMP_ROOT", "SYSTEMD_SCOPE")}
     env["IPMP_ROOT"] = str(root)
+    if scope is not None:
+        env["SYSTEMD_SCOPE"] = scope
     argv = [sys.executable, "-m", "ipmp.cli.generator", *(args or (str(out), str(out) + "-early",
                                                                       str(out) + "-late"))]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -80,15 +89,18 @@ def test_names_through_the_map_once_each() -> None:
     ]
 
 
-def test_generator_writes_wants_after_and_a_bounded_wait(tmp_path: Path) -> None:
-    root = _root(tmp_path, {
-        "hostname.hme0": "myhost group prod up\n",
-        "hostname.hme0:1": "192.0.2.20 up\n",
-        "hostname6.hme1": "addif 2001:db8::5/64 up\n",
-        "hostname.veth-a0": "192.0.2.30 up\n",
-        "hostname.hme0.bak": "old\n",  # not a file the boot reads (§6.1): not waited for
-        "ipmp/ifmap": "hme0 enp1s0f0\nhme1 enp1s0f1\n",
-    })
+ROOT_FILES = {
+    "hostname.hme0": "myhost group prod up\n",
+    "hostname.hme0:1": "192.0.2.20 up\n",
+    "hostname6.hme1": "addif 2001:db8::5/64 up\n",
+    "hostname.veth-a0": "192.0.2.30 up\n",
+    "hostname.hme0.bak": "old\n",  # not a file the boot reads (§6.1): not waited for
+    "ipmp/ifmap": "hme0 enp1s0f0\nhme1 enp1s0f1\n",
+}
+
+
+def test_older_systemd_gets_wants_after_and_a_bounded_device_wait(tmp_path: Path) -> None:
+    root = _root(tmp_path, ROOT_FILES)
     out = tmp_path / "normal"
     started = time.monotonic()
     done = _run(root, out)
@@ -111,6 +123,63 @@ def test_generator_writes_wants_after_and_a_bounded_wait(tmp_path: Path) -> None
     assert not (tmp_path / "normal-early").exists() and not (tmp_path / "normal-late").exists()
     assert sorted(p.name for p in root.iterdir()) == ["etc"]
     assert took < 10, took  # a whole interpreter start; generous for a loaded VM
+
+
+def test_systemd_251_and_later_wait_from_ipmp_boots_own_start(tmp_path: Path) -> None:
+    root = _root(tmp_path, ROOT_FILES)
+    out = tmp_path / "normal"
+    done = _run(root, out, scope="system")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    files = _files(out)
+    # Only ipmp-boot's drop-in: a device unit's JobRunningTimeoutSec= would count from the
+    # start of the boot, and spend the budget before a late NIC comes.
+    assert sorted(files) == ["ipmp-boot.service.d/50-ipmp-devices.conf"]
+    lines = [line for line in files["ipmp-boot.service.d/50-ipmp-devices.conf"].splitlines()
+             if not line.startswith("#")]
+    assert lines == ["[Service]", f"ExecStartPre=-udevadm wait --timeout={DEVICE_TIMEOUT} "
+                     '"/sys/class/net/enp1s0f0" "/sys/class/net/veth-a0" "/sys/class/net/enp1s0f1"']
+    assert not [line for line in lines if line.startswith(("Wants=", "After="))]
+    for path in out.rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
+
+
+def test_the_wait_form_follows_the_systemd_that_runs_it() -> None:
+    assert generator.udevadm_wait_works({"SYSTEMD_SCOPE": "system"})
+    assert not generator.udevadm_wait_works({})
+    assert not generator.udevadm_wait_works({"SYSTEMD_SCOPE": ""})
+    assert generator.dropins([]) == {} and generator.dropins([], udevadm_wait=False) == {}
+
+
+def test_exec_arguments_reach_udevadm_as_they_are() -> None:
+    # A Linux name may hold what systemd's command-line syntax expands or splits
+    # (systemd.service(5), "Command lines"): specifiers, variables, quotes, ";".
+    assert generator.exec_argument("/sys/class/net/ens8") == '"/sys/class/net/ens8"'
+    assert generator.exec_argument("a%i$HOME") == '"a%%i$$HOME"'
+    assert generator.exec_argument('q"b\\c') == '"q\\"b\\\\c"'
+    assert generator.exec_argument(";") == '";"'
+    assert generator.exec_argument("é0") == '"\\xc3\\xa90"'
+    assert generator.exec_argument("a b\t") == '"a\\x20b\\x09"'
+    text = generator.dropins(["x%n"])["ipmp-boot.service.d/50-ipmp-devices.conf"]
+    assert '"/sys/class/net/x%%n"' in text
+
+
+def test_nothing_to_wait_for_where_udev_does_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # /sys read-only (a container): no udev, so no NIC would ever count as initialized and
+    # udevadm wait would hold every boot for the whole timeout.
+    root = _root(tmp_path, ROOT_FILES)
+    monkeypatch.setenv("IPMP_ROOT", str(root))
+    monkeypatch.setenv("SYSTEMD_SCOPE", "system")
+    seen: list[str] = []
+
+    def read_only(path: str) -> bool:
+        seen.append(path)
+        return False
+
+    monkeypatch.setattr(generator, "udev_runs", read_only)
+    assert generator.run([str(tmp_path / "normal")]) == 0
+    assert seen == [str(root / "sys")] and not (tmp_path / "normal").exists()
+    monkeypatch.undo()
+    assert generator.udev_runs(str(tmp_path / "no-such-sys"))  # cannot tell: wait, bounded
 
 
 def test_generator_never_fails_the_boot(tmp_path: Path) -> None:

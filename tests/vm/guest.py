@@ -66,20 +66,37 @@ def _quiet(_: str) -> None:
     pass
 
 
+#: QEMU's device models a test may give a NIC: virtio (the usual guest NIC) and
+#: e1000 (a second driver, which reports carrier its own way).
+NIC_MODELS = ("virtio-net-pci", "e1000")
+
+
 @dataclass(frozen=True)
 class Nic:
-    """A virtio NIC: ``ens<slot>`` in the guest, and QEMU's device id."""
+    """A NIC: ``ens<slot>`` in the guest, and QEMU's device id.
+
+    ``plugged`` False: the NIC's hub port exists from the start but the device is
+    hot-plugged later (:meth:`Guest.device_add`), as a NIC whose driver loads late.
+    """
 
     name: str
     slot: int
     mac: str
+    model: str = "virtio-net-pci"
+    plugged: bool = True
 
 
-def nic(slot: int) -> Nic:
+def nic(slot: int, *, model: str = "virtio-net-pci", plugged: bool = True) -> Nic:
     """The NIC in PCI slot ``slot`` (3..31), with a locally administered MAC derived from it."""
     if not 3 <= slot <= 31:
         raise ValueError(f"PCI slot {slot} is not free on the pc machine")
-    return Nic(f"ens{slot}", slot, f"52:54:00:49:50:{slot:02x}")
+    if model not in NIC_MODELS:
+        raise ValueError(f"NIC model {model!r} is not one of {', '.join(NIC_MODELS)}")
+    return Nic(f"ens{slot}", slot, f"52:54:00:49:50:{slot:02x}", model, plugged)
+
+
+def _device(n: Nic) -> str:
+    return f"{n.model},netdev=hub-{n.name},id={n.name},mac={n.mac},addr={n.slot:#x}"
 
 
 # --------------------------------------------------------------------------
@@ -260,8 +277,9 @@ class Guest:
                 "-pidfile", str(run / "qemu.pid")]
         for n in self.nics:
             # A hub port and nothing else: no host network, no user-mode NAT.
-            argv += ["-netdev", f"hubport,id=hub-{n.name},hubid=0", "-device",
-                     f"virtio-net-pci,netdev=hub-{n.name},id={n.name},mac={n.mac},addr={n.slot:#x}"]
+            argv += ["-netdev", f"hubport,id=hub-{n.name},hubid=0"]
+            if n.plugged:
+                argv += ["-device", _device(n)]
         return argv
 
     def start(self) -> None:
@@ -347,6 +365,15 @@ class Guest:
         if name not in {n.name for n in self.nics}:
             raise ValueError(f"no NIC {name} in this guest")
         self.qmp("set_link", {"name": name, "up": up})
+
+    def device_add(self, name: str) -> None:
+        """Hot-plug the NIC ``name`` given with ``plugged=False`` (ACPI PCI hot-plug of the pc machine)."""
+        found = [n for n in self.nics if n.name == name]
+        if not found:
+            raise ValueError(f"no NIC {name} in this guest")
+        n = found[0]
+        self.qmp("device_add", {"driver": n.model, "netdev": f"hub-{n.name}", "id": n.name, "mac": n.mac,
+                                "addr": f"{n.slot:#x}"})
 
     # -- the report channel ------------------------------------------------------
 

@@ -412,7 +412,8 @@ def assemble(base: Path, dist: PythonDist | None, files: Mapping[str, GuestFile]
 
     ``files`` maps absolute guest paths to their contents; ``commands`` are
     shell lines run after the installation (e.g. ``systemctl enable X``).  The
-    ``keep`` most recently used disks are kept, older ones removed.  With
+    ``keep`` most recently used disks are kept, and any used within PRUNE_GRACE;
+    older ones are removed.  With
     ``dist`` None the wheel is not installed (a disk for the Debian package,
     which the guest installs itself); ``trees`` maps guest directories to host
     directories copied there as they are (binary files: an apt repository).
@@ -465,11 +466,19 @@ def assemble(base: Path, dist: PythonDist | None, files: Mapping[str, GuestFile]
     return disk
 
 
+#: A disk used (assembled or reused) within this many seconds is never pruned: another
+#: test of the same run, or a run beside it, may be about to boot it.
+PRUNE_GRACE = 3 * 3600.0
+
+
 def _prune(images: Path, keep: int) -> None:
+    """Keep the ``keep`` most recently used disks, and every disk used within PRUNE_GRACE."""
+    now = time.time()
     disks = sorted((p for p in images.iterdir() if p.is_dir() and not p.name.startswith(".")),
                    key=lambda p: p.stat().st_mtime, reverse=True)
     for old in disks[keep:]:
-        _remove(old)
+        if now - old.stat().st_mtime > PRUNE_GRACE:
+            _remove(old)
 
 
 # --------------------------------------------------------------------------
