@@ -2,24 +2,41 @@
 
 Run by ``ipmp-vm-peers.service`` (standard library only: the guest's own
 python3).  ``ens8`` and ``ens9`` are the two NICs under test, ``ens10`` (same
-QEMU hub) sits in the namespace ``ipmpvm-rt`` as the router 192.0.2.1 and as
-the peer, which pings the data address 192.0.2.100 at 100/s.
+QEMU hub) sits in the namespace ``ipmpvm-rt``, which holds two addresses: the
+router 192.0.2.1 (ipmp's probe target, the ARP monitors' ``arp_ip_target``)
+and the peer 192.0.2.2, which pings the data address 192.0.2.100 at 100/s.
 
-Each configuration (a "row") is set up, made to prefer ``ens8`` (bonding
+Each configuration (a "row") is set up once, made to prefer ``ens8`` (bonding
 ``primary``, teamd port ``prio``, ipmp's data address on qfe0 = ens8 with
-FAILBACK=yes), then put through four phases, each with its own ping run:
+FAILBACK=yes), then put through ``trials`` rounds of six phases, each with its
+own ping run:
 
 * ``carrier``: ``ens8``'s carrier cut by the host (QMP ``set_link``);
 * ``carrier-failback``: carrier back;
-* ``silent``: every frame in and out of ``ens8`` dropped (tc ``matchall``
-  ``drop`` on the NIC's ingress and egress) while carrier stays up -- the
-  failure a link monitor cannot see and a probe can;
-* ``silent-failback``: the drop removed.
+* ``silent``: every frame in and out of ``ens8`` lost on the wire while
+  carrier stays up -- the failure a link monitor cannot see and a probe can.
+  The host cuts the wire outside the guest (see ``set_wire``);
+* ``silent-failback``: the wire whole again;
+* ``router``: the router stops answering (tc in the router's namespace drops
+  every ARP and IP frame addressed to 192.0.2.1) while every carrier stays up
+  and the peer, a different address on the same segment, keeps pinging.
+  Nothing is wrong with either NIC: a monitor that fails over here moves
+  traffic for nothing, one that takes the link down cuts the peer off;
+* ``router-restore``: the router answers again.
 
-The figures of a phase: pings lost, the longest silence between two replies,
-and the time from the fault to the first good reply after it.  One
-``{"kind": "phase", ...}`` message per phase; ``done`` last.  Every wait is
-bounded; a row that fails to come up is reported as such and the next runs.
+The figures of a phase: the ping sequence numbers missing, the silences
+between replies (ms from the fault) and whether replies came up to the end of
+the window; and how many times the data address moved between the NICs
+(bonding: the kernel's "making interface the new active one"; teamd: its
+"Changed active port to"; ipmp: the address appearing on the other NIC, seen
+with ``ip monitor address``), with the row's own log lines of the phase.  One
+``{"kind": "phase", ...}`` message per phase, one ``trial`` per round (with
+the daemon's CPU), one ``row`` per row; ``done`` last.  Every wait is bounded;
+a row that fails is reported as such and the next runs.
+
+Options come on the kernel command line (the host's ``--trials``/``--rows``):
+``ipmpvm.trials=N`` and ``ipmpvm.rows=0,5,7`` (the rows of ROWS at those
+indices; bench/peers.py keeps the same list).
 
 The host side is bench/peers.py; the protocol is tests/vm/guest.py's.
 """
@@ -31,6 +48,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,20 +59,33 @@ from typing import Any
 CTL = "/dev/ttyS1"
 PREFIX = "IPMPVM "
 PEER_NS = "ipmpvm-rt"
+PEER_NIC = "ens10"
 ROUTER = "192.0.2.1"
+#: The peer's own address (net-setup): pings from here keep flowing when the router dies.
+PEER = "192.0.2.2"
 DATA = "192.0.2.100"
 PRIMARY, BACKUP = "ens8", "ens9"
+#: A NIC alone on its own QEMU hub: the host flips its carrier once it has cut or
+#: mended ens8's wire, which the guest cannot otherwise see (see set_wire).
+SIGNAL = "ens11"
 #: The peer's ping interval (100/s).
 INTERVAL = 0.01
-#: How long each phase's ping runs after its fault: long enough for the slowest
-#: detector that can detect it (ipmp at FDT 1 s, repair after NUM_PROBE_REPAIRS).
-WINDOW = {"carrier": 6.0, "carrier-failback": 6.0, "silent": 8.0, "silent-failback": 8.0}
+#: How long each phase's ping runs after its fault or undo.  Long enough for the
+#: slowest detector that can see the fault to act (ipmp at FDT 1 s repairs after
+#: 10 answered probes, 1.4 s; teamd's arp_ping took up to 1 s) and for a router
+#: death to show what every row does with it (10 s in issue 14's example: 8 s
+#: here); short enough that three trials of eight rows stay under ~25 minutes.
+WINDOW = {"carrier": 4.0, "carrier-failback": 4.0, "silent": 7.0, "silent-failback": 5.0,
+          "router": 8.0, "router-restore": 5.0}
+PHASES = tuple(WINDOW)
 #: A silence between replies longer than this many intervals counts as an outage.
 SILENCE = 3
 #: Baseline before each fault (the ping must be answered then).
 LEAD = 1.0
-IPMP_BIN = "/opt/ipmp/bin"
+DEFAULT_TRIALS = 3
 ENV = dict(os.environ, LC_ALL="C", SYSTEMD_COLORS="0", SYSTEMD_PAGER="", PAGER="cat")
+#: At most this many of a row's log lines are sent per phase (the report channel is a serial port).
+EVENTS = 16
 
 _ctl: Any = None
 
@@ -73,9 +104,11 @@ def log(text: str) -> None:
     print(text, flush=True)
 
 
-def sh(*argv: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
+def sh(*argv: str, timeout: float = 60, check: bool = False,
+       stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=timeout, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=timeout, check=False,
+                              input=stdin)
     except subprocess.TimeoutExpired:
         done = subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout} s")
     if check and done.returncode != 0:
@@ -101,7 +134,7 @@ def carrier(nic: str) -> int | None:
 
 
 def peer_reaches() -> bool:
-    return sh("ip", "netns", "exec", PEER_NS, "ping", "-n", "-q", "-c", "1", "-W", "1", DATA,
+    return sh("ip", "netns", "exec", PEER_NS, "ping", "-n", "-q", "-c", "1", "-W", "1", "-I", PEER, DATA,
               timeout=10).returncode == 0
 
 
@@ -109,9 +142,60 @@ def clean_nics() -> None:
     for nic in (PRIMARY, BACKUP):
         sh("ip", "link", "set", nic, "nomaster")
         sh("ip", "addr", "flush", "dev", nic)
-        sh("tc", "qdisc", "del", "dev", nic, "clsact")
         sh("ip", "link", "set", nic, "up")
     sh("ip", "-n", PEER_NS, "neigh", "flush", "all")
+
+
+def options() -> tuple[int, list[int]]:
+    """``ipmpvm.trials`` and ``ipmpvm.rows`` (indices into ROWS) from the kernel command line."""
+    trials: int = DEFAULT_TRIALS
+    rows: list[int] = []
+    try:
+        with open("/proc/cmdline") as fh:
+            words = fh.read().split()
+    except OSError:
+        words = []
+    for word in words:
+        key, _, value = word.partition("=")
+        if key == "ipmpvm.trials" and value.isdigit() and int(value) > 0:
+            trials = int(value)
+        elif key == "ipmpvm.rows" and value:
+            rows = [int(w) for w in value.split(",") if w.isdigit()]
+    return trials, rows
+
+
+# --------------------------------------------------------------------------
+# The journal: each row's own account of what it did in a phase
+# --------------------------------------------------------------------------
+
+
+def journal_cursor() -> str | None:
+    out = sh("journalctl", "-n", "1", "-o", "json", "--no-pager", timeout=30).stdout.strip().splitlines()
+    try:
+        return str(json.loads(out[-1])["__CURSOR"]) if out else None
+    except (ValueError, KeyError):
+        return None
+
+
+def journal_since(cursor: str | None) -> list[tuple[str, str]]:
+    """(identifier, message) of every journal entry after ``cursor``; the kernel's as ``kernel``."""
+    # Entries already sent to journald (the kernel's ring buffer, syslog, stdout) are made visible first.
+    sh("journalctl", "--sync", timeout=30)
+    argv = ["journalctl", "-o", "json", "--no-pager", "-b"]
+    if cursor:
+        argv.append(f"--after-cursor={cursor}")
+    entries = []
+    for line in sh(*argv, timeout=60).stdout.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = entry.get("MESSAGE")
+        if not isinstance(message, str):
+            continue  # binary payloads are sent as byte arrays: none of ours
+        ident = entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM") or ""
+        entries.append((str(ident), message))
+    return entries
 
 
 # --------------------------------------------------------------------------
@@ -135,8 +219,27 @@ class Row:
     def daemon_pids(self) -> list[int]:
         return []
 
+    def mine(self, ident: str, message: str) -> bool:
+        """Whether a journal entry is this row's own (its daemon's or its driver's)."""
+        raise NotImplementedError
+
+    #: A line of the row's own log that says the data moved to another NIC.
+    move_line: re.Pattern[str] | None = None
+
+    def watch(self) -> Any:
+        """Start watching for moves of the data address; the token ``moves`` takes."""
+        return None
+
+    def moves(self, token: Any, lines: list[str]) -> int:
+        """How many times the data address moved to another NIC since ``watch``."""
+        assert self.move_line is not None
+        return sum(1 for line in lines if self.move_line.search(line))
+
 
 class Bond(Row):
+    # bond_change_activeslave(): printed at every change of the active slave, also "... ms earlier".
+    move_line = re.compile(r"making interface the new active one")
+
     def __init__(self, name: str, options: list[str]) -> None:
         self.name = name
         self.options = options
@@ -163,15 +266,21 @@ class Bond(Row):
         except OSError:
             return False
 
+    def mine(self, ident: str, message: str) -> bool:
+        return ident == "kernel" and message.startswith("bond0")
+
 
 class Team(Row):
+    # teamd's activebackup runner, at every change of the active port.
+    move_line = re.compile(r'Changed active port to "')
+
     def __init__(self, name: str, watch: dict[str, Any]) -> None:
         self.name = name
-        self.watch = watch
+        self.link_watch = watch
         self.pid: int | None = None
 
     def up(self) -> None:
-        conf = {"device": "team0", "runner": {"name": "activebackup"}, "link_watch": self.watch,
+        conf = {"device": "team0", "runner": {"name": "activebackup"}, "link_watch": self.link_watch,
                 # prio: ens8 preferred, and taken back when it returns (sticky is false by default).
                 "ports": {PRIMARY: {"prio": 100}, BACKUP: {"prio": 50}}}
         with open("/run/ipmp-vm-team0.conf", "w") as fh:
@@ -198,6 +307,10 @@ class Team(Row):
     def daemon_pids(self) -> list[int]:
         return [self.pid] if self.pid else []
 
+    def mine(self, ident: str, message: str) -> bool:
+        # teamd -d logs to syslog as teamd_<device>.
+        return ident.startswith("teamd")
+
 
 HOSTNAME_LINK = {"qfe0": "myhost netmask + broadcast + group prod up",
                  "qfe1": "myhost-2 netmask + broadcast + group prod up"}
@@ -205,6 +318,40 @@ HOSTNAME_LINK = {"qfe0": "myhost netmask + broadcast + group prod up",
 TEST_ADDRESS = " addif {} deprecated -failover netmask + broadcast + up"
 HOSTNAME_PROBE = {"qfe0": HOSTNAME_LINK["qfe0"] + TEST_ADDRESS.format("myhost-qfe0"),
                   "qfe1": HOSTNAME_LINK["qfe1"] + TEST_ADDRESS.format("myhost-qfe1")}
+
+
+class AddressWatch:
+    """``ip -o monitor address``: every NIC the data address appears on, in order, while it runs."""
+
+    def __init__(self, holder: str | None) -> None:
+        self.holder = holder
+        self.out = open("/run/ipmp-vm-addrmon.out", "w+")
+        self.proc = subprocess.Popen(["ip", "-o", "monitor", "address"], stdout=self.out,
+                                     stderr=subprocess.DEVNULL, env=ENV)
+
+    def stop(self) -> tuple[int, int]:
+        """(moves to another NIC, times the data address was removed from a NIC)."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.out.seek(0)
+        moves = removed = 0
+        holder = self.holder
+        for line in self.out:
+            m = re.match(r"^(Deleted )?\d+: (\S+)\s+inet (\S+)/", line)
+            if not m or m.group(3) != DATA:
+                continue
+            if m.group(1):
+                removed += 1
+            elif m.group(2) != holder:
+                if holder is not None:
+                    moves += 1
+                holder = m.group(2)
+        self.out.close()
+        return moves, removed
 
 
 class Ipmp(Row):
@@ -239,17 +386,34 @@ class Ipmp(Row):
         sh("ip", "route", "del", "default")
         clean_nics()
 
-    def on_primary(self) -> bool:
-        out = sh("ip", "-j", "-4", "addr", "show", "dev", PRIMARY).stdout
+    def holder(self) -> str | None:
+        out = sh("ip", "-j", "-4", "addr", "show").stdout
         try:
             links = json.loads(out or "[]")
-            return any(a.get("local") == DATA for link in links for a in link.get("addr_info", []))
         except ValueError:
-            return False
+            return None
+        for link in links:
+            if any(a.get("local") == DATA for a in link.get("addr_info", [])):
+                return str(link.get("ifname"))
+        return None
+
+    def on_primary(self) -> bool:
+        return self.holder() == PRIMARY
 
     def daemon_pids(self) -> list[int]:
         pid = sh("systemctl", "show", "in.mpathd.service", "--property=MainPID", "--value").stdout.strip()
         return [int(pid)] if pid.isdigit() and pid != "0" else []
+
+    def mine(self, ident: str, message: str) -> bool:
+        return ident == "in.mpathd"
+
+    def watch(self) -> Any:
+        # "Successfully failed back" is logged on a repair even when nothing had to move
+        # (Solaris's try_failback does so too): the address itself is watched instead.
+        return AddressWatch(self.holder())
+
+    def moves(self, token: Any, lines: list[str]) -> int:
+        return int(token.stop()[0])
 
 
 # --------------------------------------------------------------------------
@@ -260,14 +424,14 @@ _REPLY = re.compile(r"^\[(\d+\.\d+)\].*icmp_seq=(\d+)")
 
 
 class Ping:
-    """``ping -D -i 0.01`` from the peer namespace; the replies' wall-clock stamps and sequence numbers."""
+    """``ping -D -i 0.01`` from the peer's address; the replies' wall-clock stamps and sequence numbers."""
 
     def __init__(self) -> None:
         self.out = open("/run/ipmp-vm-ping.out", "w+")
-        self.proc = subprocess.Popen(["ip", "netns", "exec", PEER_NS, "ping", "-n", "-D", "-i", str(INTERVAL),
-                                      "-W", "1", DATA], stdout=self.out, stderr=subprocess.DEVNULL,
-                                     env=ENV)
         self.started = time.time()
+        argv = ["ip", "netns", "exec", PEER_NS, "ping", "-n", "-D", "-i", str(INTERVAL), "-W", "1",
+                "-I", PEER, DATA]
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=subprocess.DEVNULL, env=ENV)
 
     def stop(self) -> list[tuple[float, int]]:
         self.proc.send_signal(signal.SIGINT)
@@ -286,33 +450,39 @@ class Ping:
         return replies
 
 
-def figures(replies: list[tuple[float, int]], fault_at: float, window_end: float) -> dict[str, Any]:
-    """Pings lost, the longest silence, and the time from the fault to the first good reply after it.
+def figures(replies: list[tuple[float, int]], started: float, fault_at: float,
+            window_end: float) -> dict[str, Any]:
+    """What the peer saw: pings lost, the silences between replies, whether replies ran to the end.
 
-    Lost: sequence numbers missing between the first and the last reply (the
-    ping ran through the whole window, so a loss at its end would show as an
-    outage that never ended: ``recovered`` is false then).
+    Lost: the sequence numbers (from 1) missing up to the last reply; a
+    silence that lasts to the end of the window is ``tail_ms`` instead
+    (``recovered`` false), and bench/peers.py counts the pings it held.  Each
+    silence longer than SILENCE intervals is ``[start, end, pings lost in
+    it]``: one with none lost is replies coming late (TCG's jitter), not an
+    outage.  When the first ping went unanswered (a phase that begins in an
+    outage, e.g. the restore after a router death took a bond down), the
+    ping's start counts as the last reply before the silence.  Times are ms
+    from the fault.
     """
-    if not replies:
-        return {"lost": None, "gap_s": None, "first_reply_s": None, "recovered": False}
+
+    def ms(t: float) -> int:
+        return round((t - fault_at) * 1000)
+
     seqs = sorted({s for _, s in replies})
-    lost = (seqs[-1] - seqs[0] + 1) - len(seqs)
-    stamps = sorted(t for t, _ in replies)
-    gaps = [(b - a, a, b) for a, b in itertools.pairwise(stamps)]
-    longest = max(gaps, default=(0.0, 0.0, 0.0))
-    # A reply after the last one must have been possible: the window ran past it.
-    tail = window_end - stamps[-1]
-    recovered = tail < 1.0
-    # Time to the first good reply: from the fault to the end of the longest silence that
-    # overlaps it (none if no reply was missed).
-    first = 0.0
-    # A silence of more than SILENCE intervals is an outage (TCG's jitter stays under it).
-    if lost and longest[0] > SILENCE * INTERVAL and longest[2] >= fault_at - INTERVAL:
-        first = max(0.0, longest[2] - fault_at)
-    if not recovered:
-        first = None  # type: ignore[assignment]
-    return {"lost": lost, "gap_s": round(max(longest[0], tail if not recovered else 0.0), 3),
-            "first_reply_s": None if first is None else round(first, 3), "recovered": recovered}
+    timeline = sorted(replies)
+    stamps = [t for t, _ in timeline]
+    points = ([(started, 0)] if not seqs or seqs[0] > 1 else []) + timeline
+    gaps = list(itertools.pairwise(points))
+    silences = [[ms(a), ms(b), max(0, sb - sa - 1)] for (a, sa), (b, sb) in gaps
+                if b - a > SILENCE * INTERVAL]
+    longest = max((b - a for (a, _), (b, _) in gaps), default=0.0)
+    last = stamps[-1] if stamps else started
+    tail = window_end - last
+    return {"lost": (seqs[-1] - len(seqs)) if seqs else 0, "replies": len(stamps),
+            # A reply after the last one must have been possible: the window ran on past it.
+            "recovered": bool(stamps) and tail < 1.0, "tail_ms": round(tail * 1000),
+            "silences_ms": silences, "longest_ms": round(longest * 1000),
+            "first_ms": ms(stamps[0]) if stamps else None, "last_ms": ms(last)}
 
 
 def cpu_ticks(pids: list[int]) -> int:
@@ -327,62 +497,169 @@ def cpu_ticks(pids: list[int]) -> int:
     return total
 
 
-def tc_drop(nic: str, on: bool) -> None:
+# --------------------------------------------------------------------------
+# The faults
+# --------------------------------------------------------------------------
+
+
+#: The wire of ens8 (cut or whole) and the signal NIC's carrier, as last set.
+_wire = {"cut": False, "signal_up": True}
+
+
+def set_wire(cut: bool) -> float:
+    """Cut ``ens8``'s wire (or mend it) on the host; the moment the guest learnt it was done.
+
+    The host puts (or removes) a QEMU ``filter-redirector`` on ens8's hub
+    port that sends every frame to a null chardev, both ways: nothing reaches
+    the guest's NIC or leaves it, and its carrier stays up -- a broken cable
+    or switch port.  Faults made inside the guest are not silent enough:
+    packet sockets (teamd's ARP watcher) see a frame before tc's ingress
+    drop, and a tc drop on egress fails the sender's ``sendto`` with ENOBUFS,
+    which teamd takes for a failure of its own loop (both made it flap).
+    The host then flips the signal NIC's carrier; its change is the moment.
+    """
+    want = not _wire["signal_up"]
+    emit("wire", nic=PRIMARY, cut=cut, signal=SIGNAL, signal_up=want)
+    if wait_for(lambda: carrier(SIGNAL) == (1 if want else 0), 20, interval=0.005) is False:
+        raise RuntimeError(f"the host did not {'cut' if cut else 'mend'} the wire of {PRIMARY}")
+    _wire.update(cut=cut, signal_up=want)
+    return time.time()
+
+
+#: The router's drops, by their filter preference on ens10's ingress (net-setup's clsact qdisc).
+ROUTER_DROPS = (("10", "arp", "arp_tip"), ("11", "ip", "dst_ip"))
+
+
+def router_answers(on: bool) -> float:
+    """The router dies (``on`` false) or comes back, the peer's address beside it untouched.
+
+    Every frame for 192.0.2.1 is dropped where it enters the router's
+    namespace: ARP requests for it (so nobody learns or refreshes its MAC) and
+    IP to it (ICMP probes, from a neighbour entry still valid).  Nothing is
+    sent from it then either, as a dead router does; frames for the peer's
+    192.0.2.2 pass.  Only filters come and go, both in one tc run: the clsact
+    qdisc stays (see hold_static_keys).  The moment is when tc started.
+    """
     if on:
-        sh("tc", "qdisc", "add", "dev", nic, "clsact", check=True)
-        for direction in ("ingress", "egress"):
-            sh("tc", "filter", "add", "dev", nic, direction, "matchall", "action", "drop", check=True)
+        batch = [f"filter del dev {PEER_NIC} ingress pref {pref}" for pref, _, _ in ROUTER_DROPS]
     else:
-        sh("tc", "qdisc", "del", "dev", nic, "clsact", check=True)
+        batch = [f"filter add dev {PEER_NIC} ingress pref {pref} protocol {proto} flower {field} {ROUTER} "
+                 "action drop" for pref, proto, field in ROUTER_DROPS]
+    at = time.time()
+    sh("tc", "-n", PEER_NS, "-batch", "-", stdin="\n".join(batch) + "\n", check=True)
+    return at
 
 
-def phase(row: Row, name: str, fault: Callable[[], None]) -> dict[str, Any]:
-    ping = Ping()
-    time.sleep(LEAD)
-    fault()
-    fault_at = time.time()
-    time.sleep(WINDOW[name])
-    window_end = time.time()
-    replies = ping.stop()
-    result = {"row": row.name, "phase": name, **figures(replies, fault_at, window_end),
-              "replies": len(replies)}
-    # The raw replies (ms from the fault), so that the host can recompute.
-    stamps = [round((t - fault_at) * 1000) for t, _ in replies]
-    emit("phase", **result, stamps_ms=stamps)
-    log(json.dumps(result))
-    return result
+def router_dead() -> bool:
+    return bool(sh("tc", "-n", PEER_NS, "filter", "show", "dev", PEER_NIC, "ingress").stdout.strip())
 
 
-def set_carrier(up: bool) -> None:
+_keys: list[socket.socket] = []
+#: <asm-generic/socket.h> (x86-64); Python's socket module does not name it.
+SO_TIMESTAMP = 29
+
+
+def hold_static_keys() -> None:
+    """Keep the kernel's receive-path static keys on for the whole run.
+
+    ``ping -D`` asks for receive timestamps: each ping run's start and end
+    turned ``netstamp_needed_key`` on and off, and the kernel patches its
+    receive path in place each time.  Under TCG, one such patch while a packet
+    was being received made the guest kernel oops on the int3 of the patch
+    (``__netif_receive_skb_core``).  A socket of ours with SO_TIMESTAMP for the
+    whole run keeps that key on; net-setup's clsact qdisc on ens10 does the same
+    for the tc ingress and egress keys (only the router's filters come and go).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+    _keys.append(sock)
+
+
+def set_carrier(up: bool) -> float:
+    """Carrier of ens8 cut or back (by the host, QMP set_link); the moment the guest saw it."""
     emit("link", nic=PRIMARY, up=up)
     # The host serves the request within ~0.1 s; the fault starts when the guest sees it.
     if wait_for(lambda: carrier(PRIMARY) == (1 if up else 0), 20, interval=0.005) is False:
         raise RuntimeError(f"carrier of {PRIMARY} did not go {'up' if up else 'down'}")
+    return time.time()
 
 
-def run_row(row: Row) -> None:
+#: Each phase's fault (or undo); it returns the fault's moment (time.time()).
+FAULTS: dict[str, Callable[[], float]] = {
+    "carrier": lambda: set_carrier(False),
+    "carrier-failback": lambda: set_carrier(True),
+    "silent": lambda: set_wire(True),
+    "silent-failback": lambda: set_wire(False),
+    "router": lambda: router_answers(False),
+    "router-restore": lambda: router_answers(True),
+}
+#: After these phases the row must be back on ens8 before the next fault.
+SETTLE = {"carrier-failback": 20.0, "silent-failback": 30.0, "router-restore": 30.0}
+
+
+def undo_faults() -> None:
+    """Whatever a failed phase left behind: carrier back, wire mended, router alive."""
+    if carrier(PRIMARY) == 0:
+        set_carrier(True)
+    if _wire["cut"]:
+        set_wire(False)
+    if router_dead():
+        router_answers(True)
+
+
+def phase(row: Row, trial: int, name: str) -> dict[str, Any]:
+    cursor = journal_cursor()
+    token = row.watch()
+    ping = Ping()
+    try:
+        time.sleep(LEAD)
+        fault_at = FAULTS[name]()
+        time.sleep(WINDOW[name])
+        window_end = time.time()
+    finally:
+        # Stopped also when the fault failed: no ping or monitor outlives its phase.
+        replies = ping.stop()
+        lines = [msg for ident, msg in journal_since(cursor) if row.mine(ident, msg)]
+        moves = row.moves(token, lines)
+    result = {"row": row.name, "phase": name, "trial": trial,
+              **figures(replies, ping.started, fault_at, window_end), "moves": moves}
+    emit("phase", **result, events=[line[:200] for line in lines[:EVENTS]])
+    log(json.dumps(result))
+    return result
+
+
+def run_row(row: Row, trials: int) -> None:
     log(f"=== {row.name}")
+    done = 0
+    cursor = journal_cursor()
     try:
         row.up()
         if not wait_for(peer_reaches, 60, interval=0.5) or not wait_for(row.on_primary, 30):
             raise RuntimeError("the peer does not reach the data address through ens8")
-        ticks = cpu_ticks(row.daemon_pids())
-        started = time.monotonic()
-        phase(row, "carrier", lambda: set_carrier(False))
-        phase(row, "carrier-failback", lambda: set_carrier(True))
-        wait_for(row.on_primary, 20)
-        phase(row, "silent", lambda: tc_drop(PRIMARY, True))
-        phase(row, "silent-failback", lambda: tc_drop(PRIMARY, False))
-        back = bool(wait_for(row.on_primary, 30))
-        elapsed = time.monotonic() - started
-        cpu = (cpu_ticks(row.daemon_pids()) - ticks) / os.sysconf("SC_CLK_TCK")
-        emit("row", row=row.name, ok=True, back_on_primary=back, daemon_cpu_s=round(cpu, 2),
-             seconds=round(elapsed, 1))
+        for trial in range(1, trials + 1):
+            if not wait_for(row.on_primary, 30):
+                raise RuntimeError(f"trial {trial}: not back on {PRIMARY}")
+            ticks = cpu_ticks(row.daemon_pids())
+            started = time.monotonic()
+            back = True
+            for name in PHASES:
+                phase(row, trial, name)
+                if name in SETTLE:
+                    back = bool(wait_for(row.on_primary, SETTLE[name])) and back
+            elapsed = time.monotonic() - started
+            cpu = (cpu_ticks(row.daemon_pids()) - ticks) / os.sysconf("SC_CLK_TCK")
+            emit("trial", row=row.name, trial=trial, back_on_primary=back, daemon_cpu_s=round(cpu, 2),
+                 seconds=round(elapsed, 1))
+            done = trial
+        # in.mpathd raises its FDT when probe RTTs do not fit the requested one (Solaris's
+        # "Cannot meet requested failure detection time"): the FDT it really ran with.
+        fdt = [msg[:200] for ident, msg in journal_since(cursor)
+               if row.mine(ident, msg) and "failure detection time" in msg]
+        emit("row", row=row.name, ok=True, trials=done, fdt_log=fdt[-EVENTS:])
     except Exception as err:  # a row's failure is reported, the next row runs
-        emit("row", row=row.name, ok=False, error=str(err)[-1000:])
+        emit("row", row=row.name, ok=False, trials=done, error=str(err)[-1000:])
         log(f"{row.name}: {err}")
-        if carrier(PRIMARY) == 0:
-            set_carrier(True)
+        undo_faults()
     finally:
         row.down()
 
@@ -402,12 +679,14 @@ ROWS: list[Row] = [
 
 
 def main() -> int:
-    only = os.environ.get("IPMP_PEERS_ROWS", "")
+    trials, only = options()
+    hold_static_keys()
     clean_nics()
-    emit("start", rows=[r.name for r in ROWS], kernel=os.uname().release)
-    for row in ROWS:
-        if not only or any(word in row.name for word in only.split(",")):
-            run_row(row)
+    chosen = [r for i, r in enumerate(ROWS) if not only or i in only]
+    emit("start", rows=[r.name for r in chosen], trials=trials, kernel=os.uname().release,
+         windows=WINDOW, interval=INTERVAL, lead=LEAD)
+    for row in chosen:
+        run_row(row, trials)
     emit("done")
     return 0
 
