@@ -30,9 +30,17 @@ The way out is a drop-in that marks the NICs unmanaged, which ``ipmp-boot
 * ``etc/systemd/network/10-ipmp-NIC.network``: ``[Match] Name=NIC`` and
   ``[Link] Unmanaged=yes``.  networkd uses the first ``.network`` file that
   matches, in name order, hence the low number.
+* ``etc/systemd/networkd.conf.d/90-ipmp.conf``:
+  ``ManageForeignRoutingPolicyRules=no`` (``networkd_conf_dropin`` says why).
 
 The services read them on ``nmcli general reload conf`` and ``networkctl
-reload`` (or a restart, or the next boot).
+reload`` (or a restart, or the next boot).  ``--take-over`` runs that itself
+and waits until the service reports the NICs unmanaged before it configures
+anything (``hand_over``): NetworkManager deconfigures a device it stops
+managing, every address on it included, so addresses added before it let go
+are lost (seen on a Debian 13 guest, tests/vm/test_coexist.py: ``activated ->
+unmanaged (reason 'unmanaged-user-settings')`` took ipmp-boot's addresses with
+it).
 
 For ifupdown, ``--take-over`` comments the NIC's stanzas out of its files,
 keeping the originals in ``etc/ipmp/takeover/`` (``ipmp.ifupdown``); for
@@ -57,6 +65,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +79,7 @@ __all__ = [
     "FILE_BASED",
     "IFUPDOWN",
     "NETPLAN",
+    "NETWORKD_CONF_DROPIN",
     "NETWORKD_DIR",
     "NM_DROPIN",
     "SYSCTL_DROPIN",
@@ -77,6 +87,7 @@ __all__ = [
     "Managed",
     "detect",
     "detect_files",
+    "hand_over",
     "networkd_dropin",
     "nm_dropin",
     "parse_networkctl",
@@ -84,12 +95,14 @@ __all__ = [
     "refusal_lines",
     "sysctl_dropin",
     "take_over_files",
+    "take_over_service",
     "without_host_wide",
     "write_text",
 ]
 
 NM_DROPIN = Path("etc/NetworkManager/conf.d/90-ipmp.conf")
 NETWORKD_DIR = Path("etc/systemd/network")
+NETWORKD_CONF_DROPIN = Path("etc/systemd/networkd.conf.d/90-ipmp.conf")
 SYSCTL_DROPIN = Path("etc/sysctl.d/90-ipmp.conf")
 
 NETWORKMANAGER = "NetworkManager"
@@ -102,6 +115,11 @@ FILE_BASED = (IFUPDOWN, NETPLAN)
 
 #: How long a tool may take to answer (s).
 TOOL_TIMEOUT = 10.0
+#: How long ``--take-over`` waits for a service to report the NICs unmanaged once told to
+#: read the drop-ins (s): NetworkManager took 0.2 s on an emulated guest.
+RELEASE_TIMEOUT = 30.0
+#: Between two looks meanwhile (s).
+RELEASE_POLL = 0.5
 
 _HEADER = "# Written by ipmp-boot: IP multipathing (in.mpathd) owns the addresses of these NICs.\n"
 
@@ -144,7 +162,8 @@ class Managed:
             return tuple(p for m in self._renderers() for p in m.dropins(root))
         if self.service == NETWORKMANAGER:
             return (root / NM_DROPIN,)
-        return tuple(root / NETWORKD_DIR / f"10-ipmp-{nic}.network" for nic in self.nics)
+        return (*(root / NETWORKD_DIR / f"10-ipmp-{nic}.network" for nic in self.nics),
+                root / NETWORKD_CONF_DROPIN)
 
 
 # --------------------------------------------------------------------------
@@ -249,6 +268,75 @@ def detect(nics: Mapping[str, int], run: Runner = run_tool, root: Path | None = 
     return found
 
 
+def reload_argv(service: str) -> tuple[str, ...]:
+    """The command that makes a running ``service`` (NETWORKMANAGER, NETWORKD) read its drop-ins."""
+    return ("nmcli", "general", "reload", "conf") if service == NETWORKMANAGER else ("networkctl", "reload")
+
+
+def _services(managed: Sequence[Managed]) -> list[str]:
+    """The running services whose drop-ins ``--take-over`` wrote (netplan's through its renderers)."""
+    found: list[str] = []
+    for m in managed:
+        for service in (m.service,) if m.service in (NETWORKMANAGER, NETWORKD) else m.renderers:
+            if service not in found:
+                found.append(service)
+    return found
+
+
+#: The systemd unit of each service, for the advice when it cannot be made to reload.
+_UNITS = {NETWORKMANAGER: "NetworkManager.service", NETWORKD: "systemd-networkd.service"}
+#: The command that says why a service still manages a NIC.
+_WHY = {NETWORKMANAGER: "nmcli device show {nic}", NETWORKD: "networkctl status {nic}"}
+
+
+def hand_over(managed: Sequence[Managed], nics: Mapping[str, int], *, run: Runner = run_tool,
+              timeout: float = RELEASE_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
+              clock: Callable[[], float] = time.monotonic) -> tuple[list[str], list[str]]:
+    """After ``--take-over`` wrote the drop-ins: have each service read them, and wait until it lets go.
+
+    Before any address is added: NetworkManager flushes every address of a
+    device it stops managing (ipmp's too), and a service that still manages
+    a NIC undoes in.mpathd's moves.  ``nics``: Linux name -> ifindex, as for
+    ``detect``.  Returns the lines to print and, if a service still manages
+    a NIC when ``timeout`` is up, the error lines (then nothing may be
+    configured).  ``networkctl reload`` asks networkd over D-Bus: on a host
+    without a D-Bus daemon (Debian's systemd only recommends one) it fails and
+    networkd reads nothing until it restarts, which is left to the admin: a
+    restart reconfigures every link it manages.
+    """
+    services = _services(managed)
+    if not services:
+        return [], []  # ifupdown: nothing runs that could hold the NICs
+    wanted = {n: nics[n] for m in managed for n in m.nics if n in nics}
+    failed = [service for service in services if run(reload_argv(service)) is None]
+    started = clock()
+    while True:
+        still = [m for m in detect(wanted, run) if m.service in services]
+        if not still or clock() - started >= timeout:
+            break
+        sleep(RELEASE_POLL)
+    lines: list[str] = []
+    errors: list[str] = []
+    for service in services:
+        reload = " ".join(reload_argv(service))
+        held = [n for m in still if m.service == service for n in m.nics]
+        mine = dict.fromkeys(n for m in managed for n in m.nics if service in (m.service, *m.renderers))
+        if not held:
+            lines.append(f"ipmp-boot: ran '{reload}': {service} let go of {' '.join(mine)}"
+                         if service not in failed else f"ipmp-boot: '{reload}' failed, and {service} "
+                         f"manages none of {' '.join(mine)}")
+        elif service in failed:
+            why = " (it needs a D-Bus daemon)" if service == NETWORKD else ""
+            errors.append(f"ipmp-boot: {service} still manages {' '.join(held)}: '{reload}' failed{why}, "
+                          f"so it has not read the drop-in.  Restart it ('systemctl restart "
+                          f"{_UNITS[service]}'), then run 'ipmp-boot' again.  Nothing was configured.")
+        else:
+            errors.append(f"ipmp-boot: {service} still manages {' '.join(held)} {timeout:g} s after "
+                          f"'{reload}' ('{_WHY[service].format(nic=held[0])}' says why: another file of "
+                          "its own may match first).  Nothing was configured.")
+    return lines, errors
+
+
 # --------------------------------------------------------------------------
 # The files
 # --------------------------------------------------------------------------
@@ -276,6 +364,21 @@ def nm_dropin(nics: Iterable[str], existing: str = "") -> str:
 
 def networkd_dropin(nic: str) -> str:
     return f"{_HEADER}[Match]\nName={nic}\n\n[Link]\nUnmanaged=yes\n"
+
+
+def networkd_conf_dropin() -> str:
+    """networkd.conf's drop-in: leave the routing policy rules alone that networkd did not make.
+
+    Each time networkd configures a link it manages (at its start, ``networkctl
+    reload`` or ``reconfigure``, a carrier change) it removes every rule it did
+    not make, but the kernel's: in.mpathd's ``from <address> lookup <table>``
+    rules of the NICs it does not manage too (seen on a Debian 13 guest,
+    tests/vm/test_coexist.py; in.mpathd put them back, after a window in which
+    the data addresses' traffic left by the main table).  networkd reads this
+    file when it starts.
+    """
+    return (_HEADER.replace("the addresses of these NICs", "its routing policy rules (protocol 73)")
+            + "[Network]\nManageForeignRoutingPolicyRules=no\n")
 
 
 def _sysctl_line(key: str, value: str) -> str:
@@ -377,7 +480,7 @@ def refusal_lines(root: Path, managed: Managed, named: str) -> list[str]:
         "and the hostname files configure them too: it would undo in.mpathd's address moves.  "
         "Nothing was changed.",
         f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over' (it writes {files}, which wins "
-        f"over what netplan renders), then '{managed.reload}'; and take them out of "
+        f"over what netplan renders, and runs '{managed.reload}'); and take them out of "
         f"{', '.join(managed.sources)}.",
     ]
 
@@ -393,8 +496,10 @@ def take_over_files(root: Path, managed: Managed, *, write: bool) -> list[str]:
         lines: list[str] = []
         for service in managed.renderers:
             for path in Managed(service, managed.nics).dropins(root):
-                text = (nm_dropin(managed.nics, _read_or_empty(path)) if service == NETWORKMANAGER
-                        else networkd_dropin(path.stem.removeprefix("10-ipmp-")))
+                if path.match(str(NETWORKD_CONF_DROPIN)):
+                    lines += _take_over_rules(path, service, write=write)
+                    continue
+                text = _dropin_text(path, managed.nics)
                 if not write:
                     lines.append(f"# --take-over: would write {path} ({service} lets go of {nics}, "
                                  "whatever netplan renders)")
@@ -414,6 +519,48 @@ def take_over_files(root: Path, managed: Managed, *, write: bool) -> list[str]:
                          f"is {backup} (copy it back to undo).  The addresses and routes ifupdown set "
                          "stay until the next boot; its routes go with: "
                          + "; ".join(f"ip route flush dev {nic} proto boot" for nic in managed.nics))
+    return lines
+
+
+def _dropin_text(path: Path, nics: Sequence[str]) -> str:
+    """What ``--take-over`` writes at ``path``, one of ``Managed.dropins`` (NetworkManager's keeps names)."""
+    if path.match(str(NM_DROPIN)):
+        return nm_dropin(nics, _read_or_empty(path))
+    if path.match(str(NETWORKD_CONF_DROPIN)):
+        return networkd_conf_dropin()
+    return networkd_dropin(path.stem.removeprefix("10-ipmp-"))
+
+
+def _take_over_rules(path: Path, service: str, *, write: bool) -> list[str]:
+    """networkd.conf's drop-in (``networkd_conf_dropin``): a line if it is (or would be) written now."""
+    if _read_or_empty(path) == networkd_conf_dropin():
+        return []
+    if not write:
+        return [f"# --take-over: would write {path} ({service} leaves in.mpathd's routing policy rules "
+                "alone)"]
+    write_text(path, networkd_conf_dropin())
+    return [f"ipmp-boot: wrote {path}: {service} leaves in.mpathd's routing policy rules alone from its "
+            "next start"]
+
+
+def take_over_service(root: Path, managed: Managed, *, write: bool) -> list[str]:
+    """``--take-over`` for NetworkManager or networkd: write (or, without ``write``, name) the drop-ins."""
+    lines: list[str] = []
+    nics = " ".join(managed.nics)
+    for path in managed.dropins(root):
+        text = _dropin_text(path, managed.nics)
+        if path.match(str(NETWORKD_CONF_DROPIN)):
+            lines += _take_over_rules(path, managed.service, write=write)
+        elif not write:
+            same = _read_or_empty(path) == text
+            lines.append(f"# --take-over: {path} is written; {managed.service} has not read it yet" if same
+                         else f"# --take-over: would write {path} ({managed.service} lets go of {nics})")
+        elif write_text(path, text):
+            lines.append(f"ipmp-boot: wrote {path}: {managed.service} lets go of {nics} "
+                         f"once it reads it ('{managed.reload}')")
+        else:
+            lines.append(f"ipmp-boot: {path} already marks {nics} unmanaged; {managed.service} "
+                         f"has not read it yet: run '{managed.reload}'")
     return lines
 
 

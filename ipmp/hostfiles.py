@@ -14,7 +14,10 @@ How a hostname file becomes ifconfig commands (spec §6.3, S10
   next character literally.
 * Each line is run as ``ifconfig <if> inet <line>`` (``inet6`` for
   ``hostname6.<if>``), split on blanks with no quote processing: ``group ""``
-  in a file is a group literally named ``""``.
+  in a file is a group literally named ``""``.  Each line is a command of
+  its own: one that fails does not stop the next (``$* $ifcmds ||
+  retval=$?``), so ``parse_hostname_commands`` gives a bad line back with
+  its error instead of raising.
 * IPv4: a file with a single non-blank line gets ``netmask + broadcast + up``
   appended (those actions are marked ``implicit``).  With several lines each
   is run as written.  Blank lines before the first command are ignored, but
@@ -50,14 +53,15 @@ Decisions on points the Solaris sources leave open [INF]:
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import NamedTuple
 
+# root_path lives in ipmp.altroot (commands that need nothing else import it from there).
+from ipmp.altroot import root_path
 from ipmp.commands import Command
 from ipmp.errors import ParseError, Position
 from ipmp.model import Environment, Family, IPAddress
@@ -66,16 +70,19 @@ from ipmp.parse import parse_words
 __all__ = [
     "IMPLICIT_WORDS",
     "FileWarning",
+    "HostnameCommand",
     "HostnameFile",
     "HostnameLine",
     "environment_warnings",
     "find_hostname_files",
     "hostname_lines",
     "parse_defaultrouter",
+    "parse_hostname_commands",
     "parse_hostname_text",
     "parse_hosts",
     "parse_netmasks",
     "read_environment",
+    "read_hostname_commands",
     "read_hostname_file",
     "root_path",
     "scan_hosts",
@@ -84,9 +91,6 @@ __all__ = [
 
 #: What a single-line IPv4 hostname file gets appended (spec §6.3).
 IMPLICIT_WORDS = "netmask + broadcast + up"
-
-#: The environment variable that names the root when no ``-R`` is given.
-ROOT_ENV = "IPMP_ROOT"
 
 #: Bourne ``read`` strips IFS white space: space and tab (newline ends the line).
 _READ_BLANKS = " \t"
@@ -97,19 +101,6 @@ _READ_BLANKS = " \t"
 _FIELD_RE = re.compile(r"[^ \t\r\f\v]+")
 
 _HEX_MASK_RE = re.compile(r"0[xX]([0-9A-Fa-f]{1,8})")
-
-
-def root_path(cli_root: str | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """The root all files live under: ``-R DIR``, else ``$IPMP_ROOT``, else ``/``.
-
-    An empty string counts as not given (``Path("")`` would mean the
-    current directory, a surprising place to configure a host from).
-    """
-    if cli_root:
-        return Path(cli_root)
-    env = os.environ if environ is None else environ
-    value = env.get(ROOT_ENV, "")
-    return Path(value) if value else Path("/")
 
 
 # --------------------------------------------------------------------------
@@ -332,8 +323,48 @@ def parse_hostname_text(data: str, ifname: str, family: Family, source: str = ""
     )
 
 
+class HostnameCommand(NamedTuple):
+    """One command line of a hostname file: what it parses to, or why it does not.
+
+    The boot runs every line as a command of its own (net_include.sh
+    ``inet_process_hostname``: ``$* $ifcmds || retval=$?`` for each line),
+    so a line that does not parse costs that line only.  ``position`` is
+    where the line starts.
+    """
+
+    position: Position
+    command: Command | None
+    error: ParseError | None
+
+
+def parse_hostname_commands(
+    data: str, ifname: str, family: Family, source: str = ""
+) -> tuple[HostnameCommand, ...]:
+    """``parse_hostname_text``, line by line: a bad line is returned with its error, not raised."""
+    found: list[HostnameCommand] = []
+    for line in hostname_lines(data, family):
+        start = line.line_map[0] if line.line_map else (1, 1)
+        where = Position(source, start[0], start[1])
+        try:
+            command = parse_hostname_line(line, ifname=ifname, family=family, source=source)
+        except ParseError as err:  # UnsupportedError too
+            found.append(HostnameCommand(where, None, err))
+        else:
+            found.append(HostnameCommand(where, command, None))
+    return tuple(found)
+
+
 def _read_text(path: Path) -> str:
     return path.read_bytes().decode("utf-8", "surrogateescape")
+
+
+def read_hostname_commands(path: Path, ifname: str, family: Family) -> tuple[HostnameCommand, ...]:
+    """Read a hostname file into one ``HostnameCommand`` per command line.
+
+    Raises:
+        OSError: the file cannot be read (its lines are then unknown).
+    """
+    return parse_hostname_commands(_read_text(path), ifname, family, str(path))
 
 
 def read_hostname_file(path: Path, ifname: str, family: Family) -> tuple[Command, ...]:

@@ -6,8 +6,8 @@ plans, for ``--dry-run`` and ``--check``), and saves the store.  The command
 line shells print what comes back and choose the exit status.
 
 ``ipmp.apply`` (and the planner behind it) and ``ipmp.ops`` are imported by
-the functions that change or plan something, not here: ``ifconfig -a`` and
-the other status reads come through this module and need none of them.
+the functions that change or plan something, not here.  ``ifconfig -a`` and
+the other status reads do not come through this module at all (``ipmp.status``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ipmp import hostfiles
+from ipmp.bootsteps import (
+    LINE,
+    PLUMB,
+    UP,
+    Evaluation,
+    Step,
+    boot_start,
+    keep_on_failure,
+    leave_held_elsewhere,
+    refused_step,
+    run_steps,
+)
 from ipmp.commands import Action, Command
-from ipmp.errors import ApplyError, ConfigError, IpmpError, ParseError, Position
-from ipmp.evaluate import Outcome, evaluate, reset_interface
-from ipmp.ifmap import MapEntry, canonical_name
-from ipmp.model import Config, Environment, Family, Interface, KernelState, Logical
+from ipmp.errors import ApplyError, ConfigError, IpmpError, Position
+from ipmp.evaluate import Outcome, evaluate
+from ipmp.ifmap import NameMap, canonical_name
+from ipmp.model import Config, Environment, Family, Interface, IPAddress, KernelState
 from ipmp.state import Store, Stored
 from ipmp.view import Scope, merge
 
@@ -90,20 +102,6 @@ async def read_host(kernel_io: KernelIO, root: Path) -> Host:
     return Host(root, kernel, stored, merge(kernel, stored.interfaces))
 
 
-def read_host_sync(root: Path, ifmap: Sequence[MapEntry] = ()) -> Host:
-    """``read_host`` without an event loop or pyroute2, for commands that change nothing.
-
-    The kernel state carries no sysctls: only planning reads them, and a
-    command that turns out to change something (``show_command`` returns
-    None) must be run on a ``read_host`` view anyway.
-    """
-    from ipmp.netlink import read_state
-
-    kernel, _names = read_state((), ifmap)
-    stored = Store(root).load()
-    return Host(root, kernel, stored, merge(kernel, stored.interfaces))
-
-
 @dataclass
 class CommandResult:
     outcome: Outcome
@@ -160,16 +158,6 @@ async def settle_command(kernel_io: KernelIO, root: Path, result: CommandResult)
     if now is kernel:
         return result
     return replace(result, config=merge(now, Store(root).load().interfaces), settle=None)
-
-
-def show_command(host: Host, command: Command) -> CommandResult | None:
-    """``run_command`` for a command that only shows: None if it turns out to touch anything."""
-    if command.ifname is not None:
-        command = replace(command, ifname=canonical_name(host.kernel, command.ifname))
-    outcome = evaluate(host.config, command, hostfiles.read_environment(host.root))
-    if outcome.touched:
-        return None
-    return CommandResult(outcome, config=outcome.config)
 
 
 #: How long a command that brought IPv6 up waits at most for the kernel's
@@ -240,6 +228,8 @@ class BootResult:
     notes: list[str] = field(default_factory=list)
     #: Addresses of NICs missing at boot, moved to another member (§6.5).
     rescues: list[Rescue] = field(default_factory=list)
+    #: The configured NICs that the files put in an IPMP group.
+    grouped: set[str] = field(default_factory=set)
 
     @property
     def in_sync(self) -> bool:
@@ -261,75 +251,78 @@ def _file_ifname(path: Path) -> str:
     return path.name.split(".", 1)[1]
 
 
-def _boot_commands(
-    ifname: str, files: Sequence[tuple[Family, Path]]
-) -> list[Command]:
-    """§6.2: plumb, then each file's lines; IPv6 files end with ``inet6 up``.
+def boot_steps(ifname: str, files: Sequence[tuple[Family, Path]]) -> list[Step]:
+    """§6.2: for each file, plumb, then each of its lines; IPv6 files end with ``inet6 up``.
 
     The physical interface's files come before its logical ones
-    (``hostname.qfe0`` before ``hostname.qfe0:1``), IPv4 before IPv6.
+    (``hostname.qfe0`` before ``hostname.qfe0:1``), IPv4 before IPv6.  A
+    line that does not parse, or a file that cannot be read, is a step that
+    fails when it is run: it costs that line (that file), not the others.
     """
-    commands: list[Command] = []
+    steps: list[Step] = []
     ordered = sorted(files, key=lambda fp: (":" in _file_ifname(fp[1]), fp[0], _file_ifname(fp[1])))
-    for family, path in ordered:
+    for number, (family, path) in enumerate(ordered):
         # hostname.enp1s0f0:1 configures hme0:1 when the ifmap names it so.
         _, sep, unit = _file_ifname(path).partition(":")
         name = f"{ifname}{sep}{unit}"
         where = Position(str(path), 1, 1)
-        commands.append(Command(name, family, (Action("plumb", None, where, implicit=True),), where))
-        commands.extend(hostfiles.read_hostname_file(path, name, family))
+        plumb = Command(name, family, (Action("plumb", None, where, implicit=True),), where)
+        steps.append(Step(PLUMB, family, where, number, plumb))
+        try:
+            lines = hostfiles.read_hostname_commands(path, name, family)
+        except OSError as err:
+            steps.append(Step(LINE, family, where, number, None, err))
+        else:
+            steps += [Step(LINE, family, line.position, number, line.command, line.error) for line in lines]
         if family is Family.INET6:
-            commands.append(Command(name, family, (Action("up", None, where, implicit=True),), where))
-    return commands
+            up = Command(name, family, (Action("up", None, where, implicit=True),), where)
+            steps.append(Step(UP, family, where, number, up))
+    return steps
+
+
+def boot_lines(
+    current: Config, ifname: str, files: Sequence[tuple[Family, Path]], env: Environment
+) -> Evaluation:
+    """Evaluate one interface's boot files from a clean slate, line by line.
+
+    A line that fails is left out and reported in ``failed``; the others
+    still run (net_include.sh ``inet_process_hostname``).  Solaris' boot
+    discards ifconfig's stdout (§6.2 step 4), so only the configuration is
+    kept, with the data addresses another NIC holds for ``ifname`` left there.
+
+    Raises:
+        ConfigError: ``ifname`` is no interface of ``current``.
+    """
+    evaluated = run_steps(boot_start(current, ifname), boot_steps(ifname, files), env)
+    return replace(evaluated, config=leave_held_elsewhere(evaluated.config, ifname))
 
 
 def boot_config(
     current: Config, ifname: str, files: Sequence[tuple[Family, Path]], env: Environment
 ) -> Config:
-    """Evaluate one interface's boot files from a clean slate; raises on the first error.
+    """``boot_lines`` that raises the first line's error (for callers that want all or nothing).
 
-    Solaris' boot discards ifconfig's stdout (§6.2 step 4), so only the
-    configuration is kept.
+    Raises:
+        ParseError, ConfigError: the first line that fails, with its position.
+        OSError: a file cannot be read.
     """
-    itf = current.get(ifname)
-    if itf is None:
-        raise ConfigError(f"plumb: {ifname}: no such interface")
-    evaluated = _evaluate_files(current.with_interface(reset_interface(itf)), ifname, files, env)
-    return _leave_held_elsewhere(evaluated, ifname)
-
-
-def _evaluate_files(
-    config: Config, ifname: str, files: Sequence[tuple[Family, Path]], env: Environment
-) -> Config:
-    for command in _boot_commands(ifname, files):
-        config = evaluate(config, command, env).config
-    return config
-
-
-def _leave_held_elsewhere(config: Config, ifname: str) -> Config:
-    """Data addresses of ``ifname`` that another NIC holds for it stay there.
-
-    They were failed over, or rescued at boot (§6.5), and carry ``ifname`` as
-    their home: in.mpathd gives them back once ``ifname`` runs in the group
-    (§2.7 invariant 3).  Adding them here too would put one address on two
-    NICs.  Unit 0 keeps the placeholder a failover leaves (0.0.0.0, §1).
-    """
-    itf = config.get(ifname)
-    assert itf is not None
-    held = {(lg.family, lg.address.ip) for other in config.interfaces if other.name != ifname
-            for lg in other.logicals if lg.home == ifname and lg.address is not None}
-    for lg in itf.logicals:
-        if (lg.address is not None and lg.is_data and lg.home in ("", ifname)
-                and (lg.family, lg.address.ip) in held):
-            itf = (itf.with_logical(Logical(lg.family, 0, None, deprecated=lg.deprecated, nofailover=True))
-                   if lg.unit == 0 else itf.without_logical(lg.family, lg.unit))
-    return config.with_interface(itf)
+    evaluated = boot_lines(current, ifname, files, env)
+    if evaluated.failed:
+        raise evaluated.failed[0].error
+    return evaluated.config
 
 
 async def boot(
     kernel_io: KernelIO, root: Path, *, dry_run: bool = False, only: str | None = None
 ) -> BootResult:
-    """Apply every hostname file under ``root``; each interface all or nothing.
+    """Apply every hostname file under ``root``; each line all or nothing.
+
+    Each line is its own command, as network/physical runs them (``bootsteps``):
+    a failing line is reported as ``FILE:LINE:COL: message`` and left out,
+    the lines before and after it still apply, and so do the other
+    interfaces.  A failing line takes nothing away (``keep_on_failure``).
+    When the kernel refuses an interface's change and no single line asked
+    for the refused operation, that interface is left as it was.
 
     ``only``: just that interface's files (``ifconfig --check IF``), named by
     any name the kernel knows for it.  A file may name its NIC by the Linux
@@ -368,29 +361,56 @@ async def boot(
         missing: list[tuple[str, list[tuple[Family, Path]]]] = []
         for ifname, files in sorted(by_if.items(), key=lambda kv: _if_order(host.config, kv[0])):
             families = sorted({f for f, _ in files})
-            try:
-                if host.config.get(ifname) is None:
-                    raise ConfigError(f"plumb: {ifname}: no such interface")
-                desired = boot_config(host.config, ifname, files, env)
-            except (ParseError, ConfigError) as err:
-                kind = "plumb" if host.config.get(ifname) is None else "configure"
+            before = host.config.get(ifname)
+            if before is None:
+                err = ConfigError(f"plumb: {ifname}: no such interface")
                 for fam in families:
-                    result.failures.append(BootFailure(ifname, fam, _located(err, files), kind))
-                if kind == "plumb":
-                    missing.append((ifname, files))
+                    result.failures.append(BootFailure(ifname, fam, _located(err, files), "plumb"))
+                missing.append((ifname, files))
                 continue
             scope = Scope(frozenset((ifname, fam) for fam in (Family.INET, Family.INET6)
                                     if fam in families or _was_plumbed(host, ifname, fam)))
-            result.notes += describe_state_changes(host.config, desired, [ifname])
-            try:
-                plan = await configure(desired, ifname, scope)
-            except (ApplyError, IpmpError) as err:
+            steps = boot_steps(ifname, files)
+            start, kernel_before = boot_start(host.config, ifname), host.kernel
+            # Lines the kernel refused, by step: each is left out and the rest
+            # applied again, as Solaris' next ifconfig runs after a failed one.
+            refused: dict[int, Exception] = {}
+            while True:
+                evaluated = run_steps(start, steps, env, refused)
+                desired = leave_held_elsewhere(evaluated.config, ifname)
+                if evaluated.failed:
+                    desired = keep_on_failure(desired, before, frozenset(f for _, f in scope.pairs))
+                notes = describe_state_changes(host.config, desired, [ifname])
+                failure: IpmpError | None = None
+                try:
+                    plan = await configure(desired, ifname, scope)
+                except ApplyError as err:
+                    # apply() has put the kernel back as it was.
+                    culprit = _refused_line(kernel_io, err, evaluated, steps, kernel_before, scope,
+                                            env.defaultrouters)
+                    if culprit is not None:
+                        refused[culprit] = err
+                        continue
+                    failure = err
+                except IpmpError as err:
+                    failure = err
+                break
+            result.notes += notes
+            result.failures += [BootFailure(ifname, f.step.family, f.message, "configure")
+                                for f in evaluated.failed]
+            if failure is not None:
+                # Nothing of it was applied (or it was taken back): the interface is as it was.
                 for fam in families:
-                    result.failures.append(BootFailure(ifname, fam, str(err), "configure"))
+                    result.failures.append(BootFailure(ifname, fam, str(failure), "configure"))
                 continue
             result.plans[ifname] = plan
+            itf = desired.get(ifname)
+            assert itf is not None
+            if itf.group:
+                result.grouped.add(ifname)
             for fam in families:
-                result.configured.setdefault(fam, []).append(ifname)
+                if fam in itf.plumbed:
+                    result.configured.setdefault(fam, []).append(ifname)
         for ifname, files in missing:
             await _rescue(ifname, files, env, host.config, result, configure)
         if not dry_run:
@@ -415,11 +435,10 @@ async def _rescue(
     """
     from ipmp.rescue import rescue
 
-    try:
-        # All its addresses, also those a first boot rescued already.
-        evaluated = _evaluate_files(config.with_interface(Interface(ifname)), ifname, files, env).get(ifname)
-    except (ParseError, ConfigError):
-        return
+    # All its addresses, also those a first boot rescued already; a line
+    # that fails moves nothing, the others still do (ifparse runs per line).
+    evaluated = run_steps(config.with_interface(Interface(ifname)), boot_steps(ifname, files), env
+                          ).config.get(ifname)
     assert evaluated is not None
     for family in sorted({f for f, _ in files}):
         found = rescue(config, evaluated, family)
@@ -470,6 +489,26 @@ def _was_plumbed(host: Host, ifname: str, family: Family) -> bool:
 def _if_order(config: Config, name: str) -> tuple[int, str]:
     itf = config.get(name)
     return (itf.index if itf else 1 << 30, name)
+
+
+def _refused_line(
+    kernel_io: KernelIO, err: ApplyError, evaluated: Evaluation, steps: Sequence[Step],
+    before: KernelState, scope: Scope, routers: Sequence[IPAddress],
+) -> int | None:
+    """The step whose line asked for the op the kernel refused (``bootsteps.refused_step``)."""
+    from ipmp.apply import make_plan
+
+    if err.op is None:
+        return None
+    (ifname,) = scope.names
+    # The op as the kernel got it, with its Linux names (``NameMap.op``).
+    names = getattr(kernel_io, "names", None)
+
+    def asks_for(config: Config) -> bool:
+        wanted = make_plan(before, leave_held_elsewhere(config, ifname), scope, routers)
+        return any(op == err.op or (isinstance(names, NameMap) and names.op(op) == err.op) for op in wanted)
+
+    return refused_step(evaluated, steps, asks_for)
 
 
 def _located(err: IpmpError, files: Sequence[tuple[Family, Path]]) -> str:

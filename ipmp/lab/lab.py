@@ -257,7 +257,7 @@ def plan_network(source: Path) -> NetworkPlan:
     from ipmp.hostfiles import find_hostname_files, read_environment
     from ipmp.model import Config, Family, Interface
     from ipmp.mpathd.settings import parse_settings
-    from ipmp.session import boot_config
+    from ipmp.session import boot_lines
 
     if not (source / "etc").is_dir():
         raise LabError(f"{source}: no etc directory (expected {source}/etc/hostname.<if>)")
@@ -279,9 +279,13 @@ def plan_network(source: Path) -> NetworkPlan:
     for name in names:
         mine = [(f.family, f.path) for f in files if f.ifname.partition(":")[0] == name]
         try:
-            config = boot_config(config, name, mine, env)
+            # Line by line, as ipmp-boot configures them: a bad line costs that line only.
+            evaluated = boot_lines(config, name, mine, env)
         except (IpmpError, OSError) as err:
             problems.append(str(err))
+            continue
+        config = evaluated.config
+        problems += [failed.message for failed in evaluated.failed]
 
     nics: list[NicPlan] = []
     subnets4: list[ipaddress.IPv4Network] = []

@@ -116,7 +116,7 @@ def test_boot_through_the_map(make_topology: MakeTopology, tmp_path: Path) -> No
 
     # ifconfig -a: the Solaris names only, so scripts that parse it keep working.
     out = host.ifconfig_ok("-a4")
-    assert logical_names(out) == ["lo", "hme0", "hme0:1", "hme1", "hme1:1"]
+    assert logical_names(out) == ["lo0", "hme0", "hme0:1", "hme1", "hme1:1"]
     assert "enp1s0f" not in out
     assert "\tgroupname prod\n" in out
     # Either name is accepted; the Solaris one is shown.
@@ -360,17 +360,30 @@ def host_addresses(topo: Topology, nic: str) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------
 
 
-def fake_tools(tmp_path: Path, *, nmcli: str | None = None, networkctl: str | None = None) -> Path:
-    """``nmcli`` and ``networkctl`` that print the given text, or fail as when the service is down."""
+def fake_tools(tmp_path: Path, *, nmcli: str | None = None, networkctl: str | None = None,
+               released: str | None = None, flush: tuple[str, ...] = ()) -> Path:
+    """``nmcli`` and ``networkctl`` that print the given text, or fail as when the service is down.
+
+    With ``released``, a service that lets go when told to reload: from then on its
+    listing is ``released``, and the reload flushes the addresses of ``flush``, as
+    NetworkManager does to a device it stops managing.
+    """
     bindir = tmp_path / "fakebin"
     bindir.mkdir(exist_ok=True)
     for name, out in (("nmcli", nmcli), ("networkctl", networkctl)):
         body = (f"cat <<'EOF'\n{out}EOF\n" if out is not None
                 else "echo 'Error: the service is not running.' >&2\nexit 8\n")
+        if released is not None and out is not None:
+            flushes = "".join(f"ip addr flush dev {nic}\n" for nic in flush)
+            body = (f'case "$*" in *reload*) touch "{bindir}/{name}.reloaded"\n{flushes}exit 0;; esac\n'
+                    f'if [ -e "{bindir}/{name}.reloaded" ]; then cat <<\'EOF\'\n{released}EOF\nexit 0; fi\n'
+                    + body)
         script = bindir / name
         script.write_text(f'#!/bin/sh\necho "{name} LC_ALL=$LC_ALL $*" >> "{bindir}/calls"\n{body}')
         script.chmod(0o755)
     (bindir / "calls").unlink(missing_ok=True)
+    for name in ("nmcli", "networkctl"):
+        (bindir / f"{name}.reloaded").unlink(missing_ok=True)
     return bindir
 
 
@@ -386,8 +399,8 @@ def test_networkmanager_refused_then_taken_over(make_topology: MakeTopology, tmp
     assert refused.stderr.splitlines() == [
         "ipmp-boot: NetworkManager manages enp1s0f0 (hme0), enp1s0f1 (hme1), which the hostname files "
         "configure: it would undo in.mpathd's address moves.  Nothing was changed.",
-        f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over' (it writes {dropin}), "
-        "then 'nmcli general reload conf'.",
+        f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over': it writes {dropin}, runs "
+        "'nmcli general reload conf' and waits until NetworkManager lets go, then configures them.",
         "ipmp-boot: or, until NetworkManager restarts: nmcli device set enp1s0f0 managed no; "
         "nmcli device set enp1s0f1 managed no",
     ]
@@ -402,23 +415,35 @@ def test_networkmanager_refused_then_taken_over(make_topology: MakeTopology, tmp
         f"# --take-over: would write {dropin} (NetworkManager lets go of enp1s0f0 enp1s0f1)")
     assert not dropin.exists() and host.snapshot() == before
 
-    taken = boot(host, "--take-over", path=tools)
+    # A NetworkManager that flushes the NICs as it lets go (as it does, tests/vm/test_coexist.py):
+    # the take-over has it read the drop-in first, then configures them.
+    listing = "lo:unmanaged\nenp1s0f0:connected\nenp1s0f1:disconnected\n"
+    letting_go = fake_tools(tmp_path, nmcli=listing, released="enp1s0f0:unmanaged\nenp1s0f1:unmanaged\n",
+                            flush=("enp1s0f0", "enp1s0f1"))
+    taken = boot(host, "--take-over", path=letting_go)
     assert (taken.returncode, taken.stderr) == (0, "")
     assert taken.stdout.splitlines() == [
         f"ipmp-boot: wrote {dropin}: NetworkManager lets go of enp1s0f0 enp1s0f1 once it reads it "
         "('nmcli general reload conf')",
+        "ipmp-boot: ran 'nmcli general reload conf': NetworkManager let go of enp1s0f0 enp1s0f1",
         "configuring IPv4 interfaces: hme0 hme1.",
     ]
+    assert (letting_go / "calls").read_text().splitlines()[2:4] == [
+        "nmcli LC_ALL=C general reload conf", "nmcli LC_ALL=C -t -f DEVICE,STATE device"]
     assert dropin.read_text().splitlines()[1:] == [
         "[keyfile]", "unmanaged-devices+=interface-name:enp1s0f0;interface-name:enp1s0f1;"]
     assert host.addresses4("enp1s0f0") == expected_addresses(addrs(), "enp1s0f0")
+    assert host.addresses4("enp1s0f1") == expected_addresses(addrs(), "enp1s0f1")
 
-    # NetworkManager has not reloaded (the fake still says managed): say so, keep the file.
-    again = boot(host, "--take-over", path=tools)
+    # The file is there but NetworkManager has not read it (it says managed): say so, reload.
+    again = boot(host, "--take-over", path=fake_tools(tmp_path, nmcli=listing, released="enp1s0f0:unmanaged\n"
+                                                      "enp1s0f1:unmanaged\n"))
     assert again.returncode == 0
-    assert again.stdout.splitlines()[0] == (
+    assert again.stdout.splitlines()[:2] == [
         f"ipmp-boot: {dropin} already marks enp1s0f0 enp1s0f1 unmanaged; NetworkManager has not read it "
-        "yet: run 'nmcli general reload conf'")
+        "yet: run 'nmcli general reload conf'",
+        "ipmp-boot: ran 'nmcli general reload conf': NetworkManager let go of enp1s0f0 enp1s0f1"]
+    tools = fake_tools(tmp_path, nmcli=listing)
 
     # --check: in sync with the files, but a service still holds the NICs: not ok.
     check = boot(host, "--check", "--take-over", path=tools)
@@ -441,6 +466,7 @@ def test_networkd_refused_then_taken_over(make_topology: MakeTopology, tmp_path:
     tools = fake_tools(tmp_path, networkctl=listing)
     before = host.snapshot()
     dropin = host.root / "etc" / "systemd" / "network" / "10-ipmp-enp1s0f0.network"
+    conf = host.root / "etc" / "systemd" / "networkd.conf.d" / "90-ipmp.conf"
 
     refused = boot(host, path=tools)
 
@@ -448,16 +474,22 @@ def test_networkd_refused_then_taken_over(make_topology: MakeTopology, tmp_path:
     assert refused.stderr.splitlines() == [
         "ipmp-boot: systemd-networkd manages enp1s0f0 (hme0), which the hostname files configure: it would "
         "undo in.mpathd's address moves.  Nothing was changed.",
-        f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over' (it writes {dropin}), "
-        "then 'networkctl reload'.",
+        f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over': it writes {dropin}, {conf}, runs "
+        "'networkctl reload' and waits until systemd-networkd lets go, then configures them.",
     ]
-    assert host.snapshot() == before and not dropin.exists()
+    assert host.snapshot() == before and not dropin.exists() and not conf.exists()
 
-    taken = boot(host, "--take-over", path=tools)
+    letting_go = fake_tools(tmp_path, networkctl=listing,
+                            released=listing.replace("routable   configured", "routable   unmanaged"))
+    taken = boot(host, "--take-over", path=letting_go)
     assert (taken.returncode, taken.stderr) == (0, "")
-    assert taken.stdout.splitlines()[0] == (
+    assert taken.stdout.splitlines()[:3] == [
         f"ipmp-boot: wrote {dropin}: systemd-networkd lets go of enp1s0f0 once it reads it "
-        "('networkctl reload')")
+        "('networkctl reload')",
+        f"ipmp-boot: wrote {conf}: systemd-networkd leaves in.mpathd's routing policy rules alone from its "
+        "next start",
+        "ipmp-boot: ran 'networkctl reload': systemd-networkd let go of enp1s0f0"]
+    assert conf.read_text().splitlines()[1:] == ["[Network]", "ManageForeignRoutingPolicyRules=no"]
     assert dropin.read_text().splitlines()[1:] == ["[Match]", "Name=enp1s0f0", "", "[Link]", "Unmanaged=yes"]
     assert sorted(p.name for p in dropin.parent.iterdir()) == ["10-ipmp-enp1s0f0.network"]
     assert altnames(host, "enp1s0f0") == ["hme0"]

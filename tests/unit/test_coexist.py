@@ -107,9 +107,149 @@ def test_managed_says_how_to_reload_and_where_it_writes(tmp_path: Path) -> None:
     nd = Managed("systemd-networkd", ("enp1s0f0",))
     assert nm.reload == "nmcli general reload conf" and nd.reload == "networkctl reload"
     assert nm.dropins(tmp_path) == (tmp_path / "etc/NetworkManager/conf.d/90-ipmp.conf",)
-    assert nd.dropins(tmp_path) == (tmp_path / "etc/systemd/network/10-ipmp-enp1s0f0.network",)
+    assert nd.dropins(tmp_path) == (tmp_path / "etc/systemd/network/10-ipmp-enp1s0f0.network",
+                                    tmp_path / "etc/systemd/networkd.conf.d/90-ipmp.conf")
     assert nm.release() == "nmcli device set enp1s0f0 managed no; nmcli device set enp1s0f1 managed no"
     assert nd.release() is None
+
+
+class Service:
+    """nmcli or networkctl of a running service that lets go ``polls`` looks after its reload (never: -1)."""
+
+    def __init__(self, managing: str, released: str, polls: int = 1, reload_ok: bool = True) -> None:
+        self.managing, self.released, self.polls, self.reload_ok = managing, released, polls, reload_ok
+        self.calls: list[list[str]] = []
+        self.reloaded = False
+
+    def __call__(self, argv: Sequence[str]) -> str | None:
+        self.calls.append(list(argv))
+        if "reload" in argv:
+            self.reloaded = True
+            return "" if self.reload_ok else None
+        if argv[0] != "nmcli":
+            return None  # networkctl: networkd is not running here
+        if self.reloaded and self.polls == 0:
+            return self.released
+        if self.reloaded and self.polls > 0:
+            self.polls -= 1
+        return self.managing
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+NM_MANAGING = "lo:unmanaged\nens8:connected\nens9:connecting (getting IP configuration)\n"
+NM_RELEASED = "lo:unmanaged\nens8:unmanaged\nens9:unmanaged\n"
+
+
+def test_hand_over_reloads_then_waits_until_the_service_lets_go() -> None:
+    # NetworkManager flushes every address of a device it stops managing: the take-over
+    # has it read the drop-in and waits for "unmanaged" before anything is configured.
+    nm = Service(NM_MANAGING, NM_RELEASED, polls=2)
+    clock = Clock()
+    managed = [Managed("NetworkManager", ("ens8", "ens9"))]
+    lines, errors = coexist.hand_over(managed, {"ens8": 2, "ens9": 3}, run=nm, sleep=clock.sleep, clock=clock)
+    assert errors == []
+    assert lines == ["ipmp-boot: ran 'nmcli general reload conf': NetworkManager let go of ens8 ens9"]
+    assert nm.calls[0] == ["nmcli", "general", "reload", "conf"]
+    assert nm.calls.count(["nmcli", "-t", "-f", "DEVICE,STATE", "device"]) == 3
+    assert clock.sleeps == [coexist.RELEASE_POLL] * 2
+
+
+def test_hand_over_gives_up_when_the_service_keeps_the_nics() -> None:
+    nm = Service(NM_MANAGING, NM_RELEASED, polls=-1)
+    clock = Clock()
+    managed = [Managed("NetworkManager", ("ens8", "ens9"))]
+    lines, errors = coexist.hand_over(managed, {"ens8": 2, "ens9": 3}, run=nm, sleep=clock.sleep, clock=clock,
+                                      timeout=5.0)
+    assert lines == []
+    assert errors == ["ipmp-boot: NetworkManager still manages ens8 ens9 5 s after "
+                      "'nmcli general reload conf' ('nmcli device show ens8' says why: another file "
+                      "of its own may match first).  Nothing was configured."]
+    # Bounded: it looked until the time was up, and no longer.
+    assert sum(clock.sleeps) == 5.0
+
+
+def test_hand_over_when_networkctl_reload_fails_says_to_restart() -> None:
+    # networkctl reload goes over D-Bus: without a D-Bus daemon (seen on a Debian 13 guest
+    # without recommends) networkd never reads the drop-in, and the NICs stay managed.
+    listing = "  1 lo   loopback carrier  unmanaged\n  2 ens8 ether    routable configured\n"
+
+    def networkctl(argv: Sequence[str]) -> str | None:
+        return None if argv[0] == "nmcli" or "reload" in argv else listing
+
+    clock = Clock()
+    lines, errors = coexist.hand_over([Managed("systemd-networkd", ("ens8",))], {"ens8": 2}, run=networkctl,
+                                      sleep=clock.sleep, clock=clock, timeout=2.0)
+    assert lines == []
+    assert errors == ["ipmp-boot: systemd-networkd still manages ens8: 'networkctl reload' failed "
+                      "(it needs a D-Bus daemon), so it has not read the drop-in.  Restart it "
+                      "('systemctl restart systemd-networkd.service'), then run 'ipmp-boot' again.  "
+                      "Nothing was configured."]
+
+
+def test_hand_over_says_a_failed_reload_of_a_service_that_holds_nothing() -> None:
+    nm = Service(NM_MANAGING, NM_RELEASED, polls=0, reload_ok=False)
+    clock = Clock()
+    lines, errors = coexist.hand_over([Managed("NetworkManager", ("ens8",))], {"ens8": 2}, run=nm,
+                                      sleep=clock.sleep, clock=clock)
+    # The fake still lets go (it was asked to reload): only the NICs of this Managed are waited for.
+    assert errors == []
+    assert lines == ["ipmp-boot: 'nmcli general reload conf' failed, and NetworkManager manages none of ens8"]
+
+
+def test_hand_over_reloads_the_services_netplan_renders_for_and_nothing_for_ifupdown() -> None:
+    tools = Service(NM_MANAGING, NM_RELEASED, polls=0)
+    clock = Clock()
+    found = [Managed("ifupdown", ("ens7",)),
+             Managed("netplan", ("ens8",), renderers=("systemd-networkd", "NetworkManager"))]
+    lines, errors = coexist.hand_over(found, {"ens7": 1, "ens8": 2}, run=tools, sleep=clock.sleep,
+                                      clock=clock)
+    assert [c for c in tools.calls if "reload" in c] == [["networkctl", "reload"],
+                                                        ["nmcli", "general", "reload", "conf"]]
+    assert errors == [] and clock.sleeps == []
+    assert lines == ["ipmp-boot: ran 'networkctl reload': systemd-networkd let go of ens8",
+                     "ipmp-boot: ran 'nmcli general reload conf': NetworkManager let go of ens8"]
+    ifupdown_only = Service(NM_MANAGING, NM_RELEASED)
+    assert coexist.hand_over([Managed("ifupdown", ("ens7",))], {"ens7": 1}, run=ifupdown_only) == ([], [])
+    assert ifupdown_only.calls == []
+
+
+def test_networkd_take_over_also_keeps_networkd_off_ipmps_rules(tmp_path: Path) -> None:
+    # networkd removes every routing policy rule it did not make when it configures a link it
+    # manages, in.mpathd's too (seen on a Debian 13 guest): the take-over turns that off.
+    nd = Managed("systemd-networkd", ("ens8", "ens9"))
+    conf = tmp_path / "etc/systemd/networkd.conf.d/90-ipmp.conf"
+    dry = coexist.take_over_service(tmp_path, nd, write=False)
+    assert dry[-1] == (f"# --take-over: would write {conf} (systemd-networkd leaves in.mpathd's routing "
+                       "policy rules alone)")
+    assert not conf.exists()
+    done = coexist.take_over_service(tmp_path, nd, write=True)
+    assert done == [
+        f"ipmp-boot: wrote {tmp_path}/etc/systemd/network/10-ipmp-ens8.network: systemd-networkd lets go of "
+        "ens8 ens9 once it reads it ('networkctl reload')",
+        f"ipmp-boot: wrote {tmp_path}/etc/systemd/network/10-ipmp-ens9.network: systemd-networkd lets go of "
+        "ens8 ens9 once it reads it ('networkctl reload')",
+        f"ipmp-boot: wrote {conf}: systemd-networkd leaves in.mpathd's routing policy rules alone from its "
+        "next start"]
+    assert conf.read_text().splitlines()[1:] == ["[Network]", "ManageForeignRoutingPolicyRules=no"]
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o644
+    # Written once: the .network files are named again (networkd has not read them), the conf is not.
+    again = coexist.take_over_service(tmp_path, nd, write=True)
+    assert len(again) == 2 and all("already marks" in line for line in again)
+    assert coexist.take_over_service(tmp_path, nd, write=False) == [
+        f"# --take-over: {tmp_path}/etc/systemd/network/10-ipmp-{n}.network is written; systemd-networkd has "
+        "not read it yet" for n in ("ens8", "ens9")]
 
 
 def test_sysctl_dropin_lists_the_recipe_per_nic_and_family() -> None:

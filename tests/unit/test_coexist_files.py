@@ -223,16 +223,20 @@ def test_netplan_run_overrides_etc_and_take_over_writes_the_renderers_dropin(tmp
     assert found == [Managed("netplan", ("ens8",), (str(yaml),), (yaml,), ("systemd-networkd",))]
     (managed,) = found
     dropin = tmp_path / "etc/systemd/network/10-ipmp-ens8.network"
-    assert managed.dropins(tmp_path) == (dropin,)
+    conf = tmp_path / "etc/systemd/networkd.conf.d/90-ipmp.conf"
+    assert managed.dropins(tmp_path) == (dropin, conf)
     assert coexist.refusal_lines(tmp_path, managed, "ens8")[1] == (
-        f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over' (it writes {dropin}, which wins over "
-        f"what netplan renders), then 'networkctl reload'; and take them out of {yaml}.")
+        f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over' (it writes {dropin}, {conf}, which wins "
+        f"over what netplan renders, and runs 'networkctl reload'); and take them out of {yaml}.")
     assert coexist.take_over_files(tmp_path, managed, write=False)[0].startswith(
         f"# --take-over: would write {dropin}")
     assert not dropin.exists()
     done = coexist.take_over_files(tmp_path, managed, write=True)
     assert done[0].startswith(f"ipmp-boot: wrote {dropin}: systemd-networkd lets go of ens8")
     assert dropin.read_text() == coexist.networkd_dropin("ens8")
+    assert done[1] == (f"ipmp-boot: wrote {conf}: systemd-networkd leaves in.mpathd's routing policy rules "
+                       "alone from its next start")
+    assert conf.read_text() == coexist.networkd_conf_dropin()
     assert yaml.read_text() == NETPLAN_NETWORKD  # netplan's own file is left alone
 
     _write(tmp_path, "run/netplan/50-cloud-init.yaml", "network: {ethernets: {ens7: {}}}\n")

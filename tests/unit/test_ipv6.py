@@ -122,10 +122,11 @@ def test_empty_hostname6_file_plumbs_and_brings_the_link_local_up() -> None:
 def test_boot_commands_end_with_inet6_up(tmp_path: Path) -> None:
     root = tmp_path
     (root / "hostname6.qfe0").write_text("-failover group prod standby\n")
-    cmds = session._boot_commands("qfe0", [(V6, root / "hostname6.qfe0")])
-    words = [[a.keyword for a in c.actions] for c in cmds]
+    cmds = [step.command for step in session.boot_steps("qfe0", [(V6, root / "hostname6.qfe0")])]
+    assert all(c is not None for c in cmds)
+    words = [[a.keyword for a in c.actions] for c in cmds if c is not None]
     assert words == [["plumb"], ["-failover", "group", "standby"], ["up"]]
-    assert all(c.family is V6 for c in cmds)
+    assert all(c is not None and c.family is V6 for c in cmds)
 
 
 def test_failover_off_group_standby_and_addif_with_a_prefix_length() -> None:
@@ -289,7 +290,8 @@ def test_ifconfig_a_dual_stack_blocks() -> None:
     assert "\tinet 192.0.2.100 netmask ffffff00 broadcast 192.0.2.255\n\tgroupname prod\n" in out
     # -a6 alone: no ether line (a family was named).
     six = render(view, family=V6)
-    assert "ether" not in six and six.startswith("lo: flags=2002000049<UP,LOOPBACK,RUNNING,IPv6,VIRTUAL>")
+    assert "ether" not in six
+    assert six.startswith("lo: flags=2002000849<UP,LOOPBACK,RUNNING,MULTICAST,IPv6,VIRTUAL> mtu 8252 ")
 
 
 # --------------------------------------------------------------------------

@@ -8,11 +8,17 @@ selects them and cannot run them fails under CI (``tests.vm.test_hardening``).
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,3 +43,56 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if mine and not _asked_for(config):
         config.hook.pytest_deselected(items=mine)
         items[:] = [item for item in items if item not in mine]
+
+
+# --------------------------------------------------------------------------
+# The Debian package, built once per pytest run for every test that installs it
+# (test_package.py, test_coexist.py)
+# --------------------------------------------------------------------------
+
+
+def _version() -> str:
+    m = re.search(r'^__version__ = "([^"]+)"$', (REPO / "ipmp" / "__init__.py").read_text(), re.M)
+    assert m, "no __version__ in ipmp/__init__.py"
+    return m.group(1)
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def _build_deb(version: str) -> Path:
+    """``make deb`` with ``IPMP_DEB_VERSION=version``: ``dist/ipmp_<version>_all.deb``."""
+    env = dict(os.environ, IPMP_DEB_VERSION=version)
+    _log(f"$ IPMP_DEB_VERSION={version} tools/build-deb")
+    done = subprocess.run([str(REPO / "tools" / "build-deb")], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=1200, stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, f"tools/build-deb failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    deb = REPO / "dist" / f"ipmp_{version}_all.deb"
+    assert deb.is_file(), f"tools/build-deb made no {deb.name}"
+    return deb
+
+
+def _require_tools() -> None:
+    from tests.vm import image
+    from tests.vm.test_hardening import _missing
+
+    if os.geteuid() != 0:
+        _missing("needs root (mmdebstrap --mode=root, chroot)")
+    missing = image.missing_tools()
+    for tool, pkg in (("qemu-system-x86_64", "qemu-system-x86"), ("dpkg-deb", "dpkg")):
+        if shutil.which(tool) is None:
+            missing.append(f"{tool} (apt-get install {pkg})")
+    if missing:
+        _missing("missing: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="session")
+def debs() -> tuple[str, str, list[Path], float]:
+    """The tree's version and a newer one, built once per run: (first, second, files, seconds)."""
+    _require_tools()
+    started = time.monotonic()
+    first = _version()
+    second = f"{first}+1"
+    built = [_build_deb(first), _build_deb(second)]
+    return first, second, built, time.monotonic() - started
