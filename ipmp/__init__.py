@@ -25,9 +25,6 @@ offline
     A NIC taken out of service by ``if_mpadm -d``.
 """
 
-import contextlib
-import importlib
-
 __version__ = "0.1.0"
 
 # The Debian package carries pyroute2 0.9 in /usr/lib/ipmp/vendor (Debian's is
@@ -35,5 +32,10 @@ __version__ = "0.1.0"
 # here because every program imports ipmp first, also the ones started as
 # ``python3 -I -m`` (ipmp.program), which no PYTHONPATH reaches.  Elsewhere
 # (a wheel, a checkout) the module does not exist: pyroute2 is the environment's.
-with contextlib.suppress(ModuleNotFoundError):
-    importlib.import_module("ipmp._vendor")
+# ``__import__`` rather than contextlib/importlib: this runs at the start of
+# every command, and ``ifconfig -a`` needs neither (see ipmp.cli.ifconfig).
+try:
+    __import__("ipmp._vendor")
+except ModuleNotFoundError as err:
+    if err.name != "ipmp._vendor":
+        raise

@@ -29,6 +29,7 @@ from ipaddress import (
     IPv6Address,
     IPv6Interface,
     ip_address,
+    ip_network,
 )
 from pathlib import PurePath
 
@@ -48,6 +49,15 @@ from ipmp.model import (
     Logical,
 )
 from ipmp.view import default_broadcast
+
+#: The smallest MTU each family allows on a logical interface
+#: (illumos ``IP_MIN_MTU``, ``IPV6_MIN_MTU``; ``ip_sioctl_mtu``).
+IP_MIN_MTU = 68
+IPV6_MIN_MTU = 1280
+#: The largest MTU a link may be given: an IP datagram's 16-bit length.
+IP_MAXPACKET = 65535
+#: The bits of an IPv6 interface token Linux keeps (``inet6_set_iftoken``).
+IPV6_TOKEN_BITS = 64
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,14 @@ _THIS_NET = IPv4Network("0.0.0.0/8")
 _CLASS_E = IPv4Network("240.0.0.0/4")
 _LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _LOOPBACK6 = IPv6Address("::1")
+#: What plumbing lo0 gives its unit 0: illumos ``ill_lookup_on_name`` sets up
+#: the loopback ipif with INADDR_LOOPBACK and the class A mask, or ``::1``/128.
+LOOPBACK_ADDRESS: dict[Family, IPInterface] = {
+    Family.INET: IPv4Interface("127.0.0.1/8"),
+    Family.INET6: IPv6Interface("::1/128"),
+}
+#: The host's own loopback addresses (localhost): never taken off the loopback.
+_LOCALHOST = frozenset(lg.ip for lg in LOOPBACK_ADDRESS.values())
 
 
 def impossible_reason(addr: IPAddress, *, loopback_interface: bool = False) -> str | None:
@@ -313,11 +331,18 @@ class _Folder:
         fam = self.cur.family
         if self.cur.unit == 0:
             if fam in itf.plumbed:
+                if itf.loopback:
+                    # Solaris ``inetplumb`` returns at once, saying nothing
+                    # (but under -d), when lo0 already has an address.
+                    return
                 # Solaris prints this and still exits 0 (a legacy of ifconfig.c).
                 self.cur.stderr.append(f"SIOCSLIFNAME for ip: {itf.name}: already exists")
                 return
             itf = replace(itf, plumbed=itf.plumbed | {fam}, link_up=True)
-            if itf.logical(fam, 0) is None:
+            unit0 = itf.logical(fam, 0)
+            if itf.loopback and (unit0 is None or unit0.address is None):
+                itf = itf.with_logical(self._loopback_unit0(fam))
+            elif unit0 is None:
                 itf = itf.with_logical(Logical(fam, 0))
             self.put_interface(itf)
             return
@@ -329,11 +354,44 @@ class _Folder:
         self._check_label(itf.name, self.cur.unit)
         self.put_logical(Logical(fam, self.cur.unit))
 
+    @staticmethod
+    def _loopback_unit0(family: Family) -> Logical:
+        """Unit 0 of a newly plumbed lo0: the loopback address, UP.
+
+        Solaris gives it the address (``ill_lookup_on_name``: 127.0.0.1/8 or
+        ``::1``/128) and leaves it down until ``up``; every boot then runs
+        ``ifconfig lo0 [inet6] plumb <address> up`` (net-loopback).  Here it
+        is UP at once, a deliberate difference: Linux gives ``lo`` these
+        addresses itself whenever it is up (``inetdev_event`` and addrconf's
+        ``init_loopback``), so a host that shows no IPv6 on lo0 still has
+        ``::1``, and a plumbed-but-down one would be that address taken
+        away, from every local service using it.  Plumbing lo0 takes the
+        address as Linux holds it; it never deletes it.
+        """
+        return Logical(family, 0, LOOPBACK_ADDRESS[family], up=True)
+
     def do_unplumb(self, action: Action) -> None:
+        """``unplumb``; refused on unit 0 of the loopback.
+
+        Solaris allows ``ifconfig lo0 unplumb``: ``inetunplumb`` sends
+        SIOCLIFREMOVEIF for lo0 as for a logical interface, and
+        ``ip_sioctl_removeif`` has "special handling to allow a removeif of
+        lo0" that frees the loopback (illumos ``ip_if.c``; libipadm calls
+        keeping it "for backward compatibility" and wants it gone).  Linux
+        has no such thing: ``lo`` cannot be deleted, taking it down stops
+        the local delivery of every address of the host, and its 127.0.0.1
+        and ``::1`` are what every local service talks to.  So unplumbing
+        lo0 is refused, in both families, and says what can be done; its
+        logical interfaces (lo0:N) unplumb as anywhere else.
+        """
         itf = self.interface()
         fam = self.cur.family
         if self.cur.unit == 0 and ":" in self.cur.named:
             raise ConfigError(f"unplumb: Cannot unplumb {self.cur.named}: Invalid interface")
+        if itf.loopback and not self.cur.unit:
+            raise ConfigError(f"unplumb: {itf.name}: the loopback cannot be unplumbed on Linux (it carries "
+                              f"the host's {LOOPBACK_ADDRESS[fam].ip} and all local traffic); unplumb "
+                              f"its logical interfaces ({itf.name}:N) instead")
         if self.cur.unit:
             self.logical()
             self.put_interface(itf.without_logical(fam, self.cur.unit))
@@ -416,7 +474,12 @@ class _Folder:
             else:
                 prefix = 10 if addr.is_link_local else 64
         address = _interface_address(addr, prefix)
-        broadcast = default_broadcast(address) if isinstance(address, IPv4Interface) else None
+        # Solaris sets a broadcast address only on a BROADCAST ipif, which
+        # lo0 never is (``ipif_set_default``); Linux would otherwise add a
+        # broadcast route for it, and the kernel's own 127.0.0.1 has none.
+        loopback = self.interface().loopback
+        broadcast = (default_broadcast(address)
+                     if isinstance(address, IPv4Interface) and not loopback else None)
         # Setting an address makes the Solaris kernel recompute the broadcast.
         self.put_logical(replace(lg, address=address, broadcast=broadcast, kernel_owned=False))
 
@@ -472,7 +535,9 @@ class _Folder:
         assert action.argument is not None
         lg = self.logical()
         if action.argument == "+":
-            if isinstance(lg.address, IPv4Interface):
+            # Solaris ``setifbroadaddr`` sets the address again, which resets
+            # the broadcast: none on lo0, which is not BROADCAST (``_set_address``).
+            if isinstance(lg.address, IPv4Interface) and not self.interface().loopback:
                 self.put_logical(replace(lg, broadcast=default_broadcast(lg.address)))
             return
         try:
@@ -543,11 +608,132 @@ class _Folder:
         except ValueError:
             raise ConfigError(f"{action.argument}: bad value for {action.keyword}") from None
 
+    def _einval(self, call: str) -> ConfigError:
+        """Solaris ``Perror0_exit(call)`` on EINVAL: ``<call>: <name>: Invalid argument``."""
+        return ConfigError(f"{call}: {self.lname()}: Invalid argument")
+
     def do_mtu(self, action: Action) -> None:
+        """``mtu N``: Solaris ``setifmtu`` (SIOCSLIFMTU), checked as ``ip_sioctl_mtu`` does.
+
+        The kernel keeps an MTU per logical interface (``ipif_mtu``) and
+        refuses one below the family's minimum (IP_MIN_MTU 68, IPV6_MIN_MTU
+        1280) or above the link's (``ill_max_frag``) with EINVAL.
+
+        * On a logical interface it is that unit's own MTU (IFF_FIXEDMTU),
+          at most the link's; on Linux it is the ``mtu`` of the routes the
+          unit gives rise to (``Interface.route_mtu``, ``view.routes_and_rules``).
+        * On the physical interface it is the link's MTU (``ip link set
+          mtu``), which every unit without its own follows: Linux has no
+          driver maximum apart from it that the administrator would raise
+          elsewhere, as Solaris does in the driver's configuration.  A link
+          that carries IPv6 is never taken below IPv6's minimum: Linux would
+          drop every IPv6 address of it (addrconf's NETDEV_CHANGEMTU).
+        """
         mtu = self._number(action)
-        if not 68 <= mtu <= 65535:
-            raise ConfigError(f"mtu: {self.lname()}: Invalid argument")
-        self.put_interface(replace(self.interface(), mtu=mtu))
+        itf = self.interface()
+        family = self.cur.family
+        minimum = IPV6_MIN_MTU if family is Family.INET6 else IP_MIN_MTU
+        if self.cur.unit == 0:
+            if not minimum <= mtu <= IP_MAXPACKET:
+                raise self._einval("setifmtu: SIOCSLIFMTU")
+            if Family.INET6 in itf.plumbed and mtu < IPV6_MIN_MTU:
+                raise ConfigError(f"setifmtu: {self.lname()}: {mtu} is below {IPV6_MIN_MTU}, the IPv6 "
+                                  f"minimum, and Linux would take every IPv6 address off the link")
+            self.put_interface(replace(itf, mtu=mtu))
+            for fam in itf.plumbed:
+                self.cur.touched.add((itf.name, fam))
+            return
+        lg = self.logical()
+        if not minimum <= mtu <= itf.mtu:
+            raise self._einval("setifmtu: SIOCSLIFMTU")
+        self.put_logical(replace(lg, mtu=mtu))
+
+    def _set_router(self, on: bool) -> None:
+        """``router``/``-router``: Solaris ILLF_ROUTER, the NIC's forwarding sysctl on Linux.
+
+        The flag belongs to the ill (one per family), and ``ip_sioctl_flags``
+        hands a change of it to ``ill_forward_set`` for the interface "and,
+        if the interface is part of an IPMP group, all other interfaces that
+        are part of the same IPMP group": a group forwards as one.
+        ``ill_forward_set`` refuses ROUTER on the loopback (EINVAL), which
+        never has it, so ``-router`` there changes nothing.
+        """
+        family = self.cur.family
+        itf = self.interface()
+        if itf.loopback:
+            if on:
+                raise self._einval("setifflags: SIOCSLIFFLAGS")
+            return
+        members = [itf] + [m for m in self.config.group_members(itf.group)
+                           if m.name != itf.name and family in m.plumbed]
+        for member in members:
+            router = member.router | {family} if on else member.router - {family}
+            self.config = self.config.with_interface(replace(member, router=router))
+            self.cur.touched.add((member.name, family))
+
+    def do_router(self, action: Action) -> None:
+        self._set_router(True)
+
+    def do_router_off(self, action: Action) -> None:
+        self._set_router(False)
+
+    def do_nud(self, action: Action) -> None:
+        """``nud``: clear NONUD.  Linux does NUD on every link that resolves
+        addresses, so there is nothing to do, except on a NOARP link, which
+        has no neighbour discovery at all (shown as NONUD)."""
+        if self.interface().noarp:
+            raise ConfigError(f"nud: {self.lname()}: Linux does no neighbour discovery on a NOARP link")
+
+    def do_token(self, action: Action) -> None:
+        """``token T/n``: Solaris ``setiftoken`` (SIOCSLIFTOKEN), ``ip token`` on Linux.
+
+        ``setiftoken`` wants a prefix length ("Missing prefix length in
+        subnet", its text); ``ip_sioctl_token`` takes it on unit 0 of an IPv6
+        interface only and keeps the low ``n`` bits as the ill's token.
+        Linux keeps exactly the low 64 bits (``inet6_set_iftoken``), which is
+        what Solaris' in.ndpd uses on Ethernet, where a prefix is 64 bits and
+        an address is prefix + token; another length has no Linux meaning.
+        """
+        assert action.argument is not None
+        word = action.argument
+        addr, plen = resolve_address(word, Family.INET6, self.env)
+        if plen is None:
+            raise ConfigError(f"Missing prefix length in subnet {word}")
+        if self.cur.unit != 0:
+            raise self._einval("setiftoken: SIOCSLIFTOKEN")
+        if plen != IPV6_TOKEN_BITS:
+            raise ConfigError(f"token {word}: Linux takes {IPV6_TOKEN_BITS}-bit interface tokens only "
+                              f"(write {addr}/{IPV6_TOKEN_BITS})")
+        low = int(addr) & ((1 << IPV6_TOKEN_BITS) - 1)
+        self.put_interface(replace(self.interface(), token=IPv6Address(low) if low else None))
+
+    def do_subnet(self, action: Action) -> None:
+        """``subnet A/n``: Solaris ``setifsubnet`` (SIOCSLIFSUBNET).
+
+        ``ip_sioctl_subnet`` sets the unit's mask and subnet, not its address
+        nor its broadcast, and refuses a subnet with bits set past its mask
+        (EINVAL).  A Linux address carries its prefix length and its subnet
+        is always the address masked, so the subnet of an address is its
+        prefix length; a subnet that does not hold the address (which
+        Solaris keeps for in.ndpd's NOLOCAL prefixes) has no Linux meaning.
+        A unit without an address only keeps a mask until its address is set,
+        which resets it (``setifaddr``): nothing to do.
+        """
+        assert action.argument is not None
+        word = action.argument
+        addr, plen = resolve_address(word, self.cur.family, self.env)
+        if plen is None:
+            raise ConfigError(f"Missing prefix length in subnet {word}")
+        subnet = ip_network(f"{addr}/{plen}", strict=False)
+        if subnet.network_address != addr:
+            raise self._einval("SIOCSLIFSUBNET")
+        lg = self.logical()
+        if lg.address is None:
+            return
+        if lg.address.ip not in subnet:
+            raise ConfigError(f"subnet {word}: {self.lname()} has address {lg.address.ip}, outside it; "
+                              f"Linux takes an address's subnet from the address")
+        self.put_logical(replace(lg, address=_interface_address(lg.address.ip, plen)))
 
     def do_metric(self, action: Action) -> None:
         self.put_interface(replace(self.interface(), metric=self._number(action)))
@@ -617,6 +803,22 @@ def _at(position: Position | None, error: ConfigError) -> ConfigError:
     return error
 
 
+def _localhost_held(config: Config) -> frozenset[tuple[str, IPAddress]]:
+    """The loopback's UP 127.0.0.1 and ``::1``, as (interface, address).
+
+    No command may take these away (``evaluate``).  Solaris let root do it
+    (``ifconfig lo0 down``, or a new address on lo0); on Linux every local
+    service, and much of the system, talks to localhost, and nothing would
+    tell the administrator why they all broke.
+    """
+    return frozenset(
+        (itf.name, lg.address.ip)
+        for itf in config.interfaces if itf.loopback
+        for lg in itf.logicals
+        if lg.up and lg.address is not None and lg.address.ip in _LOCALHOST
+    )
+
+
 def evaluate(config: Config, command: Command, env: Environment) -> Outcome:
     """Fold ``command`` over ``config``; raise ``ConfigError`` (with a position) on error."""
     family = command.family or Family.INET
@@ -651,11 +853,22 @@ def evaluate(config: Config, command: Command, env: Environment) -> Outcome:
     except ConfigError as err:
         raise _at(netmask_action.position if netmask_action else command.position, err) from None
     folder = _Folder(config, env, cursor, netmask)
+    localhost = _localhost_held(config) if itf.loopback else frozenset()
+    lost_at: dict[tuple[str, IPAddress], Action] = {}
     for action in command.actions:
         try:
             folder.run(action)
         except ConfigError as err:
             raise _at(action.argument_position or action.position, err) from None
+        if localhost:
+            held = _localhost_held(folder.config)
+            lost_at = {k: lost_at.get(k, action) for k in localhost - held}
+    for (name, addr), action in lost_at.items():
+        # A word may take it away if a later one puts it back (``lo0 down up``).
+        said = action.argument if action.keyword in ("address", "set") else None
+        raise ConfigError(f"{said or action.keyword}: {name}: refused: it would take {addr} (localhost) "
+                          f"off the loopback, and Linux cannot do without it",
+                          action.argument_position or action.position)
     return Outcome(
         config=folder.config,
         stdout=tuple(cursor.stdout),

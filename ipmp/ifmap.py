@@ -38,6 +38,14 @@ Decisions (measured on kernel 6.18):
   not churn its addresses.
 * Sysctls and ``/sys/class/net`` know only the Linux name; keys are
   translated both ways.
+* The loopback is ``lo0`` in the Solaris view, with or without a map: the
+  link the kernel flags IFF_LOOPBACK (Linux ``lo``) is named as illumos
+  names it (``ipif_loopback_name`` in ``ip_if.c``), so ``ifconfig -a`` shows
+  ``lo0`` as every parser of Solaris output expects, and commands take it
+  (``ifconfig lo0``; ``lo`` still works: it is the link's Linux name).  No
+  altname is added: the name lives in the view only.
+  A map line may name the loopback only as ``lo0``, and ``lo0`` only the
+  loopback; a host with another link already called ``lo0`` keeps ``lo``.
 * A line maps a NIC that exists (by its name or an altname) to a name no
   other link has; the same Solaris name or NIC twice is an error.  The
   tools other than ``ipmp-boot`` use every line that is valid and ignore the
@@ -63,6 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IFMAP",
+    "LOOPBACK",
     "MAX_SOLARIS_NAME",
     "MapEntry",
     "NameMap",
@@ -74,6 +83,8 @@ __all__ = [
 
 #: The map file, below the root.
 IFMAP = Path("etc/ipmp/ifmap")
+#: The loopback's Solaris name (illumos ``ipif_loopback_name``, ``ip_if.c``).
+LOOPBACK = "lo0"
 #: ``NAME:99`` must fit an IPv4 label (IFNAMSIZ - 1 = 15 characters).
 MAX_SOLARIS_NAME = IFNAMSIZ - 1 - len(":99")
 
@@ -162,6 +173,11 @@ def _check(entries: Sequence[MapEntry], links: Sequence[KLink]) -> list[tuple[Ma
         elif (other := owners.get(entry.solaris)) is not None and other.index != link.index:
             error = ParseError(f"ifmap: {entry.solaris}: already a name of Linux interface {other.name}",
                                entry.position)
+        elif link.loopback and entry.solaris != LOOPBACK:
+            error = ParseError(f"ifmap: {entry.linux}: the loopback is always {LOOPBACK}",
+                               entry.linux_position)
+        elif entry.solaris == LOOPBACK and not link.loopback:
+            error = ParseError(f"ifmap: {LOOPBACK}: the loopback's name, not a NIC's", entry.position)
         if error is None and link is not None:
             by_solaris[entry.solaris] = entry
             by_index[link.index] = entry
@@ -202,13 +218,19 @@ class NameMap:
 
     @classmethod
     def of(cls, entries: Sequence[MapEntry], links: Sequence[KLink]) -> NameMap:
-        """The valid entries of the map, for links read with their Linux names."""
+        """The valid entries of the map, and the loopback as lo0, for links read with their Linux names."""
         owners = _owners(links)
         pairs: dict[str, str] = {}
         for entry, error in _check(entries, links):
             link = owners.get(entry.linux)
             if error is None and link is not None and entry.solaris != link.name:
                 pairs[link.name] = entry.solaris
+        for link in links:
+            # Not when another link already answers to lo0: two links with
+            # one name would make every command on it ambiguous.
+            holder = owners.get(LOOPBACK)
+            if link.loopback and link.name != LOOPBACK and (holder is None or holder.index == link.index):
+                pairs.setdefault(link.name, LOOPBACK)
         return cls(pairs)
 
     def __bool__(self) -> bool:
@@ -312,8 +334,8 @@ def missing_altnames(entries: Sequence[MapEntry], links: Sequence[KLink]) -> tup
     out: list[tuple[str, str]] = []
     for entry, error in _check(entries, links):
         link = owners.get(entry.linux)
-        if error is not None or link is None:
-            continue
+        if error is not None or link is None or link.loopback:
+            continue  # the loopback's lo0 is the view's alone (see the module docstring)
         if entry.solaris != link.name and entry.solaris not in link.altnames:
             out.append((link.name, entry.solaris))
     return tuple(out)

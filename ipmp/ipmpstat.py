@@ -106,8 +106,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "EMPTY",
@@ -135,8 +134,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+# The records of this module are NamedTuples, not dataclasses: each
+# dataclass costs about as much to create at import as all ten NamedTuples
+# together, and ``ipmpstat -i`` is run in loops by scripts.
+
+
+class Field(NamedTuple):
     """One output field: its name (as in the header) and column width."""
 
     name: str
@@ -200,8 +203,7 @@ def _fold(name: str) -> str:
 # -- field selection (ofmt_open) ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
+class Selection(NamedTuple):
     """The fields to print, and the names ``-o`` gave that match none."""
 
     fields: tuple[Field, ...]
@@ -278,8 +280,7 @@ def _strings(value: object) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
-@dataclass(frozen=True, slots=True)
-class _Itf:
+class _Itf(NamedTuple):
     name: str
     group: str
     state: str
@@ -320,8 +321,7 @@ def _interfaces(snapshot: Mapping[str, Any]) -> list[_Itf]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Addr:
+class _Addr(NamedTuple):
     address: str
     family: str
     holder: str
@@ -378,8 +378,7 @@ def _flags(itf: _Itf, nominees: Mapping[str, str]) -> str:
 # -- rows: one typed record per output line, shared by text and JSON ---------------
 
 
-@dataclass(frozen=True, slots=True)
-class _GroupRow:
+class _GroupRow(NamedTuple):
     name: str
     state: str
     fdt_ms: int | None
@@ -404,8 +403,7 @@ class _GroupRow:
                                "unusable": list(self.unusable)}}
 
 
-@dataclass(frozen=True, slots=True)
-class _InterfaceRow:
+class _InterfaceRow(NamedTuple):
     name: str
     active: bool
     group: str
@@ -423,8 +421,7 @@ class _InterfaceRow:
                 "flags": self.flags, "link": self.link, "probe": self.probe, "state": self.state}
 
 
-@dataclass(frozen=True, slots=True)
-class _AddressRow:
+class _AddressRow(NamedTuple):
     address: str
     family: str
     up: bool
@@ -442,8 +439,7 @@ class _AddressRow:
                 "outbound": list(self.outbound)}
 
 
-@dataclass(frozen=True, slots=True)
-class _TargetRow:
+class _TargetRow(NamedTuple):
     name: str
     family: str
     mode: str
@@ -551,8 +547,7 @@ def probing_enabled(snapshot: Mapping[str, Any]) -> bool:
 # -- text layout (ofmt_print) -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
+class Cell(NamedTuple):
     """Where one field's value sits in a line: ``line.text[start:end] == value``."""
 
     field: str
@@ -561,8 +556,7 @@ class Cell:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One output line, without its newline; ``cells`` is empty for a header."""
 
     text: str

@@ -83,7 +83,9 @@ KEYWORDS: tuple[Keyword, ...] = (
     _k("-standby", Arg.NONE, "clear STANDBY"),
     _k("failed", Arg.NONE, "set FAILED by hand (undocumented in Solaris; in.mpathd owns it)"),
     _k("-failed", Arg.NONE, "clear FAILED by hand"),
-    _k("mtu", Arg.NUMBER, "set the MTU of the link", scope=Scope.PHYSICAL),
+    _k("mtu", Arg.NUMBER,
+       "on the physical interface: the MTU of the link; on a logical one: its own MTU, at most the link's "
+       "(the mtu of its routes)"),
     _k("metric", Arg.NUMBER, "set the routing metric (kept for display; Linux routes carry their own)"),
     _k("ether", Arg.MAC, "show the MAC address, or set it", scope=Scope.PHYSICAL),
     _k("arp", Arg.NONE, "use ARP on the link (clears NOARP)", family=4, scope=Scope.PHYSICAL),
@@ -93,8 +95,8 @@ KEYWORDS: tuple[Keyword, ...] = (
     _unsupported("index", "Linux assigns interface indexes itself", Arg.NUMBER),
     _unsupported("private", "Linux has no per-address flag that keeps an address out of routing daemons"),
     _unsupported("-private", "Linux has no per-address flag that keeps an address out of routing daemons"),
-    _unsupported("router", "use the net.ipv4.conf.IF.forwarding sysctl"),
-    _unsupported("-router", "use the net.ipv4.conf.IF.forwarding sysctl"),
+    _k("router", Arg.NONE, "set ROUTER: forward packets on the interface (its forwarding sysctl)"),
+    _k("-router", Arg.NONE, "clear ROUTER: stop forwarding on the interface"),
     _unsupported("xmit", "Linux has no receive-only address flag"),
     _unsupported("-xmit", "Linux has no receive-only address flag"),
     _unsupported("local", "Linux has no NOLOCAL address flag"),
@@ -103,10 +105,18 @@ KEYWORDS: tuple[Keyword, ...] = (
     _unsupported("-anycast", "Linux adds anycast addresses with 'ip -6 addr add ... anycast'", family=6),
     _unsupported("preferred", "Linux chooses IPv6 sources by RFC 6724 policy (ip addrlabel)", family=6),
     _unsupported("-preferred", "Linux chooses IPv6 sources by RFC 6724 policy (ip addrlabel)", family=6),
-    _unsupported("nud", "Linux neighbour discovery is not switched per address", family=6),
-    _unsupported("-nud", "Linux neighbour discovery is not switched per address", family=6),
-    _unsupported("token", "use the IPv6 token with 'ip token'", Arg.ADDRESS, family=6),
-    _unsupported("subnet", "Linux addresses carry their prefix length", Arg.ADDRESS),
+    _k("nud", Arg.NONE, "clear NONUD: Linux always does neighbour unreachability detection", family=6),
+    # Solaris ``-nud`` sets ILLF_NONUD: no neighbour unreachability detection
+    # (nor DAD, ifconfig.c ``ifdad``) on the whole ill.  Linux has no such
+    # switch: NUD runs for every neighbour entry of a link that resolves
+    # addresses, and only a hand-made entry (``nud permanent``/``noarp``) or
+    # a NOARP link escapes it.  Emulating it by per-entry states or probe
+    # counts would change neighbour handling for everyone on the link, so
+    # the word stays refused.
+    _unsupported("-nud", "Linux does neighbour unreachability detection on every link that resolves "
+                 "addresses; it has no per-interface switch", family=6),
+    _k("token", Arg.ADDRESS, "set the IPv6 interface token: token ::1:2:3:4/64 (ip token)", family=6),
+    _k("subnet", Arg.ADDRESS, "set the subnet (prefix length) of the address: subnet 192.0.2.0/25"),
     _unsupported("tsrc", "IP tunnels are configured with 'ip tunnel'", Arg.ADDRESS),
     _unsupported("tdst", "IP tunnels are configured with 'ip tunnel'", Arg.ADDRESS),
     _unsupported("encaplimit", "IP tunnels are configured with 'ip tunnel'", Arg.NUMBER),

@@ -180,6 +180,13 @@ class Logical:
     #: A kernel fact read on every merge, never stored; ``up`` stays the
     #: administrator's flag.
     tentative: bool = False
+    #: The MTU ``ifconfig IF:N mtu N`` gave this logical interface (Solaris
+    #: ``ip_sioctl_mtu`` sets ``ipif_mtu`` and IFF_FIXEDMTU); None: it follows
+    #: the link's.  Kept as given: where the link is smaller (after a
+    #: failover to a NIC with a smaller MTU, or a lowered link) the smaller
+    #: one applies, and the given one again once the link allows it, as
+    #: ``ipif_move`` saves and restores ``ipif_saved_mtu`` (§1 item 5).
+    mtu: int | None = None
 
     def name(self, ifname: str) -> str:
         return ifname if self.unit == 0 else f"{ifname}:{self.unit}"
@@ -224,6 +231,12 @@ class Interface:
     #: a de-facto standby, until a failover lands on it (Solaris §2.8).
     held_inactive: bool = False
     logicals: tuple[Logical, ...] = ()
+    #: The families the NIC forwards for (Solaris ILLF_ROUTER, one per ill):
+    #: the kernel's ``net.ipv{4,6}.conf.IF.forwarding``, read on every merge.
+    router: frozenset[Family] = frozenset()
+    #: The IPv6 interface token (Solaris ``ill_token``, ``ifconfig IF inet6
+    #: token T/64``): the kernel's ``ip token`` of the link, None when unset.
+    token: IPv6Address | None = None
 
     def logicals_of(self, family: Family) -> tuple[Logical, ...]:
         return tuple(sorted((lg for lg in self.logicals if lg.family == family), key=lambda lg: lg.unit))
@@ -241,6 +254,26 @@ class Interface:
         while unit in used:
             unit += 1
         return unit
+
+    def logical_mtu(self, logical: Logical) -> int:
+        """The MTU of ``logical`` (Solaris ``ipif_mtu``): its own, never above the link's.
+
+        ``ip_sioctl_mtu`` refuses a logical MTU above the link's maximum, and
+        ``ipif_move`` lowers a moved address's MTU to the destination's
+        (saving the old one for the way back): both are this minimum.
+        """
+        return self.mtu if logical.mtu is None else min(logical.mtu, self.mtu)
+
+    def route_mtu(self, logical: Logical) -> int:
+        """The ``mtu`` metric of the routes ``logical`` gives rise to; 0: the link's.
+
+        Solaris makes each logical's subnet route (IRE_INTERFACE) with
+        ``ire_max_frag`` pointing at its ``ipif_mtu`` (``ipif_up_done``), and
+        traffic through that route leaves with it.  On Linux the same is the
+        ``mtu`` of the routes; only an MTU below the link's needs one.
+        """
+        mtu = self.logical_mtu(logical)
+        return mtu if mtu < self.mtu else 0
 
     def with_logical(self, logical: Logical) -> Interface:
         """Replace (or add) the logical with the same family and unit."""
@@ -317,6 +350,10 @@ class KLink:
     #: alternative names (``ip link property add ... altname``) and, when
     #: ``name`` is a Solaris name from the ifmap, the Linux name first.
     altnames: tuple[str, ...] = ()
+    #: The families whose ``forwarding`` sysctl is on for this link.
+    forwarding: frozenset[Family] = frozenset()
+    #: The IPv6 token (``ip token``), None when unset (all zeros).
+    token: IPv6Address | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -363,6 +400,8 @@ class KRoute:
     gateway: IPAddress | None = None
     src: IPAddress | None = None
     metric: int = 0
+    #: The route's ``mtu`` metric (RTAX_MTU); 0: none, the link's applies.
+    mtu: int = 0
 
 
 @dataclass(frozen=True, order=True)

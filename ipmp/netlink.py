@@ -95,6 +95,7 @@ INFINITY_LIFE_TIME: Final = 0xFFFFFFFF
 # <net/ip6_route.h>.
 RT_SCOPE_UNIVERSE: Final = 0
 RT_SCOPE_LINK: Final = 253
+RT_SCOPE_HOST: Final = 254
 RT_SCOPE_NOWHERE: Final = 255
 IP6_RT_PRIO_USER: Final = 1024
 #: The kernel's main routing table (``RT_TABLE_MAIN``).
@@ -201,6 +202,40 @@ def _cacheinfo(data: bytes, family: int) -> dict[str, int]:
     return {"ifa_preferred": _u32(data, family)}
 
 
+def _af_spec(data: bytes, family: int) -> tuple[frozenset[Family], IPv6Address | None]:
+    """IFLA_AF_SPEC of a link: the families it forwards for, and its IPv6 token.
+
+    Per family a nest: AF_INET's IFLA_INET_CONF (1) is the u32 array of
+    ``net.ipv4.conf.IF.*`` from IPV4_DEVCONF_FORWARDING (1) on, so forwarding
+    is its first value; AF_INET6's IFLA_INET6_CONF (2) is the s32 array from
+    DEVCONF_FORWARDING (0), and IFLA_INET6_TOKEN (7) the token (all zeros:
+    none).  A family the link does not have (IPv6 disabled) is simply absent.
+    """
+    nests = _attrs(data)
+    forwarding: set[Family] = set()
+    token: IPv6Address | None = None
+    inet = nests.get(socket.AF_INET)
+    conf = _attrs(inet).get(1) if inet is not None else None
+    if conf is not None and len(conf) >= 4 and _U32.unpack_from(conf)[0]:
+        forwarding.add(Family.INET)
+    inet6 = nests.get(socket.AF_INET6)
+    if inet6 is not None:
+        fields = _attrs(inet6)
+        conf = fields.get(2)
+        if conf is not None and len(conf) >= 4 and _U32.unpack_from(conf)[0]:
+            forwarding.add(Family.INET6)
+        raw = fields.get(7)
+        if raw is not None and len(raw) == 16 and any(raw):
+            token = IPv6Address(raw)
+    return frozenset(forwarding), token
+
+
+def _metrics_mtu(data: bytes, family: int) -> int:
+    """RTA_METRICS: its RTAX_MTU (2), 0 when the route has none."""
+    mtu = _attrs(data).get(2)
+    return 0 if mtu is None or len(mtu) < 4 else int(_U32.unpack_from(mtu)[0])
+
+
 def _multipath(data: bytes, family: int) -> list[tuple[int, str | None]]:
     """RTA_MULTIPATH: each rtnexthop's ifindex and its nested RTA_GATEWAY (5)."""
     hops: list[tuple[int, str | None]] = []
@@ -222,6 +257,7 @@ _IFLA: Final[dict[str, tuple[int, Decoder]]] = {
     "IFLA_IFNAME": (3, _asciiz),
     "IFLA_MTU": (4, _u32),
     "IFLA_LINKINFO": (18, _linkinfo),
+    "IFLA_AF_SPEC": (26, _af_spec),
     "IFLA_PROP_LIST": (52, _proplist),
 }
 _IFA: Final[dict[str, tuple[int, Decoder]]] = {
@@ -238,6 +274,7 @@ _RTA: Final[dict[str, tuple[int, Decoder]]] = {
     "RTA_GATEWAY": (5, _inet),
     "RTA_PRIORITY": (6, _u32),
     "RTA_PREFSRC": (7, _inet),
+    "RTA_METRICS": (8, _metrics_mtu),
     "RTA_MULTIPATH": (9, _multipath),
     "RTA_TABLE": (15, _u32),
 }
@@ -359,6 +396,8 @@ def _link(m: _Msg) -> KLink:
     flags = m.field("flags")
     kind = m.nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
     mac = m.text("IFLA_ADDRESS")
+    spec = m.value("IFLA_AF_SPEC")
+    forwarding, token = spec if spec is not None else (frozenset(), None)
     return KLink(
         name=m.text("IFLA_IFNAME") or "",
         index=m.field("index"),
@@ -372,6 +411,8 @@ def _link(m: _Msg) -> KLink:
         multicast=bool(flags & IFF_MULTICAST),
         kind="" if kind is None else str(kind),
         altnames=_altnames(m),
+        forwarding=forwarding,
+        token=token,
     )
 
 
@@ -424,6 +465,7 @@ def _route(m: _Msg, family: Family, names: dict[int, str]) -> KRoute:
         gateway=m.ip("RTA_GATEWAY"),
         src=m.ip("RTA_PREFSRC"),
         metric=metric,
+        mtu=m.num("RTA_METRICS"),
     )
 
 
@@ -487,6 +529,10 @@ def _link_args(op: SetLink) -> dict[str, object]:
         args["mtu"] = op.mtu
     if op.mac is not None:
         args["address"] = op.mac
+    if op.token is not None:
+        # ``ip token set``: IFLA_INET6_TOKEN in the link's AF_INET6 nest
+        # (the kernel keeps its low 64 bits, ``inet6_set_iftoken``).
+        args["IFLA_AF_SPEC"] = {"attrs": [["AF_INET6", {"attrs": [["IFLA_INET6_TOKEN", str(op.token)]]}]]}
     return args
 
 
@@ -517,6 +563,17 @@ def _address_args(a: KAddress, *, add: bool) -> dict[str, object]:
             args["label"] = a.label
         if a.broadcast is not None:
             args["broadcast"] = str(a.broadcast)
+        if a.address.ip.is_loopback:
+            # 127.0.0.0/8 is host scope, as Linux gives it whatever adds it
+            # (the kernel's own 127.0.0.1, ``inet_set_ifa`` for ioctl
+            # ifconfig, iproute2's default scope); pyroute2 would send
+            # universe.  The kernel refuses a second address of a subnet with
+            # another scope than the first ("ipv4: Invalid scope value",
+            # ``__inet_insert_ifa``), so ``lo0 addif 127.0.0.2/8`` needs it.
+            # An IPv6 address's scope comes from the address itself.  The
+            # scope is no part of ``KAddress``: it follows from the address,
+            # so an address read back compares equal to the one added.
+            args["scope"] = RT_SCOPE_HOST
     if a.deprecated:
         args["preferred_lft"] = 0
         args["valid_lft"] = INFINITY_LIFE_TIME
@@ -543,6 +600,8 @@ def _route_args(r: KRoute, *, add: bool) -> dict[str, object]:
         args["gateway"] = str(r.gateway)
     if r.src is not None:
         args["prefsrc"] = str(r.src)
+    if add and r.mtu:
+        args["metrics"] = {"mtu": r.mtu}
     if not add:
         args["scope"] = RT_SCOPE_NOWHERE
     elif r.family is Family.INET:
@@ -613,10 +672,9 @@ def _linux_links(dump: _Dumper) -> list[KLink]:
 
 
 def _links(dump: _Dumper, ifmap: Sequence[MapEntry], names: NameMap) -> tuple[list[KLink], NameMap]:
-    """Every link, by index, named as the view names it (``ifmap``), and that naming."""
+    """Every link, by index, named as the view names it (``ifmap``, the loopback as lo0), and that naming."""
     raw = _linux_links(dump)
-    if ifmap:
-        names = NameMap.of(ifmap, raw)
+    names = NameMap.of(ifmap, raw)
     return [names.link(lk) for lk in raw], names
 
 
@@ -898,6 +956,284 @@ def execute_plan(ops: Sequence[Op], *, done: Done | None = None) -> None:
 
 
 # --------------------------------------------------------------------------
+# Writes without pyroute2: the requests of an address move, for the daemon
+# --------------------------------------------------------------------------
+
+# Message types and flags, from <linux/rtnetlink.h> and <linux/netlink.h>.
+_RTM_NEWADDR: Final = 20
+_RTM_DELADDR: Final = 21
+_RTM_NEWROUTE: Final = 24
+_RTM_DELROUTE: Final = 25
+_RTM_NEWRULE: Final = 32
+_RTM_DELRULE: Final = 33
+_NLM_F_ACK: Final = 0x4
+_NLM_F_EXCL: Final = 0x200
+_NLM_F_CREATE: Final = 0x400
+#: ``add`` fails when the object exists, ``del`` when it does not: the flags
+#: pyroute2 ("create", "req") and ``ip`` send.
+_FLAGS_ADD: Final = _NLM_F_REQUEST | _NLM_F_ACK | _NLM_F_CREATE | _NLM_F_EXCL
+_FLAGS_DEL: Final = _NLM_F_REQUEST | _NLM_F_ACK
+# Socket options and ack flags (<linux/netlink.h>): the kernel says why a
+# request failed (extended ack) and does not echo the request back.
+_SOL_NETLINK: Final = 270
+_NETLINK_CAP_ACK: Final = 10
+_NETLINK_EXT_ACK: Final = 11
+_NLM_F_CAPPED: Final = 0x100
+_NLM_F_ACK_TLVS: Final = 0x200
+_NLMSGERR_ATTR_MSG: Final = 1
+# Attribute numbers and values (<linux/if_addr.h>, <linux/rtnetlink.h>, <linux/fib_rules.h>).
+_IFA_ADDRESS: Final = 1
+_IFA_LOCAL: Final = 2
+_IFA_LABEL: Final = 3
+_IFA_BROADCAST: Final = 4
+_IFA_CACHEINFO: Final = 6
+_IFA_FLAGS: Final = 8
+_RTA_DST: Final = 1
+_RTA_OIF: Final = 4
+_RTA_GATEWAY: Final = 5
+_RTA_PRIORITY: Final = 6
+_RTA_PREFSRC: Final = 7
+_RTA_METRICS: Final = 8
+_RTA_TABLE: Final = 15
+_RTAX_MTU: Final = 2
+_FRA_SRC: Final = 2
+_FRA_PRIORITY: Final = 6
+_FRA_TABLE: Final = 15
+_FRA_PROTOCOL: Final = 21
+_RTN_UNICAST: Final = 1
+_FR_ACT_TO_TBL: Final = 1
+_RT_TABLE_COMPAT: Final = 252
+# struct ifa_cacheinfo: preferred, valid, cstamp, tstamp.
+_CACHEINFO: Final = struct.Struct("=IIII")
+#: How long a request waits for its answer at most (s).  rtnetlink answers
+#: within the send(2) that carries the request; this only bounds the wait
+#: should that ever not hold, so that an apply never hangs the daemon.
+REQUEST_TIMEOUT: Final = 5.0
+_ACK_SIZE: Final = 1 << 13
+
+#: One rtnetlink request: message type, flags and body (header and attributes).
+Request = tuple[int, int, bytes]
+
+
+def _rta(kind: int, payload: bytes) -> bytes:
+    size = _RTATTR.size + len(payload)
+    return _RTATTR.pack(size, kind) + payload + bytes(-size % 4)
+
+
+def _u32_rta(kind: int, value: int) -> bytes:
+    return _rta(kind, _U32.pack(value))
+
+
+def _address_request(a: KAddress, *, add: bool) -> Request:
+    """RTM_NEWADDR / RTM_DELADDR with what ``_address_args`` gives pyroute2.
+
+    IFA_LOCAL goes with every IPv4 address (pyroute2 and ``ip`` add it; the
+    kernel matches a delete on it) and with a point-to-point one; the flags
+    travel in IFA_FLAGS (NOPREFIXROUTE does not fit the 8-bit header field).
+    """
+    header, _fields = _IFADDRMSG
+    body = [header.pack(_AF[a.family], a.address.network.prefixlen, 0, 0, _index(a.ifname))]
+    body.append(_rta(_IFA_ADDRESS, (a.peer if a.peer is not None else a.address.ip).packed))
+    if a.peer is not None or a.family is Family.INET:
+        body.append(_rta(_IFA_LOCAL, a.address.ip.packed))
+    if add:
+        flags = IFA_F_NOPREFIXROUTE if a.noprefixroute else 0
+        if a.family is Family.INET6:
+            flags |= IFA_F_NODAD  # as ``_address_args``: the address is already proven on this link
+        if flags:
+            body.append(_u32_rta(_IFA_FLAGS, flags))
+        if a.family is Family.INET:
+            if a.label:
+                body.append(_rta(_IFA_LABEL, a.label.encode() + b"\0"))
+            if a.broadcast is not None:
+                body.append(_rta(_IFA_BROADCAST, a.broadcast.packed))
+        if a.deprecated:
+            body.append(_rta(_IFA_CACHEINFO, _CACHEINFO.pack(0, INFINITY_LIFE_TIME, 0, 0)))
+    return (_RTM_NEWADDR, _FLAGS_ADD, b"".join(body)) if add else (_RTM_DELADDR, _FLAGS_DEL, b"".join(body))
+
+
+def _route_request(r: KRoute, *, add: bool) -> Request:
+    """RTM_NEWROUTE / RTM_DELROUTE with what ``_route_args`` gives pyroute2 (same scopes, same metric)."""
+    metric = r.metric
+    if r.family is Family.INET6 and metric == 0:
+        metric = IP6_RT_PRIO_USER
+    if add:
+        scope = RT_SCOPE_LINK if r.family is Family.INET and r.gateway is None else RT_SCOPE_UNIVERSE
+        kind = _RTN_UNICAST
+    else:
+        scope, kind = RT_SCOPE_NOWHERE, 0  # a delete matches any scope and type, as ``ip route del``
+    # The header's table field is 8 bits: RTA_TABLE carries the real id.
+    table = r.table if 0 < r.table < 255 else RT_TABLE_MAIN
+    header, _fields = _RTMSG
+    body = [header.pack(_AF[r.family], r.dst.prefixlen, 0, 0, table, RTPROT_IPMP, scope, kind, 0),
+            _u32_rta(_RTA_OIF, _index(r.dev)), _u32_rta(_RTA_TABLE, r.table), _u32_rta(_RTA_PRIORITY, metric)]
+    if r.dst.prefixlen:
+        body.append(_rta(_RTA_DST, r.dst.network_address.packed))
+    if r.gateway is not None:
+        body.append(_rta(_RTA_GATEWAY, r.gateway.packed))
+    if r.src is not None:
+        body.append(_rta(_RTA_PREFSRC, r.src.packed))
+    if add and r.mtu:
+        body.append(_rta(_RTA_METRICS, _u32_rta(_RTAX_MTU, r.mtu)))
+    return (_RTM_NEWROUTE, _FLAGS_ADD, b"".join(body)) if add else (_RTM_DELROUTE, _FLAGS_DEL, b"".join(body))
+
+
+def _rule_request(r: KRule, *, add: bool) -> Request:
+    """RTM_NEWRULE / RTM_DELRULE for ``from <host> lookup <table>``, as ``_rule_args`` gives pyroute2."""
+    header, _fields = _FIB_RULE_HDR
+    table = r.table if 0 <= r.table <= 255 else _RT_TABLE_COMPAT  # FRA_TABLE has the real id
+    body = b"".join((header.pack(_AF[r.family], 0, _HOST_PREFIX[r.family], 0, table, 0, 0, _FR_ACT_TO_TBL, 0),
+                     _u32_rta(_FRA_PRIORITY, r.priority), _rta(_FRA_SRC, r.src.packed),
+                     _u32_rta(_FRA_TABLE, r.table), _rta(_FRA_PROTOCOL, bytes((RTPROT_IPMP,)))))
+    return (_RTM_NEWRULE, _FLAGS_ADD, body) if add else (_RTM_DELRULE, _FLAGS_DEL, body)
+
+
+def encode_request(op: Op) -> Request | None:
+    """The rtnetlink request of an address, route or rule op; None for the other ops.
+
+    Raises:
+        OSError: ENODEV when the op names a link this namespace does not have.
+    """
+    from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule
+
+    match op:
+        case AddAddress(address=a):
+            return _address_request(a, add=True)
+        case DelAddress(address=a):
+            return _address_request(a, add=False)
+        case AddRoute(route=r):
+            return _route_request(r, add=True)
+        case DelRoute(route=r):
+            return _route_request(r, add=False)
+        case AddRule(rule=r):
+            return _rule_request(r, add=True)
+        case DelRule(rule=r):
+            return _rule_request(r, add=False)
+    return None
+
+
+def decode_ack(data: bytes, seq: int) -> tuple[int, str] | None:
+    """The answer to request ``seq`` in ``data``: (errno, the kernel's reason or ""); None if absent.
+
+    errno 0 is success.  The reason is the extended ack's NLMSGERR_ATTR_MSG,
+    found after ``struct nlmsgerr`` (the error and the request's header, or
+    the whole request when the kernel did not cap the echo).
+    """
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, mtype, flags, mseq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size:
+            break
+        end = min(offset + length, len(data))
+        start = offset + _NLMSGHDR.size
+        if mseq == seq and mtype == _NLMSG_ERROR and start + 4 <= end:
+            code = -int(struct.unpack_from("=i", data, start)[0])
+            reason = ""
+            if code and flags & _NLM_F_ACK_TLVS and start + 4 + _NLMSGHDR.size <= end:
+                echoed = _NLMSGHDR.size if flags & _NLM_F_CAPPED else _U32.unpack_from(data, start + 4)[0]
+                text = _attrs(data, start + 4 + ((echoed + 3) & ~3), end).get(_NLMSGERR_ATTR_MSG)
+                if text is not None:
+                    reason = _asciiz(text, 0)
+            return code, reason
+        offset += (length + 3) & ~3
+    return None
+
+
+class Requester:
+    """A plain NETLINK_ROUTE socket that sends one request at a time and reads its answer.
+
+    pyroute2 spends about 0.3-0.7 ms of Python per request (argument filters,
+    message objects, its own event-loop protocol) where the request itself
+    takes the kernel microseconds; on an emulated CPU that is tens of
+    milliseconds of outage per address move.  The socket joins no multicast
+    group, so nothing but answers arrives on it.
+    """
+
+    def __init__(self) -> None:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                             socket.NETLINK_ROUTE)
+        try:
+            for option in (_NETLINK_EXT_ACK, _NETLINK_CAP_ACK):
+                with contextlib.suppress(OSError):  # older kernels: no reason, or the request echoed
+                    sock.setsockopt(_SOL_NETLINK, option, 1)
+            sock.bind((0, 0))
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self._seq = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    async def send(self, request: Request) -> None:
+        """Send ``request`` and wait for its answer; OSError(errno, reason) if the kernel refused it."""
+        kind, flags, body = request
+        self._seq = self._seq % 0xFFFFFFFF + 1
+        seq = self._seq
+        self.sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, seq, 0) + body)
+        while True:
+            try:
+                data = self.sock.recv(_ACK_SIZE)
+            except BlockingIOError:
+                data = await self._wait()
+            answer = decode_ack(data, seq)
+            if answer is None:
+                continue  # the late answer of an earlier request that timed out
+            code, reason = answer
+            if code:
+                raise OSError(code, reason or os.strerror(code))
+            return
+
+    async def _wait(self) -> bytes:
+        import asyncio
+
+        try:
+            return await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.sock, _ACK_SIZE),
+                                          REQUEST_TIMEOUT)
+        except TimeoutError:
+            raise OSError(errno.ETIMEDOUT, "no answer from the kernel") from None
+
+
+class DirectKernel(Kernel):
+    """``Kernel`` whose address, route and rule ops go out on a ``Requester``, not through pyroute2.
+
+    For in.mpathd: an address move is nothing but such ops, and their cost
+    is the outage.  The requests carry what pyroute2 would send for the
+    same op (``_address_args``, ``_route_args``, ``_rule_args``), and a
+    refusal is the same ``ApplyError`` with the kernel's reason.  Link ops
+    still go through pyroute2 (``Kernel._execute_one``).
+    """
+
+    def __init__(self, ifmap: Sequence[MapEntry] = ()) -> None:
+        super().__init__(ifmap)
+        self._requester: Requester | None = None
+
+    async def __aenter__(self) -> DirectKernel:
+        await super().__aenter__()
+        self._requester = Requester()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        requester, self._requester = self._requester, None
+        if requester is not None:
+            requester.close()
+        await super().__aexit__(exc_type, exc, tb)
+
+    async def _execute_one(self, op: Op) -> None:
+        request = encode_request(op) if self._requester is not None else None
+        if request is None or self._requester is None:
+            await super()._execute_one(op)
+            return
+        await self._requester.send(request)
+
+
+# --------------------------------------------------------------------------
 # Events: a raw rtnetlink multicast socket for the daemon
 # --------------------------------------------------------------------------
 
@@ -909,8 +1245,13 @@ _RTMGRP_IPV4_RULE: Final = 0x80
 _RTMGRP_IPV6_IFADDR: Final = 0x100
 _RTMGRP_IPV6_ROUTE: Final = 0x400
 _RTNLGRP_IPV6_RULE: Final = 19
+#: RTM_NEWNETCONF: a NIC's forwarding (ROUTER, ``ifconfig router``) changed,
+#: whoever wrote the sysctl; the daemon must not plan over it from an old read.
+_RTNLGRP_IPV4_NETCONF: Final = 24
+_RTNLGRP_IPV6_NETCONF: Final = 25
 WATCH_GROUPS: Final = (_RTMGRP_LINK | _RTMGRP_IPV4_IFADDR | _RTMGRP_IPV4_ROUTE | _RTMGRP_IPV4_RULE
-                       | _RTMGRP_IPV6_IFADDR | _RTMGRP_IPV6_ROUTE | (1 << (_RTNLGRP_IPV6_RULE - 1)))
+                       | _RTMGRP_IPV6_IFADDR | _RTMGRP_IPV6_ROUTE | (1 << (_RTNLGRP_IPV6_RULE - 1))
+                       | (1 << (_RTNLGRP_IPV4_NETCONF - 1)) | (1 << (_RTNLGRP_IPV6_NETCONF - 1)))
 _RTM_NEWLINK: Final = 16
 _RTM_DELLINK: Final = 17
 _IFLA_IFNAME: Final = 3
@@ -932,9 +1273,9 @@ class Watcher:
     A raw socket and ``loop.add_reader`` take about 0.36 ms from a carrier
     change to the daemon, against 0.76 ms through pyroute2 (linux-mapping.md
     Q2), and the daemon only needs the link flags and "something changed".
-    ``read()`` returns link events and a flag saying that addresses, routes or
-    rules changed, or that the socket overran (then everything must be read
-    again).
+    ``read()`` returns link events and a flag saying that addresses, routes,
+    rules or a NIC's forwarding changed, or that the socket overran (then
+    everything must be read again).
     """
 
     def __init__(self) -> None:
@@ -1008,3 +1349,49 @@ def carrier(ifname: str) -> bool | None:
         return None
     except OSError:
         return False
+
+
+class CarrierReader:
+    """``carrier()`` for NICs polled again and again: each file opened once, then re-read.
+
+    sysfs makes an attribute again at every read from offset 0, so one
+    pread(2) on a kept descriptor is a fresh read, where ``carrier()`` pays
+    an open(2), Python's file objects and a close(2) each time (twenty times
+    the instructions, for a poll every 50 ms per NIC).  A descriptor whose
+    NIC is gone fails with ENODEV: it is dropped and the name opened again.
+    ``forget()`` drops every descriptor (names may have moved to other NICs).
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def __call__(self, ifname: str) -> bool | None:
+        """The carrier bit, as ``carrier()`` says it (None: gone; False: admin down too)."""
+        for _ in range(2):
+            fd = self._fds.get(ifname)
+            if fd is None:
+                try:
+                    fd = os.open(f"/sys/class/net/{ifname}/carrier", os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    return None
+                except OSError:
+                    return False
+                self._fds[ifname] = fd
+            try:
+                return os.pread(fd, 1, 0) == b"1"
+            except OSError as exc:
+                if exc.errno != errno.ENODEV:
+                    return False  # EINVAL: admin down
+                self._drop(ifname)  # that NIC is gone: the name, again
+        return None
+
+    def _drop(self, ifname: str) -> None:
+        fd = self._fds.pop(ifname, None)
+        if fd is not None:
+            os.close(fd)
+
+    def forget(self) -> None:
+        for ifname in list(self._fds):
+            self._drop(ifname)
+
+    close = forget

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 
 from ipmp.model import RTPROT_IPMP, Family, KAddress, KRoute, KRule
 
@@ -42,15 +43,22 @@ class SetSysctl:
 
 @dataclass(frozen=True)
 class SetLink:
-    """Change link attributes; None leaves an attribute alone."""
+    """Change link attributes; None leaves an attribute alone.
+
+    ``token`` (``::`` clears it) is the IPv6 token, ``ip token set``; a plan
+    sets it in a SetLink of its own, so that each op is one command.
+    """
 
     name: str
     up: bool | None = None
     mtu: int | None = None
     noarp: bool | None = None
     mac: str | None = None
+    token: IPv6Address | None = None
 
     def argv(self) -> list[str]:
+        if self.token is not None:
+            return ["ip", "token", "set", f"{self.token}/64", "dev", self.name]
         words = ["ip", "link", "set", "dev", self.name]
         if self.mac is not None:
             words += ["address", self.mac]
@@ -115,6 +123,8 @@ def _route_words(route: KRoute) -> list[str]:
     words += ["proto", str(RTPROT_IPMP)]
     if route.metric:
         words += ["metric", str(route.metric)]
+    if route.mtu:
+        words += ["mtu", str(route.mtu)]
     return words
 
 

@@ -114,11 +114,12 @@ _MAX_IFNAME = LIFNAMSIZ - 1
 _FAMILY_WORDS: dict[str, Family] = {"inet": Family.INET, "inet6": Family.INET6}
 
 #: Keywords whose address argument may carry ``/<prefix>``.  Solaris passes a
-#: prefix pointer to the address parser only for ``addif`` and ``set`` (and
-#: the first bare address, handled separately); ``destination``,
+#: prefix pointer to the address parser only for ``addif``, ``set``,
+#: ``subnet`` and ``token`` (``setifsubnet``, ``setiftoken``: the last two
+#: require one) and the first bare address, handled separately; ``destination``,
 #: ``removeif``, ``broadcast`` and ``netmask`` get none, and a ``/`` there
 #: is "unexpected" (ifconfig.c ``in_getaddr``).
-_PREFIX_ALLOWED = frozenset({"addif", "set"})
+_PREFIX_ALLOWED = frozenset({"addif", "set", "subnet", "token"})
 
 #: An Ethernet address as Solaris prints and parses it: six groups of one or
 #: two hex digits (``8:0:20:a1:b2:c3``).

@@ -3,7 +3,8 @@
 The one ordering rule of the toolkit lives here:
 
 1. sysctls (promote_secondaries must be 1 before any primary address goes,
-   or the kernel deletes the secondaries with it: linux-mapping.md Q6);
+   or the kernel deletes the secondaries with it: linux-mapping.md Q6), the
+   forwarding of ``router`` and the IPv6 token;
 2. links that stay or come up (an address needs an up link for its routes);
 3. routes that go, before their addresses, except the IPv4 routes the kernel
    deletes by itself with their address (a second delete would fail);
@@ -24,6 +25,8 @@ Pure module: no I/O.
 """
 
 from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
 
 from ipmp.model import Family, KAddress, KernelState, KLink, KRoute, KRule
 from ipmp.ops import (
@@ -49,6 +52,30 @@ def _link_changes(cur: KLink, want: KLink) -> SetLink | None:
     if up is None and mtu is None and noarp is None and mac is None:
         return None
     return SetLink(want.name, up=up, mtu=mtu, noarp=noarp, mac=mac)
+
+
+#: The sysctl directory of each family's per-NIC settings.
+_CONF: dict[Family, str] = {Family.INET: "net/ipv4/conf", Family.INET6: "net/ipv6/conf"}
+#: Clears the IPv6 token (``ip token set ::``).
+_NO_TOKEN = IPv6Address(0)
+
+
+def _ill_changes(cur: KLink, want: KLink, scope: Scope) -> list[Op]:
+    """The per-family link settings of ``ifconfig``: ROUTER and the IPv6 token.
+
+    ROUTER is the NIC's ``forwarding`` sysctl of that family; the token is
+    ``ip token``, which only IPv6 has.  Each changes only for a family in
+    ``scope``, and is compared with the kernel's own value: a forwarding
+    switched on by the host's sysctl.conf stays as it is.
+    """
+    ops: list[Op] = []
+    for family in (Family.INET, Family.INET6):
+        on = family in want.forwarding
+        if scope.covers(want.name, family) and on != (family in cur.forwarding):
+            ops.append(SetSysctl(f"{_CONF[family]}/{want.name}/forwarding", "1" if on else "0"))
+    if scope.covers(want.name, Family.INET6) and want.token != cur.token:
+        ops.append(SetLink(want.name, token=want.token or _NO_TOKEN))
+    return ops
 
 
 def _address_order(a: KAddress) -> tuple[str, int, int, str, str]:
@@ -84,6 +111,7 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
         cur = current.link(want.name)
         if cur is None:
             continue  # the caller has already refused a missing interface
+        early += _ill_changes(cur, want, scope)
         change = _link_changes(cur, want)
         if change is None:
             continue
@@ -120,6 +148,7 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     want_routes = {r for r in desired.routes if r.dev in names and _route_in_scope(r, scope)}
 
     gone_addrs = cur_addrs - want_addrs
+    gone_addrs -= _localhost_kept(current, gone_addrs, want_addrs)
     # The kernel deletes a route whose src address is deleted, even when the
     # same address is added again at once: such routes go and come explicitly.
     gone_ips = {(a.family, a.address.ip) for a in gone_addrs}
@@ -162,6 +191,26 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     ops += demote
     ops += late
     return tuple(ops)
+
+
+#: The host's loopback addresses (localhost).
+_LOCALHOST = frozenset({IPv4Address("127.0.0.1"), IPv6Address("::1")})
+
+
+def _localhost_kept(current: KernelState, gone: set[KAddress], wanted: set[KAddress]) -> set[KAddress]:
+    """The 127.0.0.1 and ``::1`` of the loopback that a plan leaves where they are.
+
+    ``ifconfig`` refuses a command that takes them away (``evaluate``), but a
+    boot that no longer plumbs a family of lo0 would plan it, and Linux,
+    unlike Solaris, cannot do without them: no plan deletes them, unless it
+    puts the same address back (another prefix length).
+    """
+    if not gone:
+        return set()
+    loopbacks = {link.name for link in current.links if link.loopback}
+    back = {(a.ifname, a.address.ip) for a in wanted}
+    return {a for a in gone
+            if a.ifname in loopbacks and a.address.ip in _LOCALHOST and (a.ifname, a.address.ip) not in back}
 
 
 def _demotes(key: str, value: str) -> bool:

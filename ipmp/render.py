@@ -7,6 +7,31 @@ flag word merges the logical's own flags with the phyint flags of its NIC
 (FAILED, STANDBY, INACTIVE, OFFLINE, RUNNING, ...), which Solaris shows on
 every logical of the NIC in both families (reference §1, IFF_PHYINT_FLAGS).
 
+Three Solaris facts, each from the illumos source (S-KIP = the pre-Clearview
+``usr/src/uts/common/inet/ip/ip_if.c``, S-IFC = ``.../usr.sbin/ifconfig/ifconfig.c``):
+
+* Order (``solaris_order``): ``ifconfig -a`` prints the lifreqs of one
+  ``SIOCGLIFCONF`` (S-IFC ``foreachinterface``, no sorting), which
+  ``ip_sioctl_get_lifconf`` fills by walking the IPv4 ill list and then the
+  IPv6 one with ``ill_first``/``ill_next``.  Each list holds one ``ill_if_t``
+  per interface *type* (the name without its trailing digits, ``ce`` of
+  ``ce10``), appended at the tail when the first ill of that type is plumbed
+  (``ill_glist_insert``: "link the structure in the back to maintain order of
+  configuration for ifconfig output"), and each type keeps its ills in an AVL
+  tree by instance number, lowest first (``ill_compare_ppa``); an ill's ipifs
+  are in unit order (``ipif_insert``).  So a real host printed ``ce5``,
+  ``ce6``, ``ce6:1``, ``ce6:2``, ``ce10`` although ``ce10`` had index 2.
+* The failover placeholder (``mtu_of``): ``ipif_move`` builds the unit 0 it
+  leaves behind from ``ipif_zero`` and never sets its ``ipif_mtu``;
+  ``SIOCGLIFMTU`` returns ``ipif_mtu`` (``ip_sioctl_get_mtu``), so it prints
+  ``mtu 0`` (Oracle's Solaris 10 IP Services guide, "What Happens During
+  Interface Failover", example 30-2, shows ``hme0: flags=19000842<...> mtu 0``).
+* The loopback (``flags_of``, ``mtu_of``): ``ill_lookup_on_name`` makes
+  ``lo0`` with ``ILLF_MULTICAST``, LOOPBACK and VIRTUAL, and an MTU of
+  ``IP_LOOPBACK_MTU`` (8192) plus room for an IP and a TCP header: 8232 for
+  IPv4, 8252 for IPv6.  The Linux ``lo`` is named ``lo0`` at the kernel
+  boundary (``ifmap.NameMap``).
+
 Pure module: no I/O, no clock.  Errors (an unknown interface, an unplumbed
 family) are the caller's business; here a selection that matches nothing
 simply renders as ``""``.
@@ -14,20 +39,47 @@ simply renders as ``""``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 
 from ipmp.model import FLAG_NAMES, IFF, Config, Family, Interface, Logical
 
-__all__ = ["flags_of", "format_ether", "format_flags", "is_placeholder", "render"]
+__all__ = [
+    "LINUX_LOOPBACK_MTU",
+    "LOOPBACK_MTU4",
+    "LOOPBACK_MTU6",
+    "flags_of",
+    "format_ether",
+    "format_flags",
+    "is_placeholder",
+    "mtu_of",
+    "render",
+    "solaris_order",
+]
+
+#: ``IP_LOOPBACK_MTU`` (illumos ``inet/ip_if.h``): 8 KiB.
+IP_LOOPBACK_MTU = 8 * 1024
+#: What Solaris ``lo0`` shows: ``ill_lookup_on_name`` adds an IP header
+#: (20 bytes for IPv4, 40 for IPv6) and 20 for TCP to IP_LOOPBACK_MTU.
+LOOPBACK_MTU4 = IP_LOOPBACK_MTU + 20 + 20
+LOOPBACK_MTU6 = IP_LOOPBACK_MTU + 40 + 20
+#: The MTU Linux gives ``lo`` (``drivers/net/loopback.c``: 64 KiB since 3.5).
+LINUX_LOOPBACK_MTU = 64 * 1024
 
 
 def is_placeholder(logical: Logical) -> bool:
     """The unit-0 slot left behind when unit 0's data address failed over.
 
     Solaris (S-KIP ``ipif_move``) leaves address 0.0.0.0 at unit 0 with the
-    old flags plus NOFAILOVER, minus UP; the model represents it as unit 0,
-    no address, ``nofailover`` set (reference §1, mechanics 3).
+    old flags plus NOFAILOVER, minus UP and DUPLICATE; the model represents
+    it as unit 0, no address, ``nofailover`` set (reference §1, mechanics 3).
+    Its DEPRECATED is the moved address's: a standby emptied of a
+    deprecated data address shows ``flags=69040842<BROADCAST,RUNNING,
+    MULTICAST,DEPRECATED,IPv4,NOFAILOVER,STANDBY,INACTIVE>``.
+
+    [INF] The model has no bit for the kernel's ``ipif_replace_zero``: a
+    unit 0 without an address that the administrator marked ``-failover``
+    is drawn as a placeholder too (never UP, ``mtu 0``).
     """
     return logical.unit == 0 and logical.address is None and logical.nofailover
 
@@ -58,10 +110,13 @@ def flags_of(interface: Interface, logical: Logical) -> IFF:
         flags |= IFF.BROADCAST
 
     if interface.loopback:
-        # Solaris lo0 is LOOPBACK and VIRTUAL (no hardware behind it; reference
-        # §4.7 "VIRTUAL phyint (lo0 shows it)").  Linux keeps the name ``lo``
-        # but gets the same flags so it reads like lo0.
-        flags |= IFF.LOOPBACK | IFF.VIRTUAL
+        # Solaris lo0 is LOOPBACK and VIRTUAL (``ipif_allocate``: no hardware
+        # address on an IRE_LOOPBACK ill) and MULTICAST (``ill_lookup_on_name``
+        # sets ILLF_MULTICAST), in both families: ``flags=2001000849`` and
+        # ``flags=2002000849``.  Linux ``lo`` has no IFF_MULTICAST; every
+        # parser of Solaris output expects lo0's word, so the kernel's flag
+        # does not decide here.
+        flags |= IFF.LOOPBACK | IFF.VIRTUAL | IFF.MULTICAST
 
     if interface.pointopoint:
         flags |= IFF.POINTOPOINT
@@ -100,7 +155,41 @@ def flags_of(interface: Interface, logical: Logical) -> IFF:
         flags |= IFF.INACTIVE
     if interface.offline:
         flags |= IFF.OFFLINE
+    # ROUTER is the ill's (per family): the NIC's forwarding sysctl; never
+    # on the loopback (``ill_forward_set`` refuses it there), whatever Linux
+    # holds for ``lo``.  FIXEDMTU marks a unit given its own MTU (``ip_sioctl_mtu``).
+    if logical.family in interface.router and not interface.loopback:
+        flags |= IFF.ROUTER
+    if logical.mtu is not None:
+        flags |= IFF.FIXEDMTU
     return flags
+
+
+def mtu_of(interface: Interface, logical: Logical) -> int:
+    """The ``mtu`` Solaris prints for ``logical``: its ipif's MTU (``SIOCGLIFMTU``).
+
+    * The failover placeholder: 0.  ``ipif_move`` (S-KIP) makes it from
+      ``ipif_zero`` and never sets ``ipif_mtu``; the Solaris 10 IP Services
+      guide's example 30-2 shows ``hme0: ... mtu 0 index 2`` /
+      ``inet 0.0.0.0 netmask 0``.  A unit 0 that was simply never given an
+      address (``ifconfig hme0 plumb``) is an ordinary ipif with the link's
+      MTU (``ipif_allocate``).
+    * The loopback with Linux's own MTU: what Solaris lo0 shows (8232 for
+      IPv4, 8252 for IPv6, ``ill_lookup_on_name``).  An MTU the
+      administrator chose is shown as it is.
+    * Otherwise the unit's own (``ifconfig IF:N mtu N``), at most the
+      link's, or the link's (``Interface.logical_mtu``).
+    """
+    if is_placeholder(logical):
+        return 0
+    if interface.loopback and interface.mtu == LINUX_LOOPBACK_MTU:
+        return LOOPBACK_MTU4 if logical.family is Family.INET else LOOPBACK_MTU6
+    return interface.logical_mtu(logical)
+
+
+#: FLAG_NAMES with plain int bits: ``IFF & IFF`` builds a new enum member per
+#: test, which for 39 bits per block was most of the time ``render`` took.
+_FLAG_BITS: tuple[tuple[int, str], ...] = tuple((int(bit), name) for bit, name in FLAG_NAMES)
 
 
 def format_flags(flags: IFF) -> str:
@@ -111,8 +200,9 @@ def format_flags(flags: IFF) -> str:
     brackets, and the brackets are left out when no known bit is set
     (reference §4.6).  Bits without a name still count in the hex value.
     """
-    names = [name for bit, name in FLAG_NAMES if flags & bit]
-    text = f"flags={int(flags):x}"
+    value = int(flags)
+    names = [name for bit, name in _FLAG_BITS if value & bit]
+    text = f"flags={value:x}"
     if names:
         text += "<" + ",".join(names) + ">"
     return text
@@ -205,7 +295,7 @@ def _block(interface: Interface, logical: Logical, *, show_ether: bool) -> str:
     # Solaris prints ``metric`` only when non-zero, ``index`` always.
     if interface.metric:
         header += f"metric {interface.metric} "
-    header += f"mtu {interface.mtu} index {interface.index}\n"
+    header += f"mtu {mtu_of(interface, logical)} index {interface.index}\n"
     body = _inet_line(flags, logical) if logical.family is Family.INET else _inet6_line(flags, logical)
     text = header + body
     if logical.unit == 0:
@@ -222,6 +312,43 @@ def _block(interface: Interface, logical: Logical, *, show_ether: bool) -> str:
     return text
 
 
+def _split_ppa(name: str) -> tuple[str, int | None]:
+    """``ce10`` -> (``ce``, 10): the interface type and instance (ppa) of a name.
+
+    Solaris takes the rightmost digits of a name as the ppa (S-KIP
+    ``ill_get_ppa_ptr``).  A Linux name without trailing digits is a type of
+    its own with no instance.
+    """
+    stem = name.rstrip("0123456789")
+    digits = name[len(stem):]
+    return stem, int(digits) if digits else None
+
+
+def solaris_order(interfaces: Iterable[Interface]) -> list[Interface]:
+    """``interfaces`` in the order of one family's ill list (see the module docstring).
+
+    Types come in the order their first ill was plumbed, instances of a
+    type by ascending number.  Decision [INF]: Linux keeps no plumbing
+    order, so a type ranks by the lowest interface index among its
+    members: indexes grow as links are created, the loopback (index 1)
+    comes first as lo0 does (network/loopback plumbs it before any NIC),
+    and the NICs of one driver, created together, stay together.  This
+    differs from Solaris only when a type's first member was removed and a
+    newer type was plumbed before the type's oldest remaining member.
+    """
+    members = list(interfaces)
+    rank: dict[str, int] = {}
+    for itf in members:
+        kind = _split_ppa(itf.name)[0]
+        rank[kind] = min(rank.get(kind, itf.index), itf.index)
+
+    def key(itf: Interface) -> tuple[int, str, int, int]:
+        kind, ppa = _split_ppa(itf.name)
+        return (rank[kind], kind, -1 if ppa is None else ppa, itf.index)
+
+    return sorted(members, key=key)
+
+
 def _selected(
     config: Config,
     *,
@@ -234,19 +361,18 @@ def _selected(
     """The (interface, logical) pairs to print, in Solaris ``SIOCGLIFCONF`` order.
 
     All IPv4 entries come before all IPv6 entries; within a family the
-    interfaces keep the config order (kernel index order) and each shows its
-    logicals in unit order (reference §4.6 "Ordering").
+    interfaces come in ``solaris_order`` (each family's ill list is its own,
+    so the order is computed over the interfaces plumbed for it), each with
+    its logicals in unit order (reference §4.6 "Ordering").
     """
     interfaces = config.interfaces
     if ifname is not None:
         interfaces = tuple(i for i in interfaces if i.name == ifname)
     families = (Family.INET, Family.INET6) if family is None else (family,)
     for fam in families:
-        for interface in interfaces:
-            # IPv4 status skips IPv6 entries and vice versa; a NIC not plumbed
-            # for a family has no lifreq in it.
-            if fam not in interface.plumbed:
-                continue
+        # IPv4 status skips IPv6 entries and vice versa; a NIC not plumbed
+        # for a family has no lifreq in it.
+        for interface in solaris_order(i for i in interfaces if fam in i.plumbed):
             for logical in interface.logicals_of(fam):
                 if unit is not None and logical.unit != unit:
                     continue

@@ -83,6 +83,7 @@ def _logical_to_json(lg: Logical) -> dict[str, Any]:
         "nofailover": lg.nofailover,
         "home": lg.home,
         "home_unit": lg.home_unit,
+        "mtu": lg.mtu,
     }
 
 
@@ -103,6 +104,7 @@ def _logical_from_json(d: dict[str, Any]) -> Logical:
         nofailover=bool(d.get("nofailover", False)),
         home=str(d.get("home", "")),
         home_unit=d.get("home_unit"),
+        mtu=int(d["mtu"]) if d.get("mtu") is not None else None,
     )
 
 

@@ -26,7 +26,7 @@ Pure module: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_network
 from typing import NamedTuple
 
@@ -118,9 +118,12 @@ def table_of(index: int) -> int:
     return IPMP_TABLE_BASE + index
 
 
-@dataclass(frozen=True)
-class Scope:
-    """What a plan may touch: (interface, family) pairs."""
+class Scope(NamedTuple):
+    """What a plan may touch: (interface, family) pairs.
+
+    A NamedTuple: this module is on the read path of ``ifconfig -a``, which
+    never makes a Scope, and a dataclass costs ~1 ms to create at import.
+    """
 
     pairs: frozenset[tuple[str, Family]]
 
@@ -274,6 +277,7 @@ def merge(kernel: KernelState, stored: Iterable[Interface]) -> Config:
             if family not in plumbed:
                 continue
             fam = _logicals_of_family(link, family, kaddrs, rec, elsewhere)
+            fam = _route_mtus(fam, link, kernel.routes, rec)
             if not any(lg.unit == 0 for lg in fam):
                 fam.insert(0, Logical(family, 0))
             logicals.extend(fam)
@@ -292,9 +296,39 @@ def merge(kernel: KernelState, stored: Iterable[Interface]) -> Config:
                 pointopoint=link.pointopoint,
                 multicast=link.multicast,
                 logicals=tuple(logicals),
+                router=link.forwarding,
+                token=link.token,
             )
         )
     return Config(tuple(interfaces))
+
+
+def _route_mtus(
+    logicals: list[Logical], link: KLink, routes: Iterable[KRoute], stored: Interface | None
+) -> list[Logical]:
+    """A unit's own MTU read back from the kernel, for addresses the store has no record of.
+
+    The store keeps each unit's MTU (``ifconfig IF:N mtu N``); the kernel
+    holds it as the ``mtu`` of the subnet route in the NIC's table of the
+    unit that owns that subnet (its lowest unit, ``routes_and_rules``).
+    When the store lost the record, that route says what it was.
+    """
+    table = table_of(link.index)
+    found = {r.dst: r.mtu for r in routes
+             if r.mtu and r.table == table and r.dev == link.name and r.gateway is None}
+    if not found:
+        return logicals
+    known = {lg.address for lg in stored.logicals} if stored is not None else set()
+    seen: set[IPNetwork] = set()
+    out: list[Logical] = []
+    for lg in logicals:
+        if lg.up and lg.address is not None and not lg.kernel_owned and lg.destination is None:
+            subnet = _subnet(lg.address)
+            if subnet not in seen and lg.mtu is None and lg.address not in known and subnet in found:
+                lg = replace(lg, mtu=found[subnet])
+            seen.add(subnet)
+        out.append(lg)
+    return out
 
 
 def expected(kernel: KernelState, stored: Iterable[Interface]) -> Config:
@@ -389,14 +423,19 @@ def routes_and_rules(
             continue  # point-to-point and host addresses have no subnet route
         subnets.setdefault(_subnet(lg.address), []).append(lg)
     data_src: dict[IPNetwork, IPAddress] = {}
+    # A subnet's routes carry the MTU of its lowest unit (ifconfig ``mtu`` on
+    # a logical): Solaris gives each unit's subnet route its ``ipif_mtu``
+    # and the first unit's route is the one found (``ipif_up_done``).
+    mtus = {subnet: itf.route_mtu(members[0]) for subnet, members in subnets.items()}
     for subnet, members in subnets.items():
-        routes.add(KRoute(family, table, subnet, itf.name))
+        routes.add(KRoute(family, table, subnet, itf.name, mtu=mtus[subnet]))
         data = [lg for lg in members if lg.is_data]
         if data:
             src = data[0].address
             assert src is not None
             data_src[subnet] = src.ip
-            routes.add(KRoute(family, RT_TABLE_MAIN, subnet, itf.name, src=src.ip, metric=metric))
+            routes.add(KRoute(family, RT_TABLE_MAIN, subnet, itf.name, src=src.ip, metric=metric,
+                              mtu=mtus[subnet]))
     # One default route per router, however many subnets hold it, and the
     # n-th router of the file n steps of metric behind the first: the kernel
     # refuses a second route with the same table, destination and metric.
@@ -407,11 +446,12 @@ def routes_and_rules(
         if not holders:
             continue
         step = n * ROUTER_METRIC_STEP
-        routes.add(KRoute(family, table, default, itf.name, gateway=router, metric=step))
+        mtu = mtus[holders[0]]  # the router is reached through that subnet's route
+        routes.add(KRoute(family, table, default, itf.name, gateway=router, metric=step, mtu=mtu))
         via = next((data_src[s] for s in holders if s in data_src), None)
         if via is not None:
             routes.add(KRoute(family, RT_TABLE_MAIN, default, itf.name, gateway=router, src=via,
-                              metric=metric + step))
+                              metric=metric + step, mtu=mtu))
     return routes, rules
 
 
@@ -447,6 +487,8 @@ def desired_kernel(
                 pointopoint=itf.pointopoint,
                 multicast=itf.multicast,
                 kind=cur.kind if cur else "",
+                forwarding=itf.router,
+                token=itf.token,
             )
         )
         for family in (Family.INET, Family.INET6):

@@ -392,6 +392,8 @@ class FakeKernel:
             new = replace(new, mac=op.mac.lower())
         if op.up is not None:
             new = replace(new, up=op.up)
+        if op.token is not None:
+            new = replace(new, token=op.token if int(op.token) else None)
         self._links[op.name] = new
         if link.up and not new.up:
             self._link_down(op.name)
@@ -478,6 +480,13 @@ class FakeKernel:
                 if prefix == "net/ipv6/conf/all" and name in IPV6_ALL_PROPAGATES:
                     for link in [*self._links, "default"]:
                         self._sysctls[f"net/ipv6/conf/{link}/{name}"] = value
+                dev = prefix.rpartition("/")[2]
+                if name == "forwarding" and dev in self._links:
+                    # The kernel reports it with the link (IFLA_AF_SPEC).
+                    family = Family.INET if prefix.startswith("net/ipv4/") else Family.INET6
+                    lk = self._links[dev]
+                    on = lk.forwarding | {family} if value != "0" else lk.forwarding - {family}
+                    self._links[dev] = replace(lk, forwarding=on)
             case SetLink():
                 self._set_link(op)
             case AddAddress():

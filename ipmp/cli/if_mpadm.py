@@ -147,32 +147,32 @@ def _offline_set(root: Path, ifname: str) -> bool:
 
 def _send(root: Path, op: str, ifname: str, err: TextIO, sleep: Callable[[float], None]) -> None:
     """Solaris ``send_cmd``: returns on success, raises _Fail with the message otherwise."""
-    from ipmp.mpathd import ipc
+    from ipmp.mpathd import control
 
-    request = ipc.Request("offline" if op == "d" else "undo_offline", ifname, 1)
+    request = control.Request("offline" if op == "d" else "undo_offline", ifname, 1)
     for attempt in range(MAX_RETRIES):
         try:
-            reply = ipc.call(root, request, timeout=REPLY_TIMEOUT)
-        except ipc.NotRunning as exc:
+            reply = control.call(root, request, timeout=REPLY_TIMEOUT)
+        except control.NotRunning as exc:
             raise _Fail(f"connect: {exc.strerror}", MSG_NO_DAEMON) from None
-        except ipc.SendFailed as exc:
+        except control.SendFailed as exc:
             raise _Fail(*_perror("write", exc), MSG_SEND_FAILED) from None
-        except ipc.ReadFailed as exc:
+        except control.ReadFailed as exc:
             raise _Fail(*_perror("read", exc), MSG_READ_FAILED) from None
-        if reply.mpathd_error == ipc.MPATHD_SUCCESS:
+        if reply.mpathd_error == control.MPATHD_SUCCESS:
             if attempt:
                 print(MSG_RETRY_OK, file=err)
             return
-        if reply.mpathd_error == ipc.MPATHD_SYS_ERROR:
+        if reply.mpathd_error == control.MPATHD_SYS_ERROR:
             if reply.sys_error == errno.EAGAIN:
                 # Solaris sleeps first, then says so.
                 sleep(RETRY_DELAY)
                 print(MSG_RETRYING, file=err)
                 continue
             raise _Fail(f"{PROG}: {os.strerror(reply.sys_error)}")
-        if reply.mpathd_error == ipc.MPATHD_MIN_RED_ERROR:
+        if reply.mpathd_error == control.MPATHD_MIN_RED_ERROR:
             raise _Fail(MSG_MIN_RED)
-        if reply.mpathd_error == ipc.MPATHD_FAILBACK_PARTIAL:
+        if reply.mpathd_error == control.MPATHD_FAILBACK_PARTIAL:
             raise _Fail(MSG_FAILBACK_PARTIAL)
         raise _Fail(MSG_UNRECOGNIZED.format(reply.mpathd_error))
     raise _Fail(MSG_BUSY)

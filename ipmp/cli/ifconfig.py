@@ -37,7 +37,9 @@ from ipmp.commands import Command
 from ipmp.errors import IpmpError
 
 if TYPE_CHECKING:
+    from ipmp.evaluate import Outcome
     from ipmp.ifmap import MapEntry
+    from ipmp.model import Config
     from ipmp.ops import Op
     from ipmp.session import CommandResult
 
@@ -51,12 +53,11 @@ def _say_error(err: IpmpError | str) -> None:
     print(text, file=sys.stderr)
 
 
-def _status(config: object, command: Command, is_root: bool) -> str:
+def _status(config: Config, command: Command, is_root: bool) -> str:
     from ipmp.evaluate import split_name
-    from ipmp.model import Config, Family
+    from ipmp.model import Family
     from ipmp.render import render
 
-    assert isinstance(config, Config)
     family = command.family
     letters = command.all_letters or ""
     if "4" in letters and "6" not in letters:
@@ -93,48 +94,56 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
 
 
 def _show(command: Command, root: Path) -> int:
-    """A command without action words: read and print, no event loop, no pyroute2."""
-    from ipmp.errors import ApplyError, ConfigError
-    from ipmp.session import read_host_sync, show_command
-    from ipmp.state import Store
+    """A command without action words: read and print (``ipmp.status``).
 
-    with Store(root).locked(exclusive=False):
-        host = read_host_sync(root, _ifmap(root))
-        try:
-            result = show_command(host, command)
-        except (ConfigError, ApplyError) as err:
-            _say_error(err)
-            return 1
-    if result is None:
+    The read path of the commands scripts call in loops: no event loop, no
+    pyroute2, and not ``ipmp.session`` (tests/unit/test_startup.py).
+    """
+    from ipmp.errors import ApplyError, ConfigError
+    from ipmp.status import show
+
+    try:
+        outcome = show(root, command, _ifmap(root))
+    except (ConfigError, ApplyError) as err:
+        _say_error(err)
+        return 1
+    if outcome is None:
         import asyncio
 
         return asyncio.run(_run(command, root, False))
-    return _report(result, command, root, False, lambda op: op, os.geteuid() == 0)
+    return _print_outcome(outcome, outcome.config, command, root, os.geteuid() == 0)
 
 
 def _report(result: CommandResult, command: Command, root: Path, dry_run: bool,
             linux_op: Callable[[Op], Op], is_root: bool) -> int:
     """Print what a command did (or would do) and choose the exit status."""
+    if not dry_run:
+        return _print_outcome(result.outcome, result.config, command, root, is_root)
+    from ipmp.ops import command as op_line
+
     for line in result.outcome.stderr:
         _say_error(line)
-    if dry_run:
-        from ipmp.ops import command as op_line
+    for op in result.plan:
+        print(op_line(linux_op(op)))
+    for note in result.notes:
+        print(note)
+    return 0
 
-        for op in result.plan:
-            print(op_line(linux_op(op)))
-        for note in result.notes:
-            print(note)
-        return 0
-    for line in result.outcome.stdout:
+
+def _print_outcome(outcome: Outcome, config: Config | None, command: Command, root: Path,
+                   is_root: bool) -> int:
+    """Print what a command did and the status it asks for; choose the exit status."""
+    for line in outcome.stderr:
+        _say_error(line)
+    for line in outcome.stdout:
         print(line)
-    if result.outcome.start_mpathd and "SUNW_NO_MPATHD" not in os.environ:
+    if outcome.start_mpathd and "SUNW_NO_MPATHD" not in os.environ:
         _start_mpathd(root)
-    config = result.config
     if config is None:
         return 0
     if command.ifname is None and not command.actions:
         sys.stdout.write(_status(config, command, is_root))
-    for name in result.outcome.status:
+    for name in outcome.status:
         sub = Command(name, command.family, (), command.position)
         text = _status(config, sub, is_root)
         if not text:
@@ -186,10 +195,10 @@ def _start_mpathd(root: Path) -> None:
     """§4.5: after ``group NAME``, start in.mpathd unless one answers; do not wait."""
     import subprocess
 
-    from ipmp.mpathd import ipc
+    from ipmp.mpathd import control
     from ipmp.program import ROOT_CWD, python_module
 
-    if ipc.is_running(root):
+    if control.is_running(root):
         return
     env = dict(os.environ, IPMP_ROOT=str(root))
     subprocess.Popen(
@@ -224,7 +233,7 @@ def _main(args: list[str]) -> int:
         print(f"{PROG} (ipmp) {__version__}")
         return 0
     if args[:1] == ["--check"]:
-        from ipmp.hostfiles import root_path
+        from ipmp.altroot import root_path
 
         if len(args) != 2 or dry_run:
             _say_error("usage: ifconfig --check interface")
@@ -236,8 +245,8 @@ def _main(args: list[str]) -> int:
         except IpmpError as err:
             _say_error(err)
             return 1
+    from ipmp.altroot import root_path
     from ipmp.errors import ParseError
-    from ipmp.hostfiles import root_path
     from ipmp.parse import parse_argv
 
     try:

@@ -65,7 +65,7 @@ from ipmp.cli.getopt import getopt
 from ipmp.ipmpstat import PAGE_ROWS, FieldError, Line, ProbeFormatter, select_fields
 
 if TYPE_CHECKING:
-    from ipmp.mpathd.ipc import Reply
+    from ipmp.mpathd.control import Reply
 
 PROG = "ipmpstat"
 #: Solaris ``ipmpstat.c`` getopt string (less the test-only ``-L``), plus our ``-R``.
@@ -139,24 +139,24 @@ def _getopt(args: Sequence[str]) -> Iterator[tuple[str, str]]:
 
 def _query(root: Path) -> dict[str, Any]:
     """The daemon's snapshot (Solaris: ping in.mpathd, then take an MI_QUERY snapshot)."""
-    from ipmp.mpathd import ipc
+    from ipmp.mpathd import control
 
     try:
-        reply = ipc.call(root, ipc.Request("query"))
-    except ipc.NotRunning:
+        reply = control.call(root, control.Request("query"))
+    except control.NotRunning:
         raise _Die(MSG_NO_DAEMON) from None
-    except (ipc.SendFailed, ipc.ReadFailed) as exc:
-        reason = exc.strerror if exc.errno and exc.strerror else ipc.errmsg(ipc.IPMP_EPROTO)
+    except (control.SendFailed, control.ReadFailed) as exc:
+        reason = exc.strerror if exc.errno and exc.strerror else control.errmsg(control.IPMP_EPROTO)
         raise _Die(MSG_SNAPSHOT.format(reason)) from None
     if not reply.ok:
-        if reply.mpathd_error == ipc.MPATHD_SYS_ERROR and reply.sys_error:
+        if reply.mpathd_error == control.MPATHD_SYS_ERROR and reply.sys_error:
             reason = os.strerror(reply.sys_error)
         else:
-            reason = ipc.errmsg(reply.mpathd_error)
+            reason = control.errmsg(reply.mpathd_error)
         raise _Die(MSG_SNAPSHOT.format(reason))
     version = reply.data.get("v")
     if type(version) is not int or version != SNAPSHOT_VERSION:
-        raise _Die(MSG_SNAPSHOT.format(ipc.errmsg(ipc.IPMP_EPROTO)))
+        raise _Die(MSG_SNAPSHOT.format(control.errmsg(control.IPMP_EPROTO)))
     return reply.data
 
 
@@ -167,11 +167,11 @@ def _clock() -> float:
 
 def _reason(reply: Reply) -> str:
     """The text of an error reply, as ``_query`` words it."""
-    from ipmp.mpathd import ipc
+    from ipmp.mpathd import control
 
-    if reply.mpathd_error == ipc.MPATHD_SYS_ERROR and reply.sys_error:
+    if reply.mpathd_error == control.MPATHD_SYS_ERROR and reply.sys_error:
         return os.strerror(reply.sys_error)
-    return ipc.errmsg(reply.mpathd_error)
+    return control.errmsg(reply.mpathd_error)
 
 
 def _probe_stream(root: Path, formatter: ProbeFormatter | None, out: TextIO, err: TextIO,
@@ -182,25 +182,25 @@ def _probe_stream(root: Path, formatter: ProbeFormatter | None, out: TextIO, err
     exception (``_Die``, KeyboardInterrupt, BrokenPipeError).
     """
     from ipmp.ipmpstat import probe_json
-    from ipmp.mpathd import ipc
+    from ipmp.mpathd import control
 
     lost_at: float | None = None  # when the stream ended, while trying to get it back
     while True:
         try:
-            stream = ipc.subscribe(root, "probes")
-        except ipc.NotRunning:
+            stream = control.subscribe(root, "probes")
+        except control.NotRunning:
             if lost_at is None or time.monotonic() - lost_at > RECONNECT_TIMEOUT:
                 raise _Die(MSG_NO_DAEMON) from None
             time.sleep(RECONNECT_INTERVAL)
             continue
-        except (ipc.SendFailed, ipc.ReadFailed) as exc:
-            reason = exc.strerror if exc.errno and exc.strerror else ipc.errmsg(ipc.IPMP_EPROTO)
+        except (control.SendFailed, control.ReadFailed) as exc:
+            reason = exc.strerror if exc.errno and exc.strerror else control.errmsg(control.IPMP_EPROTO)
             raise _Die(MSG_SUBSCRIBE.format(reason)) from None
         with stream:
             if not stream.reply.ok:
                 raise _Die(MSG_SUBSCRIBE.format(_reason(stream.reply)))
             lost_at = None
-            with contextlib.suppress(ipc.ReadFailed):  # a broken stream is a lost one
+            with contextlib.suppress(control.ReadFailed):  # a broken stream is a lost one
                 for event in stream:
                     kind = event.get("event")
                     if kind == "overflow":
@@ -253,7 +253,7 @@ def emit(lines: Sequence[Line], out: TextIO, *, colour: bool) -> None:
 
 def _run(args: Sequence[str], out: TextIO, err: TextIO) -> int:
     from ipmp import ipmpstat
-    from ipmp.hostfiles import root_path
+    from ipmp.altroot import root_path
 
     mode = ""
     spec: str | None = None

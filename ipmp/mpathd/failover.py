@@ -84,13 +84,30 @@ def movable_logicals(itf: Interface) -> tuple[Logical, ...]:
 
 
 def is_placeholder(lg: Logical) -> bool:
-    """The unit-0 slot a failover leaves behind (§1 mechanics 3), or an empty unit 0.
+    """The unit-0 slot a failover leaves behind (§1 mechanics 3).
 
-    Solaris gives the placeholder address 0.0.0.0, NOFAILOVER and not UP; a
-    failback to unit 0 consumes it.  Any address-less, down unit 0 is an
-    empty slot a returning address may take.
+    Solaris (``ipif_move`` in the pre-Clearview ``ip_if.c``) gives this
+    "replacement ipif" address 0.0.0.0, the moved address's flags plus
+    NOFAILOVER, minus UP, and marks it ``ipif_replace_zero``.  The model has
+    no such mark [INF]: an address-less, down unit 0 with NOFAILOVER stands
+    for it (``render.is_placeholder`` draws the same slot).
     """
-    return lg.unit == 0 and lg.address is None and not lg.up
+    return lg.unit == 0 and lg.address is None and not lg.up and lg.nofailover
+
+
+def _replaceable(itf: Interface, family: Family, *, failback: bool) -> bool:
+    """Whether a returning address takes unit 0 of ``family`` on ``itf`` (``IPIF_REPL_CHECK``).
+
+    The kernel's test (``ip_if.h``): unit 0 is the replacement a failover
+    left, or, on a failback only, any IPv4 unit 0 that is down with address
+    0.0.0.0 (``ipif_move``'s comment: "When DR pulls out the NIC and
+    re-plumbs the interface, we might just have a zero address plumbed on
+    the ipif with zero id").  Any other unit 0 stays where it is.
+    """
+    lg = itf.logical(family, 0)
+    if lg is None or lg.address is not None or lg.up:
+        return False
+    return lg.nofailover or (failback and family is Family.INET)
 
 
 def data_count(itf: Interface) -> int:
@@ -197,16 +214,13 @@ def choose_destination(
     return fewest.name if fewest is not None else None
 
 
-def _unit_free(itf: Interface, family: Family, unit: int) -> bool:
-    """Whether ``unit`` can take a returning address (unit 0: consume the placeholder)."""
-    lg = itf.logical(family, unit)
-    return lg is None or (unit == 0 and is_placeholder(lg))
-
-
-def _arrive_home(itf: Interface, lg: Logical) -> Interface:
-    """Put an address back on its home NIC: its old unit if free, else the lowest free one."""
-    want = lg.home_unit
-    unit = want if want is not None and _unit_free(itf, lg.family, want) else itf.free_unit(lg.family)
+def _arrive_home(itf: Interface, lg: Logical, unit: int | None = None) -> Interface:
+    """Put an address back on its home NIC: at ``unit`` when given, else its old
+    unit if free, else the lowest free one.  Whatever was at that unit (the
+    placeholder) is replaced."""
+    if unit is None:
+        want = lg.home_unit
+        unit = want if want is not None and itf.logical(lg.family, want) is None else itf.free_unit(lg.family)
     return itf.with_logical(replace(lg, unit=unit, home="", home_unit=None))
 
 
@@ -259,7 +273,7 @@ def fail_over(config: Config, source: str, destination: str) -> Config:
         if lg.unit == 0:
             src = src.with_logical(_placeholder(lg))
     # Addresses going home land first, so they get their old units back.
-    dst = _land_home(dst, (lg for lg in moving if lg.home == destination))
+    dst = _land_home(dst, (lg for lg in moving if lg.home == destination), failback=False)
     for lg in moving:
         if lg.home != destination:
             dst = _arrive_away(dst, lg, source)
@@ -303,7 +317,7 @@ def fail_back(config: Config, home: str) -> Config:
         returning.extend(mine)
     if not returning:
         return config
-    target = _land_home(target, returning)
+    target = _land_home(target, returning, failback=True)
     target = replace(target, held_inactive=False)
     out = config
     for itf in (*sources, target):
@@ -311,20 +325,41 @@ def fail_back(config: Config, home: str) -> Config:
     return out
 
 
-def _land_home(target: Interface, returning: Iterable[Logical]) -> Interface:
-    """Place addresses back on their home NIC.
+def _land_home(target: Interface, returning: Iterable[Logical], *, failback: bool) -> Interface:
+    """Place addresses back on their home NIC (``failback``: a failback, else a failover home).
 
-    Two passes, so that an address that may take its old unit is never
-    pushed aside by one that lands on "the lowest free unit": first those
-    whose old unit is free (the first claimant wins a contested unit), then
-    the others.
+    Unit 0 first, as the kernel does it (``ipif_move``): when unit 0 of a
+    family is replaceable (``_replaceable``), the first address of that
+    family to come home takes unit 0, whatever unit it had, and the
+    placeholder is gone; the kernel sets the placeholder's id aside so that
+    ``ipif_get_id`` hands out 0.  "First" is the order the kernel moves
+    them in: the members in group order, each one's logical interfaces by
+    unit (``ipif_move_all``), which is the order ``returning`` comes in;
+    the address that left unit 0 is normally that first one, having taken
+    the lowest free unit when it left.
+
+    The rest in two passes, so that an address that may take its old unit
+    is never pushed aside by one that lands on "the lowest free unit": first
+    those whose old unit is free (the first claimant wins a contested unit),
+    then the others.  Decision: on a failover home as on a failback the old
+    unit is tried (the kernel tries it on a failback only); it keeps the
+    configuration the hostname files made.
     """
+    arrivals = list(returning)
+    placed: set[int] = set()
+    for family in (Family.INET, Family.INET6):
+        if not _replaceable(target, family, failback=failback):
+            continue
+        first_home = next((i for i, lg in enumerate(arrivals) if lg.family is family), None)
+        if first_home is not None:
+            target = _arrive_home(target, arrivals[first_home], unit=0)
+            placed.add(first_home)
     first: list[Logical] = []
     rest: list[Logical] = []
     claimed: set[tuple[Family, int]] = set()
-    for lg in sorted(returning, key=_home_order):
+    for lg in sorted((lg for i, lg in enumerate(arrivals) if i not in placed), key=_home_order):
         unit = lg.home_unit
-        if unit is not None and (lg.family, unit) not in claimed and _unit_free(target, lg.family, unit):
+        if unit is not None and (lg.family, unit) not in claimed and target.logical(lg.family, unit) is None:
             claimed.add((lg.family, unit))
             first.append(lg)
         else:

@@ -162,7 +162,7 @@ class Layout:
     def placement(self) -> dict[str, str]:
         """Every non-zero address that is UP -> the logical name holding it."""
         return {lif.address: lif.name for lif in self.lifs.values()
-                if lif.up and lif.address not in (None, "0.0.0.0", "::") and lif.nic != "lo"}
+                if lif.up and lif.address not in (None, "0.0.0.0", "::") and lif.nic != "lo0"}
 
 
 # --------------------------------------------------------------------------

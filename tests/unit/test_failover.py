@@ -423,8 +423,18 @@ def test_fail_over_and_back_round_trip(cfg: Config, draw: st.DataObject) -> None
         assert addresses_elsewhere(back, a) == bool(movable_logicals(src))
         return
     assert not addresses_elsewhere(back, a)
-    assert where(back) == where(cfg)
-    assert back == cfg
+    expected = cfg
+    unit0 = src.logical(V4, 0)
+    moved4 = [lg for lg in movable_logicals(src) if lg.family is V4]
+    if unit0 is not None and unit0.address is None and not unit0.up and moved4:
+        # IPIF_REPL_CHECK on a failback (ip_if.h, ipif_move): a down IPv4
+        # unit 0 without an address is taken by the first address home,
+        # whatever its unit was; the others get their own units back.
+        first = moved4[0]
+        returned = src.without_logical(V4, first.unit).with_logical(replace(first, unit=0))
+        expected = cfg.with_interface(returned)
+    assert where(back) == where(expected)
+    assert back == expected
 
 
 @settings(max_examples=100, deadline=None)

@@ -129,6 +129,9 @@ def test_a_good_map_has_no_errors() -> None:
          "ifmap: enx020000000101: already mapped to hme0, on line 1"),
         ("hme9 enp1s0f0\n", "ifmap:1:1", "ifmap: hme9: already a name of Linux interface eth9"),
         ("eth9 enp1s0f0\n", "ifmap:1:1", "ifmap: eth9: already a name of Linux interface eth9"),
+        # The loopback is lo0 (illumos ipif_loopback_name) and lo0 is only the loopback.
+        ("lo1 lo\n", "ifmap:1:5", "ifmap: lo: the loopback is always lo0"),
+        ("lo0 enp1s0f0\n", "ifmap:1:1", "ifmap: lo0: the loopback's name, not a NIC's"),
     ],
 )
 def test_check_errors(text: str, where: str, message: str) -> None:
@@ -139,7 +142,7 @@ def test_check_errors(text: str, where: str, message: str) -> None:
 def test_a_nic_may_be_named_by_an_altname_and_keep_its_own_name() -> None:
     assert check_ifmap(entries("hme0 enx020000000101\nenp1s0f1 enp1s0f1\n"), LINKS) == ()
     names = NameMap.of(entries("hme0 enx020000000101\nenp1s0f1 enp1s0f1\n"), LINKS)
-    assert names.pairs == (("enp1s0f0", "hme0"),)
+    assert names.pairs == (("enp1s0f0", "hme0"), ("lo", "lo0"))
 
 
 def test_missing_altnames_are_those_the_kernel_lacks() -> None:
@@ -150,8 +153,10 @@ def test_missing_altnames_are_those_the_kernel_lacks() -> None:
 def test_the_name_map_keeps_only_valid_entries() -> None:
     names = NameMap.of(entries("hme0 enp1s0f0\nhme0 enp1s0f1\nhme9 enp1s0f1\nqfe0 ens9\n"), LINKS)
     # hme0 twice: the first wins; hme9 belongs to eth9; ens9 does not exist.
-    assert names.pairs == (("enp1s0f0", "hme0"),)
-    assert not NameMap.of((), LINKS)
+    assert names.pairs == (("enp1s0f0", "hme0"), ("lo", "lo0"))
+    # Without a map only the loopback is renamed; without a loopback nothing.
+    assert NameMap.of((), LINKS).pairs == (("lo", "lo0"),)
+    assert not NameMap.of((), LINKS[1:])
 
 
 # --------------------------------------------------------------------------
@@ -215,6 +220,37 @@ def test_canonical_name_accepts_any_name_of_a_link() -> None:
     assert canonical_name(kernel, "enx020000000101") == "hme0"
     assert canonical_name(kernel, "hme9:1") == "eth9:1"  # an altname the map does not name
     assert canonical_name(kernel, "nothere0") == "nothere0"
+
+
+def test_the_loopback_is_lo0_with_or_without_a_map() -> None:
+    names = NameMap.of((), LINKS)
+    lo0 = names.link(LINKS[0])
+    assert (lo0.name, lo0.altnames, lo0.loopback) == ("lo0", ("lo",), True)
+    assert names.view("lo") == "lo0" and names.linux("lo0") == "lo"
+    # 127.0.0.1's label is the Linux name: it reads as unit 0 of lo0.
+    assert names.label("lo", "lo") == "lo0" and names.label("lo:1", "lo") == "lo0:1"
+    kernel = KernelState(links=tuple(names.link(lk) for lk in LINKS))
+    assert canonical_name(kernel, "lo0") == "lo0" and canonical_name(kernel, "lo") == "lo0"
+    assert canonical_name(kernel, "lo:1") == "lo0:1"
+    addr = KAddress("lo0", IPv4Interface("127.0.0.2/8"), label="lo0:1")
+    assert [command(op) for op in names.ops((SetLink("lo0", mtu=16384), AddAddress(addr)))] == [
+        "ip link set dev lo mtu 16384",
+        "ip -4 addr add 127.0.0.2/8 dev lo label lo0:1 noprefixroute",
+    ]
+    # A renamed loopback is still lo0: the kernel's IFF_LOOPBACK decides, not the name.
+    assert NameMap.of((), (KLink("lo9", 1, loopback=True),)).pairs == (("lo9", "lo0"),)
+
+
+def test_the_loopback_keeps_lo_when_another_link_is_called_lo0() -> None:
+    assert NameMap.of((), (*LINKS, KLink("lo0", 9))).pairs == ()
+    assert NameMap.of((), (*LINKS[1:], KLink("eth5", 9, altnames=("lo0",)), LINKS[0])).pairs == ()
+
+
+def test_a_map_line_for_the_loopback_says_what_is_already_true() -> None:
+    assert check_ifmap(entries("lo0 lo\n"), LINKS) == ()
+    assert NameMap.of(entries("lo0 lo\n"), LINKS).pairs == (("lo", "lo0"),)
+    # No altname for it: lo0 lives in the view only.
+    assert missing_altnames(entries("lo0 lo\nhme0 enp1s0f0\n"), LINKS) == (("enp1s0f0", "hme0"),)
 
 
 # --------------------------------------------------------------------------

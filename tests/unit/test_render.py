@@ -117,7 +117,9 @@ def after_hme0_failure() -> Config:
 AFTER_FAILURE = (
     "lo0: flags=2001000849<UP,LOOPBACK,RUNNING,MULTICAST,IPv4,VIRTUAL> mtu 8232 index 1\n"
     "\tinet 127.0.0.1 netmask ff000000 \n"
-    "hme0: flags=19000802<BROADCAST,MULTICAST,IPv4,NOFAILOVER,FAILED> mtu 1500 index 2\n"
+    # The placeholder's MTU is 0: ipif_move builds it from ipif_zero (the
+    # Solaris 10 IP Services guide, example 30-2, prints "mtu 0" for it).
+    "hme0: flags=19000802<BROADCAST,MULTICAST,IPv4,NOFAILOVER,FAILED> mtu 0 index 2\n"
     "\tinet 0.0.0.0 netmask 0 \n"
     "\tgroupname prod\n"
     "\tether 8:0:20:a1:b2:c3 \n"
@@ -350,12 +352,16 @@ def test_no_ether_without_mac_or_on_logical_or_loopback() -> None:
     assert "ether" not in render(Config((itf,)))
 
 
-def test_linux_loopback_keeps_its_name_and_gets_virtual() -> None:
-    text = render(Config((loopback("lo", 65536),)))
-    assert text == (
-        "lo: flags=2001000849<UP,LOOPBACK,RUNNING,MULTICAST,IPv4,VIRTUAL> mtu 65536 index 1\n"
+def test_linux_loopback_mtu_and_flags_read_as_solaris_lo0() -> None:
+    # Linux ``lo``: 64 KiB MTU, no IFF_MULTICAST.  The view names it lo0
+    # (ifmap.NameMap); render gives it lo0's word and MTU (ill_lookup_on_name).
+    lo = replace(loopback("lo0", 65536), multicast=False)
+    assert render(Config((lo,))) == (
+        "lo0: flags=2001000849<UP,LOOPBACK,RUNNING,MULTICAST,IPv4,VIRTUAL> mtu 8232 index 1\n"
         "\tinet 127.0.0.1 netmask ff000000 \n"
     )
+    # An MTU the administrator set is shown as it is.
+    assert " mtu 16384 " in render(Config((replace(lo, mtu=16384),)))
 
 
 def test_explicit_and_default_broadcast() -> None:

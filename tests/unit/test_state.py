@@ -91,7 +91,8 @@ def test_dumps_loads_round_trip(stored: Stored) -> None:
 
 
 #: Interface fields that are kernel facts, copied from the kernel on every read.
-KERNEL_FACTS = {"index", "link_up", "running", "mtu", "mac", "noarp", "loopback", "pointopoint", "multicast"}
+KERNEL_FACTS = {"index", "link_up", "running", "mtu", "mac", "noarp", "loopback", "pointopoint", "multicast",
+                "router", "token"}
 
 
 def _non_default(value: object) -> Any:
@@ -122,7 +123,7 @@ def test_every_ipmp_fact_of_an_interface_is_stored() -> None:
     lg_changes = {
         f.name: _non_default(getattr(base.logicals[0], f.name))
         for f in fields(Logical)
-        if f.name in ("up", "deprecated", "nofailover", "home", "home_unit")
+        if f.name in ("up", "deprecated", "nofailover", "home", "home_unit", "mtu")
     }
     lg = replace(base.logicals[0], **lg_changes)
     assert loads(dumps(Stored((replace(base, logicals=(lg,)),)))).interfaces[0].logicals == (lg,)

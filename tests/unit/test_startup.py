@@ -1,0 +1,164 @@
+"""What the commands scripts call in loops import (issue 15, point 7).
+
+Porting scripts run ``ifconfig IF`` per interface, and ``ifconfig -a`` or
+``ipmpstat -i``, every few seconds; what such a run costs is mostly what it
+imports.  These tests run each command to completion in a fresh interpreter
+and look at ``sys.modules`` afterwards: a read must not load what only
+changes need (the session with its boot steps and hostname-file parser, the
+planner, pyroute2, asyncio, PLY), nor, for ``ipmpstat``, the data model,
+the ifconfig parser, or the daemon's side of the control protocol (its
+asyncio server: asyncio alone pulls in ssl, logging, subprocess and
+concurrent.futures, a third of what ``ipmpstat -i`` used to import).
+Behaviour, not timing: the figures are the ``ifconfig`` benchmark's
+(bench/ifconfig.py, BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ipmp.mpathd import control, ipc
+from ipmp.mpathd.control import Reply
+from tests.unit.test_ipmpstat import DEGRADED, GOLDEN, FakeDaemon
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Never on any read path: what only commands that change something need.
+WRITE_ONLY = ("pyroute2", "asyncio", "ply", "click", "ipmp.apply", "ipmp.plan", "ipmp.ops", "ipmp.session",
+              "ipmp.bootsteps", "ipmp.hostfiles", "ipmp.grammar_tables")
+#: ``ipmpstat`` prints what in.mpathd answers: it needs no kernel view at all.
+IPMPSTAT_NEVER = ("ipmp.model", "ipmp.parse", "ipmp.commands", "ipmp.keywords", "ipmp.evaluate",
+                  "ipmp.netlink", "ipmp.state", "ipmp.view", "ipmp.hostfiles", "ply", "pyroute2")
+#: The daemon's half of the control protocol: a client speaks it with
+#: ``ipmp.mpathd.control`` (blocking, one socket) and loads none of this.
+SERVER_ONLY = ("asyncio", "ipmp.mpathd.ipc", "ipmp.mpathd.runtime", "ssl", "logging", "concurrent",
+               "subprocess")
+
+# Runs ``main`` of a command module as its console script does, then records
+# what is loaded at that moment (before importing json to write it down).
+_DRIVER = """
+import sys
+from {module} import main
+status = main(sys.argv[2:])
+sys.stdout.flush()
+loaded = sorted(sys.modules)
+import json
+with open(sys.argv[1], "w") as fh:
+    json.dump({{"status": status, "modules": loaded}}, fh)
+"""
+
+
+def _run(module: str, args: list[str], root: Path, tmp_path: Path) -> tuple[int, str, str, list[str]]:
+    """(exit status, stdout, stderr, modules loaded when ``main`` returned) of one run."""
+    record = tmp_path / "modules.json"
+    env = dict(os.environ, IPMP_ROOT=str(root), PYTHONPATH=str(REPO), SUNW_NO_MPATHD="1")
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-c", _DRIVER.format(module=module), str(record), *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    doc = json.loads(record.read_text())
+    return int(doc["status"]), done.stdout, done.stderr, [str(m) for m in doc["modules"]]
+
+
+def _loaded(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` (packages count with their submodules) are among ``modules``."""
+    return sorted({n for n in names for m in modules if m == n or m.startswith(n + ".")})
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "root"
+    path.mkdir()
+    return path
+
+
+def test_ifconfig_a_reads_without_what_changes_need(root: Path, tmp_path: Path) -> None:
+    status, out, err, modules = _run("ipmp.cli.ifconfig", ["-a"], root, tmp_path)
+    assert (status, err) == (0, "")
+    # The loopback is always there: the read really went to the kernel.
+    assert out.startswith("lo")
+    assert "ipmp.status" in modules
+    assert _loaded(modules, WRITE_ONLY) == []
+
+
+def test_ifconfig_of_one_interface_reads_without_what_changes_need(root: Path, tmp_path: Path) -> None:
+    listing = _run("ipmp.cli.ifconfig", ["-a"], root, tmp_path)[1]
+    first = listing.split(":", 1)[0]  # the loopback, by the name ifconfig shows it under
+    status, out, err, modules = _run("ipmp.cli.ifconfig", [first], root, tmp_path)
+    assert (status, err) == (0, "")
+    assert out.startswith(f"{first}: flags=")
+    assert _loaded(modules, WRITE_ONLY) == []
+
+
+def test_ifconfig_status_errors_take_the_same_path(root: Path, tmp_path: Path) -> None:
+    # An unknown interface is the evaluator's error, found on the read path.
+    status, out, err, modules = _run("ipmp.cli.ifconfig", ["ipmpnosuch0"], root, tmp_path)
+    assert (status, out, err) == (1, "", "ifconfig: status: SIOCGLIFFLAGS: ipmpnosuch0: no such interface\n")
+    assert _loaded(modules, WRITE_ONLY) == []
+
+
+def test_a_status_read_reads_no_name_service_file(root: Path, tmp_path: Path) -> None:
+    # Solaris ifconfig looks nothing up to show status: a defaultrouter line
+    # naming no host, or a hosts file it may not read, is ipmp-boot's error,
+    # not one of ``ifconfig -a`` (which used to fail here).
+    etc = root / "etc"
+    etc.mkdir()
+    (etc / "defaultrouter").write_text("no-such-router\n")
+    status, out, err, _ = _run("ipmp.cli.ifconfig", ["-a"], root, tmp_path)
+    assert (status, err) == (0, "")
+    assert out.startswith("lo")
+
+
+@pytest.fixture
+def daemon(root: Path) -> Iterator[FakeDaemon]:
+    fake = FakeDaemon(root, Reply(data=DEGRADED))
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.mark.parametrize("mode", ["i", "g", "a", "t"])
+def test_ipmpstat_asks_the_daemon_and_loads_no_kernel_view(daemon: FakeDaemon, root: Path, tmp_path: Path,
+                                                          mode: str) -> None:
+    status, out, err, modules = _run("ipmp.cli.ipmpstat", [f"-{mode}"], root, tmp_path)
+    assert (status, out, err) == (0, GOLDEN["DEGRADED", mode], "")
+    assert _loaded(modules, IPMPSTAT_NEVER) == []
+    assert "ipmp.mpathd.control" in modules  # it did ask the daemon
+    assert _loaded(modules, SERVER_ONLY) == []
+    # Plain output when not on a terminal: rich is for colour only.
+    assert _loaded(modules, ("rich",)) == []
+
+
+def test_ipmpstat_without_a_daemon_loads_no_server_either(root: Path, tmp_path: Path) -> None:
+    # The error path (nothing listens) takes the same client: a script's loop
+    # while in.mpathd is down costs no more than while it is up.
+    status, out, err, modules = _run("ipmp.cli.ipmpstat", ["-i"], root, tmp_path)
+    assert (status, out) == (1, "")
+    assert err == "ipmpstat: cannot contact in.mpathd(1M) -- is IPMP in use?\n"
+    assert _loaded(modules, SERVER_ONLY) == []
+
+
+def test_the_client_module_alone_loads_no_server(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    code = "import sys, json, ipmp.mpathd.control; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert _loaded(json.loads(done.stdout), SERVER_ONLY) == []
+
+
+def test_the_server_module_re_exports_the_client_and_codec() -> None:
+    # Every ``from ipmp.mpathd import ipc`` caller (the daemon, the tests, the
+    # bench) keeps working, and gets the very objects the commands use: one
+    # ``ProtocolError`` to catch, one ``Reply`` to compare.
+    for name in control.__all__:
+        assert name in ipc.__all__, name
+        assert getattr(ipc, name) is getattr(control, name), name
