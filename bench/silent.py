@@ -68,6 +68,11 @@ class Outcome:
                 if t.moved is not None and t.detected is not None]
 
     @property
+    def address_ms(self) -> list[float]:
+        """Failure to the data address on the survivor (the daemon logs its detection after the move)."""
+        return [ms(t.moved - t.t0) for t in self.trials if t.moved is not None]
+
+    @property
     def failback_ms(self) -> list[float]:
         return [ms(t.done_at - t.repaired_at) for t in self.trials
                 if t.done_at is not None and t.repaired_at is not None]
@@ -225,6 +230,7 @@ def run(quick: bool) -> list[Row]:
             f"failure -> 'NIC failure detected' line: {det.fmt()} (min {det.min:.1f}); "
             f"{over} of {det.n} above the FDT, {out.undetected} not detected",
             f"detection -> data address on the survivor: {move.fmt()}",
+            f"failure -> data address on the survivor: {Dist.of(out.address_ms).fmt()}",
             f"(not a target) repair -> failed back: {fb.fmt(digits=0)}",
             f"group FDT at the end: {sorted(fdts)} ms; 'Cannot meet requested failure detection time' "
             f"lines: {len(out.raised)}",

@@ -47,14 +47,17 @@ another one, and only replies that arrived on that NIC are seen.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import hmac
 import secrets
 import socket
 import struct
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import NamedTuple
 
 from ipmp.model import Family, IPAddress
 
@@ -113,6 +116,14 @@ SECRET_LEN = 16
 PROBE_LEN = PR_ICMP_LEN + TOKEN_LEN
 # What the token covers: id, seq, timestamp, probe type (every field we choose).
 _SIGNED = struct.Struct("!HHII")
+# The ICMP header's first five fields, and the timestamp and probe type after them.
+_ECHO_HEAD = struct.Struct("!BBHHH")
+_ECHO_TAIL = struct.Struct("!II")
+#: Tokens a key remembers (``ProbeKey.token``): the probes of the last few
+#: intervals, so that the reply to a probe is checked against the token its
+#: probe was sent with instead of a second keyed hash.
+_TOKEN_MEMORY = 64
+_INET = Family.INET
 # Solaris drops (debug trace only) anything shorter than an ICMP header.
 _ICMP_MINLEN = 8
 _IPV4_MIN_HEADER = 20
@@ -139,26 +150,44 @@ class ProbeKey:
 
     ident: int
     secret: bytes = field(repr=False)
+    #: The tokens made last, by (seq, timestamp, probe type): a token is a
+    #: function of these, so a reply's is the one its probe was sent with.
+    _recent: dict[tuple[int, int, int], bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.ident <= 0xFFFF:
             raise ValueError(f"ICMP id out of range: {self.ident}")
         if len(self.secret) < SECRET_LEN:
             raise ValueError(f"probe key secret shorter than {SECRET_LEN} bytes")
+        object.__setattr__(self, "_recent", {})
 
     def token(self, seq: int, timestamp_ms: int, probe_type: int) -> bytes:
         """The token of the probe with these fields (a keyed BLAKE2b of them, TOKEN_LEN bytes)."""
-        signed = _SIGNED.pack(self.ident, seq & 0xFFFF, timestamp_ms & 0xFFFFFFFF, probe_type)
-        return hashlib.blake2b(signed, digest_size=TOKEN_LEN, key=self.secret).digest()
+        fields = (seq & 0xFFFF, timestamp_ms & 0xFFFFFFFF, probe_type)
+        recent = self._recent
+        token = recent.get(fields)
+        if token is None:
+            if len(recent) >= _TOKEN_MEMORY:
+                recent.clear()  # bounded: anyone may send replies with our id's fields
+            signed = _SIGNED.pack(self.ident, *fields)
+            token = recent[fields] = hashlib.blake2b(signed, digest_size=TOKEN_LEN, key=self.secret).digest()
+        return token
 
 
 def icmp_checksum(data: bytes) -> int:
-    """RFC 1071 Internet checksum (one's complement of the one's complement sum)."""
+    """RFC 1071 Internet checksum (one's complement of the one's complement sum).
+
+    The one's complement sum of the 16-bit words is the data read as one
+    big-endian number modulo 0xFFFF (2**16 is 1 modulo 0xFFFF), except that a
+    sum of non-zero words that is 0 modulo 0xFFFF is 0xFFFF: one big-integer
+    remainder instead of a sum word by word (every probe is checksummed).
+    """
     if len(data) % 2:
         data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total > 0xFFFF:
-        total = (total & 0xFFFF) + (total >> 16)
+    value = int.from_bytes(data, "big")
+    total = value % 0xFFFF
+    if not total and value:
+        total = 0xFFFF
     return ~total & 0xFFFF
 
 
@@ -174,20 +203,22 @@ def encode_echo(family: Family, key: ProbeKey, seq: int, timestamp_ms: int, prob
     """
     if not 0 <= probe_type <= 0xFFFFFFFF:
         raise ValueError(f"probe type out of range: {probe_type}")
-    icmp_type = ICMP_ECHO_REQUEST if family is Family.INET else ICMP6_ECHO_REQUEST
     seq &= 0xFFFF
     timestamp_ms &= 0xFFFFFFFF
     token = key.token(seq, timestamp_ms, probe_type)
-    fields = (key.ident, seq, timestamp_ms, probe_type)
-    packet = _PR_ICMP.pack(icmp_type, 0, 0, *fields) + token
-    if family is Family.INET:
-        packet = _PR_ICMP.pack(icmp_type, 0, icmp_checksum(packet), *fields) + token
-    return packet
+    ident = key.ident
+    if family is not _INET:
+        return _PR_ICMP.pack(ICMP6_ECHO_REQUEST, 0, 0, ident, seq, timestamp_ms, probe_type) + token
+    packet = _PR_ICMP.pack(ICMP_ECHO_REQUEST, 0, 0, ident, seq, timestamp_ms, probe_type) + token
+    return _PR_ICMP.pack(ICMP_ECHO_REQUEST, 0, icmp_checksum(packet), ident, seq, timestamp_ms,
+                         probe_type) + token
 
 
-@dataclass(frozen=True)
-class EchoReply:
-    """A well-formed reply to one of our probes (the caller still checks seq/target)."""
+class EchoReply(NamedTuple):
+    """A well-formed reply to one of our probes (the caller still checks seq/target).
+
+    A named tuple rather than a frozen dataclass: one is made per reply.
+    """
 
     ident: int
     seq: int
@@ -244,47 +275,48 @@ def decode_echo_reply(
     global address).  The IPv6 routing header check of Solaris needs
     ancillary data and is not done here.
     """
-    if family is Family.INET:
-        if len(packet) < _IPV4_MIN_HEADER or packet[0] >> 4 != 4:
+    # The ICMP message is read where it starts in ``packet`` (no copy): every reply comes here.
+    size = len(packet)
+    if family is _INET:
+        if size < _IPV4_MIN_HEADER or packet[0] >> 4 != 4:
             return None
-        header_len = (packet[0] & 0x0F) * 4
-        if header_len < _IPV4_MIN_HEADER or len(packet) < header_len + _ICMP_MINLEN:
+        start = (packet[0] & 0x0F) * 4
+        if start < _IPV4_MIN_HEADER or size < start + _ICMP_MINLEN:
             return None
-        icmp = packet[header_len:]
+        size -= start
         echo_reply = ICMP_ECHO_REPLY
         code_format = _REPLY_CODE_V4
     else:
-        if len(packet) < _ICMP_MINLEN:
+        if size < _ICMP_MINLEN:
             return None
-        icmp = packet
+        start = 0
         echo_reply = ICMP6_ECHO_REPLY
         code_format = _REPLY_CODE_V6
 
-    icmp_type, code, _checksum, reply_ident, seq = struct.unpack_from("!BBHHH", icmp)
+    icmp_type, code, _checksum, reply_ident, seq = _ECHO_HEAD.unpack_from(packet, start)
     if icmp_type != echo_reply:
         return None
     if key is not None and reply_ident != key.ident:
         return None
     # The sender is written out only for a complaint: every probe reply comes here.
-    if family is Family.INET6 and require_linklocal and not source.is_link_local:
+    if family is not _INET and require_linklocal and not source.is_link_local:
         return BadReply(_NOT_LINKLOCAL, (_printable(source),))
     if code != 0:
         return BadReply(code_format, (code, _printable(source)))
-    if len(icmp) < PR_ICMP_LEN:
-        return BadReply(_REPLY_TOO_SHORT, (len(icmp), _printable(source)))
-    timestamp_ms, probe_type = struct.unpack_from("!II", icmp, 8)
+    if size < PR_ICMP_LEN:
+        return BadReply(_REPLY_TOO_SHORT, (size, _printable(source)))
+    timestamp_ms, probe_type = _ECHO_TAIL.unpack_from(packet, start + 8)
     if probe_type not in _KNOWN_PROBE_TYPES:
         # Solaris prints the word with %d, i.e. as a signed 32-bit int.
         signed = probe_type - (1 << 32) if probe_type & 0x80000000 else probe_type
         return BadReply(_REPLY_TYPE, (signed, _printable(source)))
     if key is not None and (
-        len(icmp) < PROBE_LEN
-        or not hmac.compare_digest(icmp[PR_ICMP_LEN:PROBE_LEN], key.token(seq, timestamp_ms, probe_type))
+        size < PROBE_LEN
+        or not hmac.compare_digest(packet[start + PR_ICMP_LEN:start + PROBE_LEN],
+                                   key.token(seq, timestamp_ms, probe_type))
     ):
         return None  # no token, or not the one of the probe it names: not a reply to us
-    return EchoReply(
-        ident=reply_ident, seq=seq, timestamp_ms=timestamp_ms, probe_type=probe_type, source=source
-    )
+    return EchoReply(reply_ident, seq, timestamp_ms, probe_type, source)
 
 
 def _printable(address: IPAddress) -> str:
@@ -311,6 +343,10 @@ _ADDRESS_CACHE = 64
 _SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("=qq")
 _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+#: SIOCINQ (linux/sockios.h, the same number as FIONREAD): the size of the
+#: next datagram waiting on a raw socket, 0 when none.  Asking costs a
+#: fraction of the recvmsg(2) that fails with EAGAIN and raises.
+_SIOCINQ = 0x541B
 
 
 def icmp_filter_block_all_but(*passed: int) -> bytes:
@@ -365,9 +401,14 @@ class ProbeSocket:
         self.address = address
         self.family = Family(address.version)
         self.ifindex = socket.if_nametoindex(ifname) if ifindex is None else ifindex
-        # Per-probe work kept off the hot path: a NIC probes a handful of targets.
-        self._sockaddrs: dict[IPAddress, tuple[str, int] | tuple[str, int, int, int]] = {}
+        # Per-probe work kept off the hot path: a NIC probes a handful of
+        # targets, and the machine hands the same address object for each
+        # every time.  Found by identity (an address hashes in Python code);
+        # an entry holds its address, so that id is not reused meanwhile.
+        self._sockaddrs: dict[int, tuple[IPAddress, tuple[str, int] | tuple[str, int, int, int]]] = {}
         self._senders: dict[str, IPAddress] = {}
+        # SIOCINQ's answer (``receive``); None once the kernel refused the ioctl.
+        self._inq: bytearray | None = bytearray(4)
         if self.family is Family.INET:
             sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         else:
@@ -422,14 +463,14 @@ class ProbeSocket:
 
     def send(self, target: IPAddress, data: bytes) -> None:
         """Send one probe; OSError if the kernel refused or sent only part of it."""
-        if target.version != self.address.version:
-            raise ValueError(f"IPv{target.version} target for an IPv{self.address.version} probe socket")
-        sockaddr = self._sockaddrs.get(target)
-        if sockaddr is None:
+        known = self._sockaddrs.get(id(target))
+        if known is None or known[0] is not target:
+            if target.version != self.address.version:
+                raise ValueError(f"IPv{target.version} target for an IPv{self.address.version} probe socket")
             if len(self._sockaddrs) >= _ADDRESS_CACHE:
                 self._sockaddrs.clear()
-            sockaddr = self._sockaddrs[target] = self._sockaddr(target)
-        sent = self._sock.sendto(data, sockaddr)
+            known = self._sockaddrs[id(target)] = (target, self._sockaddr(target))
+        sent = self._sock.sendto(data, known[1])
         if sent != len(data):
             raise OSError(errno.EMSGSIZE, f"probe sendto: sent {sent} of {len(data)} bytes")
 
@@ -443,6 +484,8 @@ class ProbeSocket:
         """
         out: list[tuple[bytes, IPAddress, int]] = []
         while len(out) < limit:
+            if out and not self._more():
+                break
             try:
                 data, ancdata, _, sender = self._sock.recvmsg(_RECV_SIZE, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
@@ -459,6 +502,18 @@ class ProbeSocket:
                 source = self._senders[sender[0]] = ip_address(str(sender[0]).split("%", 1)[0])
             out.append((data, source, arrived))
         return out
+
+    def _more(self) -> bool:
+        """Whether another datagram is waiting (SIOCINQ); True when the kernel cannot say."""
+        inq = self._inq
+        if inq is None:
+            return True
+        try:
+            fcntl.ioctl(self._sock.fileno(), _SIOCINQ, inq)
+        except OSError:
+            self._inq = None
+            return True
+        return int.from_bytes(inq, sys.byteorder) > 0
 
     def close(self) -> None:
         self._sock.close()

@@ -44,8 +44,10 @@ from ipmp.mpathd.probe import (
     Probe,
     ProbeKind,
     Reply,
+    Slot,
     SlotStatus,
     Target,
+    TargetStatus,
     first_seq,
 )
 from ipmp.mpathd.settings import Settings
@@ -112,6 +114,8 @@ _FAILED = State.FAILED
 _OFFLINE = State.OFFLINE
 _MULTICAST = ProbeKind.MULTICAST
 _RTT = ProbeKind.RTT
+_ACCEPTED = Reply.ACCEPTED
+_ACTIVE = TargetStatus.ACTIVE
 
 #: The only phyint state changes there are.
 TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
@@ -165,11 +169,16 @@ class Group:
     #: their probes again before invariant 2 moves their addresses away:
     #: members come back a little apart (neighbour entries, queued probes).
     settling_until: float | None = None
+    #: Probe interval in seconds, computed in whole ms as Solaris does (1000
+    #: -> 142 ms).  Kept with ``fdt_ms`` (``__setattr__``), which changes
+    #: rarely, rather than computed at each of the reads every probe makes.
+    interval: float = field(init=False, repr=False, compare=False)
 
-    @property
-    def interval(self) -> float:
-        """Probe interval in seconds, computed in whole ms as Solaris does (1000 -> 142 ms)."""
-        return (self.fdt_ms // FDT_DIVISOR) / 1000.0
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name == "fdt_ms":
+            assert isinstance(value, int)
+            object.__setattr__(self, "interval", (value // FDT_DIVISOR) / 1000.0)
 
 
 def _of_group(name: str, group: str) -> str:
@@ -262,6 +271,10 @@ class Machine:
         self._touched: set[str] = set()
         self._resched_all = True
         self._settling_at: float | None = None
+        # ``next_deadline()`` as computed last; forgotten where a wake-up, the
+        # rescan or a settling time changes (``_reschedule``, ``_due``).
+        self._deadline: float | None = None
+        self._deadline_known = False
 
     # -- the API --------------------------------------------------------------------
 
@@ -275,8 +288,8 @@ class Machine:
         # The two events of every probe first; the others may change anything,
         # so every wake-up is computed again after them (``_reschedule``).
         if isinstance(event, ProbeReplied):
-            self._reply(event)
-            self._touched.add(event.ifname)
+            if self._reply(event):
+                self._touched.add(event.ifname)
         elif isinstance(event, Tick):
             self._tick(event.now)
         else:
@@ -310,15 +323,22 @@ class Machine:
 
     def next_deadline(self) -> float | None:
         """When the machine next needs a ``Tick``: the earliest wake-up of a phyint, group or rescan."""
+        if self._deadline_known:
+            return self._deadline  # the runtime asks after every step: most change nothing of it
         if self._resched_all:
             self._reschedule()
         heap, wakes = self._heap, self._wakes
         while heap and wakes.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)  # stale: that phyint's wake-up moved
         best = heap[0][0] if heap else None
-        for t in (self.next_rescan, self._settling_at):
-            if t is not None and (best is None or t < best):
-                best = t
+        t = self.next_rescan
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self._settling_at
+        if t is not None and (best is None or t < best):
+            best = t
+        self._deadline = best
+        self._deadline_known = True
         return best
 
     def reported_state(self, name: str) -> str:
@@ -354,7 +374,10 @@ class Machine:
     @staticmethod
     def _losing(pi: Phyint) -> bool:
         """Whether ``snapshot`` reports the probes of ``pi`` as failed."""
-        return any(i.consecutive_losses() >= NUM_PROBE_FAILS for i in pi.instances.values())
+        for inst in pi.instances.values():
+            if inst.consecutive_losses() >= NUM_PROBE_FAILS:
+                return True
+        return False
 
     def _verdicts_moved(self) -> bool:
         """Whether a probe step changed a probe verdict of a phyint it touched.
@@ -425,12 +448,15 @@ class Machine:
         if pi.state is _OFFLINE or not pi.link_up:
             return wake  # what ``_tick`` skips must not wake it
         judging = pi.state is _RUNNING
+        interval = -1.0
         for inst in pi.instances.values():
             t = inst.next_send
             if t is not None and (wake is None or t < wake):
                 wake = t
             if judging and inst.order:
-                t = inst.loss_deadline(self._group(pi).interval)
+                if interval < 0:
+                    interval = self._group(pi).interval
+                t = inst.loss_deadline(interval)
                 if t is not None and (wake is None or t < wake):
                     wake = t
         return wake
@@ -439,6 +465,7 @@ class Machine:
         """Bring the wake-ups up to date after a step (see ``__init__``)."""
         if self._resched_all:
             self._resched_all = False
+            self._deadline_known = False
             self._touched.clear()
             self._wakes = {}
             for name, pi in self.phyints.items():
@@ -455,6 +482,7 @@ class Machine:
             touched = self.phyints.get(name)
             w = self._wake(touched) if touched is not None else None
             if w != wakes.get(name):
+                self._deadline_known = False
                 if w is None:
                     del wakes[name]
                 else:
@@ -476,6 +504,7 @@ class Machine:
                 names.append(name)
         if not names:
             return []
+        self._deadline_known = False
         self._touched.update(names)
         return [pi for name in names if (pi := self.phyints.get(name)) is not None]
 
@@ -736,12 +765,14 @@ class Machine:
             for family, inst in pi.instances.items():
                 if inst.expire(now, interval):
                     ticked = True  # a loss may have completed the run: judge now (``_wake``)
-                if not inst.due(now):
+                due = inst.next_send
+                if due is None or now < due:  # not ``inst.due(now)``
                     continue
                 ticked = True
                 self._dead_targets(pi, inst, now)
                 probe = inst.next_probe(now, user_interval, interval, self.rng)
-                self._send(pi, family, inst, probe)
+                self._fx.append(SendProbe(pi.name, family, inst.test_address, probe.target, probe.seq,
+                                          probe.kind))  # ``_send``
                 if not inst.uses_routers and len(inst.active_targets()) == 1:
                     # One host target is not enough: keep discovering (§2.5 step 5).
                     self._send(pi, family, inst, Probe(ProbeKind.MULTICAST, None, 0))
@@ -755,7 +786,7 @@ class Machine:
         """A target that lost NUM_PROBE_FAILS probes while others answer is dropped (§2.6)."""
         if pi.state is not _RUNNING:
             return
-        dead = [t for t in inst.active_targets() if t.consecutive_lost >= NUM_PROBE_FAILS]
+        dead = [t for t in inst.targets if t.status is _ACTIVE and t.consecutive_lost >= NUM_PROBE_FAILS]
         if not dead or inst.consecutive_losses() >= NUM_PROBE_FAILS:
             return
         self._changed = True  # the targets change
@@ -780,33 +811,44 @@ class Machine:
             if any(i.consecutive_acks() >= NUM_PROBE_REPAIRS for i in pi.instances.values()):
                 self._repaired(pi, now)
 
-    def _reply(self, ev: ProbeReplied) -> None:
+    def _reply(self, ev: ProbeReplied) -> bool:
+        """A probe reply; False when it cannot have moved the phyint's wake-up or verdict (see below)."""
         pi = self.phyints.get(ev.ifname)
         if pi is None or not pi.link_up:
-            return  # replies while the link is down are ignored (§2.4)
+            return True  # replies while the link is down are ignored (§2.4)
         inst = pi.instances.get(ev.family)
         if inst is None:
-            return
+            return True
         kind = ev.kind
         if kind is _MULTICAST:
             self._discovered(pi, ev.family, ev.source, ev.now)
-            return
+            return True
         if kind is _RTT:
             t = inst.target(ev.source)
             if t is not None and t.crtt_ms is not None and t.crtt_with(ev.rtt_ms) < t.crtt_ms:
                 t.fold(ev.rtt_ms)  # RTT-only replies may only lower the CRTT
-            return
+            return True
+        # Far from failing (at most the two pending probes could be lost on
+        # top of the run) and not reported failing: the instance has no loss
+        # deadline before this reply nor after it, and an acknowledgement
+        # cannot make the verdict "failing", so the phyint's wake-up and
+        # verdict stay (``_wake``, ``_verdicts_moved``).  Nearly every reply.
+        settled = inst.consecutive_losses() + 2 < NUM_PROBE_FAILS and not self._failing.get(pi.name, False)
         verdict, slot = inst.on_reply(ev.seq, ev.source, ev.now)
+        if verdict is _ACCEPTED:
+            assert slot is not None
+            self._accepted(pi, inst, slot, ev)
+            return not settled
         if verdict is Reply.OUT_OF_WINDOW:
             self._log("debug", f"out of window probe seq {ev.seq} snxt {inst.snxt} on {pi.name} "
                                f"from {ev.source}")
-            return
+            return True
         if verdict in (Reply.FAKE, Reply.DUPLICATE):
             assert slot is not None
             what = "Fake probe reply" if verdict is Reply.FAKE else "Duplicate probe reply"
             self._log("debug", f"probe status {SLOT_STATUS_CODES[slot.status]} {what} seq {ev.seq} "
                                f"snxt {inst.snxt} on {pi.name} from {ev.source}")
-            return
+            return True
         assert slot is not None
         grp = self._group(pi)
         usable_rtt = not (
@@ -817,10 +859,23 @@ class Machine:
         )
         t = inst.target(slot.target)  # the reply's source (not FAKE), as the slot holds it
         if usable_rtt and t is not None:
-            self._rtt(pi, inst, t, ev.rtt_ms, ev.now, ev.family)
+            self._rtt(pi, inst, t, ev.rtt_ms, ev.now, ev.family, grp)
+        return True
 
-    def _rtt(self, pi: Phyint, inst: Instance, t: Target, m: int, now: float, family: Family) -> None:
-        grp = self._group(pi)
+    def _accepted(self, pi: Phyint, inst: Instance, slot: Slot, ev: ProbeReplied) -> None:
+        """``_reply`` for the common verdict, ACCEPTED (``usable_rtt``'s last test is for LATE)."""
+        grp = self.groups.get(pi.group)
+        if grp is None:
+            grp = self._group(pi)
+        if pi.state is not _RUNNING or grp.failed or ev.rtt_ms > PROBE_STATS_COUNT * grp.interval * 1000:
+            return
+        t = inst.target(slot.target)  # the reply's source (not FAKE), as the slot holds it
+        if t is not None:
+            self._rtt(pi, inst, t, ev.rtt_ms, ev.now, ev.family, grp)
+
+    def _rtt(self, pi: Phyint, inst: Instance, t: Target, m: int, now: float, family: Family,
+             grp: Group) -> None:
+        """Fold an RTT sample of ``t`` (a reply of ``pi``'s, whose group is ``grp``)."""
         interval_ms = grp.interval * 1000
         # A sample that alone would push the CRTT above the interval is
         # suspect, also the first one after a reset (CRTT = 3 x sample):
@@ -854,7 +909,8 @@ class Machine:
                                  f"new failure detection time for group \"{grp.name}\" is {grp.fdt_ms} ms")
             return
         user_fdt = self.settings.failure_detection_time_ms
-        if (crtt < interval_ms / LOWER_FDT_TRIGGER and grp.fdt_ms > user_fdt
+        # The cheap test first: the FDT is nearly always the user's.
+        if (grp.fdt_ms > user_fdt and crtt < interval_ms / LOWER_FDT_TRIGGER
                 and now - self.last_raise >= MIN_SETTLING_TIME and self._all_fast(grp, interval_ms)):
             grp.fdt_ms = max(grp.fdt_ms // NEXT_FDT_MULTIPLE, user_fdt)
             self._changed = True

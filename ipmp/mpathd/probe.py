@@ -17,6 +17,7 @@ import enum
 import hashlib
 import random
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ipmp.model import IPAddress
 
@@ -63,6 +64,8 @@ _UNACKED = SlotStatus.UNACKED
 _ACKED = SlotStatus.ACKED
 _LOST = SlotStatus.LOST
 _ACTIVE = TargetStatus.ACTIVE
+#: Half the sequence space: ``seq_before``'s test, inlined where every reply passes.
+_HALF_SEQ = (1 << 16) // 2
 
 
 class ProbeKind(enum.IntEnum):
@@ -105,13 +108,12 @@ class Target:
         self.sd += abs(err) - self.sd // 4
 
     def crtt_with(self, m: int) -> int:
-        """The CRTT this sample would give, without keeping it."""
+        """The CRTT this sample would give, without keeping it (``fold`` on copies; every reply asks)."""
         sa, sd = self.sa, self.sd
-        self.fold(m)
-        crtt = self.crtt_ms
-        self.sa, self.sd = sa, sd
-        assert crtt is not None
-        return crtt
+        if sa < 0:
+            return (8 * m) // 8 + 2 * m
+        err = m - sa // 8
+        return max(sa + err, 0) // 8 + sd + abs(err) - sd // 4
 
     def reset_rtt(self) -> None:
         """Forget the estimate and the loss run (on NIC failure: §2.7 "reset CRTTs")."""
@@ -129,9 +131,8 @@ class Slot:
     acked_at: float | None = None
 
 
-@dataclass(frozen=True)
-class Probe:
-    """A probe to send now: the runtime encodes and sends it."""
+class Probe(NamedTuple):
+    """A probe to send now: the runtime encodes and sends it (a named tuple: one per probe)."""
 
     kind: ProbeKind
     target: IPAddress | None  # None: multicast discovery (224.0.0.1 / ff02::1)
@@ -144,6 +145,17 @@ class Reply(enum.Enum):
     OUT_OF_WINDOW = "out of window"
     FAKE = "fake"
     DUPLICATE = "duplicate"
+
+
+# Plain names for the members the per-probe paths use (see ``_UNACKED``).
+_UNICAST = ProbeKind.UNICAST
+_MULTICAST = ProbeKind.MULTICAST
+_RTT = ProbeKind.RTT
+_ACCEPTED = Reply.ACCEPTED
+_LATE = Reply.LATE
+_OUT_OF_WINDOW = Reply.OUT_OF_WINDOW
+_FAKE = Reply.FAKE
+_DUPLICATE = Reply.DUPLICATE
 
 
 def first_seq(secret: bytes, serial: int) -> int:
@@ -196,6 +208,13 @@ class Instance:
     missed_times: int = 0
     #: Replies outside the window of recent sequence numbers (``pii_cum_stats.unknown``).
     ambiguous_total: int = 0
+    #: ``consecutive_losses()``, kept up to date where slots change (``_lose``,
+    #: ``on_reply``, the oldest slot leaving the history, ``clear_history``)
+    #: instead of walked again at every ask: several per probe step.
+    _losses: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._losses = self._count_losses()
 
     # -- schedule -----------------------------------------------------------
 
@@ -213,8 +232,9 @@ class Instance:
 
     def _advance(self, now: float, user_interval: float, rng: random.Random) -> None:
         assert self.base is not None
-        self.next_send = self.base + rng.uniform(MIN_RANDOM_FACTOR * user_interval,
-                                                 MAX_RANDOM_FACTOR * user_interval)
+        # rng.uniform(lo, hi), inlined (the same arithmetic, so the same times).
+        lo = MIN_RANDOM_FACTOR * user_interval
+        self.next_send = self.base + (lo + (MAX_RANDOM_FACTOR * user_interval - lo) * rng.random())
         self.base += user_interval
         # Late by more than a whole interval: skip the missed probes.
         if self.next_send < now - user_interval:
@@ -312,8 +332,14 @@ class Instance:
     def _record(self, slot: Slot) -> None:
         self.history[slot.seq] = slot
         self.order.append(slot.seq)
-        while len(self.order) > PROBE_STATS_COUNT:
-            del self.history[self.order.pop(0)]
+        self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        """Keep PROBE_STATS_COUNT slots; a lost one leaving may shorten the run of losses."""
+        order, history = self.order, self.history
+        while len(order) > PROBE_STATS_COUNT:
+            if history.pop(order.pop(0)).status is _LOST:
+                self._losses = self._count_losses()
 
     def next_probe(
         self, now: float, user_interval: float, group_interval: float, rng: random.Random
@@ -321,27 +347,31 @@ class Instance:
         """The probe this tick sends, and the schedule of the next tick (§2.5)."""
         assert self.fd_next is not None
         self._advance(now, user_interval, rng)
-        active = self.active_targets()
+        active = [t for t in self.targets if t.status is _ACTIVE]
         if not active:
-            return Probe(ProbeKind.MULTICAST, None, 0)
+            return Probe(_MULTICAST, None, 0)
         if group_interval > user_interval and now < self.fd_next:
             # FDT raised: ticks between failure-detection probes only measure RTT.
             t = active[self.rtt_rotation % len(active)]
             self.rtt_rotation += 1
-            return Probe(ProbeKind.RTT, t.address, 0)
+            return Probe(_RTT, t.address, 0)
         self.fd_next = max(self.fd_next + group_interval, now)
         # At most the two most recent probes may be outstanding.
-        if len(self.order) >= 2:
-            prev = self.history[self.order[-2]]
+        order, history = self.order, self.history
+        if len(order) >= 2:
+            prev = history[order[-2]]
             if prev.status is _UNACKED:
                 self._lose(prev)
         t = active[self.rotation % len(active)]
         self.rotation += 1
         seq = self.snxt
-        self.snxt = (self.snxt + 1) % SEQ_MOD
-        self._record(Slot(seq, t.address, now))
+        self.snxt = (seq + 1) % SEQ_MOD
+        history[seq] = Slot(seq, t.address, now)  # ``_record``, inlined
+        order.append(seq)
+        if len(order) > PROBE_STATS_COUNT and history.pop(order.pop(0)).status is _LOST:
+            self._losses = self._count_losses()  # ``_forget_oldest``: one slot at a time here
         self.sent_total += 1
-        return Probe(ProbeKind.UNICAST, t.address, seq)
+        return Probe(_UNICAST, t.address, seq)
 
     def _lose(self, slot: Slot) -> None:
         slot.status = _LOST
@@ -349,6 +379,11 @@ class Instance:
         t = self.target(slot.target)
         if t is not None:
             t.consecutive_lost += 1
+        # One of the two newest slots (the only ones pending): it joins the run
+        # of losses unless the newest one is newer and acknowledged.
+        order = self.order
+        if slot.seq == order[-1] or self.history[order[-1]].status is not _ACKED:
+            self._losses += 1
 
     def wait(self, slot: Slot, group_interval: float) -> float:
         """How long ``slot`` may stay unanswered: its target's CRTT, else the group interval.
@@ -368,10 +403,13 @@ class Instance:
         forces older ones LOST), so only they are looked at.  The wait ends
         at ``sent_at + wait``, the instant ``loss_deadline`` names.
         """
-        lost = False
+        order = self.order
+        if not order:
+            return False
         history = self.history
-        for seq in self.order[-2:]:
-            slot = history[seq]
+        lost = False
+        # The older of the two first, then the newest (``order[-2:]``).
+        for slot in ((history[order[-2]], history[order[-1]]) if len(order) > 1 else (history[order[-1]],)):
             if slot.status is _UNACKED and now >= slot.sent_at + self.wait(slot, group_interval):
                 self._lose(slot)
                 lost = True
@@ -386,38 +424,61 @@ class Instance:
         its own expiry, up to an interval before that (see ``Machine._wake``).
         """
         order, history = self.order, self.history
-        if not order or (history[order[-1]].status is not _UNACKED
-                         and (len(order) < 2 or history[order[-2]].status is not _UNACKED)):
-            return None  # nothing pending: the case after every reply
-        pending = [slot for seq in order[-2:] if (slot := history[seq]).status is _UNACKED]
-        if self.consecutive_losses() + len(pending) < NUM_PROBE_FAILS:
+        if not order:
             return None
-        return min(slot.sent_at + self.wait(slot, group_interval) for slot in pending)
+        newest = history[order[-1]]
+        older = history[order[-2]] if len(order) > 1 else None
+        newest_pending = newest.status is _UNACKED
+        older_pending = older is not None and older.status is _UNACKED
+        if not newest_pending and not older_pending:
+            return None  # nothing pending: the case after every reply
+        if self._losses + newest_pending + older_pending < NUM_PROBE_FAILS:
+            return None  # the case after every probe sent by a NIC that is answered
+        pending = [slot for slot, wanted in ((older, older_pending), (newest, newest_pending)) if wanted]
+        return min(slot.sent_at + self.wait(slot, group_interval) for slot in pending if slot is not None)
 
     def on_reply(self, seq: int, source: IPAddress, now: float) -> tuple[Reply, Slot | None]:
         """A failure-detection echo reply (§2.5 "Reply handling")."""
-        lo = (self.snxt - PROBE_STATS_COUNT) % SEQ_MOD
-        in_window = not seq_before(seq, lo) and seq_before(seq, self.snxt)
+        snxt = self.snxt
+        lo = (snxt - PROBE_STATS_COUNT) % SEQ_MOD
+        # not seq_before(seq, lo) and seq_before(seq, snxt), inlined
+        in_window = (seq - lo) % SEQ_MOD < _HALF_SEQ and (seq - snxt) % SEQ_MOD >= _HALF_SEQ
         slot = self.history.get(seq)
         if not in_window or slot is None:
             self.ambiguous_total += 1
-            return Reply.OUT_OF_WINDOW, None
-        if slot.target != source:
-            return Reply.FAKE, slot
-        if slot.status is _ACKED:
-            return Reply.DUPLICATE, slot
-        late = slot.status is _LOST
+            return _OUT_OF_WINDOW, None
+        target = slot.target
+        if target is not source and target != source:
+            return _FAKE, slot
+        status = slot.status
+        if status is _ACKED:
+            return _DUPLICATE, slot
+        late = status is _LOST
         if late:
             self.lost_total -= 1
         slot.status = _ACKED
         slot.acked_at = now
         self.acked_total += 1
-        t = self.target(slot.target)
+        t = self.target(target)
         if t is not None:
             t.consecutive_lost = 0
-        if seq in self.order[-2:]:
+        order = self.order
+        if seq == order[-1] or (len(order) > 1 and seq == order[-2]):
             self.quiet_over = True
-        return (Reply.LATE if late else Reply.ACCEPTED), slot
+        # The run of losses now ends above this slot, unless a newer slot was
+        # acknowledged already (then this one was not in it).
+        history = self.history
+        lost = 0
+        for newer in reversed(order):
+            if newer == seq:
+                self._losses = lost
+                break
+            status = history[newer].status
+            if status is _ACKED:
+                break
+            if status is _LOST:
+                lost += 1
+        return (_LATE if late else _ACCEPTED), slot
 
     def newer_ack_to(self, slot: Slot) -> bool:
         """Whether a newer probe to the same target was already acknowledged."""
@@ -450,7 +511,19 @@ class Instance:
         return n, first
 
     def consecutive_losses(self) -> int:
-        return self._run(_LOST)[0]
+        return self._losses
+
+    def _count_losses(self) -> int:
+        """``_run(_LOST)[0]``, walked: what ``_losses`` must always equal."""
+        n = 0
+        history = self.history
+        for seq in reversed(self.order):
+            status = history[seq].status
+            if status is _LOST:
+                n += 1
+            elif status is not _UNACKED:
+                break
+        return n
 
     def consecutive_acks(self) -> int:
         return self._run(_ACKED)[0]
@@ -470,6 +543,7 @@ class Instance:
         """Link down or test address gone: forget the probes (§2.13)."""
         self.history.clear()
         self.order.clear()
+        self._losses = 0
         for t in self.targets:
             t.consecutive_lost = 0
 

@@ -11,7 +11,15 @@ One task runs the loop: polls, rescans and every apply.  While it sleeps
 with nothing to do, a probe reply or a due probe is stepped right where it
 comes in (the socket's reader, the timer: ``_direct``), and only an apply
 wakes the task; so a probe costs no task round, and the timer is moved only
-when the machine's deadline changes.
+when the machine's deadline changes.  Carrier and store polls that find
+nothing new are done by the timer too (``_quiet_polls``).
+
+At a failure the data path goes first: an apply's address and rule changes,
+then the gratuitous ARPs, then the step's log lines and the event streams
+(``_hold``, ``_release``), then the state store.  The writes go out on the
+daemon's own rtnetlink socket (``netlink.DirectKernel``), not through
+pyroute2, and the plan starts from the kernel copy the daemon keeps and the
+store it read last, unless netlink or the store's mtime said they changed.
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ from ipmp.mpathd.steps import (
     SendProbe,
     Tick,
 )
-from ipmp.netlink import Kernel, LinkEvent, Watcher, carrier
+from ipmp.netlink import CarrierReader, DirectKernel, Kernel, LinkEvent, Watcher
 from ipmp.ops import AddAddress, Plan
 from ipmp.state import Store, Stored, StoreLock
 from ipmp.view import Scope, expected
@@ -100,6 +108,9 @@ WATCHDOG_FEEDS_PER_PERIOD = 4
 #: wait at most).  in.mpathd's own timer counts whole milliseconds.
 TIMER_SLACK_DIVISOR = 16
 TIMER_SLACK_MAX = 0.002
+
+#: ``ProbeKind`` by value, for the replies (an enum call costs a lookup and an exception).
+_PROBE_KINDS: dict[int, ProbeKind] = {int(kind): kind for kind in ProbeKind}
 
 #: All-hosts groups for target discovery (§2.6).
 MULTICAST: dict[Family, IPAddress] = {
@@ -225,6 +236,8 @@ class Runtime:
         self._applying = False
         self._changed_meanwhile = False
         self._polled_names: list[str] | None = None
+        # Their carrier files, kept open while the polled NICs stay the same (``_polled``).
+        self._carriers = CarrierReader()
         # The loop's one timer, moved only when the time it should fire changes.
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -268,6 +281,9 @@ class Runtime:
         self.probe_tracker = events.ProbeTracker()
         self._view: events.View | None = None
         self._publish_failed = False
+        # Log lines and a stream update kept back while an apply's data path goes first (``_hold``).
+        self._held: list[Log] = []
+        self._publish_held = False
 
     # -- the loop --------------------------------------------------------------------
 
@@ -280,7 +296,7 @@ class Runtime:
         try:
             # Solaris names (etc/ipmp/ifmap), as read at start: the daemon's
             # messages, state and control requests use them.
-            async with Kernel(_ifmap_entries(self.root)) as kernel:
+            async with DirectKernel(_ifmap_entries(self.root)) as kernel:
                 self._kernel = kernel
                 # The first failover must not wait for pyroute2 to load (~0.2 s).
                 await kernel.prepare_writes()
@@ -303,6 +319,7 @@ class Runtime:
             if self._timer is not None:
                 self._timer.cancel()
             self.announcer.close()
+            self._carriers.close()
 
     async def _loop(self) -> None:
         queue = self.queue
@@ -312,8 +329,7 @@ class Runtime:
                 raise self._crash  # from a step taken outside the task (_direct)
             if self._backlog:  # even when stopping: the machine counts on these
                 backlog, self._backlog = self._backlog, []
-                for effect in backlog:
-                    await self._do(effect)
+                await self._effects(backlog)
             if self.stopping.is_set():
                 return
             self._feed_watchdog()
@@ -396,11 +412,60 @@ class Runtime:
         self._timer_at = None
         now = _now()
         rescan = self.machine.next_rescan
-        # Only the machine's deadline (a probe to send, a loss to judge): a
-        # Tick stepped here; polls and rescans are the task's.
-        if now < self._polls_due and (rescan is None or now < rescan) and self._direct(Tick(now)):
-            return
+        # The machine's deadline (a probe to send, a loss to judge): a Tick
+        # stepped here.  Polls that find nothing to do are done here too
+        # (``_quiet_polls``); the rest, and rescans, are the task's.
+        if rescan is None or now < rescan:
+            if now < self._polls_due:
+                if self._direct(Tick(now)):
+                    return
+            elif self._idle and self._quiet_polls(now):
+                self._polls_due = self._polls_at()
+                deadline = self.machine.next_deadline()
+                if deadline is not None and now >= deadline:
+                    if self._direct(Tick(now)):
+                        return
+                else:
+                    self._arm(self._wake_time())
+                    return
         self.queue.put_nowait(_WAKE)
+
+    def _quiet_polls(self, now: float) -> bool:
+        """Do the task's polls that are due, if none finds anything to do; False (nothing done) if one would.
+
+        Physical NICs have their carrier read every POLL_INTERVAL: a round of
+        the loop task for each (a future, a task step, the loop's own work)
+        cost many times the reads, on a daemon that mostly sleeps.  When a
+        read finds a change, the task is woken and polls again itself.  The
+        watchdog stays the task's: it must stop being fed when the task is stuck.
+        """
+        if self._unsaved or self._resync_wanted or self._backlog or self._crash is not None:
+            return False
+        if self._watchdog_every is not None and now >= self._watchdog_next:
+            return False
+        if not self.queue.empty() or self.stopping.is_set():
+            return False
+        store = now >= self._next_store
+        if store:
+            try:
+                mtime: float | None = self.store.path.stat().st_mtime
+            except OSError:
+                mtime = None
+            if mtime != self.store_mtime:
+                return False
+        polled = self._polled()
+        carriers = bool(polled) and now >= self._next_poll
+        if carriers:
+            phyints, links = self.machine.phyints, self.links
+            for name in polled:
+                if name in phyints:
+                    up = self._carriers(self._linux(name))
+                    if up is None or links.get(name) != up:
+                        return False  # a NIC gone, or a change
+            self._next_poll = now + POLL_INTERVAL
+        if store:
+            self._next_store = now + STORE_POLL_INTERVAL
+        return True
 
     def _direct(self, event: Event) -> bool:
         """Step the machine for ``event`` here and now, if the loop task has nothing to do first.
@@ -416,16 +481,30 @@ class Runtime:
         self._idle = False
         try:
             effects = self.machine.step(event)
-            self._publish()
+            cut = -1
             for i, effect in enumerate(effects):
-                if isinstance(effect, Execute):
-                    self._backlog = effects[i:]
+                if type(effect) is not SendProbe and isinstance(effect, Execute):
+                    cut = i
                     break
-                self._do_now(effect)
-            else:
+            if cut < 0:
+                self._publish()
+                for effect in effects:
+                    if type(effect) is SendProbe:  # nearly every effect of a probe step
+                        self._send(effect)
+                    else:
+                        self._do_now(effect)
                 self._idle = True
-                self._arm(self._wake_time())
+                # ``_arm(self._wake_time())``, inlined: after every probe step.
+                wake = self._polls_due
+                deadline = self.machine.next_deadline()
+                if deadline is not None and deadline + self._slack < wake:
+                    wake = deadline + self._slack
+                if wake != self._timer_at:
+                    self._arm(wake)
                 return True
+            # An apply: the data path first (``_hold``), the task carries it out.
+            self._hold(effects[:cut])
+            self._backlog = effects[cut:]
         except Exception as err:  # the task raises it, as if it had taken the step
             self._crash = err
         self.queue.put_nowait(_WAKE)
@@ -438,6 +517,7 @@ class Runtime:
         (``_resync``, ``_execute``): the loop asks at every wake-up.
         """
         if self._polled_names is None:
+            self._carriers.forget()  # the names may be other NICs' now
             links = {lk.name: lk for lk in self.kernel_state.links}
             self._polled_names = [name for name in self.machine.phyints
                                   if (lk := links.get(name)) is None or lk.kind not in URGENT_KINDS]
@@ -448,7 +528,7 @@ class Runtime:
         for name in names:
             if name not in self.machine.phyints:
                 continue
-            up = carrier(self._linux(name))  # /sys knows only the Linux name
+            up = self._carriers(self._linux(name))  # /sys knows only the Linux name
             if up is None:
                 self._resync_wanted = True
                 continue
@@ -508,12 +588,51 @@ class Runtime:
 
     async def _feed(self, event: Event) -> None:
         effects = self.machine.step(event)
+        if any(isinstance(effect, Execute) for effect in effects):
+            await self._effects(effects)
+            return
         self._publish()
         for effect in effects:
+            self._do_now(effect)
+
+    async def _effects(self, effects: Sequence[Effect]) -> None:
+        """A step's effects, in order, with an apply's data path before the lines and streams.
+
+        At a failure the addresses move, and the peers hear of it, before
+        anything else is done: the log lines of the step that come before
+        its apply (``The link has gone down``, ``NIC failure detected``) and
+        the event streams' snapshot wait until the apply is over
+        (``_release``), then come in their order, before its own lines.
+        """
+        last = -1
+        for i, effect in enumerate(effects):
+            if isinstance(effect, Execute):
+                last = i
+        for i, effect in enumerate(effects):
             if isinstance(effect, Execute):
                 await self._execute(effect)
+            elif i < last:
+                self._hold((effect,))
             else:
                 self._do_now(effect)
+
+    def _hold(self, effects: Sequence[Effect]) -> None:
+        """Effects that come before an apply: log lines and the streams wait for it, the rest is done now."""
+        self._publish_held = True
+        for effect in effects:
+            if isinstance(effect, Log):
+                self._held.append(effect)
+            else:
+                self._do_now(effect)
+
+    def _release(self) -> None:
+        """What ``_hold`` kept back, once the apply it waited for is over."""
+        held, self._held = self._held, []
+        for line in held:
+            self.log(line.level, line.message)
+        if self._publish_held:
+            self._publish_held = False
+            self._publish()
 
     # -- event streams -----------------------------------------------------------------
 
@@ -618,7 +737,7 @@ class Runtime:
 
     def _on_probe(self, ifname: str, family: Family, probe: _Probe) -> None:
         now = _now()
-        stamp = _stamp_ms()
+        stamp = int(now * 1000) & 0xFFFFFFFF  # ``_stamp_ms()`` of this instant
         wall_ns = time.time_ns()
         try:
             packets = probe.sock.receive()
@@ -633,9 +752,8 @@ class Runtime:
             if isinstance(reply, icmp.BadReply):
                 self.log("info", reply.message(ifname))
                 continue
-            try:
-                kind = ProbeKind(reply.probe_type)
-            except ValueError:
+            kind = _PROBE_KINDS.get(reply.probe_type)  # ``ProbeKind(...)``, without its exception
+            if kind is None:
                 continue
             rtt = (stamp - reply.timestamp_ms) & 0xFFFFFFFF
             if arrived_ns:
@@ -676,7 +794,7 @@ class Runtime:
         error = ""
         lock = await self._store_lock()
         try:
-            routers = self._load_store().defaultrouters
+            routers = self._routers()
             keys = sysctl_keys(names)
             scope = self._scope(fx.config, names)
             self._applying = True
@@ -703,9 +821,12 @@ class Runtime:
                 self._drop_own_notifications()
             finally:
                 self._applying = False
+            # What waited for the data path, if the plan had none (``_data_path_done``).
+            self._release()
             if lock is not None:
                 self._flush_store(lock)
         finally:
+            self._release()
             if lock is not None:
                 lock.release()
         for effect in fx.success if ok else fx.failure:
@@ -739,6 +860,21 @@ class Runtime:
                                   "applying without it, recording later")
                 return None
             await asyncio.sleep(STORE_LOCK_POLL)
+
+    def _routers(self) -> tuple[IPAddress, ...]:
+        """The default routers for an apply: from the last store read unless the store changed since.
+
+        A stat, not a read and a parse of the whole store, on the failover
+        path.  A change found here is read, and left for the store poll to
+        act on (it rescans).
+        """
+        try:
+            mtime: float | None = self.store.path.stat().st_mtime
+        except OSError:
+            mtime = None
+        if mtime != self.store_mtime:
+            return self._load_store().defaultrouters
+        return self._stored.defaultrouters
 
     def _load_store(self) -> Stored:
         """The store as written, with what the daemon could not write yet; the last good read on error."""
@@ -823,11 +959,16 @@ class Runtime:
         before = await self._current_kernel(keys)
         try:
             return await apply(self._kernel, config, scope, routers, before=before,
-                               executed=self._announce_moves)
+                               executed=self._data_path_done)
         except ApplyError as err:
             self.log("debug", f"apply failed, trying once more from a new kernel read: {err}")
         before = await self._current_kernel(keys, fresh=True)
-        return await apply(self._kernel, config, scope, routers, before=before, executed=self._announce_moves)
+        return await apply(self._kernel, config, scope, routers, before=before, executed=self._data_path_done)
+
+    def _data_path_done(self, plan: Plan) -> None:
+        """The plan's addresses and rules are in the kernel: announce the moves, then what waited for them."""
+        self._announce_moves(plan)
+        self._release()
 
     def _announce_moves(self, plan: Plan) -> None:
         """Gratuitous ARP / unsolicited NA for every address the plan added."""
@@ -900,10 +1041,23 @@ class Runtime:
         # IPv6 routers are the kernel's (router advertisements, static
         # routes), with the link each one is on (§2.6).
         routers6 = await self._kernel.routers6()
+        # ``links`` is what the machine was told (or, for a NIC it does not
+        # track, what was seen last).  A carrier change this read sees before
+        # its netlink event was read is told to the machine here: the event,
+        # once read, equals ``links`` and is dropped, and a Resync carries no
+        # link change of a tracked NIC, so the machine would never hear of it
+        # (a failover or a repair lost for good; seen by bench/failover.py).
+        now = _now()
+        missed: list[LinkChanged] = []
         for link in kernel.links:
-            if link.name in self.machine.phyints or link.name not in self.links:
-                self.links[link.name] = link.up and link.running
-        await self._feed(Resync(_now(), config, tuple(routers), routers6))
+            up = link.up and link.running
+            if link.name in self.machine.phyints and self.links.get(link.name) != up:
+                missed.append(LinkChanged(now, link.name, up))
+            self.links[link.name] = up
+        await self._feed(Resync(now, config, tuple(routers), routers6))
+        for change in missed:
+            if change.ifname in self.machine.phyints:
+                await self._feed(change)
         self._polled_names = None  # new links, or other NICs tracked
         if self.machine.executing:
             return True
