@@ -129,6 +129,10 @@ class Slot:
     sent_at: float
     status: SlotStatus = SlotStatus.UNACKED
     acked_at: float | None = None
+    #: When the probe was declared lost: its send time plus the wait it was
+    #: given (mpd_probe.c ``pr_time_lost`` = start + CRTT, or + the probe
+    #: interval without a CRTT), the instant the failure comparison uses.
+    lost_at: float | None = None
 
 
 class Probe(NamedTuple):
@@ -361,7 +365,7 @@ class Instance:
         if len(order) >= 2:
             prev = history[order[-2]]
             if prev.status is _UNACKED:
-                self._lose(prev)
+                self._lose(prev, prev.sent_at + self.wait(prev, group_interval))
         t = active[self.rotation % len(active)]
         self.rotation += 1
         seq = self.snxt
@@ -373,8 +377,9 @@ class Instance:
         self.sent_total += 1
         return Probe(_UNICAST, t.address, seq)
 
-    def _lose(self, slot: Slot) -> None:
+    def _lose(self, slot: Slot, at: float) -> None:
         slot.status = _LOST
+        slot.lost_at = at
         self.lost_total += 1
         t = self.target(slot.target)
         if t is not None:
@@ -410,8 +415,8 @@ class Instance:
         lost = False
         # The older of the two first, then the newest (``order[-2:]``).
         for slot in ((history[order[-2]], history[order[-1]]) if len(order) > 1 else (history[order[-1]],)):
-            if slot.status is _UNACKED and now >= slot.sent_at + self.wait(slot, group_interval):
-                self._lose(slot)
+            if slot.status is _UNACKED and now >= (lost_at := slot.sent_at + self.wait(slot, group_interval)):
+                self._lose(slot, lost_at)
                 lost = True
         return lost
 
@@ -529,8 +534,26 @@ class Instance:
         return self._run(_ACKED)[0]
 
     def first_loss_time(self) -> float | None:
-        """When the current run of losses began (its oldest probe's send time)."""
-        return self._run(_LOST)[1]
+        """When the current run of losses began: the time its oldest probe was declared lost.
+
+        mpd_probe.c ``probe_fail_info`` gives ``pf_tff`` = ``pr_time_lost``
+        (send time + CRTT), not the send time: ``failure_state`` calls a
+        failure a NIC's only if another member had a reply after that
+        instant.  With the send time, a reply another NIC got in the CRTT
+        just before the router died counted as "after the first loss", and
+        a router's death (every target gone at once) failed a NIC over
+        instead of being a group failure.
+        """
+        first = None
+        history = self.history
+        for seq in reversed(self.order):
+            slot = history[seq]
+            if slot.status is _UNACKED:
+                continue
+            if slot.status is not _LOST:
+                break
+            first = slot.lost_at if slot.lost_at is not None else slot.sent_at
+        return first
 
     def last_ack_time(self) -> float | None:
         times = [s.acked_at for s in self.history.values() if s.acked_at is not None]

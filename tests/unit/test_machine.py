@@ -614,6 +614,26 @@ def test_group_failure_logs_once_moves_nothing_and_fails_every_member() -> None:
     assert (group["state"], group["members"]) == ("failed", ["qfe0", "qfe1", "qfe2"])
 
 
+@pytest.mark.parametrize("offset_ms", range(0, 100, 7))
+def test_a_router_death_with_replies_in_flight_is_a_group_failure(offset_ms: int) -> None:
+    """Regression (the peers bench under an emulated CPU): replies to probes sent just
+    before the router died arrive after it.  mpd_probe.c compares the other members'
+    last success with the time the first probe was *declared lost* (``pf_tff`` =
+    ``pr_time_lost``, send + CRTT); compared with its send time, such a reply counted as
+    "after the first loss" and a NIC was failed over instead of a group failure."""
+    sim = Sim(make_group(2), fdt_ms=700, quiet_period=1.0)
+    for name in ("qfe0", "qfe1"):
+        sim.net.nic(name).rtt_ms = 60  # most of the 100 ms probe interval
+    sim.start()
+    sim.advance(2.1 + offset_ms / 1000.0)  # every phase of the two NICs' probes
+    before = placement(sim.truth)
+    sim.router_down()
+    sim.advance(3.0)
+    assert not sim.lines("NIC failure detected"), [ln.message for ln in sim.lines("")]
+    assert sim.lines("All Interfaces")
+    assert placement(sim.truth) == before
+
+
 def test_group_recovery_is_announced_by_the_first_repaired_member() -> None:
     sim = started(2)
     before = placement(sim.truth)
