@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import select
 import sys
 import syslog
@@ -264,8 +265,9 @@ class Runtime:
         self._store_failures = 0
         self._store_complained_at: float | None = None
         # The last store read that worked (a store that cannot be read is
-        # complained of and this is used instead).
+        # complained of and this is used instead), and the file it was read from.
         self._stored = Stored()
+        self._stored_version: tuple[int, int, int] | None = (-1, -1, -1)
         # A rescan put off while a command held the store lock: not before
         # this, and since when it has been put off.
         self._resync_not_before = 0.0
@@ -862,24 +864,31 @@ class Runtime:
             await asyncio.sleep(STORE_LOCK_POLL)
 
     def _routers(self) -> tuple[IPAddress, ...]:
-        """The default routers for an apply: from the last store read unless the store changed since.
+        """The default routers for an apply: from the last store read, unless the file is another since.
 
-        A stat, not a read and a parse of the whole store, on the failover
-        path.  A change found here is read, and left for the store poll to
-        act on (it rescans).
+        A stat, not a read and a parse of the whole store, before the data
+        path of a move.  Every save replaces the file (a new inode), so the
+        inode, size and mtime tell a new version even within one tick of a
+        coarse clock; only the routers are taken from the copy (a move's
+        layout comes from the machine, never from a kept store).
         """
-        try:
-            mtime: float | None = self.store.path.stat().st_mtime
-        except OSError:
-            mtime = None
-        if mtime != self.store_mtime:
+        if self._store_version() != self._stored_version:
             return self._load_store().defaultrouters
         return self._stored.defaultrouters
 
+    def _store_version(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.store.path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
     def _load_store(self) -> Stored:
         """The store as written, with what the daemon could not write yet; the last good read on error."""
+        version = self._store_version()  # before the read: a newer file reads again next time
         try:
             self._stored = self.store.load()
+            self._stored_version = version
         except StateError as err:
             self._store_trouble(f"cannot read the state store: {err}")
         if self._unsaved:
@@ -904,6 +913,7 @@ class Runtime:
             self._store_trouble(f"cannot record the state of {', '.join(sorted(self._unsaved))}: {err}")
             return
         self._stored = stored
+        self._stored_version = self._store_version()
         self._unsaved.clear()
         if self._store_failures:
             self.log("err", f"recorded the state in {self.store.path} again after "

@@ -25,7 +25,7 @@ from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import OpenProbe
 from ipmp.netlink import CarrierReader, LinkEvent
 from ipmp.ops import Op
-from ipmp.state import Stored
+from ipmp.state import Store, Stored
 from tests.fakes import FakeKernel
 from tests.unit.test_reliability_regressions import BOTH, NAMES, _booted
 
@@ -255,6 +255,35 @@ def test_quiet_carrier_and_store_polls_do_not_wake_the_loop_task_and_a_change_do
 
     assert "The link has gone down on qfe0" in journal
     assert "Successfully failed over from NIC qfe0 to NIC qfe1" in journal
+
+
+def test_an_apply_takes_the_default_routers_of_the_store_as_it_is_now(tmp_path: Path) -> None:
+    """The store is not read again before each move (a stat tells whether it is another
+    file since the last read); a store another command rewrote is."""
+    journal: list[str] = []
+    runtime, _kernel = _runtime(tmp_path, journal)
+    reads = 0
+    load = runtime.store.load
+
+    def counted() -> Stored:
+        nonlocal reads
+        reads += 1
+        return load()
+
+    runtime.store.load = counted  # type: ignore[method-assign]
+    try:
+        assert asyncio.run(runtime._resync())
+    finally:
+        runtime.announcer.close()
+    first = reads
+    assert runtime._routers() == (IPv4Address("192.0.2.1"),)
+    assert runtime._routers() == (IPv4Address("192.0.2.1"),)
+    assert reads == first  # unchanged: no read
+    other = Store(tmp_path)  # another command's write, within the same clock tick as can be
+    for router in ("198.51.100.1", "203.0.113.1"):
+        other.save(replace(other.load(), defaultrouters=(IPv4Address(router),)))
+        assert runtime._routers() == (IPv4Address(router),)
+    assert reads == first + 2
 
 
 def test_family_of_the_example_is_ipv4_only() -> None:
