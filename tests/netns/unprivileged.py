@@ -198,6 +198,6 @@ def nobody_python() -> NobodyPython:
 
 
 def remove() -> None:
-    """Delete this session's installation, if one was made (by its exact path)."""
+    """Delete this test run's installation, if one was made (by its exact path)."""
     while _installed:
         shutil.rmtree(_installed.pop().top)
