@@ -40,6 +40,7 @@ from ipmp.model import (
     IFNAMSIZ,
     LIFGRNAMSIZ,
     LIFNAMSIZ,
+    LOCALHOST,
     Config,
     Environment,
     Family,
@@ -152,8 +153,6 @@ LOOPBACK_ADDRESS: dict[Family, IPInterface] = {
     Family.INET: IPv4Interface("127.0.0.1/8"),
     Family.INET6: IPv6Interface("::1/128"),
 }
-#: The host's own loopback addresses (localhost): never taken off the loopback.
-_LOCALHOST = frozenset(lg.ip for lg in LOOPBACK_ADDRESS.values())
 
 
 def impossible_reason(addr: IPAddress, *, loopback_interface: bool = False) -> str | None:
@@ -815,7 +814,7 @@ def _localhost_held(config: Config) -> frozenset[tuple[str, IPAddress]]:
         (itf.name, lg.address.ip)
         for itf in config.interfaces if itf.loopback
         for lg in itf.logicals
-        if lg.up and lg.address is not None and lg.address.ip in _LOCALHOST
+        if lg.up and lg.address is not None and lg.address.ip in LOCALHOST
     )
 
 

@@ -225,10 +225,10 @@ class NameMap:
             link = owners.get(entry.linux)
             if error is None and link is not None and entry.solaris != link.name:
                 pairs[link.name] = entry.solaris
+        # Not when another link already answers to lo0: two links with
+        # one name would make every command on it ambiguous.
+        holder = owners.get(LOOPBACK)
         for link in links:
-            # Not when another link already answers to lo0: two links with
-            # one name would make every command on it ambiguous.
-            holder = owners.get(LOOPBACK)
             if link.loopback and link.name != LOOPBACK and (holder is None or holder.index == link.index):
                 pairs.setdefault(link.name, LOOPBACK)
         return cls(pairs)

@@ -1,7 +1,7 @@
 """``ipmpstat`` output from in.mpathd's query snapshot: Solaris 11 layout, our model (§7.2).
 
 Pure: ``render`` and ``render_json`` turn the dict ``Machine.snapshot()``
-returns (and ``ipc.call(root, Request("query")).data`` carries) into text.
+returns (and ``control.call(root, Request("query")).data`` carries) into text.
 No I/O, no name lookups, no clock.  ``ipmp.cli.ipmpstat`` does the rest.
 
 Layout rules, all Solaris 11 ``ipmpstat`` / libinetutil ``ofmt`` (§7.2):

@@ -44,6 +44,12 @@ IFNAMSIZ = 16
 #: assigned in the kernel's ``rtnetlink.h`` nor in iproute2's ``rt_protos``.
 RTPROT_IPMP = 73
 
+#: The host's own loopback addresses, localhost (illumos INADDR_LOOPBACK and
+#: ``ipv6_loopback``).  Linux gives them to ``lo`` itself and every local
+#: service talks to them: ``evaluate`` refuses a command that takes them off
+#: the loopback, and no plan deletes them (``plan``).
+LOCALHOST: frozenset[IPAddress] = frozenset({IPv4Address("127.0.0.1"), IPv6Address("::1")})
+
 
 class Family(enum.IntEnum):
     """Address family of a logical interface; the value is the IP version."""

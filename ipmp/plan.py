@@ -26,9 +26,9 @@ Pure module: no I/O.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv6Address
 
-from ipmp.model import Family, KAddress, KernelState, KLink, KRoute, KRule
+from ipmp.model import LOCALHOST, Family, KAddress, KernelState, KLink, KRoute, KRule
 from ipmp.ops import (
     AddAddress,
     AddRoute,
@@ -193,10 +193,6 @@ def diff(current: KernelState, desired: KernelState, scope: Scope) -> Plan:
     return tuple(ops)
 
 
-#: The host's loopback addresses (localhost).
-_LOCALHOST = frozenset({IPv4Address("127.0.0.1"), IPv6Address("::1")})
-
-
 def _localhost_kept(current: KernelState, gone: set[KAddress], wanted: set[KAddress]) -> set[KAddress]:
     """The 127.0.0.1 and ``::1`` of the loopback that a plan leaves where they are.
 
@@ -210,7 +206,7 @@ def _localhost_kept(current: KernelState, gone: set[KAddress], wanted: set[KAddr
     loopbacks = {link.name for link in current.links if link.loopback}
     back = {(a.ifname, a.address.ip) for a in wanted}
     return {a for a in gone
-            if a.ifname in loopbacks and a.address.ip in _LOCALHOST and (a.ifname, a.address.ip) not in back}
+            if a.ifname in loopbacks and a.address.ip in LOCALHOST and (a.ifname, a.address.ip) not in back}
 
 
 def _demotes(key: str, value: str) -> bool:

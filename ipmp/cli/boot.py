@@ -213,8 +213,8 @@ def _refusal(root: Path, run: _Run) -> list[str]:
 @click.version_option(__version__, prog_name="ipmp-boot")
 def cli(root: str | None, dry_run: bool, check: bool, take_over: bool) -> None:
     """Configure the interfaces of /etc/hostname.<if> and /etc/hostname6.<if>."""
+    from ipmp.altroot import root_path
     from ipmp.errors import IpmpError
-    from ipmp.hostfiles import root_path
     from ipmp.session import plan_lines
 
     base = root_path(root)

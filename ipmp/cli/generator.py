@@ -242,7 +242,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     warn: list[str] = []
     env = os.environ if environ is None else environ
     try:
-        from ipmp.hostfiles import root_path
+        from ipmp.altroot import root_path
 
         root = root_path(None, environ)
         nics = _read(root, warn) if udev_runs(str(root / "sys")) else []

@@ -185,7 +185,7 @@ def _perror(what: str, exc: OSError) -> tuple[str, ...]:
 
 
 def _run(args: Sequence[str], err: TextIO, sleep: Callable[[float], None]) -> int:
-    from ipmp.hostfiles import root_path
+    from ipmp.altroot import root_path
 
     options = list(_getopt(args))
     roots = [value for letter, value in options if letter == "R"]

@@ -146,14 +146,9 @@ def _query(root: Path) -> dict[str, Any]:
     except control.NotRunning:
         raise _Die(MSG_NO_DAEMON) from None
     except (control.SendFailed, control.ReadFailed) as exc:
-        reason = exc.strerror if exc.errno and exc.strerror else control.errmsg(control.IPMP_EPROTO)
-        raise _Die(MSG_SNAPSHOT.format(reason)) from None
+        raise _Die(MSG_SNAPSHOT.format(_lost(exc))) from None
     if not reply.ok:
-        if reply.mpathd_error == control.MPATHD_SYS_ERROR and reply.sys_error:
-            reason = os.strerror(reply.sys_error)
-        else:
-            reason = control.errmsg(reply.mpathd_error)
-        raise _Die(MSG_SNAPSHOT.format(reason))
+        raise _Die(MSG_SNAPSHOT.format(_reason(reply)))
     version = reply.data.get("v")
     if type(version) is not int or version != SNAPSHOT_VERSION:
         raise _Die(MSG_SNAPSHOT.format(control.errmsg(control.IPMP_EPROTO)))
@@ -166,12 +161,19 @@ def _clock() -> float:
 
 
 def _reason(reply: Reply) -> str:
-    """The text of an error reply, as ``_query`` words it."""
+    """The text of an error reply, for ``_query`` and ``-p``."""
     from ipmp.mpathd import control
 
     if reply.mpathd_error == control.MPATHD_SYS_ERROR and reply.sys_error:
         return os.strerror(reply.sys_error)
     return control.errmsg(reply.mpathd_error)
+
+
+def _lost(exc: OSError) -> str:
+    """The text of an exchange that broke off: the errno's, else libipmp's IPMP_EPROTO."""
+    from ipmp.mpathd import control
+
+    return exc.strerror if exc.errno and exc.strerror else control.errmsg(control.IPMP_EPROTO)
 
 
 def _probe_stream(root: Path, formatter: ProbeFormatter | None, out: TextIO, err: TextIO,
@@ -194,8 +196,7 @@ def _probe_stream(root: Path, formatter: ProbeFormatter | None, out: TextIO, err
             time.sleep(RECONNECT_INTERVAL)
             continue
         except (control.SendFailed, control.ReadFailed) as exc:
-            reason = exc.strerror if exc.errno and exc.strerror else control.errmsg(control.IPMP_EPROTO)
-            raise _Die(MSG_SUBSCRIBE.format(reason)) from None
+            raise _Die(MSG_SUBSCRIBE.format(_lost(exc))) from None
         with stream:
             if not stream.reply.ok:
                 raise _Die(MSG_SUBSCRIBE.format(_reason(stream.reply)))

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from ipmp.cli.if_mpadm import MSG_NO_DAEMON
 from ipmp.mpathd import control, ipc
 from ipmp.mpathd.control import Reply
+from tests.unit.test_if_mpadm import write_state
 from tests.unit.test_ipmpstat import DEGRADED, GOLDEN, FakeDaemon
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,6 +147,19 @@ def test_ipmpstat_without_a_daemon_loads_no_server_either(root: Path, tmp_path: 
     assert (status, out) == (1, "")
     assert err == "ipmpstat: cannot contact in.mpathd(1M) -- is IPMP in use?\n"
     assert _loaded(modules, SERVER_ONLY) == []
+
+
+def test_if_mpadm_asks_the_daemon_without_the_parser_or_the_server(root: Path, tmp_path: Path) -> None:
+    # if_mpadm reads the store (is the NIC offline already?) and asks the
+    # daemon: the ifconfig parser and the hostname files are none of its
+    # business (it took them in with ``root_path`` from ``ipmp.hostfiles``).
+    write_state(root)
+    status, out, err, modules = _run("ipmp.cli.if_mpadm", ["-d", "hme0"], root, tmp_path)
+    assert (status, out) == (1, "")
+    assert MSG_NO_DAEMON in err  # it got as far as asking
+    assert "ipmp.mpathd.control" in modules
+    never = ("ipmp.parse", "ipmp.keywords", "ipmp.commands", "ipmp.hostfiles", "ipmp.evaluate")
+    assert _loaded(modules, WRITE_ONLY + never + SERVER_ONLY) == []
 
 
 def test_the_client_module_alone_loads_no_server(tmp_path: Path) -> None:
