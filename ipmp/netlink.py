@@ -9,7 +9,10 @@ is never given ``netns=``: that forks a helper per socket (13 ms against
 Reads never touch pyroute2 (or an event loop): links, addresses, routes and
 rules come from a plain NETLINK_ROUTE dump socket decoded here (``_Dumper``),
 because ``import pyroute2`` alone costs more than ``ifconfig -a`` may take.
-pyroute2 is imported only when a ``Kernel`` first writes.
+Address, route and rule writes do not touch it either: they are requests
+encoded here (``encode_request``) on a plain socket (``Requester``), which
+also spares in.mpathd pyroute2's Python at every address move.  pyroute2 is
+imported only when a ``Kernel`` first writes a link.
 
 Everything pyroute2 hands back is untyped; it is turned into ``ipmp.model``
 values right here, so no ``Any`` and no netlink message leaves this module.
@@ -505,7 +508,8 @@ def _rule(m: _Msg, family: Family) -> KRule | None:
 
 
 # --------------------------------------------------------------------------
-# Request arguments: ops turned into pyroute2 keyword arguments
+# Request arguments: link ops turned into pyroute2 keyword arguments
+# (addresses, routes and rules are requests of our own: ``encode_request``)
 # --------------------------------------------------------------------------
 
 
@@ -534,90 +538,6 @@ def _link_args(op: SetLink) -> dict[str, object]:
         # (the kernel keeps its low 64 bits, ``inet6_set_iftoken``).
         args["IFLA_AF_SPEC"] = {"attrs": [["AF_INET6", {"attrs": [["IFLA_INET6_TOKEN", str(op.token)]]}]]}
     return args
-
-
-def _address_args(a: KAddress, *, add: bool) -> dict[str, object]:
-    args: dict[str, object] = {
-        "index": _index(a.ifname),
-        "family": _AF[a.family],
-        "prefixlen": a.address.network.prefixlen,
-    }
-    if a.peer is not None:
-        args["address"] = str(a.peer)
-        args["local"] = str(a.address.ip)
-    else:
-        args["address"] = str(a.address.ip)
-    if not add:
-        return args
-    flags = 0
-    if a.noprefixroute:
-        flags |= IFA_F_NOPREFIXROUTE
-    if a.family is Family.INET6:
-        # The address is already proven on this link; DAD would leave it
-        # tentative (unbindable) for 1-2 s (linux-mapping.md, Q6).
-        flags |= IFA_F_NODAD
-    if flags:
-        args["flags"] = flags
-    if a.family is Family.INET:
-        if a.label:
-            args["label"] = a.label
-        if a.broadcast is not None:
-            args["broadcast"] = str(a.broadcast)
-        if a.address.ip.is_loopback:
-            # 127.0.0.0/8 is host scope, as Linux gives it whatever adds it
-            # (the kernel's own 127.0.0.1, ``inet_set_ifa`` for ioctl
-            # ifconfig, iproute2's default scope); pyroute2 would send
-            # universe.  The kernel refuses a second address of a subnet with
-            # another scope than the first ("ipv4: Invalid scope value",
-            # ``__inet_insert_ifa``), so ``lo0 addif 127.0.0.2/8`` needs it.
-            # An IPv6 address's scope comes from the address itself.  The
-            # scope is no part of ``KAddress``: it follows from the address,
-            # so an address read back compares equal to the one added.
-            args["scope"] = RT_SCOPE_HOST
-    if a.deprecated:
-        args["preferred_lft"] = 0
-        args["valid_lft"] = INFINITY_LIFE_TIME
-    return args
-
-
-def _route_args(r: KRoute, *, add: bool) -> dict[str, object]:
-    metric = r.metric
-    if r.family is Family.INET6 and metric == 0:
-        metric = IP6_RT_PRIO_USER
-    # "family" first: pyroute2's argument filters look at it while they
-    # process the keys that follow.
-    args: dict[str, object] = {
-        "family": _AF[r.family],
-        "dst_len": r.dst.prefixlen,
-        "oif": _index(r.dev),
-        "table": r.table,
-        "proto": RTPROT_IPMP,
-        "priority": metric,
-    }
-    if r.dst.prefixlen:
-        args["dst"] = str(r.dst.network_address)
-    if r.gateway is not None:
-        args["gateway"] = str(r.gateway)
-    if r.src is not None:
-        args["prefsrc"] = str(r.src)
-    if add and r.mtu:
-        args["metrics"] = {"mtu": r.mtu}
-    if not add:
-        args["scope"] = RT_SCOPE_NOWHERE
-    elif r.family is Family.INET:
-        args["scope"] = RT_SCOPE_UNIVERSE if r.gateway is not None else RT_SCOPE_LINK
-    return args
-
-
-def _rule_args(r: KRule) -> dict[str, object]:
-    return {
-        "family": _AF[r.family],
-        "priority": r.priority,
-        "src": str(r.src),
-        "src_len": _HOST_PREFIX[r.family],
-        "table": r.table,
-        "protocol": RTPROT_IPMP,
-    }
 
 
 # --------------------------------------------------------------------------
@@ -770,6 +690,7 @@ class Kernel:
     def __init__(self, ifmap: Sequence[MapEntry] = ()) -> None:
         self._ipr: Any = None
         self._dumper: _Dumper | None = None
+        self._requester: Requester | None = None
         self._ifmap = tuple(ifmap)
         #: The translation of the last read (``ifmap`` checked against its links).
         self.names = NameMap()
@@ -786,14 +707,25 @@ class Kernel:
     ) -> None:
         ipr, self._ipr = self._ipr, None
         dumper, self._dumper = self._dumper, None
+        requester, self._requester = self._requester, None
         if dumper is not None:
             dumper.close()
+        if requester is not None:
+            requester.close()
         if ipr is not None:
             ipr.close()
 
+    def _requests(self) -> Requester:
+        """The socket for address, route and rule requests, opened on first use."""
+        if self._dumper is None:
+            raise RuntimeError("Kernel used outside 'async with'")
+        if self._requester is None:
+            self._requester = Requester()
+        return self._requester
+
     @property
     def _sock(self) -> Any:
-        """The pyroute2 socket for writes, opened (and pyroute2 imported) on first use."""
+        """The pyroute2 socket for link writes, opened (and pyroute2 imported) on first use."""
         if self._dumper is None:
             raise RuntimeError("Kernel used outside 'async with'")
         if self._ipr is None:
@@ -805,15 +737,16 @@ class Kernel:
         return self._ipr
 
     async def prepare_writes(self) -> None:
-        """Open the write socket now rather than at the first ``execute``.
+        """Open the write sockets now rather than at the first ``execute``.
 
-        For the daemon: importing pyroute2 takes about 0.2 s and its first
-        request another millisecond, which a failover must not wait for.
-        The request is a read of the loopback link (index 1 in every
-        namespace); its failure only means the first write pays instead.
+        For the daemon: importing pyroute2 (link ops) takes about 0.2 s and
+        its first request another millisecond, which a failover must not
+        wait for.  The request is a read of the loopback link (index 1 in
+        every namespace); its failure only means the first write pays instead.
         """
         from pyroute2 import NetlinkError
 
+        self._requests()
         with contextlib.suppress(NetlinkError, OSError):
             await self._sock.link("get", index=1)
 
@@ -869,16 +802,11 @@ class Kernel:
                 command with the kernel's reason.  The ops before it stay
                 done; reverting them is the caller's job.
         """
-        from pyroute2 import NetlinkError
-
         for i, op in enumerate(ops):
             # The kernel's names: sysctl paths know no altname.
             op = self.names.op(op)
             try:
                 await self._execute_one(op)
-            except NetlinkError as exc:
-                detail = str(exc.args[1]) if len(exc.args) > 1 and exc.args[1] else ""
-                raise _failure(op, int(exc.code), detail) from exc
             except OSError as exc:
                 raise _failure(op, exc.errno or 0, exc.strerror or "") from exc
             except ValueError as exc:
@@ -908,28 +836,27 @@ class Kernel:
             raise ApplyError(f"{what}: {exc.strerror or 'failed'}", errno_=exc.errno or 0) from exc
 
     async def _execute_one(self, op: Op) -> None:
+        """One op; OSError(errno, the kernel's reason) if the kernel refused it."""
+        request = encode_request(op)
+        if request is not None:
+            await self._requests().send(request)
+            return
         # Imported here: reads (``ifconfig -a``) come through this module and
         # never execute an operation.
-        from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, SetLink, SetSysctl
+        from ipmp.ops import SetLink, SetSysctl
 
-        ipr = self._sock
         match op:
             case SetSysctl(key=key, value=value):
                 _write_sysctl(key, value)
             case SetLink():
-                await ipr.link("set", **_link_args(op))
-            case AddAddress(address=a):
-                await ipr.addr("add", **_address_args(a, add=True))
-            case DelAddress(address=a):
-                await ipr.addr("del", **_address_args(a, add=False))
-            case AddRoute(route=r):
-                await ipr.route("add", **_route_args(r, add=True))
-            case DelRoute(route=r):
-                await ipr.route("del", **_route_args(r, add=False))
-            case AddRule(rule=r):
-                await ipr.rule("add", **_rule_args(r))
-            case DelRule(rule=r):
-                await ipr.rule("del", **_rule_args(r))
+                from pyroute2 import NetlinkError
+
+                try:
+                    await self._sock.link("set", **_link_args(op))
+                except NetlinkError as exc:
+                    detail = str(exc.args[1]) if len(exc.args) > 1 and exc.args[1] else ""
+                    code = int(exc.code)
+                    raise OSError(code, detail or os.strerror(code)) from exc
 
 
 # --------------------------------------------------------------------------
@@ -956,7 +883,7 @@ def execute_plan(ops: Sequence[Op], *, done: Done | None = None) -> None:
 
 
 # --------------------------------------------------------------------------
-# Writes without pyroute2: the requests of an address move, for the daemon
+# Writes without pyroute2: address, route and rule requests
 # --------------------------------------------------------------------------
 
 # Message types and flags, from <linux/rtnetlink.h> and <linux/netlink.h>.
@@ -1025,21 +952,34 @@ def _u32_rta(kind: int, value: int) -> bytes:
 
 
 def _address_request(a: KAddress, *, add: bool) -> Request:
-    """RTM_NEWADDR / RTM_DELADDR with what ``_address_args`` gives pyroute2.
+    """RTM_NEWADDR / RTM_DELADDR, as ``ip addr add`` / ``ip addr del`` send them.
 
-    IFA_LOCAL goes with every IPv4 address (pyroute2 and ``ip`` add it; the
-    kernel matches a delete on it) and with a point-to-point one; the flags
-    travel in IFA_FLAGS (NOPREFIXROUTE does not fit the 8-bit header field).
+    IFA_LOCAL goes with every IPv4 address (``ip`` adds it; the kernel
+    matches a delete on it) and with a point-to-point one; the flags travel
+    in IFA_FLAGS (NOPREFIXROUTE does not fit the 8-bit header field).
+
+    127.0.0.0/8 is added with host scope, as Linux gives it whatever adds it
+    (the kernel's own 127.0.0.1, ``inet_set_ifa`` for ioctl ifconfig,
+    iproute2's default scope).  The kernel refuses a second address of a
+    subnet with another scope than the first ("ipv4: Invalid scope value",
+    ``__inet_insert_ifa``), so ``lo0 addif 127.0.0.2/8`` needs it.  An IPv6
+    address's scope comes from the address itself, and a delete matches
+    without one.  The scope is no part of ``KAddress``: it follows from the
+    address, so an address read back compares equal to the one added.
     """
     header, _fields = _IFADDRMSG
-    body = [header.pack(_AF[a.family], a.address.network.prefixlen, 0, 0, _index(a.ifname))]
+    host = add and a.family is Family.INET and a.address.ip.is_loopback
+    scope = RT_SCOPE_HOST if host else RT_SCOPE_UNIVERSE
+    body = [header.pack(_AF[a.family], a.address.network.prefixlen, 0, scope, _index(a.ifname))]
     body.append(_rta(_IFA_ADDRESS, (a.peer if a.peer is not None else a.address.ip).packed))
     if a.peer is not None or a.family is Family.INET:
         body.append(_rta(_IFA_LOCAL, a.address.ip.packed))
     if add:
         flags = IFA_F_NOPREFIXROUTE if a.noprefixroute else 0
         if a.family is Family.INET6:
-            flags |= IFA_F_NODAD  # as ``_address_args``: the address is already proven on this link
+            # The address is already proven on this link; DAD would leave it
+            # tentative (unbindable) for 1-2 s (linux-mapping.md, Q6).
+            flags |= IFA_F_NODAD
         if flags:
             body.append(_u32_rta(_IFA_FLAGS, flags))
         if a.family is Family.INET:
@@ -1053,7 +993,7 @@ def _address_request(a: KAddress, *, add: bool) -> Request:
 
 
 def _route_request(r: KRoute, *, add: bool) -> Request:
-    """RTM_NEWROUTE / RTM_DELROUTE with what ``_route_args`` gives pyroute2 (same scopes, same metric)."""
+    """RTM_NEWROUTE / RTM_DELROUTE, as ``ip route add`` / ``del`` send them (scopes: module docstring)."""
     metric = r.metric
     if r.family is Family.INET6 and metric == 0:
         metric = IP6_RT_PRIO_USER
@@ -1079,7 +1019,7 @@ def _route_request(r: KRoute, *, add: bool) -> Request:
 
 
 def _rule_request(r: KRule, *, add: bool) -> Request:
-    """RTM_NEWRULE / RTM_DELRULE for ``from <host> lookup <table>``, as ``_rule_args`` gives pyroute2."""
+    """RTM_NEWRULE / RTM_DELRULE for ``from <host> lookup <table>``, as ``ip rule`` sends them."""
     header, _fields = _FIB_RULE_HDR
     table = r.table if 0 <= r.table <= 255 else _RT_TABLE_COMPAT  # FRA_TABLE has the real id
     body = b"".join((header.pack(_AF[r.family], 0, _HOST_PREFIX[r.family], 0, table, 0, 0, _FR_ACT_TO_TBL, 0),
@@ -1195,44 +1135,6 @@ class Requester:
             raise OSError(errno.ETIMEDOUT, "no answer from the kernel") from None
 
 
-class DirectKernel(Kernel):
-    """``Kernel`` whose address, route and rule ops go out on a ``Requester``, not through pyroute2.
-
-    For in.mpathd: an address move is nothing but such ops, and their cost
-    is the outage.  The requests carry what pyroute2 would send for the
-    same op (``_address_args``, ``_route_args``, ``_rule_args``), and a
-    refusal is the same ``ApplyError`` with the kernel's reason.  Link ops
-    still go through pyroute2 (``Kernel._execute_one``).
-    """
-
-    def __init__(self, ifmap: Sequence[MapEntry] = ()) -> None:
-        super().__init__(ifmap)
-        self._requester: Requester | None = None
-
-    async def __aenter__(self) -> DirectKernel:
-        await super().__aenter__()
-        self._requester = Requester()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        requester, self._requester = self._requester, None
-        if requester is not None:
-            requester.close()
-        await super().__aexit__(exc_type, exc, tb)
-
-    async def _execute_one(self, op: Op) -> None:
-        request = encode_request(op) if self._requester is not None else None
-        if request is None or self._requester is None:
-            await super()._execute_one(op)
-            return
-        await self._requester.send(request)
-
-
 # --------------------------------------------------------------------------
 # Events: a raw rtnetlink multicast socket for the daemon
 # --------------------------------------------------------------------------
@@ -1334,39 +1236,26 @@ def _ifname(attrs: bytes) -> str:
     return ""
 
 
-def carrier(ifname: str) -> bool | None:
-    """The carrier bit, read directly.
+class CarrierReader:
+    """The carrier bit of NICs polled again and again, read directly: each file opened once, then re-read.
 
     The kernel's linkwatch batches carrier events of physical NICs up to 1 s
     (linux-mapping.md Q2); ``/sys/class/net/IF/carrier`` reads the driver's
-    state at once, so the daemon polls it cheaply between events.  None when
-    the interface is gone; False when it is admin down (the read fails EINVAL).
-    """
-    try:
-        with open(f"/sys/class/net/{ifname}/carrier", "rb") as fh:
-            return fh.read(1) == b"1"
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return False
-
-
-class CarrierReader:
-    """``carrier()`` for NICs polled again and again: each file opened once, then re-read.
+    state at once, so the daemon polls it cheaply between events.
 
     sysfs makes an attribute again at every read from offset 0, so one
-    pread(2) on a kept descriptor is a fresh read, where ``carrier()`` pays
-    an open(2), Python's file objects and a close(2) each time (twenty times
-    the instructions, for a poll every 50 ms per NIC).  A descriptor whose
-    NIC is gone fails with ENODEV: it is dropped and the name opened again.
-    ``forget()`` drops every descriptor (names may have moved to other NICs).
+    pread(2) on a kept descriptor is a fresh read, where an open, a read and
+    a close cost twenty times the instructions, for a poll every 50 ms per
+    NIC.  A descriptor whose NIC is gone fails with ENODEV: it is dropped
+    and the name opened again.  ``forget()`` drops every descriptor (names
+    may have moved to other NICs).
     """
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
 
     def __call__(self, ifname: str) -> bool | None:
-        """The carrier bit, as ``carrier()`` says it (None: gone; False: admin down too)."""
+        """The carrier bit: None when the NIC is gone; False when it is admin down (the read fails EINVAL)."""
         for _ in range(2):
             fd = self._fds.get(ifname)
             if fd is None:

@@ -44,7 +44,6 @@ from ipmp.mpathd.probe import (
     Probe,
     ProbeKind,
     Reply,
-    Slot,
     SlotStatus,
     Target,
     TargetStatus,
@@ -115,6 +114,7 @@ _OFFLINE = State.OFFLINE
 _MULTICAST = ProbeKind.MULTICAST
 _RTT = ProbeKind.RTT
 _ACCEPTED = Reply.ACCEPTED
+_LATE = Reply.LATE
 _ACTIVE = TargetStatus.ACTIVE
 
 #: The only phyint state changes there are.
@@ -835,43 +835,28 @@ class Machine:
         # verdict stay (``_wake``, ``_verdicts_moved``).  Nearly every reply.
         settled = inst.consecutive_losses() + 2 < NUM_PROBE_FAILS and not self._failing.get(pi.name, False)
         verdict, slot = inst.on_reply(ev.seq, ev.source, ev.now)
-        if verdict is _ACCEPTED:
+        if verdict is _ACCEPTED or verdict is _LATE:
             assert slot is not None
-            self._accepted(pi, inst, slot, ev)
-            return not settled
+            grp = self._group(pi)
+            # An RTT sample counts only from a running NIC of a working group,
+            # if not absurd, and, for a late reply, if no newer probe to that
+            # target was answered already.
+            if (pi.state is _RUNNING and not grp.failed
+                    and ev.rtt_ms <= PROBE_STATS_COUNT * grp.interval * 1000
+                    and (verdict is _ACCEPTED or not inst.newer_ack_to(slot))):
+                t = inst.target(slot.target)  # the reply's source (not FAKE), as the slot holds it
+                if t is not None:
+                    self._rtt(pi, inst, t, ev.rtt_ms, ev.now, ev.family, grp)
+            return verdict is _LATE or not settled  # a late reply shortens the run of losses
         if verdict is Reply.OUT_OF_WINDOW:
             self._log("debug", f"out of window probe seq {ev.seq} snxt {inst.snxt} on {pi.name} "
                                f"from {ev.source}")
             return True
-        if verdict in (Reply.FAKE, Reply.DUPLICATE):
-            assert slot is not None
-            what = "Fake probe reply" if verdict is Reply.FAKE else "Duplicate probe reply"
-            self._log("debug", f"probe status {SLOT_STATUS_CODES[slot.status]} {what} seq {ev.seq} "
-                               f"snxt {inst.snxt} on {pi.name} from {ev.source}")
-            return True
-        assert slot is not None
-        grp = self._group(pi)
-        usable_rtt = not (
-            ev.rtt_ms > PROBE_STATS_COUNT * grp.interval * 1000
-            or pi.state is not _RUNNING
-            or grp.failed
-            or (verdict is Reply.LATE and inst.newer_ack_to(slot))
-        )
-        t = inst.target(slot.target)  # the reply's source (not FAKE), as the slot holds it
-        if usable_rtt and t is not None:
-            self._rtt(pi, inst, t, ev.rtt_ms, ev.now, ev.family, grp)
+        assert slot is not None  # FAKE or DUPLICATE
+        what = "Fake probe reply" if verdict is Reply.FAKE else "Duplicate probe reply"
+        self._log("debug", f"probe status {SLOT_STATUS_CODES[slot.status]} {what} seq {ev.seq} "
+                           f"snxt {inst.snxt} on {pi.name} from {ev.source}")
         return True
-
-    def _accepted(self, pi: Phyint, inst: Instance, slot: Slot, ev: ProbeReplied) -> None:
-        """``_reply`` for the common verdict, ACCEPTED (``usable_rtt``'s last test is for LATE)."""
-        grp = self.groups.get(pi.group)
-        if grp is None:
-            grp = self._group(pi)
-        if pi.state is not _RUNNING or grp.failed or ev.rtt_ms > PROBE_STATS_COUNT * grp.interval * 1000:
-            return
-        t = inst.target(slot.target)  # the reply's source (not FAKE), as the slot holds it
-        if t is not None:
-            self._rtt(pi, inst, t, ev.rtt_ms, ev.now, ev.family, grp)
 
     def _rtt(self, pi: Phyint, inst: Instance, t: Target, m: int, now: float, family: Family,
              grp: Group) -> None:

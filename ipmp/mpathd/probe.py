@@ -495,8 +495,8 @@ class Instance:
 
     # -- verdicts ---------------------------------------------------------------
 
-    def _run(self, status: SlotStatus) -> tuple[int, float | None]:
-        """Length of the run of ``status`` among the newest settled probes, and its oldest send time.
+    def _run(self, status: SlotStatus) -> tuple[int, Slot | None]:
+        """Length of the run of ``status`` among the newest settled probes, and its oldest slot.
 
         Pending (UNACKED) probes are skipped.  A walk from the newest slot that
         stops at the first other status, without building a list: the failure
@@ -512,23 +512,15 @@ class Instance:
             if slot.status is not status:
                 break
             n += 1
-            first = slot.sent_at
+            first = slot
         return n, first
 
     def consecutive_losses(self) -> int:
         return self._losses
 
     def _count_losses(self) -> int:
-        """``_run(_LOST)[0]``, walked: what ``_losses`` must always equal."""
-        n = 0
-        history = self.history
-        for seq in reversed(self.order):
-            status = history[seq].status
-            if status is _LOST:
-                n += 1
-            elif status is not _UNACKED:
-                break
-        return n
+        """The run of losses, walked: what ``_losses`` must always equal."""
+        return self._run(_LOST)[0]
 
     def consecutive_acks(self) -> int:
         return self._run(_ACKED)[0]
@@ -544,16 +536,8 @@ class Instance:
         a router's death (every target gone at once) failed a NIC over
         instead of being a group failure.
         """
-        first = None
-        history = self.history
-        for seq in reversed(self.order):
-            slot = history[seq]
-            if slot.status is _UNACKED:
-                continue
-            if slot.status is not _LOST:
-                break
-            first = slot.lost_at if slot.lost_at is not None else slot.sent_at
-        return first
+        first = self._run(_LOST)[1]
+        return first.lost_at if first is not None else None  # ``_lose`` sets it on every LOST slot
 
     def last_ack_time(self) -> float | None:
         times = [s.acked_at for s in self.history.values() if s.acked_at is not None]

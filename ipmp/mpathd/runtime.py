@@ -16,10 +16,10 @@ nothing new are done by the timer too (``_quiet_polls``).
 
 At a failure the data path goes first: an apply's address and rule changes,
 then the gratuitous ARPs, then the step's log lines and the event streams
-(``_hold``, ``_release``), then the state store.  The writes go out on the
-daemon's own rtnetlink socket (``netlink.DirectKernel``), not through
-pyroute2, and the plan starts from the kernel copy the daemon keeps and the
-store it read last, unless netlink or the store's mtime said they changed.
+(``_hold``, ``_release``), then the state store.  The writes go out on a
+plain rtnetlink socket (``netlink.Requester``), not through pyroute2, and
+the plan starts from the kernel copy the daemon keeps and the
+store it read last, unless netlink or the store's file said they changed.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from ipmp.mpathd.steps import (
     SendProbe,
     Tick,
 )
-from ipmp.netlink import CarrierReader, DirectKernel, Kernel, LinkEvent, Watcher
+from ipmp.netlink import CarrierReader, Kernel, LinkEvent, Watcher
 from ipmp.ops import AddAddress, Plan
 from ipmp.state import Store, Stored, StoreLock
 from ipmp.view import Scope, expected
@@ -225,7 +225,8 @@ class Runtime:
         self.request_ids = itertools.count(1)
         self.kernel_state = KernelState()
         self.links: dict[str, bool] = {}
-        self.store_mtime: float | None = None
+        # The store file as the polls last saw it (``_store_version``): a new one wants a rescan.
+        self._store_seen: tuple[int, int, int] | None = None
         self.stopping = asyncio.Event()
         self.announcer = Announcer()
         self.background: set[asyncio.Task[None]] = set()
@@ -298,7 +299,7 @@ class Runtime:
         try:
             # Solaris names (etc/ipmp/ifmap), as read at start: the daemon's
             # messages, state and control requests use them.
-            async with DirectKernel(_ifmap_entries(self.root)) as kernel:
+            async with Kernel(_ifmap_entries(self.root)) as kernel:
                 self._kernel = kernel
                 # The first failover must not wait for pyroute2 to load (~0.2 s).
                 await kernel.prepare_writes()
@@ -448,13 +449,8 @@ class Runtime:
         if not self.queue.empty() or self.stopping.is_set():
             return False
         store = now >= self._next_store
-        if store:
-            try:
-                mtime: float | None = self.store.path.stat().st_mtime
-            except OSError:
-                mtime = None
-            if mtime != self.store_mtime:
-                return False
+        if store and self._store_version() != self._store_seen:
+            return False
         polled = self._polled()
         carriers = bool(polled) and now >= self._next_poll
         if carriers:
@@ -539,13 +535,10 @@ class Runtime:
                 await self._feed(LinkChanged(now, name, up))
 
     def _poll_store(self) -> None:
-        try:
-            mtime = self.store.path.stat().st_mtime
-        except OSError:
-            mtime = None
-        if mtime != self.store_mtime:
+        version = self._store_version()
+        if version != self._store_seen:
             # ifconfig or ipmp-boot changed the store (a group, a flag, an address).
-            self.store_mtime = mtime
+            self._store_seen = version
             self._resync_wanted = True
 
     def _drop_own_notifications(self) -> None:
@@ -913,15 +906,13 @@ class Runtime:
             self._store_trouble(f"cannot record the state of {', '.join(sorted(self._unsaved))}: {err}")
             return
         self._stored = stored
-        self._stored_version = self._store_version()
+        self._stored_version = self._store_seen = self._store_version()
         self._unsaved.clear()
         if self._store_failures:
             self.log("err", f"recorded the state in {self.store.path} again after "
                             f"{self._store_failures} failed attempt(s)")
             self._store_failures = 0
             self._store_complained_at = None
-        with contextlib.suppress(OSError):
-            self.store_mtime = self.store.path.stat().st_mtime
 
     def _store_trouble(self, message: str) -> None:
         """Log a store failure, once per STORE_COMPLAINT_INTERVAL (a full disk must not flood the journal)."""
@@ -1037,8 +1028,7 @@ class Runtime:
                 kernel = await self._kernel.read(keys)
             self._sysctls_asked = frozenset(keys)
             stored = self._load_store()
-            with contextlib.suppress(OSError):
-                self.store_mtime = self.store.path.stat().st_mtime
+            self._store_seen = self._store_version()
         finally:
             if lock is not None:
                 lock.release()

@@ -1,9 +1,10 @@
-"""``netlink.CarrierReader`` on a real kernel: kept /sys descriptors read like ``carrier()``.
+"""``netlink.CarrierReader`` on a real kernel: kept /sys descriptors read like a fresh open.
 
 in.mpathd polls the carrier of physical NICs every 50 ms.  The reader keeps
 each NIC's ``/sys/class/net/IF/carrier`` open and re-reads it with pread(2);
-these tests hold it to ``carrier()`` through carrier up, admin down, the NIC
-deleted, and a new NIC of the same name.  Runs in the lab's host namespace
+these tests hold it to an open, read and close of that file each time
+(``carrier`` in the script) through carrier up, admin down, the NIC deleted,
+and a new NIC of the same name.  Runs in the lab's host namespace
 (sysfs shows the devices of the namespace it is mounted in).
 """
 
@@ -20,7 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = r"""
 import json, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
-from ipmp.netlink import CarrierReader, carrier
+from ipmp.netlink import CarrierReader
+
+def carrier(ifname):
+    # The file opened afresh: None when gone, False when admin down (EINVAL).
+    try:
+        with open(f"/sys/class/net/{ifname}/carrier", "rb") as fh:
+            return fh.read(1) == b"1"
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
 
 def ip(*args):
     subprocess.run(["ip", *args], check=True)

@@ -1,12 +1,15 @@
-"""in.mpathd's own rtnetlink writes (``netlink.DirectKernel``) against a real kernel.
+"""The toolkit's rtnetlink writes (``netlink.encode_request``) against a real kernel.
 
-An address move is nothing but address, rule and route requests; the daemon
-sends them on a plain netlink socket instead of through pyroute2 (whose
-Python costs more than the kernel's work).  These tests hold it to what
-pyroute2 does with the same ops: the same kernel objects, the same errors.
+Address, route and rule ops are requests the toolkit encodes itself and sends
+on a plain netlink socket (``netlink.Requester``), not through pyroute2, whose
+Python costs in.mpathd more than the kernel's work at every address move.
+These tests hold them to iproute2: each op is also carried out as the ``ip``
+command it names (``Op.argv``), and the kernel must end up the same and
+refuse the same ops.
 
 Each test runs one small Python process in the lab's host namespace, as
-tests/netns/test_netlink.py does.  Documentation prefixes only.
+tests/netns/test_netlink.py does.  Documentation prefixes only, and the
+namespace's own loopback.
 """
 
 from __future__ import annotations
@@ -26,34 +29,41 @@ from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRul
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Steps: ("read", keys) -> KernelState; ("execute", direct, ops) -> ("ok", done)
-#: or ("error", message, errno, op, done); ``direct`` picks DirectKernel over Kernel.
+#: Steps: ("read", keys) -> KernelState; ("execute", ops) -> ("ok", done) or
+#: ("error", message, errno, op, done); ("ip", ops) -> each op's ``ip`` command
+#: run, [(exit status, stderr)].
 SCRIPT = r"""
-import asyncio, base64, pickle, sys
+import asyncio, base64, pickle, subprocess, sys
 sys.path.insert(0, sys.argv[1])
 from ipmp.errors import ApplyError
-from ipmp.netlink import DirectKernel, Kernel
+from ipmp.netlink import Kernel
 
 async def main(steps):
     out = []
-    async with Kernel() as plain, DirectKernel() as direct:
+    async with Kernel() as kernel:
         for step in steps:
             if step[0] == "read":
-                out.append(await plain.read(step[1]))
-                continue
-            _, use_direct, ops = step
-            done = []
-            try:
-                await (direct if use_direct else plain).execute(ops, done=done.append)
-            except ApplyError as e:
-                out.append(("error", e.message, e.errno_, e.op, done))
+                out.append(await kernel.read(step[1]))
+            elif step[0] == "ip":
+                runs = [subprocess.run(op.argv(), capture_output=True, text=True, check=False)
+                        for op in step[1]]
+                out.append([(run.returncode, run.stderr) for run in runs])
             else:
-                out.append(("ok", done))
+                done = []
+                try:
+                    await kernel.execute(step[1], done=done.append)
+                except ApplyError as e:
+                    out.append(("error", e.message, e.errno_, e.op, done))
+                else:
+                    out.append(("ok", done))
     return out
 
 steps = pickle.loads(base64.b64decode(sys.argv[2]))
 sys.stdout.write(base64.b64encode(pickle.dumps(asyncio.run(main(steps)))).decode())
 """
+
+#: The loopback's own addresses, there before any op.
+LOCALHOST = {ip_interface("127.0.0.1/8"), ip_interface("::1/128")}
 
 
 def run_steps(topo: Topology, *steps: tuple[Any, ...]) -> list[Any]:
@@ -65,8 +75,9 @@ def run_steps(topo: Topology, *steps: tuple[Any, ...]) -> list[Any]:
 
 def ours(state: KernelState, nics: tuple[str, ...]) -> tuple[tuple[KAddress, ...], frozenset[KRoute],
                                                               frozenset[KRule]]:
-    """What the ops make: the NICs' addresses (not the kernel's link-locals), our routes and rules."""
-    addresses = tuple(a for a in state.addresses if a.ifname in nics and not a.kernel_owned)
+    """What the ops make: the NICs' and loopback's addresses (not the kernel's own), our routes and rules."""
+    addresses = tuple(a for a in state.addresses  # a read names the loopback lo0
+                      if a.ifname in (*nics, "lo0") and not a.kernel_owned and a.address not in LOCALHOST)
     return addresses, state.routes, state.rules
 
 
@@ -84,6 +95,8 @@ def _ops(nic0: str, nic1: str) -> list[Op]:
         a("2001:db8::10/64", nic0, deprecated=True),
         a("2001:db8::100/64", nic1),
         a("2001:db8:1::1/128", nic1, peer=ip_address("2001:db8:1::2"), noprefixroute=False),
+        # Host scope, as 127.0.0.1/8 has (the kernel refuses another scope in its subnet).
+        a("127.0.0.2/8", "lo", label="lo:1", noprefixroute=False),
     ]
     routes = [
         KRoute(Family.INET, 1000 + 7, ip_network("192.0.2.0/24"), nic0, src=ip_address("192.0.2.100")),
@@ -115,36 +128,40 @@ def _undo(ops: list[Op]) -> list[Op]:
     return undo
 
 
-def test_a_move_written_directly_leaves_the_kernel_as_pyroute2_does(topology: Topology) -> None:
+def test_the_requests_leave_the_kernel_as_iproute2_does(topology: Topology) -> None:
     nic0, nic1 = topology.nics
     up = [SetLink(nic0, up=True), SetLink(nic1, up=True)]
     ops = _ops(nic0, nic1)
     undo = _undo(ops)
     results = run_steps(
         topology,
-        ("execute", False, up), ("read", ()),
-        ("execute", True, ops), ("read", ()),
-        ("execute", True, undo), ("read", ()),
-        ("execute", False, ops), ("read", ()),
-        ("execute", False, undo), ("read", ()),
+        ("execute", up), ("read", ()),
+        ("execute", ops), ("read", ()),
+        ("execute", undo), ("read", ()),
+        ("ip", ops), ("read", ()),
+        ("ip", undo), ("read", ()),
     )
     states = results[1::2]
-    assert all(r == ("ok", list(range(len(r[1])))) for r in results[0::2]), results[0::2]
-    before, direct, direct_undone, pyroute2, _ = (ours(s, topology.nics) for s in states)
+    executed, by_ip = results[0:6:2], results[6::2]
+    assert all(r == ("ok", list(range(len(r[1])))) for r in executed), executed
+    assert all(run == (0, "") for runs in by_ip for run in runs), by_ip
+    before, ours_, ours_undone, iproute2, iproute2_undone = (ours(s, topology.nics) for s in states)
     assert before == ((), frozenset(), frozenset())
-    assert direct == pyroute2
-    assert direct_undone == before
-    addresses, routes, rules = direct
-    assert len(addresses) == 8 and len(routes) == 6 and len(rules) == 3
+    assert ours_ == iproute2
+    assert ours_undone == iproute2_undone == before
+    addresses, routes, rules = ours_
+    assert len(addresses) == 9 and len(routes) == 6 and len(rules) == 3
     # Each as asked (the kernel's own additions aside: its IPv6 route metric is read back as 0).
     wanted = {op.address for op in ops if isinstance(op, AddAddress)}
-    assert {replace(x, tentative=False) for x in addresses} == wanted
+    # A read gives the loopback's Solaris name.
+    lo0 = {replace(x, ifname="lo", label="lo:1") for x in addresses if x.ifname == "lo0"}
+    assert {replace(x, tentative=False) for x in addresses if x.ifname != "lo0"} | lo0 == wanted
     assert routes == {op.route for op in ops if isinstance(op, AddRoute)}
     assert rules == {op.rule for op in ops if isinstance(op, AddRule)}
 
 
-def test_a_refused_direct_write_fails_as_the_pyroute2_one(topology: Topology) -> None:
-    """The same ``ApplyError``: the op, the errno and the kernel's own reason (extended ack)."""
+def test_a_refused_request_fails_as_the_ip_command(topology: Topology) -> None:
+    """An ``ApplyError`` naming the op, with the errno and the kernel's own reason (extended ack)."""
     nic0, _nic1 = topology.nics
     here = KAddress(nic0, ip_interface("192.0.2.100/24"), label=nic0)
     absent = KAddress(nic0, ip_interface("192.0.2.200/24"))
@@ -154,17 +171,20 @@ def test_a_refused_direct_write_fails_as_the_pyroute2_one(topology: Topology) ->
     gone = KAddress("nosuchnic", ip_interface("192.0.2.5/24"))
     refused: list[Op] = [AddAddress(here), DelAddress(absent), DelAddress(absent6), AddRoute(off_link),
                          DelRule(no_rule), DelRoute(off_link), AddAddress(gone)]
-    steps: list[tuple[Any, ...]] = [("execute", False, [SetLink(nic0, up=True), AddAddress(here)])]
-    for op in refused:
-        steps += [("execute", True, [op]), ("execute", False, [op])]
+    steps: list[tuple[Any, ...]] = [("execute", [SetLink(nic0, up=True), AddAddress(here)])]
+    steps += [("execute", [op]) for op in refused]
+    steps.append(("ip", refused))
     results = run_steps(topology, *steps)
     assert results[0][0] == "ok"
-    pairs = list(zip(results[1::2], results[2::2], strict=True))
-    for op, (direct, pyroute2) in zip(refused, pairs, strict=True):
-        assert direct[0] == "error", (op, direct)
-        assert direct == pyroute2, op
-    codes = [direct[2] for direct, _ in pairs]
+    ours_, by_ip = results[1:-1], results[-1]
+    for op, mine, (status, stderr) in zip(refused, ours_, by_ip, strict=True):
+        assert mine[:2] == ("error", mine[1]) and mine[3] == op and mine[4] == [], (op, mine)
+        assert status != 0, (op, stderr)  # iproute2 is refused the same op
+        reason = mine[1].rpartition("(")[2].rstrip(")")
+        if "(" in mine[1] and op is not refused[-1]:
+            assert reason.rstrip(".") in stderr, (op, mine[1], stderr)  # the same reason, word for word
+    codes = [mine[2] for mine in ours_]
     assert codes[:3] == [errno.EEXIST, errno.EADDRNOTAVAIL, errno.EADDRNOTAVAIL]
     assert codes[-1] == errno.ENODEV
-    # The kernel's reason reaches the message, as with pyroute2's extended acks.
-    assert "Address not found" in pairs[1][0][1]
+    # The kernel's reason reaches the message.
+    assert "Address not found" in ours_[1][1]

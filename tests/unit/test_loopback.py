@@ -28,7 +28,7 @@ from ipmp.apply import apply, make_plan
 from ipmp.errors import ConfigError
 from ipmp.evaluate import evaluate
 from ipmp.model import Config, Environment, Family, KAddress, KernelState
-from ipmp.netlink import RT_SCOPE_HOST, _address_args
+from ipmp.netlink import RT_SCOPE_HOST, RT_SCOPE_UNIVERSE, encode_request
 from ipmp.ops import AddAddress, DelAddress, Plan
 from ipmp.parse import parse_argv
 from ipmp.plan import diff
@@ -73,16 +73,23 @@ def plan_of(current: KernelState, *argv: str) -> Plan:
 # --------------------------------------------------------------------------
 
 
+def _scope(op: AddAddress | DelAddress) -> int:
+    """The scope byte of the op's ``ifaddrmsg`` (family, prefixlen, flags, scope, index)."""
+    request = encode_request(op)
+    assert request is not None
+    return request[2][3]
+
+
 def test_loopback_addresses_go_to_the_kernel_with_host_scope() -> None:
-    added = _address_args(KAddress("lo", IPv4Interface("127.0.0.2/8"), label="lo0:1"), add=True)
-    assert added["scope"] == RT_SCOPE_HOST == 254
+    loopback = AddAddress(KAddress("lo", IPv4Interface("127.0.0.2/8"), label="lo0:1"))
+    assert _scope(loopback) == RT_SCOPE_HOST == 254
     # A service address on lo0 (lo0:1 192.0.2.5/32, Solaris' "receive only"
     # IRE_LOCAL) keeps the universe scope any Linux tool gives it.
-    service = _address_args(KAddress("lo", IPv4Interface("192.0.2.5/32"), label="lo0:2"), add=True)
-    assert "scope" not in service
+    service = AddAddress(KAddress("lo", IPv4Interface("192.0.2.5/32"), label="lo0:2"))
+    assert _scope(service) == RT_SCOPE_UNIVERSE
     # IPv6 scope comes from the address; a delete matches without it.
-    assert "scope" not in _address_args(KAddress("lo", IPv6Interface("::1/128")), add=True)
-    assert "scope" not in _address_args(KAddress("lo", IPv4Interface("127.0.0.2/8")), add=False)
+    assert _scope(AddAddress(KAddress("lo", IPv6Interface("::1/128")))) == RT_SCOPE_UNIVERSE
+    assert _scope(DelAddress(KAddress("lo", IPv4Interface("127.0.0.2/8")))) == RT_SCOPE_UNIVERSE
 
 
 def test_addif_on_lo0_adds_the_address_without_broadcast_and_reads_back_in_sync() -> None:

@@ -140,7 +140,7 @@ def _attrs(body: bytes, header: int) -> dict[int, bytes]:
 
 
 def test_requests_carry_the_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The attributes the kernel reads, byte for byte (the netns tests compare with pyroute2's)."""
+    """The attributes the kernel reads, byte for byte (the netns tests compare with iproute2)."""
     monkeypatch.setattr(netlink, "_index", {"nic0": 7}.__getitem__)  # no such link here
     a = KAddress("nic0", ip_interface("192.0.2.100/24"), label="nic0:1", broadcast=IPv4Address("192.0.2.255"),
                  deprecated=True)

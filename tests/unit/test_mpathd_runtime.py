@@ -8,6 +8,7 @@ first, then the log lines, the event streams and the state store.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
@@ -284,6 +285,30 @@ def test_an_apply_takes_the_default_routers_of_the_store_as_it_is_now(tmp_path: 
         other.save(replace(other.load(), defaultrouters=(IPv4Address(router),)))
         assert runtime._routers() == (IPv4Address(router),)
     assert reads == first + 2
+
+
+def test_a_store_rewritten_within_one_tick_of_the_clock_is_seen_by_the_poll(tmp_path: Path) -> None:
+    """The store poll tells a new file as the apply's routers do (inode, size and mtime):
+    with the mtime alone, ``ifconfig``'s save within one tick of a coarse file clock
+    after the daemon's own looked unchanged, and the change waited for the next rescan."""
+    journal: list[str] = []
+    runtime, _kernel = _runtime(tmp_path, journal)
+    try:
+        assert asyncio.run(runtime._resync())
+    finally:
+        runtime.announcer.close()
+    runtime._poll_store()
+    assert not runtime._resync_wanted  # nothing new
+    path = runtime.store.path
+    seen = os.stat(path)
+    other = Store(tmp_path)  # another command's save
+    other.save(replace(other.load(), defaultrouters=(IPv4Address("198.51.100.1"),)))
+    os.utime(path, ns=(seen.st_atime_ns, seen.st_mtime_ns))  # the same tick of the clock
+    runtime._poll_store()
+    assert runtime._resync_wanted
+    runtime._resync_wanted = False
+    runtime._poll_store()
+    assert not runtime._resync_wanted  # seen once
 
 
 def test_family_of_the_example_is_ipv4_only() -> None:
