@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.vm import image
-from tests.vm.guest import Guest, Report, nic
+from tests.vm.guest import Guest, Report, drive, nic
 
 REPO = Path(__file__).resolve().parents[1]
 GUEST_FILES = REPO / "tests" / "vm" / "guest_files" / "peers"
@@ -487,51 +487,18 @@ def set_wire(guest: Guest, nic_name: str, cut: bool, chardevs: set[str]) -> None
                              "queue": "all", "outdev": NULL_CHARDEV})
 
 
-def serve(guest: Guest, timeout: float, *, poll: float = 0.05) -> Report:
-    """tests/vm/guest.py's ``drive``, and the guest's ``wire`` requests too.
+def wire(guest: Guest, msg: dict[str, Any], chardevs: set[str]) -> None:
+    """``{"kind": "wire", "nic", "cut", "signal", "signal_up"}``: the wire cut or mended, then the
+    signal NIC's carrier set as asked, only if that worked (the guest waits for it, bounded, and
+    fails the row otherwise)."""
+    set_wire(guest, str(msg.get("nic")), bool(msg.get("cut")), chardevs)
+    guest.set_link(str(msg.get("signal")), bool(msg.get("signal_up")))
 
-    ``{"kind": "wire", "nic", "cut", "signal", "signal_up"}``: the wire cut
-    or mended, then the signal NIC's carrier set as asked, only if that
-    worked (the guest waits for it, bounded, and fails the row otherwise).
-    """
-    report = Report()
+
+def serve(guest: Guest, timeout: float, *, poll: float = 0.05) -> Report:
+    """tests/vm/guest.py's ``drive``, with the guest's ``wire`` requests too."""
     chardevs: set[str] = set()
-    deadline = guest.started_at + timeout
-    while True:
-        running = guest.alive
-        for msg in guest.messages():
-            now = time.monotonic() - guest.started_at
-            msg["at"] = round(now, 2)
-            if report.boot_seconds is None:
-                report.boot_seconds = now
-            kind = msg.get("kind")
-            if kind in ("link", "wire"):
-                error = None
-                try:
-                    if kind == "link":
-                        guest.set_link(str(msg.get("nic")), bool(msg.get("up")))
-                    else:
-                        set_wire(guest, str(msg.get("nic")), bool(msg.get("cut")), chardevs)
-                        guest.set_link(str(msg.get("signal")), bool(msg.get("signal_up")))
-                except (OSError, RuntimeError, TimeoutError, ValueError) as err:
-                    error = str(err)
-                what = ("up" if msg.get("up") else "down") if kind == "link" else (
-                    "cut" if msg.get("cut") else "mended")
-                guest.log(f"{now:7.1f} s  {kind} {msg.get('nic')} {what}" + (f": {error}" if error else ""))
-                msg["error"] = error
-            else:
-                guest.log(f"{now:7.1f} s  {json.dumps(msg)[:300]}")
-            report.messages.append(msg)
-            if kind == "done":
-                report.finished = True
-        if not running:
-            report.exit_code = guest.proc.returncode if guest.proc is not None else None
-            break
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(poll)
-    report.total_seconds = time.monotonic() - guest.started_at
-    return report
+    return drive(guest, timeout, poll=poll, requests={"wire": lambda g, msg: wire(g, msg, chardevs)})
 
 
 def run_timeout(rows: int, trials: int) -> float:
@@ -577,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     base = image.build_base(packages=PACKAGES, variant="peers", log=log)
     with tempfile.TemporaryDirectory(prefix="ipmp-bench-vm.") as tmp:
         dist = image.python_dist(Path(tmp) / "dist", log=log)
-        disk = image.assemble(base, dist, image.tree_files(GUEST_FILES), [ENABLE], log=log)
+        disk = image.assemble(base, dist, image.guest_tree(GUEST_FILES), [ENABLE], log=log)
     with BenchGuest(disk, NICS, cmdline=cmdline, log=log) as guest:
         report = serve(guest, run_timeout(len(chosen), args.trials))
         accel = guest.accel

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,12 +35,16 @@ from tests.vm.image import Disk
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST = REPO / "tests/vm/guest_files/peers/usr/local/libexec/ipmp-vm/peers_bench.py"
+#: The guest programs' library (/usr/local/lib/ipmp-vm in the guest), which the program imports.
+GUEST_LIB = REPO / "tests/vm/guest_files/common/usr/local/lib/ipmp-vm"
 
 
 def _guest() -> ModuleType:
     spec = importlib.util.spec_from_file_location("peers_bench_guest", GUEST)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    if str(GUEST_LIB) not in sys.path:
+        sys.path.append(str(GUEST_LIB))
     spec.loader.exec_module(module)
     return module
 

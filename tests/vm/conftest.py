@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.vm.guest import progress
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
@@ -46,6 +48,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # --------------------------------------------------------------------------
+# What every guest test needs on the host
+# --------------------------------------------------------------------------
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _missing(what: str) -> None:
+    if _in_ci():
+        pytest.fail(f"{what} (CI is set, so this is an error, not a skip)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def vm_tools() -> None:
+    """Root, the image tools and QEMU; without them a skip, or under CI a failure."""
+    from tests.vm import image
+
+    if os.geteuid() != 0:
+        _missing("needs root (mmdebstrap --mode=root, chroot)")
+    missing = image.missing_tools()
+    if shutil.which("qemu-system-x86_64") is None:
+        missing.append("qemu-system-x86_64 (apt-get install qemu-system-x86)")
+    if missing:
+        _missing("missing: " + ", ".join(missing))
+
+
+# --------------------------------------------------------------------------
 # The Debian package, built once per pytest run for every test that installs it
 # (test_package.py, test_coexist.py)
 # --------------------------------------------------------------------------
@@ -57,14 +88,10 @@ def _version() -> str:
     return m.group(1)
 
 
-def _log(line: str) -> None:
-    print(line, flush=True)
-
-
 def _build_deb(version: str) -> Path:
     """``make deb`` with ``IPMP_DEB_VERSION=version``: ``dist/ipmp_<version>_all.deb``."""
     env = dict(os.environ, IPMP_DEB_VERSION=version)
-    _log(f"$ IPMP_DEB_VERSION={version} tools/build-deb")
+    progress(f"$ IPMP_DEB_VERSION={version} tools/build-deb")
     done = subprocess.run([str(REPO / "tools" / "build-deb")], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=1200, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 0, f"tools/build-deb failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -73,24 +100,11 @@ def _build_deb(version: str) -> Path:
     return deb
 
 
-def _require_tools() -> None:
-    from tests.vm import image
-    from tests.vm.test_hardening import _missing
-
-    if os.geteuid() != 0:
-        _missing("needs root (mmdebstrap --mode=root, chroot)")
-    missing = image.missing_tools()
-    for tool, pkg in (("qemu-system-x86_64", "qemu-system-x86"), ("dpkg-deb", "dpkg")):
-        if shutil.which(tool) is None:
-            missing.append(f"{tool} (apt-get install {pkg})")
-    if missing:
-        _missing("missing: " + ", ".join(missing))
-
-
 @pytest.fixture(scope="session")
-def debs() -> tuple[str, str, list[Path], float]:
+def debs(vm_tools: None) -> tuple[str, str, list[Path], float]:
     """The tree's version and a newer one, built once per run: (first, second, files, seconds)."""
-    _require_tools()
+    if shutil.which("dpkg-deb") is None:
+        _missing("missing: dpkg-deb (apt-get install dpkg)")
     started = time.monotonic()
     first = _version()
     second = f"{first}+1"

@@ -42,14 +42,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.vm.image import Disk, cache_dir
 
-__all__ = ["Guest", "Nic", "Report", "choose_accel", "drive", "nic"]
+__all__ = ["Guest", "Nic", "Report", "Request", "choose_accel", "drive", "nic", "progress", "set_link"]
 
 QEMU = "qemu-system-x86_64"
 #: The report channel's line prefix.
@@ -64,6 +64,11 @@ Log = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     pass
+
+
+def progress(line: str) -> None:
+    """A ``Log`` for the tests and the bench: the line printed at once (``pytest -rP`` shows it)."""
+    print(line, flush=True)
 
 
 #: QEMU's device models a test may give a NIC: virtio (the usual guest NIC) and
@@ -224,6 +229,48 @@ class Report:
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("kind") == kind]
+
+    def summary(self, timings: Mapping[str, float], *, first: str = "guest boot to the check program") -> str:
+        """The host's timings, then the guest's figures, checks (a failed one with its detail) and texts.
+
+        ``first`` names what ``boot_seconds`` measured up to.
+        """
+        lines = [f"{name}: {seconds:.0f} s" for name, seconds in timings.items()]
+        if self.boot_seconds is not None:
+            lines.append(f"{first}: {self.boot_seconds:.0f} s")
+        lines.append(f"guest run, QEMU start to power-off: {self.total_seconds:.0f} s "
+                     f"(exit {self.exit_code})")
+        for fig in self.of_kind("figure"):
+            unit = f" {fig['unit']}" if fig.get("unit") else ""
+            lines.append(f"figure: {fig['name']} = {fig['value']}{unit}")
+        for check in self.of_kind("check"):
+            lines.append(f"{'ok  ' if check['ok'] else 'FAIL'} {check['name']}"
+                         + ("" if check["ok"] else f"\n     {json.dumps(check.get('detail'))[:3000]}"))
+        for text in self.of_kind("text"):
+            lines.append(f"--- {text['name']}\n{text['text']}")
+        return "\n".join(lines)
+
+    def assert_passed(self, summary: str, console: str, *, expected_checks: int,
+                      phases: Sequence[str] | None = None, links: bool = False) -> None:
+        """The guest finished its checks, at least ``expected_checks`` (a missing one fails too), none failed.
+
+        ``phases``: the ``hello`` of each boot, in order; ``links``: the guest asked
+        for carrier changes and each was made.
+        """
+        assert self.finished, f"the guest did not finish its checks\n{summary}\n--- console:\n{console}"
+        if phases is not None:
+            seen = [m.get("phase") for m in self.of_kind("hello")]
+            assert seen == list(phases), f"boots seen: {seen}, expected {list(phases)}\n{summary}"
+        if links:
+            asked = self.of_kind("link")
+            assert asked and all(m.get("error") is None for m in asked), asked
+        checks = self.of_kind("check")
+        failed = [m for m in checks if not m["ok"]]
+        # What the guest held when a ping of the peer went unanswered (ipmpvm.peer_reaches).
+        states = "\n".join(f"--- {m.get('name')}:\n{m.get('text')}" for m in self.of_kind("text")
+                           if "unanswered" in str(m.get("name")))
+        assert not failed, json.dumps(failed, indent=2) + "\n" + states
+        assert len(checks) >= expected_checks, f"only {len(checks)} checks reported\n{summary}"
 
 
 class Guest:
@@ -407,13 +454,27 @@ class Guest:
         return data[-tail:].decode(errors="replace")
 
 
-def drive(guest: Guest, timeout: float, *, poll: float = 0.1) -> Report:
-    """Serve the guest's link requests and collect its report until it powers off or ``timeout``.
+#: A request of the guest to the host (a message of a kind ``drive`` is given a handler for),
+#: made over QMP; an exception is the request's ``error``.
+Request = Callable[["Guest", dict[str, Any]], None]
 
-    The guest's last message is ``{"kind": "done"}``; ``Report.finished`` says
-    whether it came.  The guest is left to power off by itself (bounded by
-    ``timeout`` too); the caller's ``close`` cleans up either way.
+
+def set_link(guest: Guest, msg: dict[str, Any]) -> None:
+    """``{"kind": "link", "nic": "ens8", "up": false}``: that NIC's carrier."""
+    guest.set_link(str(msg.get("nic")), bool(msg.get("up")))
+
+
+def drive(guest: Guest, timeout: float, *, poll: float = 0.1,
+          requests: Mapping[str, Request] | None = None) -> Report:
+    """Serve the guest's requests and collect its report until it powers off or ``timeout``.
+
+    ``link`` requests are served (``set_link``), and those of ``requests``
+    (kind -> handler); each gets an ``error`` field, None if it was done.
+    The guest's last message is ``{"kind": "done"}``; ``Report.finished``
+    says whether it came.  The guest is left to power off by itself (bounded
+    by ``timeout`` too); the caller's ``close`` cleans up either way.
     """
+    handlers: dict[str, Request] = {"link": set_link, **(requests or {})}
     report = Report()
     deadline = guest.started_at + timeout
     while True:
@@ -425,22 +486,23 @@ def drive(guest: Guest, timeout: float, *, poll: float = 0.1) -> Report:
             msg["at"] = round(now, 2)
             if report.boot_seconds is None:
                 report.boot_seconds = now
-            if msg.get("kind") == "link":
+            kind = str(msg.get("kind"))
+            handler = handlers.get(kind)
+            if handler is not None:
                 error = None
                 try:
-                    guest.set_link(str(msg.get("nic")), bool(msg.get("up")))
+                    handler(guest, msg)
                 except (OSError, RuntimeError, TimeoutError, ValueError) as err:
                     error = str(err)
-                guest.log(f"{now:7.1f} s  link {msg.get('nic')} {'up' if msg.get('up') else 'down'}"
-                          + (f": {error}" if error else ""))
+                guest.log(f"{now:7.1f} s  {json.dumps(msg)}" + (f": {error}" if error else ""))
                 msg["error"] = error
-            elif msg.get("kind") == "text":
+            elif kind == "text":
                 size = len(str(msg.get("text", "")))
                 guest.log(f"{now:7.1f} s  text: {msg.get('name')} ({size} characters)")
             else:
-                guest.log(f"{now:7.1f} s  {json.dumps(msg)}")
+                guest.log(f"{now:7.1f} s  {json.dumps(msg)[:300]}")
             report.messages.append(msg)
-            if msg.get("kind") == "done":
+            if kind == "done":
                 report.finished = True
         if not running:
             report.exit_code = guest.proc.returncode if guest.proc is not None else None

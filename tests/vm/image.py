@@ -54,8 +54,11 @@ __all__ = [
     "assemble",
     "build_base",
     "cache_dir",
+    "guest_file",
+    "guest_tree",
     "missing_tools",
     "python_dist",
+    "tree_files",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -326,6 +329,15 @@ def tree_files(directory: Path) -> dict[str, GuestFile]:
     """Every file under ``directory`` (``guest_files/<name>``) at the same path under the guest's /."""
     return {"/" + str(path.relative_to(directory)): guest_file(path) for path in sorted(directory.rglob("*"))
             if path.is_file() and "__pycache__" not in path.parts}
+
+
+#: The guest programs' library (``ipmpvm.py`` in ``/usr/local/lib/ipmp-vm``): in every image.
+GUEST_LIBRARY = REPO / "tests" / "vm" / "guest_files" / "common"
+
+
+def guest_tree(directory: Path) -> dict[str, GuestFile]:
+    """``tree_files(directory)`` with the guest programs' library beside it."""
+    return {**tree_files(GUEST_LIBRARY), **tree_files(directory)}
 
 
 @dataclass(frozen=True)

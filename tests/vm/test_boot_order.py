@@ -46,11 +46,8 @@ them it is skipped, except under CI, where it fails.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +56,7 @@ import pytest
 
 from ipmp.cli.generator import DEVICE_TIMEOUT
 from tests.vm import image
-from tests.vm.guest import Guest, Report, drive, nic
+from tests.vm.guest import Guest, drive, nic, progress
 
 HERE = Path(__file__).resolve().parent
 GUEST_FILES = HERE / "guest_files" / "boot_order"
@@ -82,18 +79,6 @@ RUN_TIMEOUT = 600.0
 #: Every check each plan makes: one missing from the report is a failure too.
 EXPECTED_CHECKS = {"late": 17, "never": 16}
 
-Log = Callable[[str], None]
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _missing(what: str) -> None:
-    if _in_ci():
-        pytest.fail(f"{what} (CI is set, so this is an error, not a skip)")
-    pytest.skip(what)
-
 
 @dataclass(frozen=True)
 class Prepared:
@@ -101,28 +86,17 @@ class Prepared:
     timings: dict[str, float]
 
 
-def _log(line: str) -> None:
-    print(line, flush=True)
-
-
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
-    if os.geteuid() != 0:
-        _missing("needs root (mmdebstrap --mode=root, chroot)")
-    missing = image.missing_tools()
-    if shutil.which("qemu-system-x86_64") is None:
-        missing.append("qemu-system-x86_64 (apt-get install qemu-system-x86)")
-    if missing:
-        _missing("missing: " + ", ".join(missing))
+def prepared(tmp_path_factory: pytest.TempPathFactory, vm_tools: None) -> Iterator[Prepared]:
     timings: dict[str, float] = {}
     mark = time.monotonic()
-    base = image.build_base(log=_log)
+    base = image.build_base(log=progress)
     timings["base image (mmdebstrap, or the cache)"] = time.monotonic() - mark
     mark = time.monotonic()
-    dist = image.python_dist(tmp_path_factory.mktemp("dist"), log=_log)
+    dist = image.python_dist(tmp_path_factory.mktemp("dist"), log=progress)
     timings["wheel and dependencies"] = time.monotonic() - mark
     mark = time.monotonic()
-    disk = image.assemble(base, dist, image.tree_files(GUEST_FILES), COMMANDS, log=_log)
+    disk = image.assemble(base, dist, image.guest_tree(GUEST_FILES), COMMANDS, log=progress)
     timings["disk (install into the image, mkfs; or the cache)"] = time.monotonic() - mark
     yield Prepared(disk, timings)
 
@@ -142,47 +116,27 @@ def _until_early(guest: Guest, timeout: float) -> list[dict[str, Any]]:
                          f"--- console:\n{guest.console()}")
 
 
-def _summary(report: Report, timings: dict[str, float]) -> str:
-    lines = [f"{name}: {seconds:.0f} s" for name, seconds in timings.items()]
-    if report.boot_seconds is not None:
-        lines.append(f"QEMU start to the guest's early message: {report.boot_seconds:.0f} s")
-    lines.append(f"guest run, QEMU start to power-off: {report.total_seconds:.0f} s "
-                 f"(exit {report.exit_code})")
-    for fig in report.of_kind("figure"):
-        lines.append(f"figure: {fig['name']} = {fig['value']}")
-    for check in report.of_kind("check"):
-        lines.append(f"{'ok  ' if check['ok'] else 'FAIL'} {check['name']}"
-                     + ("" if check["ok"] else f"\n     {json.dumps(check.get('detail'))[:3000]}"))
-    for text in report.of_kind("text"):
-        lines.append(f"--- {text['name']}\n{text['text']}")
-    return "\n".join(lines)
-
-
 def _boot(prepared: Prepared, plan: str, tmp_path: Path) -> None:
     timings = dict(prepared.timings)
     # The plan and the generator's timeout reach the check program on the kernel command line.
     cmdline = [f"ipmpvm.plan={plan}", f"ipmpvm.device_timeout={DEVICE_TIMEOUT}"]
-    with Guest(prepared.disk, NICS, cmdline=cmdline, log=_log, keep_logs=tmp_path / "logs") as guest:
+    with Guest(prepared.disk, NICS, cmdline=cmdline, log=progress, keep_logs=tmp_path / "logs") as guest:
         early = _until_early(guest, EARLY_TIMEOUT)
         early_at = time.monotonic() - guest.started_at
         if plan == "late":
             time.sleep(HOTPLUG_DELAY)
             guest.device_add("ens9")
-            _log(f"{time.monotonic() - guest.started_at:7.1f} s  hot-plugged ens9 "
-                 f"({HOTPLUG_DELAY:g} s after the guest's early message)")
+            progress(f"{time.monotonic() - guest.started_at:7.1f} s  hot-plugged ens9 "
+                     f"({HOTPLUG_DELAY:g} s after the guest's early message)")
         report = drive(guest, RUN_TIMEOUT)
         report.messages[:0] = early
         report.boot_seconds = early_at
         console = guest.console()
-    summary = _summary(report, timings)
+    summary = report.summary(timings, first="QEMU start to the guest's early message")
     print(summary)
-    assert report.finished, f"the guest did not finish its checks\n{summary}\n--- console:\n{console}"
     hello = report.of_kind("hello")
-    assert hello and hello[0].get("plan") == plan, hello
-    checks = report.of_kind("check")
-    failed = [m for m in checks if not m["ok"]]
-    assert not failed, json.dumps(failed, indent=2)
-    assert len(checks) >= EXPECTED_CHECKS[plan], f"only {len(checks)} checks reported\n{summary}"
+    assert hello and hello[0].get("plan") == plan, f"{hello}\n{summary}"
+    report.assert_passed(summary, console, expected_checks=EXPECTED_CHECKS[plan])
 
 
 def test_boot_waits_for_a_nic_that_comes_late(prepared: Prepared, tmp_path: Path) -> None:

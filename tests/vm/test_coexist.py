@@ -40,20 +40,18 @@ from pathlib import Path
 import pytest
 
 from tests.vm import image
-from tests.vm.guest import Guest, drive, nic
-from tests.vm.test_hardening import _summary
+from tests.vm.guest import Guest, drive, nic, progress
 
 HERE = Path(__file__).resolve().parent
 FILES = HERE / "guest_files"
 GUEST_FILES = FILES / "coexist"
-#: What this test shares with test_package.py (the apt source, the helpers, the unit that
-#: records the addresses at network-online.target) and test_hardening.py (net-setup, helpers).
+#: What this test shares with test_package.py (the apt source, its phases and checks, the unit
+#: that records the addresses at network-online.target) and test_hardening.py (net-setup).
 SHARED = {
     "/etc/apt/sources.list.d/ipmp-local.sources": FILES / "package",
     "/etc/systemd/system/ipmp-vm-online.service": FILES / "package",
     "/usr/local/libexec/ipmp-vm/package_check.py": FILES / "package",
     "/usr/local/libexec/ipmp-vm/net-setup": FILES / "hardening",
-    "/usr/local/libexec/ipmp-vm/hardening_check.py": FILES / "hardening",
 }
 #: The package's Depends that the essential set lacks (test_package.DEB_DEPENDS): the guest is offline.
 DEB_DEPENDS = ("python3-click", "python3-rich", "python3-ply")
@@ -83,7 +81,7 @@ EXPECTED_CHECKS = 66
 
 
 def _files(manager: str, first: str, second: str) -> dict[str, image.GuestFile]:
-    files = image.tree_files(GUEST_FILES / "common")
+    files = image.guest_tree(GUEST_FILES / "common")
     for path, spec in image.tree_files(GUEST_FILES / manager).items():
         # NetworkManager ignores a keyfile that others may read: an admin's are 0600.
         files[path] = image.GuestFile(spec.text, 0o600) if path.endswith(".nmconnection") else spec
@@ -93,14 +91,10 @@ def _files(manager: str, first: str, second: str) -> dict[str, image.GuestFile]:
     return files
 
 
-def _log(line: str) -> None:
-    print(line, flush=True)
-
-
 @pytest.mark.parametrize("manager", sorted(MANAGERS))
 def test_network_manager_lets_go_of_the_group_after_take_over_and_reboot(
         manager: str, debs: tuple[str, str, list[Path], float], tmp_path: Path) -> None:
-    log = _log
+    log = progress
     first, second, built, seconds = debs
     packages, family, commands = MANAGERS[manager]
     timings: dict[str, float] = {"make deb (once per pytest run)": seconds}
@@ -123,15 +117,7 @@ def test_network_manager_lets_go_of_the_group_after_take_over_and_reboot(
     timings[f"whole test ({manager}), image to power-off"] = time.monotonic() - started
     for hello in report.of_kind("hello"):
         timings[f"QEMU start to the check program, phase {hello.get('phase')}"] = float(hello["at"])
-    summary = _summary(report, timings)
+    summary = report.summary(timings)
     print(summary)
 
-    assert report.finished, f"the guest did not finish its checks\n{summary}\n--- console:\n{console}"
-    phases = [m.get("phase") for m in report.of_kind("hello")]
-    assert tuple(phases) == PHASES, f"boots seen: {phases} (expected install, then one reboot)\n{summary}"
-    links = report.of_kind("link")
-    assert links and all(m.get("error") is None for m in links), links
-    checks = report.of_kind("check")
-    failed = [m for m in checks if not m["ok"]]
-    assert not failed, json.dumps(failed, indent=2)
-    assert len(checks) >= EXPECTED_CHECKS, f"only {len(checks)} checks reported\n{summary}"
+    report.assert_passed(summary, console, expected_checks=EXPECTED_CHECKS, phases=PHASES, links=True)

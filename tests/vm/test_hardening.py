@@ -23,16 +23,11 @@ the package index; without them it is skipped, except under CI, where it fails.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.vm import image
-from tests.vm.guest import Guest, Report, drive, nic
+from tests.vm.guest import Guest, drive, nic, progress
 
 HERE = Path(__file__).resolve().parent
 GUEST_FILES = HERE / "guest_files" / "hardening"
@@ -45,46 +40,8 @@ ENABLE = "systemctl enable ipmp-boot.service in.mpathd.service ipmp-vm-net.servi
 EXPECTED_CHECKS = 42
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _missing(what: str) -> None:
-    if _in_ci():
-        pytest.fail(f"{what} (CI is set, so this is an error, not a skip)")
-    pytest.skip(what)
-
-
-def _summary(report: Report, timings: dict[str, float]) -> str:
-    lines = [f"{name}: {seconds:.0f} s" for name, seconds in timings.items()]
-    if report.boot_seconds is not None:
-        lines.append(f"guest boot to the check program: {report.boot_seconds:.0f} s")
-    lines.append(f"guest run, QEMU start to power-off: {report.total_seconds:.0f} s "
-                 f"(exit {report.exit_code})")
-    for fig in report.of_kind("figure"):
-        lines.append(f"figure: {fig['name']} = {fig['value']}{' ' + fig['unit'] if fig.get('unit') else ''}")
-    for check in report.of_kind("check"):
-        lines.append(f"{'ok  ' if check['ok'] else 'FAIL'} {check['name']}")
-    for text in report.of_kind("text"):
-        lines.append(f"--- {text['name']}\n{text['text']}")
-    return "\n".join(lines)
-
-
-def test_hardened_units_under_systemd_in_a_debian_guest(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        _missing("needs root (mmdebstrap --mode=root, chroot)")
-    missing = image.missing_tools()
-    if shutil.which("qemu-system-x86_64") is None:
-        missing.append("qemu-system-x86_64 (apt-get install qemu-system-x86)")
-    if missing:
-        _missing("missing: " + ", ".join(missing))
-
-    progress: list[str] = []
-
-    def log(line: str) -> None:
-        progress.append(line)
-        print(line, flush=True)
-
+def test_hardened_units_under_systemd_in_a_debian_guest(tmp_path: Path, vm_tools: None) -> None:
+    log = progress
     timings: dict[str, float] = {}
     started = time.monotonic()
     base = image.build_base(log=log)
@@ -93,20 +50,13 @@ def test_hardened_units_under_systemd_in_a_debian_guest(tmp_path: Path) -> None:
     dist = image.python_dist(tmp_path / "dist", log=log)
     timings["wheel and dependencies"] = time.monotonic() - mark
     mark = time.monotonic()
-    disk = image.assemble(base, dist, image.tree_files(GUEST_FILES), [ENABLE], log=log)
+    disk = image.assemble(base, dist, image.guest_tree(GUEST_FILES), [ENABLE], log=log)
     timings["disk (install into the image, mkfs; or the cache)"] = time.monotonic() - mark
 
     with Guest(disk, NICS, log=log, keep_logs=tmp_path / "logs") as guest:
         report = drive(guest, RUN_TIMEOUT)
         console = guest.console()
     timings["whole check, build to power-off"] = time.monotonic() - started
-    summary = _summary(report, timings)
+    summary = report.summary(timings)
     print(summary)
-
-    assert report.finished, f"the guest did not finish its checks\n{summary}\n--- console:\n{console}"
-    links = report.of_kind("link")
-    assert links and all(m.get("error") is None for m in links), links
-    checks = report.of_kind("check")
-    failed = [m for m in checks if not m["ok"]]
-    assert not failed, json.dumps(failed, indent=2)
-    assert len(checks) >= EXPECTED_CHECKS, f"only {len(checks)} checks reported\n{summary}"
+    report.assert_passed(summary, console, expected_checks=EXPECTED_CHECKS, links=True)

@@ -36,16 +36,14 @@ from pathlib import Path
 import pytest
 
 from tests.vm import image
-from tests.vm.guest import Guest, drive, nic
-from tests.vm.test_hardening import _summary
+from tests.vm.guest import Guest, drive, nic, progress
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 GUEST_FILES = HERE / "guest_files" / "package"
 HARDENING_FILES = HERE / "guest_files" / "hardening"
-#: The router/peer namespace and the helpers are test_hardening's, shared.
-SHARED = ("/etc/systemd/system/ipmp-vm-net.service", "/usr/local/libexec/ipmp-vm/net-setup",
-          "/usr/local/libexec/ipmp-vm/hardening_check.py")
+#: The router/peer namespace is test_hardening's, shared.
+SHARED = ("/etc/systemd/system/ipmp-vm-net.service", "/usr/local/libexec/ipmp-vm/net-setup")
 #: The package's Depends (debian/control) that the essential set lacks, preinstalled: the guest is offline.
 DEB_DEPENDS = ("python3-click", "python3-rich", "python3-ply")
 NICS = (nic(8), nic(9), nic(10))
@@ -64,20 +62,16 @@ SUITES = ("trixie", "bookworm")
 
 
 def _files(first: str, second: str) -> dict[str, image.GuestFile]:
-    files = image.tree_files(GUEST_FILES)
+    files = image.guest_tree(GUEST_FILES)
     files.update({guest: image.guest_file(HARDENING_FILES / guest.lstrip("/")) for guest in SHARED})
     files["/etc/ipmp-vm.json"] = image.GuestFile(json.dumps({"first": first, "second": second}) + "\n")
     return files
 
 
-def _log(line: str) -> None:
-    print(line, flush=True)
-
-
 @pytest.mark.parametrize("suite", SUITES)
 def test_debian_package_installed_with_apt_survives_reboots(
         suite: str, debs: tuple[str, str, list[Path], float], tmp_path: Path) -> None:
-    log = _log
+    log = progress
     first, second, files, seconds = debs
     timings: dict[str, float] = {"make deb, twice (once per pytest run)": seconds}
     started = time.monotonic()
@@ -97,18 +91,7 @@ def test_debian_package_installed_with_apt_survives_reboots(
     timings[f"whole test ({suite}), image to power-off"] = time.monotonic() - started
     for hello in report.of_kind("hello"):
         timings[f"QEMU start to the check program, phase {hello.get('phase')}"] = float(hello["at"])
-    summary = _summary(report, timings)
+    summary = report.summary(timings)
     print(summary)
 
-    assert report.finished, f"the guest did not finish its checks\n{summary}\n--- console:\n{console}"
-    phases = [m.get("phase") for m in report.of_kind("hello")]
-    assert tuple(phases) == PHASES, f"boots seen: {phases} (expected install, then two reboots)\n{summary}"
-    links = report.of_kind("link")
-    assert links and all(m.get("error") is None for m in links), links
-    checks = report.of_kind("check")
-    failed = [m for m in checks if not m["ok"]]
-    # What the guest held when a ping of the peer went unanswered (hardening_check.peer_reaches).
-    states = "\n".join(f"--- {m.get('name')}:\n{m.get('text')}" for m in report.of_kind("text")
-                       if "unanswered" in str(m.get("name")))
-    assert not failed, json.dumps(failed, indent=2) + "\n" + states
-    assert len(checks) >= EXPECTED_CHECKS, f"only {len(checks)} checks reported\n{summary}"
+    report.assert_passed(summary, console, expected_checks=EXPECTED_CHECKS, phases=PHASES, links=True)

@@ -33,64 +33,39 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
-import tty
 from collections.abc import Callable
 from typing import Any
 
+sys.path.insert(0, "/usr/local/lib/ipmp-vm")
+
+# After the sys.path line: python3 -I leaves the script's directory off sys.path.
+from ipmpvm import (
+    DATA,
+    IPMPSTAT,
+    TEST,
+    Checks,
+    addresses,
+    emit,
+    kernel_option,
+    peer_reaches,
+    sh,
+    show,
+    wait_for,
+)
+
 HELLO_AT = time.monotonic()
 
-CTL = "/dev/ttyS1"
-PREFIX = "IPMPVM "
 #: systemd's own device timeout (DefaultDeviceTimeoutSec=), which the generator's replaces.
 SYSTEMD_DEVICE_TIMEOUT = 90
 GENERATOR_DIR = "/run/systemd/generator"
 NICS = {"ens8": "hme0", "ens9": "hme1"}
 DEVICES = {nic: f"sys-subsystem-net-devices-{nic}.device" for nic in NICS}
-DATA = {"192.0.2.100": "ens8", "192.0.2.101": "ens9"}
-TEST = {"192.0.2.10": "ens8", "192.0.2.11": "ens9"}
-PEER_NS = "ipmpvm-rt"
-IPMPSTAT = "/opt/ipmp/bin/ipmpstat" if os.path.exists("/opt/ipmp/bin/ipmpstat") else "/usr/bin/ipmpstat"
-ENV = dict(os.environ, LC_ALL="C", SYSTEMD_COLORS="0", SYSTEMD_PAGER="", PAGER="cat")
 #: How long the boot may take to finish (the never plan waits DEVICE_TIMEOUT s for ens9).
 BOOT_TIMEOUT = 300
-
-_ctl: Any = None
-
-
-def emit(kind: str, **fields: Any) -> None:
-    global _ctl
-    if _ctl is None:
-        fd = os.open(CTL, os.O_WRONLY | os.O_NOCTTY)
-        tty.setraw(fd)  # no echo, no \n -> \r\n
-        _ctl = os.fdopen(fd, "w", buffering=1)
-    _ctl.write(PREFIX + json.dumps({"kind": kind, **fields}) + "\n")
-    _ctl.flush()
-
-
-def cmdline(key: str) -> str:
-    """``ipmpvm.KEY=VALUE`` of the kernel command line (the host's word), or "?"."""
-    with open("/proc/cmdline") as fh:
-        m = re.search(rf"(?:^|\s)ipmpvm\.{key}=(\S+)", fh.read())
-    return m.group(1) if m else "?"
-
-
 #: ipmp-boot-generator's DEVICE_TIMEOUT (s), as the host imported it from ipmp.cli.generator.
-DEVICE_TIMEOUT = int(cmdline("device_timeout")) if cmdline("device_timeout").isdigit() else 0
-
-
-def sh(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout} s")
-
-
-def show(unit: str | None, *props: str) -> dict[str, str]:
-    out = sh("systemctl", "show", *([unit] if unit else []), *(f"--property={p}" for p in props)).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+DEVICE_TIMEOUT = int(kernel_option("device_timeout")) if kernel_option("device_timeout").isdigit() else 0
 
 
 def mono(value: str | None) -> float | None:
@@ -100,40 +75,6 @@ def mono(value: str | None) -> float | None:
     except ValueError:
         return None
     return usec / 1e6 if usec else None
-
-
-def wait_for(what: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-def addresses() -> dict[str, str]:
-    """IPv4 address -> Linux NIC, in the guest's own namespace."""
-    found: dict[str, str] = {}
-    for link in json.loads(sh("ip", "-j", "-4", "addr", "show").stdout or "[]"):
-        for a in link.get("addr_info", []):
-            found[a["local"]] = link["ifname"]
-    return found
-
-
-def peer_reaches(addr: str) -> bool:
-    return sh("ip", "netns", "exec", PEER_NS, "ping", "-n", "-q", "-c", "1", "-W", "2", addr,
-              timeout=10).returncode == 0
-
-
-class Checks:
-    def __init__(self) -> None:
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, detail: Any = "") -> bool:
-        if not ok:
-            self.failed += 1
-        emit("check", name=name, ok=bool(ok), detail=detail)
-        return ok
 
 
 # --------------------------------------------------------------------------
@@ -345,7 +286,7 @@ def check_peer(c: Checks) -> None:
 
 
 def main() -> int:
-    which = cmdline("plan")
+    which = kernel_option("plan")
     emit("hello", plan=which, monotonic=round(HELLO_AT, 3))
     c = Checks()
     steps: list[tuple[str, Callable[[], Any]]] = []

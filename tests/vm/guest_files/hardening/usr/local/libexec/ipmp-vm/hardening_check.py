@@ -13,142 +13,41 @@ The host side is tests/vm/test_hardening.py; the protocol is tests/vm/guest.py's
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
-import tty
-from collections.abc import Callable
-from typing import Any
 
-CTL = "/dev/ttyS1"
-PREFIX = "IPMPVM "
+sys.path.insert(0, "/usr/local/lib/ipmp-vm")
+
+# After the sys.path line: python3 -I leaves the script's directory off sys.path.
+from ipmpvm import (
+    DATA,
+    Checks,
+    addresses,
+    carrier,
+    check_addresses,
+    cursor,
+    emit,
+    ipmpstat,
+    journal,
+    peer_reaches,
+    run_steps,
+    sh,
+    show,
+    wait_for,
+)
+
 UNITS = ("in.mpathd.service", "ipmp-boot.service")
 GROUP = "prod"
 #: Linux NIC -> Solaris name (etc/ipmp/ifmap).
 NICS = {"ens8": "qfe0", "ens9": "qfe1"}
-DATA = {"192.0.2.100": "ens8", "192.0.2.101": "ens9"}
-TEST = {"192.0.2.10": "ens8", "192.0.2.11": "ens9"}
-PEER_NS = "ipmpvm-rt"
 #: CAP_NET_ADMIN (12) and CAP_NET_RAW (13).
 CAPS_MPATHD = (1 << 12) | (1 << 13)
 WATCHDOG_SEC = 20
 #: The mpathd file's FDT before and after ``systemctl reload``.
 FDT_AFTER_RELOAD_MS = 6000
-#: The wheel install's, or the Debian package's.
-IPMPSTAT = "/opt/ipmp/bin/ipmpstat" if os.path.exists("/opt/ipmp/bin/ipmpstat") else "/usr/bin/ipmpstat"
-ENV = dict(os.environ, LC_ALL="C", SYSTEMD_COLORS="0", SYSTEMD_PAGER="", PAGER="cat")
-
-_ctl: Any = None
-
-
-def emit(kind: str, **fields: Any) -> None:
-    global _ctl
-    if _ctl is None:
-        fd = os.open(CTL, os.O_WRONLY | os.O_NOCTTY)
-        tty.setraw(fd)  # no echo, no \n -> \r\n
-        _ctl = os.fdopen(fd, "w", buffering=1)
-    _ctl.write(PREFIX + json.dumps({"kind": kind, **fields}) + "\n")
-    _ctl.flush()
-
-
-def sh(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout} s")
-
-
-def show(unit: str, *props: str) -> dict[str, str]:
-    out = sh("systemctl", "show", unit, *(f"--property={p}" for p in props)).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def cursor() -> str:
-    out = sh("journalctl", "--show-cursor", "-n", "0", "--quiet").stdout
-    m = re.search(r"-- cursor: (\S+)", out)
-    return m.group(1) if m else ""
-
-
-def journal(after: str, *selectors: str) -> str:
-    args = ["journalctl", "--no-pager", "-o", "cat", *selectors]
-    if after:
-        args.append(f"--after-cursor={after}")
-    return sh(*args).stdout
-
-
-def wait_for(what: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-def addresses() -> dict[str, str]:
-    """IPv4 address -> Linux NIC, in the guest's own namespace."""
-    out = sh("ip", "-j", "-4", "addr", "show").stdout
-    found: dict[str, str] = {}
-    for link in json.loads(out or "[]"):
-        for a in link.get("addr_info", []):
-            found[a["local"]] = link["ifname"]
-    return found
-
-
-def carrier(nic: str) -> int | None:
-    try:
-        with open(f"/sys/class/net/{nic}/carrier") as fh:
-            return int(fh.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-#: What the last unanswered ping said (its exit status and output), for the report.
-unanswered: dict[str, str] = {}
-
-
-#: How long the peer may take to get an answer (s).  Up to three pings, one
-#: second apart: a single echo lost under an emulated CPU is no finding, an
-#: address that stays unanswered is (the loss at a move is measured by the
-#: samplers and by bench/peers.py, not here).
-REACH_WITHIN = 8.0
-
-
-def peer_reaches(addr: str) -> bool:
-    """The peer's ping to ``addr`` is answered within REACH_WITHIN; an unanswered one is recorded."""
-    deadline = time.monotonic() + REACH_WITHIN
-    for attempt in range(3):
-        t0 = time.monotonic()
-        done = sh("ip", "netns", "exec", PEER_NS, "ping", "-n", "-c", "1", "-W", "2", addr, timeout=10)
-        if done.returncode == 0:
-            return True
-        unanswered[addr] = (f"try {attempt + 1}: exit {done.returncode} after {time.monotonic() - t0:.2f} s: "
-                            f"{done.stdout.strip()} {done.stderr.strip()}")
-        emit("text", name=f"ping {addr} from the peer went unanswered",
-             text=f"{unanswered[addr]}\n{network_state()}")
-        if time.monotonic() + 3 > deadline:
-            break
-        time.sleep(1)
-    return False
-
-
-def ipmpstat(*args: str) -> str:
-    return sh(IPMPSTAT, *args, timeout=30).stdout.strip()
-
-
-class Checks:
-    def __init__(self) -> None:
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, detail: Any = "") -> bool:
-        if not ok:
-            self.failed += 1
-        emit("check", name=name, ok=bool(ok), detail=detail)
-        return ok
 
 
 # --------------------------------------------------------------------------
@@ -242,27 +141,6 @@ def check_boot_sandbox(c: Checks) -> None:
             opts["/"].startswith("ro") and opts["/proc/sys"].startswith("ro")
             and all(opts[p].startswith("rw") for p in ("/proc/sys/net", "/run/ipmp", "/etc/sysctl.d")),
             opts)
-
-
-def check_addresses(c: Checks, when: str) -> None:
-    want = {**DATA, **TEST}
-    got = wait_for(lambda: (a := addresses()) and all(a.get(k) == v for k, v in want.items()) and a, 30)
-    c.check(f"{when}: data and test addresses on their NICs", bool(got),
-            {k: (got or addresses()).get(k) for k in want})
-    reached = {a: peer_reaches(a) for a in DATA}
-    c.check(f"{when}: the peer reaches every data address", all(reached.values()),
-            {a: ok or unanswered.get(a, "") for a, ok in reached.items()})
-
-
-def network_state() -> str:
-    parts = []
-    for argv in (("ip", "-4", "addr"), ("ip", "-4", "route"), ("ip", "-4", "rule"), ("ip", "-4", "neigh"),
-                 ("ip", "-s", "link"), ("ip", "netns", "exec", PEER_NS, "ip", "-4", "neigh"),
-                 ("ip", "netns", "exec", PEER_NS, "ip", "-s", "link"),
-                 (IPMPSTAT, "-an"), (IPMPSTAT, "-i")):
-        done = sh(*argv, timeout=20)
-        parts.append(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}")
-    return "\n".join(parts)
 
 
 def check_after_boot(c: Checks) -> None:
@@ -485,11 +363,7 @@ def main() -> int:
     steps = (check_started, check_sandbox, check_boot_sandbox, check_after_boot, check_probing,
              check_security, check_failover, check_reload, check_watchdog, check_stop_keeps_state,
              check_boot_asks_networkd, check_no_denials)
-    for step in steps:
-        try:
-            step(c)
-        except Exception as err:  # a broken step is a failed check, and the others still run
-            c.check(f"step {step.__name__} ran", False, f"{type(err).__name__}: {err}")
+    run_steps(c, steps)
     emit("text", name="journalctl -u in.mpathd.service -u ipmp-boot.service",
          text=sh("journalctl", "--no-pager", "-o", "short-monotonic", "-u", "in.mpathd.service",
                  "-u", "ipmp-boot.service").stdout[-20000:])

@@ -17,8 +17,8 @@ Run by ``ipmp-vm-pkg.service`` at every boot.  The phase is kept in
              while the peer pings; then power-off.
 
 The helpers (report channel, ``systemctl show``, journal cursors, bounded
-waits, addresses, peer pings) are hardening_check.py's, installed beside
-this file.  Standard library only: it runs on the guest's own python3.
+waits, addresses, peer pings) are ipmpvm.py's, the guest programs' library.
+Standard library only: it runs on the guest's own python3.
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, "/usr/local/lib/ipmp-vm")
 
-# After the sys.path line: python3 -I leaves this directory off sys.path.
-import hardening_check as hc
+# After the sys.path line: python3 -I leaves the script's directory off sys.path.
+import ipmpvm as vm
 
 STATE = "/var/lib/ipmp-vm/phase"
 REPO = "/srv/ipmp-apt"
@@ -44,9 +43,9 @@ REPO = "/srv/ipmp-apt"
 VERSIONS = "/etc/ipmp-vm.json"
 #: Linux NIC -> Solaris name (/etc/ipmp/ifmap below).
 NICS = {"ens8": "hme0", "ens9": "hme1"}
-DATA = hc.DATA  # 192.0.2.100 on ens8 (hme0), 192.0.2.101 on ens9 (hme1)
-WANT = {**hc.DATA, **hc.TEST}
-APT_ENV = dict(hc.ENV, DEBIAN_FRONTEND="noninteractive")
+DATA = vm.DATA  # 192.0.2.100 on ens8 (hme0), 192.0.2.101 on ens9 (hme1)
+WANT = {**vm.DATA, **vm.TEST}
+APT_ENV = dict(vm.ENV, DEBIAN_FRONTEND="noninteractive")
 
 SOLARIS_FILES = {
     "/etc/hostname.hme0": "myhost netmask + broadcast + group prod up"
@@ -59,15 +58,6 @@ SOLARIS_FILES = {
 }
 HOSTS = ("192.0.2.100\tmyhost\tloghost\n192.0.2.101\tmyhost-2\n192.0.2.10\tmyhost-hme0\n"
          "192.0.2.11\tmyhost-hme1\n192.0.2.1\trouter\n")
-
-
-def sh(*argv: str, timeout: float = 60,
-       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, env=env or hc.ENV, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout} s")
 
 
 def phase() -> str:
@@ -94,17 +84,17 @@ def versions() -> dict[str, str]:
 
 
 def installed_version() -> str:
-    out = sh("dpkg-query", "-W", "-f", "${db:Status-Status} ${Version}", "ipmp")
+    out = vm.sh("dpkg-query", "-W", "-f", "${db:Status-Status} ${Version}", "ipmp")
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def mpathd_ready(timeout: float = 90) -> dict[str, str]:
     def ready() -> dict[str, str] | None:
-        s = hc.show("in.mpathd.service", "ActiveState", "SubState", "Type", "MainPID", "NRestarts")
+        s = vm.show("in.mpathd.service", "ActiveState", "SubState", "Type", "MainPID", "NRestarts")
         return s if s.get("ActiveState") == "active" and s.get("SubState") == "running" else None
 
-    got: dict[str, str] | None = hc.wait_for(ready, timeout, 0.5)
-    return got or hc.show("in.mpathd.service", "ActiveState", "SubState", "Type", "MainPID", "Result")
+    got: dict[str, str] | None = vm.wait_for(ready, timeout, 0.5)
+    return got or vm.show("in.mpathd.service", "ActiveState", "SubState", "Type", "MainPID", "Result")
 
 
 # --------------------------------------------------------------------------
@@ -112,18 +102,17 @@ def mpathd_ready(timeout: float = 90) -> dict[str, str]:
 # --------------------------------------------------------------------------
 
 
-def do_install(c: hc.Checks) -> str:
+def do_install(c: vm.Checks) -> str:
     v = versions()
     c.check("install: ipmp is not installed before apt", installed_version() == "", installed_version())
-    upd = sh("apt-get", "update", timeout=300, env=APT_ENV)
+    upd = vm.sh("apt-get", "update", timeout=300, env=APT_ENV)
     c.check("install: apt-get update from the local repository only", upd.returncode == 0,
             (upd.stdout + upd.stderr)[-2000:])
     t0 = time.monotonic()
     # As README says: apt installs the file and takes its dependencies from the sources.
-    inst = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends",
-                           f"./ipmp_{v['first']}_all.deb"], cwd=REPO, capture_output=True, text=True,
-                          env=APT_ENV, timeout=600, check=False)
-    hc.emit("figure", name="apt-get install ./ipmp_*.deb (s)", value=round(time.monotonic() - t0, 1))
+    inst = vm.sh("apt-get", "install", "-y", "--no-install-recommends", f"./ipmp_{v['first']}_all.deb",
+                 cwd=REPO, env=APT_ENV, timeout=600)
+    vm.emit("figure", name="apt-get install ./ipmp_*.deb (s)", value=round(time.monotonic() - t0, 1))
     c.check("install: apt-get install ./ipmp_<v>_all.deb succeeds", inst.returncode == 0,
             (inst.stdout + inst.stderr)[-3000:])
     c.check("install: dpkg says installed, the first version",
@@ -151,14 +140,14 @@ def do_install(c: hc.Checks) -> str:
         mpathd += "FAILURE_DETECTION_TIME=3000\n"
     with open("/etc/default/mpathd", "w") as fh:
         fh.write(mpathd)
-    dry = sh("/usr/sbin/ipmp-boot", "--dry-run", timeout=60)
+    dry = vm.sh("/usr/sbin/ipmp-boot", "--dry-run", timeout=60)
     c.check("install: ipmp-boot --dry-run accepts the files", dry.returncode == 0,
             (dry.stdout + dry.stderr)[-3000:])
-    hc.emit("text", name="ipmp-boot --dry-run", text=(dry.stdout + dry.stderr)[-6000:])
-    en = sh("systemctl", "enable", "ipmp-boot.service", "in.mpathd.service")
+    vm.emit("text", name="ipmp-boot --dry-run", text=(dry.stdout + dry.stderr)[-6000:])
+    en = vm.sh("systemctl", "enable", "ipmp-boot.service", "in.mpathd.service")
     c.check("install: systemctl enable ipmp-boot in.mpathd", en.returncode == 0, en.stderr[-1000:])
     for unit in ("ipmp-boot.service", "in.mpathd.service"):
-        state = sh("systemctl", "is-enabled", unit).stdout.strip()
+        state = vm.sh("systemctl", "is-enabled", unit).stdout.strip()
         c.check(f"install: {unit} is enabled", state == "enabled", state)
     return "boot1"
 
@@ -177,20 +166,20 @@ def _online_addresses() -> dict[str, str]:
     return {a["local"]: link["ifname"] for link in links for a in link.get("addr_info", [])}
 
 
-def check_boot(c: hc.Checks, when: str) -> None:
-    boot = hc.show("ipmp-boot.service", "ActiveState", "Result", "ExecMainStatus",
+def check_boot(c: vm.Checks, when: str) -> None:
+    boot = vm.show("ipmp-boot.service", "ActiveState", "Result", "ExecMainStatus",
                    "ExecMainExitTimestampMonotonic")
     c.check(f"{when}: ipmp-boot.service ran to completion", boot.get("ActiveState") == "active"
             and boot.get("Result") == "success" and boot.get("ExecMainStatus") == "0", boot)
-    hc.wait_for(lambda: hc.show("ipmp-vm-online.service", "ActiveState").get("ActiveState") == "active", 60)
-    online = hc.show("network-online.target", "ActiveState", "ActiveEnterTimestampMonotonic")
+    vm.wait_for(lambda: vm.show("ipmp-vm-online.service", "ActiveState").get("ActiveState") == "active", 60)
+    online = vm.show("network-online.target", "ActiveState", "ActiveEnterTimestampMonotonic")
     done_us = int(boot.get("ExecMainExitTimestampMonotonic", "0") or 0)
     online_us = int(online.get("ActiveEnterTimestampMonotonic", "0") or 0)
     c.check(f"{when}: ipmp-boot finished before network-online.target was reached",
             0 < done_us <= online_us, {"ipmp-boot exit (us)": done_us, "network-online (us)": online_us})
     if done_us and online_us:
-        hc.emit("figure", name=f"{when}: ipmp-boot done, s after kernel start", value=round(done_us / 1e6, 1))
-        hc.emit("figure", name=f"{when}: network-online.target, s after kernel start",
+        vm.emit("figure", name=f"{when}: ipmp-boot done, s after kernel start", value=round(done_us / 1e6, 1))
+        vm.emit("figure", name=f"{when}: network-online.target, s after kernel start",
                 value=round(online_us / 1e6, 1))
     at_online = _online_addresses()
     c.check(f"{when}: every data and test address was on its NIC when network-online.target was reached",
@@ -198,78 +187,65 @@ def check_boot(c: hc.Checks, when: str) -> None:
     st = mpathd_ready(90)
     c.check(f"{when}: in.mpathd.service is active and READY (Type=notify)",
             st.get("ActiveState") == "active" and st.get("Type") == "notify", st)
-    hc.check_addresses(c, when)
+    vm.check_addresses(c, when)
 
 
 def _in_mpathd_lines(mark: str) -> str:
-    return hc.journal(mark, "-t", "in.mpathd")
+    return vm.journal(mark, "-t", "in.mpathd")
 
 
-def check_failover(c: hc.Checks) -> None:
-    mark = hc.cursor()
-    hc.emit("link", nic="ens8", up=False)
-    cut = hc.wait_for(lambda: hc.carrier("ens8") == 0, 20, 0.05)
+def check_failover(c: vm.Checks) -> None:
+    mark = vm.cursor()
+    vm.emit("link", nic="ens8", up=False)
+    cut = vm.wait_for(lambda: vm.carrier("ens8") == 0, 20, 0.05)
     t0 = time.monotonic()
-    c.check("carrier of ens8 (hme0) cut over QMP", bool(cut), {"carrier": hc.carrier("ens8")})
+    c.check("carrier of ens8 (hme0) cut over QMP", bool(cut), {"carrier": vm.carrier("ens8")})
 
     def failed_over() -> str:
         said = _in_mpathd_lines(mark)
         return said if ("NIC failure detected on hme0" in said
                         and "Successfully failed over from NIC hme0 to NIC hme1" in said) else ""
 
-    said = hc.wait_for(failed_over, 30, 0.1)
+    said = vm.wait_for(failed_over, 30, 0.1)
     if said:
-        hc.emit("figure", name="carrier cut to 'Successfully failed over' (s)",
+        vm.emit("figure", name="carrier cut to 'Successfully failed over' (s)",
                 value=round(time.monotonic() - t0, 2))
     c.check("journalctl -t in.mpathd: NIC failure detected on hme0, Successfully failed over to hme1",
             bool(said), said or _in_mpathd_lines(mark)[-2000:])
-    moved = hc.wait_for(lambda: hc.addresses().get("192.0.2.100") == "ens9", 10)
+    moved = vm.wait_for(lambda: vm.addresses().get("192.0.2.100") == "ens9", 10)
     c.check("failover: the data address of hme0 is on hme1 and the peer reaches it",
-            bool(moved) and hc.peer_reaches("192.0.2.100"), hc.addresses())
+            bool(moved) and vm.peer_reaches("192.0.2.100"), vm.addresses())
 
-    mark = hc.cursor()
-    hc.emit("link", nic="ens8", up=True)
-    c.check("carrier of ens8 back", bool(hc.wait_for(lambda: hc.carrier("ens8") == 1, 20, 0.05)), "")
+    mark = vm.cursor()
+    vm.emit("link", nic="ens8", up=True)
+    c.check("carrier of ens8 back", bool(vm.wait_for(lambda: vm.carrier("ens8") == 1, 20, 0.05)), "")
 
     def failed_back() -> str:
         said = _in_mpathd_lines(mark)
         return said if ("NIC repair detected on hme0" in said
                         and "Successfully failed back to NIC hme0" in said) else ""
 
-    said = hc.wait_for(failed_back, 60, 0.2)
+    said = vm.wait_for(failed_back, 60, 0.2)
     c.check("journalctl -t in.mpathd: NIC repair detected on hme0, Successfully failed back",
             bool(said), said or _in_mpathd_lines(mark)[-2000:])
-    hc.check_addresses(c, "after failback")
+    vm.check_addresses(c, "after failback")
 
 
-class Sampler:
-    """Samples the data addresses every 0.2 s in a thread: any sample missing one is recorded."""
+class Sampler(vm.Sampler):
+    """The data addresses every 0.2 s: any sample missing one is recorded."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.lost: list[dict[str, str]] = []
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            have = hc.addresses()
-            self.samples += 1
-            if not all(a in have for a in DATA):
-                self.lost.append({a: have.get(a, "-") for a in DATA})
-            self._stop.wait(0.2)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def sample(self) -> None:
+        have = vm.addresses()
+        if not all(a in have for a in DATA):
+            self.lost.append({a: have.get(a, "-") for a in DATA})
 
 
-def check_kill9(c: hc.Checks) -> None:
-    before = hc.show("in.mpathd.service", "MainPID", "NRestarts")
+def check_kill9(c: vm.Checks) -> None:
+    before = vm.show("in.mpathd.service", "MainPID", "NRestarts")
     pid = int(before.get("MainPID", "0") or 0)
     if pid <= 0:
         c.check("kill -9: in.mpathd has a main pid", False, before)
@@ -279,46 +255,46 @@ def check_kill9(c: hc.Checks) -> None:
         os.kill(pid, signal.SIGKILL)
 
         def restarted() -> dict[str, str] | None:
-            now = hc.show("in.mpathd.service", "MainPID", "NRestarts", "ActiveState", "SubState")
+            now = vm.show("in.mpathd.service", "MainPID", "NRestarts", "ActiveState", "SubState")
             fresh = now.get("MainPID") not in ("0", str(pid)) and now.get("ActiveState") == "active"
             return now if fresh else None
 
-        after = hc.wait_for(restarted, 60, 0.25)
+        after = vm.wait_for(restarted, 60, 0.25)
         elapsed = time.monotonic() - t0
         time.sleep(2)  # the new daemon has taken the group over: keep sampling a little
-    hc.emit("figure", name="kill -9 to a new READY daemon (s)", value=round(elapsed, 1))
+    vm.emit("figure", name="kill -9 to a new READY daemon (s)", value=round(elapsed, 1))
     c.check("kill -9: systemd restarted in.mpathd (Restart=on-failure), READY again", bool(after),
             {"before": before, "after": after})
     c.check("kill -9: no data address lost at any 0.2 s sample", not sampler.lost and sampler.samples > 5,
             {"samples": sampler.samples, "lost": sampler.lost[:5]})
-    hc.check_addresses(c, "after kill -9")
+    vm.check_addresses(c, "after kill -9")
 
 
-def check_if_mpadm(c: hc.Checks) -> None:
-    off = sh("/usr/sbin/if_mpadm", "-d", "hme0", timeout=60)
+def check_if_mpadm(c: vm.Checks) -> None:
+    off = vm.sh("/usr/sbin/if_mpadm", "-d", "hme0", timeout=60)
     c.check("if_mpadm -d hme0 succeeds", off.returncode == 0, (off.stdout + off.stderr)[-1500:])
-    moved = hc.wait_for(lambda: hc.addresses().get("192.0.2.100") == "ens9", 20)
+    moved = vm.wait_for(lambda: vm.addresses().get("192.0.2.100") == "ens9", 20)
     c.check("if_mpadm -d hme0: its data address moved to hme1, the peer reaches it",
-            bool(moved) and hc.peer_reaches("192.0.2.100"), hc.addresses())
-    on = sh("/usr/sbin/if_mpadm", "-r", "hme0", timeout=60)
+            bool(moved) and vm.peer_reaches("192.0.2.100"), vm.addresses())
+    on = vm.sh("/usr/sbin/if_mpadm", "-r", "hme0", timeout=60)
     c.check("if_mpadm -r hme0 succeeds", on.returncode == 0, (on.stdout + on.stderr)[-1500:])
-    back = hc.wait_for(lambda: hc.addresses().get("192.0.2.100") == "ens8", 30)
-    c.check("if_mpadm -r hme0: the data address is back on hme0", bool(back), hc.addresses())
-    hc.check_addresses(c, "after if_mpadm -r")
+    back = vm.wait_for(lambda: vm.addresses().get("192.0.2.100") == "ens8", 30)
+    c.check("if_mpadm -r hme0: the data address is back on hme0", bool(back), vm.addresses())
+    vm.check_addresses(c, "after if_mpadm -r")
 
 
-def check_upgrade(c: hc.Checks) -> None:
+def check_upgrade(c: vm.Checks) -> None:
     v = versions()
-    before = hc.show("in.mpathd.service", "MainPID")
+    before = vm.show("in.mpathd.service", "MainPID")
     # The peer pings the first data address 10 times a second through the upgrade.
-    ping = subprocess.Popen(["ip", "netns", "exec", hc.PEER_NS, "ping", "-n", "-q", "-i", "0.1", "-W", "1",
+    ping = subprocess.Popen(["ip", "netns", "exec", vm.PEER_NS, "ping", "-n", "-q", "-i", "0.1", "-W", "1",
                              "192.0.2.100"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=hc.ENV)
+                            env=vm.ENV)
     t0 = time.monotonic()
     with Sampler() as sampler:
-        up = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends",
-                             "-o", "Dpkg::Options::=--force-confold", f"./ipmp_{v['second']}_all.deb"],
-                            cwd=REPO, capture_output=True, text=True, env=APT_ENV, timeout=600, check=False)
+        up = vm.sh("apt-get", "install", "-y", "--no-install-recommends", "-o",
+                   "Dpkg::Options::=--force-confold", f"./ipmp_{v['second']}_all.deb", cwd=REPO, env=APT_ENV,
+                   timeout=600)
         took = time.monotonic() - t0
         st = mpathd_ready(60)
         time.sleep(2)
@@ -330,8 +306,8 @@ def check_upgrade(c: hc.Checks) -> None:
         out, _ = ping.communicate(timeout=10)
     m = re.search(r"(\d+) packets transmitted, (\d+) received", out or "")
     sent, got = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    hc.emit("figure", name="apt-get install of the newer build (s)", value=round(took, 1))
-    hc.emit("figure", name="peer pings during the upgrade (sent/received)", value=f"{sent}/{got}")
+    vm.emit("figure", name="apt-get install of the newer build (s)", value=round(took, 1))
+    vm.emit("figure", name="peer pings during the upgrade (sent/received)", value=f"{sent}/{got}")
     c.check("upgrade: apt-get install of the newer build succeeds", up.returncode == 0,
             (up.stdout + up.stderr)[-3000:])
     c.check("upgrade: dpkg says the newer version", installed_version() == f"installed {v['second']}",
@@ -344,7 +320,7 @@ def check_upgrade(c: hc.Checks) -> None:
     # Generous: the addresses never left; a lost reply or two is the emulated guest's scheduling.
     c.check("upgrade: the peer's pings were answered (>= 90 %)", sent >= 20 and got >= 0.9 * sent,
             {"sent": sent, "received": got, "ping": (out or "")[-500:]})
-    hc.check_addresses(c, "after the upgrade")
+    vm.check_addresses(c, "after the upgrade")
 
 
 def after_exit(action: str) -> None:
@@ -355,16 +331,16 @@ def after_exit(action: str) -> None:
     (measured: the first boot powered off instead of rebooting).  A transient
     timer starts it once the unit is done.
     """
-    out = sh("systemd-run", "--quiet", "--on-active=2", "--timer-property=AccuracySec=100ms",
+    out = vm.sh("systemd-run", "--quiet", "--on-active=2", "--timer-property=AccuracySec=100ms",
              "/usr/bin/systemctl", "--no-block", action)
     if out.returncode != 0:
-        hc.emit("text", name=f"systemd-run {action}", text=out.stdout + out.stderr)
+        vm.emit("text", name=f"systemd-run {action}", text=out.stdout + out.stderr)
 
 
 def main() -> int:
-    c = hc.Checks()
+    c = vm.Checks()
     now = phase()
-    hc.emit("hello", phase=now, uptime=open("/proc/uptime").read().split()[0])
+    vm.emit("hello", phase=now, uptime=open("/proc/uptime").read().split()[0])
     steps: tuple[Any, ...]
     following = "done"
     if now == "install":
@@ -382,21 +358,17 @@ def main() -> int:
     else:
         steps = ()
         c.check(f"a known phase ({now!r})", False, now)
-    for step in steps:
-        try:
-            step(c)
-        except Exception as err:  # a broken step is a failed check, and the others still run
-            c.check(f"step {getattr(step, '__name__', 'boot')} ran", False, f"{type(err).__name__}: {err}")
-    hc.emit("phase", phase=now, failed=c.failed)
+    vm.run_steps(c, steps)
+    vm.emit("phase", phase=now, failed=c.failed)
     if following != "done" and c.failed == 0:
         next_phase(following)
-        sh("sync")
+        vm.sh("sync")
         after_exit("reboot")
         return 0
-    hc.emit("text", name=f"journalctl -u in.mpathd.service -u ipmp-boot.service ({now})",
-            text=sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
+    vm.emit("text", name=f"journalctl -u in.mpathd.service -u ipmp-boot.service ({now})",
+            text=vm.sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
                     "-u", "ipmp-boot.service").stdout[-20000:])
-    hc.emit("done", failed=c.failed, phase=now)
+    vm.emit("done", failed=c.failed, phase=now)
     after_exit("poweroff")
     return 0
 

@@ -52,13 +52,14 @@ import socket
 import subprocess
 import sys
 import time
-import tty
 from collections.abc import Callable
 from typing import Any
 
-CTL = "/dev/ttyS1"
-PREFIX = "IPMPVM "
-PEER_NS = "ipmpvm-rt"
+sys.path.insert(0, "/usr/local/lib/ipmp-vm")
+
+# After the sys.path line: python3 -I leaves the script's directory off sys.path.
+from ipmpvm import ENV, PEER_NS, carrier, emit, sh, wait_for
+
 PEER_NIC = "ens10"
 ROUTER = "192.0.2.1"
 #: The peer's own address (net-setup): pings from here keep flowing when the router dies.
@@ -83,54 +84,11 @@ SILENCE = 3
 #: Baseline before each fault (the ping must be answered then).
 LEAD = 1.0
 DEFAULT_TRIALS = 3
-ENV = dict(os.environ, LC_ALL="C", SYSTEMD_COLORS="0", SYSTEMD_PAGER="", PAGER="cat")
 #: At most this many of a row's log lines are sent per phase (the report channel is a serial port).
 EVENTS = 16
 
-_ctl: Any = None
-
-
-def emit(kind: str, **fields: Any) -> None:
-    global _ctl
-    if _ctl is None:
-        fd = os.open(CTL, os.O_WRONLY | os.O_NOCTTY)
-        tty.setraw(fd)  # no echo, no \n -> \r\n
-        _ctl = os.fdopen(fd, "w", buffering=1)
-    _ctl.write(PREFIX + json.dumps({"kind": kind, **fields}) + "\n")
-    _ctl.flush()
-
-
 def log(text: str) -> None:
     print(text, flush=True)
-
-
-def sh(*argv: str, timeout: float = 60, check: bool = False,
-       stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=ENV, timeout=timeout, check=False,
-                              input=stdin)
-    except subprocess.TimeoutExpired:
-        done = subprocess.CompletedProcess(argv, 124, "", f"timed out after {timeout} s")
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
-    return done
-
-
-def wait_for(what: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-def carrier(nic: str) -> int | None:
-    try:
-        with open(f"/sys/class/net/{nic}/carrier") as fh:
-            return int(fh.read().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def peer_reaches() -> bool:
@@ -296,7 +254,7 @@ class Team(Row):
 
     def down(self) -> None:
         sh("teamd", "-k", "-t", "team0", "-p", "/run/ipmp-vm-team0.pid", timeout=30)
-        wait_for(lambda: not os.path.exists("/sys/class/net/team0"), 10)
+        wait_for(lambda: not os.path.exists("/sys/class/net/team0"), 10, 0.05)
         sh("ip", "link", "del", "team0")
         clean_nics()
 
@@ -634,10 +592,10 @@ def run_row(row: Row, trials: int) -> None:
     cursor = journal_cursor()
     try:
         row.up()
-        if not wait_for(peer_reaches, 60, interval=0.5) or not wait_for(row.on_primary, 30):
+        if not wait_for(peer_reaches, 60, interval=0.5) or not wait_for(row.on_primary, 30, 0.05):
             raise RuntimeError("the peer does not reach the data address through ens8")
         for trial in range(1, trials + 1):
-            if not wait_for(row.on_primary, 30):
+            if not wait_for(row.on_primary, 30, 0.05):
                 raise RuntimeError(f"trial {trial}: not back on {PRIMARY}")
             ticks = cpu_ticks(row.daemon_pids())
             started = time.monotonic()
@@ -645,7 +603,7 @@ def run_row(row: Row, trials: int) -> None:
             for name in PHASES:
                 phase(row, trial, name)
                 if name in SETTLE:
-                    back = bool(wait_for(row.on_primary, SETTLE[name])) and back
+                    back = bool(wait_for(row.on_primary, SETTLE[name], 0.05)) and back
             elapsed = time.monotonic() - started
             cpu = (cpu_ticks(row.daemon_pids()) - ticks) / os.sysconf("SC_CLK_TCK")
             emit("trial", row=row.name, trial=trial, back_on_primary=back, daemon_cpu_s=round(cpu, 2),

@@ -38,16 +38,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, "/usr/local/lib/ipmp-vm")
+sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
 
-# After the sys.path line: python3 -I leaves this directory off sys.path.
-import hardening_check as hc
+# After the sys.path lines: python3 -I leaves the script's directory off sys.path.
+import ipmpvm as vm
 import package_check as pc
 
 NM = "networkmanager"
@@ -94,11 +93,11 @@ def link_states() -> dict[str, str]:
     """The manager's own word for each link: NIC -> state (NetworkManager) or setup state (networkd)."""
     states: dict[str, str] = {}
     if manager() == NM:
-        for line in pc.sh("nmcli", "-t", "-f", "DEVICE,STATE", "device").stdout.splitlines():
+        for line in vm.sh("nmcli", "-t", "-f", "DEVICE,STATE", "device").stdout.splitlines():
             name, _, state = line.partition(":")
             states[name] = state
     else:
-        for line in pc.sh("networkctl", "list", "--no-legend", "--no-pager").stdout.splitlines():
+        for line in vm.sh("networkctl", "list", "--no-legend", "--no-pager").stdout.splitlines():
             words = line.split()
             if len(words) >= 5:
                 states[words[1]] = words[4]
@@ -138,7 +137,7 @@ def dhcp_from(nics: tuple[str, ...], since: float = 0.0) -> list[dict[str, Any]]
 def routes_on(nics: tuple[str, ...]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for family in ("-4", "-6"):
-        out = pc.sh("ip", "-j", family, "route", "show", "table", "all").stdout
+        out = vm.sh("ip", "-j", family, "route", "show", "table", "all").stdout
         for route in json.loads(out or "[]"):
             if route.get("dev") in nics:
                 found.append(dict(route, family=family))
@@ -146,7 +145,7 @@ def routes_on(nics: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 def addresses6_on(nics: tuple[str, ...]) -> dict[str, str]:
-    out = pc.sh("ip", "-j", "-6", "addr", "show").stdout
+    out = vm.sh("ip", "-j", "-6", "addr", "show").stdout
     return {f"{a['local']}/{a['prefixlen']}": link["ifname"] for link in json.loads(out or "[]")
             if link.get("ifname") in nics for a in link.get("addr_info", [])}
 
@@ -163,13 +162,13 @@ def foreign_routes(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def ipmp_rules() -> list[str]:
-    out = pc.sh("ip", "-d", "-4", "rule", "show").stdout
+    out = vm.sh("ip", "-d", "-4", "rule", "show").stdout
     return [line.strip() for line in out.splitlines() if re.search(rf"\bproto {RTPROT_IPMP}\b", line)]
 
 
 def manager_journal(mark: str = "") -> str:
     unit = "NetworkManager.service" if manager() == NM else "systemd-networkd.service"
-    return hc.journal(mark, "-b", "-u", unit)
+    return vm.journal(mark, "-b", "-u", unit)
 
 
 def manager_lines_about(text: str, nics: tuple[str, ...]) -> list[str]:
@@ -190,32 +189,31 @@ ACTING = re.compile(r"activation|dhcp|ip-config|ip-check|Setting address|Configu
 # --------------------------------------------------------------------------
 
 
-def check_premise(c: hc.Checks) -> None:
+def check_premise(c: vm.Checks) -> None:
     """The manager really manages the group's NICs: otherwise the rest would prove nothing."""
     want = (*GROUP, MGMT)
-    states = hc.wait_for(lambda: (s := link_states()) and all(managed(s.get(n)) for n in want) and s, 90, 1)
+    states = vm.wait_for(lambda: (s := link_states()) and all(managed(s.get(n)) for n in want) and s, 90, 1)
     c.check(f"before ipmp: {service()} manages ens8, ens9 and ens11", bool(states), link_states())
-    got = hc.wait_for(lambda: (a := hc.addresses()).get(THEIRS_ADDR) == "ens8"
+    got = vm.wait_for(lambda: (a := vm.addresses()).get(THEIRS_ADDR) == "ens8"
                       and a.get(MGMT_ADDR) == MGMT, 60)
-    c.check(f"before ipmp: {service()} put its address on ens8 (and ens11's)", bool(got), hc.addresses())
+    c.check(f"before ipmp: {service()} put its address on ens8 (and ens11's)", bool(got), vm.addresses())
     route = [r for r in routes_on(("ens8",))
              if r.get("dst") == "default" and r.get("gateway") == THEIRS_GATEWAY]
     c.check(f"before ipmp: {service()}'s default route via ens8", bool(route), routes_on(("ens8",)))
-    dhcp = hc.wait_for(lambda: dhcp_from(("ens9",)), 90, 1)
+    dhcp = vm.wait_for(lambda: dhcp_from(("ens9",)), 90, 1)
     c.check(f"before ipmp: the capture on the hub sees {service()}'s DHCP requests from ens9",
             bool(dhcp), {"dhcp": (dhcp or [])[:3], "sniffed": sniffed()[:10]})
 
 
-def install_package(c: hc.Checks) -> None:
+def install_package(c: vm.Checks) -> None:
     v = pc.versions()
-    upd = pc.sh("apt-get", "update", timeout=300, env=pc.APT_ENV)
+    upd = vm.sh("apt-get", "update", timeout=300, env=pc.APT_ENV)
     c.check("apt-get update from the local repository only", upd.returncode == 0,
             (upd.stdout + upd.stderr)[-2000:])
     t0 = time.monotonic()
-    inst = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends",
-                           f"./ipmp_{v['first']}_all.deb"], cwd=pc.REPO, capture_output=True, text=True,
-                          env=pc.APT_ENV, timeout=600, check=False)
-    hc.emit("figure", name="apt-get install ./ipmp_*.deb (s)", value=round(time.monotonic() - t0, 1))
+    inst = vm.sh("apt-get", "install", "-y", "--no-install-recommends", f"./ipmp_{v['first']}_all.deb",
+                 cwd=pc.REPO, env=pc.APT_ENV, timeout=600)
+    vm.emit("figure", name="apt-get install ./ipmp_*.deb (s)", value=round(time.monotonic() - t0, 1))
     c.check("apt-get install ./ipmp_<v>_all.deb succeeds", inst.returncode == 0 and pc.installed_version()
             == f"installed {v['first']}", (inst.stdout + inst.stderr)[-3000:])
     for path, text in pc.SOLARIS_FILES.items():
@@ -231,36 +229,36 @@ def install_package(c: hc.Checks) -> None:
         fh.write(mpathd if n else mpathd + f"FAILURE_DETECTION_TIME={FDT_MS}\n")
 
 
-def check_refusal(c: hc.Checks) -> None:
+def check_refusal(c: vm.Checks) -> None:
     name = service()
-    done = pc.sh("/usr/sbin/ipmp-boot", timeout=120)
+    done = vm.sh("/usr/sbin/ipmp-boot", timeout=120)
     said = done.stdout + done.stderr
-    hc.emit("text", name="ipmp-boot (refused)", text=said)
+    vm.emit("text", name="ipmp-boot (refused)", text=said)
     c.check(f"ipmp-boot refuses: exit 1, '{name} manages ens8 (hme0), ens9 (hme1)', "
             "nothing changed, --take-over named",
             done.returncode == 1 and f"{name} manages ens8 (hme0), ens9 (hme1)" in said
             and "Nothing was changed" in said and "ipmp-boot --take-over" in said, said)
-    ours = {a: n for a, n in hc.addresses().items() if a in pc.WANT}
+    ours = {a: n for a, n in vm.addresses().items() if a in pc.WANT}
     c.check("ipmp-boot's refusal changed nothing: no address of the Solaris files on a NIC", not ours, ours)
     c.check(f"ipmp-boot's refusal left {name}'s address on ens8",
-            hc.addresses().get(THEIRS_ADDR) == "ens8", hc.addresses())
+            vm.addresses().get(THEIRS_ADDR) == "ens8", vm.addresses())
     # At boot it is the unit that runs it, under its sandbox (nmcli over D-Bus, networkctl over varlink).
-    mark = hc.cursor()
-    unit = pc.sh("systemctl", "start", "ipmp-boot.service", timeout=180)
-    journal = hc.journal(mark, "-u", "ipmp-boot.service")
+    mark = vm.cursor()
+    unit = vm.sh("systemctl", "start", "ipmp-boot.service", timeout=180)
+    journal = vm.journal(mark, "-u", "ipmp-boot.service")
     c.check("systemctl start ipmp-boot.service fails with the same message under its sandbox",
             unit.returncode != 0 and f"{name} manages ens8 (hme0), ens9 (hme1)" in journal, journal[-2500:])
-    pc.sh("systemctl", "reset-failed", "ipmp-boot.service")
+    vm.sh("systemctl", "reset-failed", "ipmp-boot.service")
 
 
-def check_take_over(c: hc.Checks) -> None:
+def check_take_over(c: vm.Checks) -> None:
     """``ipmp-boot --take-over`` as the refusal said: the drop-in, the service told to read it, the NICs."""
     name = service()
     reload = " ".join(reload_command())
     since = boottime()
-    done = pc.sh("/usr/sbin/ipmp-boot", "--take-over", timeout=180)
+    done = vm.sh("/usr/sbin/ipmp-boot", "--take-over", timeout=180)
     said = done.stdout + done.stderr
-    hc.emit("text", name="ipmp-boot --take-over", text=said)
+    vm.emit("text", name="ipmp-boot --take-over", text=said)
     c.check(f"ipmp-boot --take-over succeeds, names the drop-in, ran '{reload}' and saw {name} let go",
             done.returncode == 0 and all(path in said for path in dropins())
             and f"ran '{reload}': {name} let go of ens8 ens9" in said, said)
@@ -278,19 +276,19 @@ def check_take_over(c: hc.Checks) -> None:
     c.check(f"after --take-over: {name} reports ens8 and ens9 unmanaged, keeps ens11",
             all(states.get(n) == "unmanaged" for n in GROUP) and managed(states.get(MGMT)), states)
     # What the admin finds now, without a reboot: ipmp's addresses in place, the manager's gone.
-    hc.check_addresses(c, "after --take-over")
-    left = {a: n for a, n in hc.addresses().items() if n in GROUP and a not in pc.WANT}
+    vm.check_addresses(c, "after --take-over")
+    left = {a: n for a, n in vm.addresses().items() if n in GROUP and a not in pc.WANT}
     theirs = foreign_routes(routes_on(tuple(GROUP)))
-    hc.emit("text", name="after --take-over: addresses and routes on ens8, ens9",
-            text=json.dumps({"addresses": {a: n for a, n in hc.addresses().items() if n in GROUP},
+    vm.emit("text", name="after --take-over: addresses and routes on ens8, ens9",
+            text=json.dumps({"addresses": {a: n for a, n in vm.addresses().items() if n in GROUP},
                              "routes": routes_on(tuple(GROUP)),
                              "dhcp since --take-over": dhcp_from(tuple(GROUP), since)}, indent=1))
     c.check(f"after --take-over: no address or route of {name}'s left on ens8 or ens9",
             not left and not theirs, {"addresses": left, "routes": theirs})
 
 
-def enable_units(c: hc.Checks) -> None:
-    en = pc.sh("systemctl", "enable", "ipmp-boot.service", "in.mpathd.service")
+def enable_units(c: vm.Checks) -> None:
+    en = vm.sh("systemctl", "enable", "ipmp-boot.service", "in.mpathd.service")
     c.check("systemctl enable ipmp-boot in.mpathd", en.returncode == 0, en.stderr[-1000:])
 
 
@@ -299,12 +297,12 @@ def enable_units(c: hc.Checks) -> None:
 # --------------------------------------------------------------------------
 
 
-def check_left_alone(c: hc.Checks, when: str) -> None:
+def check_left_alone(c: vm.Checks, when: str) -> None:
     name = service()
     states = link_states()
     c.check(f"{when}: {name} reports ens8 and ens9 unmanaged",
             all(states.get(n) == "unmanaged" for n in GROUP), states)
-    have = hc.addresses()
+    have = vm.addresses()
     c.check(f"{when}: {name} still manages ens11, with its address",
             managed(states.get(MGMT)) and have.get(MGMT_ADDR) == MGMT, {"states": states, "addresses": have})
     extra = {a: n for a, n in have.items() if n in GROUP and a not in pc.WANT}
@@ -318,7 +316,7 @@ def check_left_alone(c: hc.Checks, when: str) -> None:
     c.check(f"{when}: every route on ens8 and ens9 is ipmp's (proto 73) or the kernel's",
             bool(ours) and not foreign, {"foreign": foreign, "ipmp's": len(ours)})
     rules = ipmp_rules()
-    missing = [a for a in hc.DATA if not any(f"from {a} " in r for r in rules)]
+    missing = [a for a in vm.DATA if not any(f"from {a} " in r for r in rules)]
     c.check(f"{when}: ipmp's policy rules (proto 73) are all there", not missing,
             {"missing": missing, "rules": rules})
     dhcp = dhcp_from(tuple(GROUP))
@@ -331,38 +329,28 @@ def check_left_alone(c: hc.Checks, when: str) -> None:
             {"acting": acting[:10], "all lines about them": lines[-15:]})
 
 
-class RuleSampler:
-    """Samples ipmp's policy rules as fast as ``ip rule`` goes, in a thread: which went missing, how long."""
+class RuleSampler(vm.Sampler):
+    """ipmp's policy rules as fast as ``ip rule`` goes, in a thread: which went missing, how long."""
+
+    interval = 0.0
 
     def __init__(self, want: list[str]) -> None:
+        super().__init__()
         self.want = set(want)
-        self.samples = 0
         self.missing: dict[str, float] = {}  # rule -> first time (monotonic) it was missing
         self.back: dict[str, float] = {}  # rule -> first time it was there again
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            have = set(ipmp_rules())
-            now = time.monotonic()
-            self.samples += 1
-            for rule in self.want - have:
-                self.missing.setdefault(rule, now)
-            for rule in self.missing:
-                if rule in have:
-                    self.back.setdefault(rule, now)
-
-    def __enter__(self) -> RuleSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def sample(self) -> None:
+        have = set(ipmp_rules())
+        now = time.monotonic()
+        for rule in self.want - have:
+            self.missing.setdefault(rule, now)
+        for rule in self.missing:
+            if rule in have:
+                self.back.setdefault(rule, now)
 
 
-def check_manager_reconfigures(c: hc.Checks) -> None:
+def check_manager_reconfigures(c: vm.Checks) -> None:
     """The manager configures its own NIC again: ipmp's addresses, routes and policy rules stay.
 
     systemd-networkd removes every routing policy rule it did not make when it
@@ -376,10 +364,10 @@ def check_manager_reconfigures(c: hc.Checks) -> None:
     with RuleSampler(before_rules) as sampler:
         time.sleep(0.5)
         if manager() == NM:
-            done = pc.sh("nmcli", "connection", "up", "mgmt", timeout=60)
+            done = vm.sh("nmcli", "connection", "up", "mgmt", timeout=60)
         else:
-            done = pc.sh("networkctl", "reconfigure", MGMT, timeout=60)
-        again = hc.wait_for(lambda: hc.addresses().get(MGMT_ADDR) == MGMT
+            done = vm.sh("networkctl", "reconfigure", MGMT, timeout=60)
+        again = vm.wait_for(lambda: vm.addresses().get(MGMT_ADDR) == MGMT
                             and link_states().get(MGMT) in ("connected", "configured"), 30, 0.5)
         time.sleep(3)
     c.check(f"{service()} configured ens11 again ({' '.join(done.args[:3])})",
@@ -389,7 +377,7 @@ def check_manager_reconfigures(c: hc.Checks) -> None:
     gone = {rule: round(sampler.back[rule] - t, 2) if rule in sampler.back else "not back"
             for rule, t in sampler.missing.items()}
     if gone:
-        hc.emit("text", name=f"{service()} removed ipmp's policy rules (s until they were back)",
+        vm.emit("text", name=f"{service()} removed ipmp's policy rules (s until they were back)",
                 text=json.dumps(gone, indent=1))
     c.check(f"while {service()} configured ens11 again: ipmp's policy rules never missing "
             f"(sampled {sampler.samples} times)", bool(before_rules) and not gone and sampler.samples > 10,
@@ -398,46 +386,46 @@ def check_manager_reconfigures(c: hc.Checks) -> None:
             sorted(after_rules) == sorted(before_rules) and len(after_routes) == len(before_routes)
             and bool(before_rules), {"before": before_rules, "after": after_rules,
                                      "routes before": len(before_routes), "routes after": len(after_routes)})
-    hc.check_addresses(c, f"after {service()} configured ens11 again")
+    vm.check_addresses(c, f"after {service()} configured ens11 again")
 
 
-def check_failover(c: hc.Checks, nic: str, other: str, driver: str) -> None:
+def check_failover(c: vm.Checks, nic: str, other: str, driver: str) -> None:
     name, other_name = GROUP[nic], GROUP[other]
-    data = next(a for a, n in hc.DATA.items() if n == nic)
-    mark = hc.cursor()
-    hc.emit("link", nic=nic, up=False)
-    cut = hc.wait_for(lambda: hc.carrier(nic) == 0, 20, 0.05)
+    data = next(a for a, n in vm.DATA.items() if n == nic)
+    mark = vm.cursor()
+    vm.emit("link", nic=nic, up=False)
+    cut = vm.wait_for(lambda: vm.carrier(nic) == 0, 20, 0.05)
     t0 = time.monotonic()
-    c.check(f"carrier of {nic} ({name}, {driver}) cut over QMP", bool(cut), {"carrier": hc.carrier(nic)})
+    c.check(f"carrier of {nic} ({name}, {driver}) cut over QMP", bool(cut), {"carrier": vm.carrier(nic)})
     lines = (f"NIC failure detected on {name}",
              f"Successfully failed over from NIC {name} to NIC {other_name}")
-    said = hc.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and all(x in s for x in lines) and s, 30, 0.1)
+    said = vm.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and all(x in s for x in lines) and s, 30, 0.1)
     if said:
-        hc.emit("figure", name=f"{driver} carrier cut to 'Successfully failed over' (s)",
+        vm.emit("figure", name=f"{driver} carrier cut to 'Successfully failed over' (s)",
                 value=round(time.monotonic() - t0, 2))
     c.check(f"{driver}: journalctl -t in.mpathd: {lines[0]}, {lines[1]}", bool(said),
             said or pc._in_mpathd_lines(mark)[-2000:])
-    moved = hc.wait_for(lambda: hc.addresses().get(data) == other, 10)
+    moved = vm.wait_for(lambda: vm.addresses().get(data) == other, 10)
     c.check(f"{driver}: the data address {data} is on {other} and the peer reaches it",
-            bool(moved) and hc.peer_reaches(data), hc.addresses())
-    mark = hc.cursor()
-    hc.emit("link", nic=nic, up=True)
-    c.check(f"carrier of {nic} back", bool(hc.wait_for(lambda: hc.carrier(nic) == 1, 20, 0.05)), "")
+            bool(moved) and vm.peer_reaches(data), vm.addresses())
+    mark = vm.cursor()
+    vm.emit("link", nic=nic, up=True)
+    c.check(f"carrier of {nic} back", bool(vm.wait_for(lambda: vm.carrier(nic) == 1, 20, 0.05)), "")
     lines = (f"NIC repair detected on {name}", f"Successfully failed back to NIC {name}")
-    said = hc.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and all(x in s for x in lines) and s, 60, 0.2)
+    said = vm.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and all(x in s for x in lines) and s, 60, 0.2)
     c.check(f"{driver}: journalctl -t in.mpathd: {lines[0]}, {lines[1]}", bool(said),
             said or pc._in_mpathd_lines(mark)[-2000:])
-    hc.check_addresses(c, f"after the failback of {name} ({driver})")
+    vm.check_addresses(c, f"after the failback of {name} ({driver})")
 
 
 def _tc(*args: str) -> Any:
-    return pc.sh("ip", "netns", "exec", hc.PEER_NS, "tc", *args, timeout=30)
+    return vm.sh("ip", "netns", "exec", vm.PEER_NS, "tc", *args, timeout=30)
 
 
-def check_silent_failure(c: hc.Checks) -> None:
+def check_silent_failure(c: vm.Checks) -> None:
     """Frames of ens8 dropped at the router while its carrier stays up: only the probes can tell."""
     mac = MACS["ens8"]
-    mark = hc.cursor()
+    mark = vm.cursor()
     setup = [_tc("qdisc", "add", "dev", ROUTER_NIC, "clsact"),
              _tc("filter", "add", "dev", ROUTER_NIC, "egress", "protocol", "all", "pref", "1", "flower",
                  "dst_mac", mac, "action", "drop"),
@@ -449,38 +437,38 @@ def check_silent_failure(c: hc.Checks) -> None:
         c.check("silent failure: tc in the router namespace drops every frame from and to ens8",
                 all(s.returncode == 0 for s in setup), [s.stderr for s in setup])
         lines = ("NIC failure detected on hme0", "Successfully failed over from NIC hme0 to NIC hme1")
-        said = hc.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and lines[0] in s and s, 60, 0.1)
+        said = vm.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and lines[0] in s and s, 60, 0.1)
         detected = time.monotonic() - t0
         if said:
-            hc.emit("figure", value=round(detected, 2),
+            vm.emit("figure", value=round(detected, 2),
                     name=f"silent failure: frames dropped to '{lines[0]}' (s; FDT {FDT_MS / 1000:g} s)")
         c.check(f"silent failure: '{lines[0]}' from the probes, within 2 x FDT, carrier still up",
-                bool(said) and detected <= 2 * FDT_MS / 1000 and hc.carrier("ens8") == 1,
-                {"seconds": round(detected, 2), "carrier": hc.carrier("ens8"),
+                bool(said) and detected <= 2 * FDT_MS / 1000 and vm.carrier("ens8") == 1,
+                {"seconds": round(detected, 2), "carrier": vm.carrier("ens8"),
                  "said": (said or pc._in_mpathd_lines(mark))[-1500:]})
-        said = hc.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and lines[1] in s and s, 30, 0.1)
+        said = vm.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and lines[1] in s and s, 30, 0.1)
         c.check(f"silent failure: '{lines[1]}'", bool(said), pc._in_mpathd_lines(mark)[-1500:])
-        moved = hc.wait_for(lambda: hc.addresses().get("192.0.2.100") == "ens9", 10)
+        moved = vm.wait_for(lambda: vm.addresses().get("192.0.2.100") == "ens9", 10)
         c.check("silent failure: 192.0.2.100 is on ens9 and the peer reaches it",
-                bool(moved) and hc.peer_reaches("192.0.2.100"), hc.addresses())
-        mark = hc.cursor()
+                bool(moved) and vm.peer_reaches("192.0.2.100"), vm.addresses())
+        mark = vm.cursor()
     finally:
         removed = _tc("qdisc", "del", "dev", ROUTER_NIC, "clsact")
     c.check("silent failure: the drop removed", removed.returncode == 0, removed.stderr)
     lines = ("NIC repair detected on hme0", "Successfully failed back to NIC hme0")
-    said = hc.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and all(x in s for x in lines) and s, 90, 0.2)
+    said = vm.wait_for(lambda: (s := pc._in_mpathd_lines(mark)) and all(x in s for x in lines) and s, 90, 0.2)
     c.check(f"silent failure: the drop removed: '{lines[0]}', '{lines[1]}'", bool(said),
             said or pc._in_mpathd_lines(mark)[-2000:])
-    hc.check_addresses(c, "after the silent failure's repair")
+    vm.check_addresses(c, "after the silent failure's repair")
 
 
 # --------------------------------------------------------------------------
 
 
 def main() -> int:
-    c = hc.Checks()
+    c = vm.Checks()
     now = pc.phase()
-    hc.emit("hello", phase=now, manager=manager(), uptime=open("/proc/uptime").read().split()[0])
+    vm.emit("hello", phase=now, manager=manager(), uptime=open("/proc/uptime").read().split()[0])
     steps: tuple[Any, ...]
     following = "done"
     if now == "install":
@@ -497,23 +485,19 @@ def main() -> int:
     else:
         steps = ()
         c.check(f"a known phase ({now!r})", False, now)
-    for step in steps:
-        try:
-            step(c)
-        except Exception as err:  # a broken step is a failed check, and the others still run
-            c.check(f"step {getattr(step, '__name__', '?')} ran", False, f"{type(err).__name__}: {err}")
-    hc.emit("phase", phase=now, failed=c.failed)
+    vm.run_steps(c, steps)
+    vm.emit("phase", phase=now, failed=c.failed)
     if following != "done" and c.failed == 0:
         pc.next_phase(following)
-        pc.sh("sync")
+        vm.sh("sync")
         pc.after_exit("reboot")
         return 0
-    hc.emit("text", name=f"journalctl -u in.mpathd -u ipmp-boot ({now})",
-            text=pc.sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
+    vm.emit("text", name=f"journalctl -u in.mpathd -u ipmp-boot ({now})",
+            text=vm.sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
                        "-u", "ipmp-boot.service").stdout[-12000:])
-    hc.emit("text", name=f"journalctl -u {service()} ({now})", text=manager_journal()[-12000:])
-    hc.emit("text", name=f"network state ({now})", text=hc.network_state())
-    hc.emit("done", failed=c.failed, phase=now)
+    vm.emit("text", name=f"journalctl -u {service()} ({now})", text=manager_journal()[-12000:])
+    vm.emit("text", name=f"network state ({now})", text=vm.network_state())
+    vm.emit("done", failed=c.failed, phase=now)
     pc.after_exit("poweroff")
     return 0
 
