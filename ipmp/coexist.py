@@ -18,7 +18,13 @@ links it manages:
   for its own network namespace.
 
 A tool that fails (the service is not running, no D-Bus) manages nothing.
-Both run with ``LC_ALL=C`` so their words are not translated.
+Both run with ``LC_ALL=C`` so their words are not translated.  They are the
+root's own, by absolute path from its system directories (``TOOL_DIRS``:
+``/usr/bin/nmcli`` on a host), never looked up in the caller's ``PATH``,
+where a directory someone else can write to would have ipmp-boot run their
+program as root; for the same reason a tool is run only if nobody but root
+could have put it there (``find_tool``).  A root with no such tool (a lab's)
+has no such service.
 
 The way out is a drop-in that marks the NICs unmanaged, which ``ipmp-boot
 --take-over`` writes below the root:
@@ -63,7 +69,7 @@ The parsers and file texts are pure; ``detect`` runs the tools and
 from __future__ import annotations
 
 import os
-import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -87,6 +93,7 @@ __all__ = [
     "Managed",
     "detect",
     "detect_files",
+    "find_tool",
     "hand_over",
     "networkd_dropin",
     "nm_dropin",
@@ -96,6 +103,7 @@ __all__ = [
     "sysctl_dropin",
     "take_over_files",
     "take_over_service",
+    "tool_runner",
     "without_host_wide",
     "write_text",
 ]
@@ -211,17 +219,58 @@ def parse_networkctl(text: str) -> dict[str, tuple[int, str]]:
 Runner = Callable[[Sequence[str]], "str | None"]
 
 
-def run_tool(argv: Sequence[str]) -> str | None:
-    """A tool's stdout, or None when it is missing or fails (its service is not running)."""
-    if shutil.which(argv[0]) is None:
+#: Where the services' tools are looked for, under the root, in this order.
+TOOL_DIRS = ("usr/sbin", "usr/bin", "sbin", "bin")
+
+
+def _only_roots(path: Path) -> bool:
+    """Nobody but root (or we) could have put ``path`` there: it and every directory above it.
+
+    Each is owned by root or by us and writable by nobody else, but a sticky
+    directory (``/tmp``), where others cannot rename or remove what is ours.
+    Symbolic links are resolved first (``/sbin`` -> ``usr/sbin``).
+    """
+    real = Path(os.path.realpath(path))
+    mine = (0, os.geteuid())
+    for part in (real, *real.parents):
+        try:
+            st = os.stat(part)
+        except OSError:
+            return False
+        if st.st_uid not in mine:
+            return False
+        if st.st_mode & 0o022 and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX):
+            return False
+    return True
+
+
+def find_tool(root: Path, name: str) -> Path | None:
+    """The absolute path of the tool ``name`` in the root's ``TOOL_DIRS``, None if it has none we may run."""
+    for directory in TOOL_DIRS:
+        path = root / directory / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return path if _only_roots(path) else None
+    return None
+
+
+def run_tool(argv: Sequence[str], root: Path = Path("/")) -> str | None:
+    """A tool of ``root`` (``find_tool``): its stdout, or None when it is missing or fails (its
+    service is not running)."""
+    path = find_tool(root, argv[0])
+    if path is None:
         return None
     env = dict(os.environ, LC_ALL="C")
     try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, env=env,
+        done = subprocess.run([str(path), *argv[1:]], capture_output=True, text=True, env=env,
                               stdin=subprocess.DEVNULL, timeout=TOOL_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 else None
+
+
+def tool_runner(root: Path) -> Runner:
+    """``run_tool`` with the tools of ``root``."""
+    return lambda argv: run_tool(argv, root)
 
 
 def detect_files(root: Path, nics: Iterable[str]) -> list[Managed]:
@@ -244,14 +293,16 @@ def detect_files(root: Path, nics: Iterable[str]) -> list[Managed]:
     return found
 
 
-def detect(nics: Mapping[str, int], run: Runner = run_tool, root: Path | None = None) -> list[Managed]:
+def detect(nics: Mapping[str, int], run: Runner | None = None, root: Path | None = None) -> list[Managed]:
     """Which of ``nics`` (Linux name -> ifindex) each service manages.
 
     With ``root``, the files of ifupdown and netplan under it are read too
-    (``detect_files``); the services are asked whatever the root, since
-    they answer for the running host.
+    (``detect_files``), and the services are asked with its tools (``run``
+    by default: ``tool_runner(root)``, the host's for no root).
     """
     found: list[Managed] = [] if root is None else detect_files(root, nics)
+    if run is None:
+        run = tool_runner(Path("/") if root is None else root)
     out = run(["nmcli", "-t", "-f", "DEVICE,STATE", "device"])
     if out is not None:
         states = parse_nmcli(out)
@@ -289,15 +340,17 @@ _UNITS = {NETWORKMANAGER: "NetworkManager.service", NETWORKD: "systemd-networkd.
 _WHY = {NETWORKMANAGER: "nmcli device show {nic}", NETWORKD: "networkctl status {nic}"}
 
 
-def hand_over(managed: Sequence[Managed], nics: Mapping[str, int], *, run: Runner = run_tool,
-              timeout: float = RELEASE_TIMEOUT, sleep: Callable[[float], None] = time.sleep,
+def hand_over(managed: Sequence[Managed], nics: Mapping[str, int], *, root: Path = Path("/"),
+              run: Runner | None = None, timeout: float = RELEASE_TIMEOUT,
+              sleep: Callable[[float], None] = time.sleep,
               clock: Callable[[], float] = time.monotonic) -> tuple[list[str], list[str]]:
     """After ``--take-over`` wrote the drop-ins: have each service read them, and wait until it lets go.
 
     Before any address is added: NetworkManager flushes every address of a
     device it stops managing (ipmp's too), and a service that still manages
     a NIC undoes in.mpathd's moves.  ``nics``: Linux name -> ifindex, as for
-    ``detect``.  Returns the lines to print and, if a service still manages
+    ``detect``; the tools are ``root``'s (``run``: ``tool_runner(root)``).
+    Returns the lines to print and, if a service still manages
     a NIC when ``timeout`` is up, the error lines (then nothing may be
     configured).  ``networkctl reload`` asks networkd over D-Bus: on a host
     without a D-Bus daemon (Debian's systemd only recommends one) it fails and
@@ -307,6 +360,8 @@ def hand_over(managed: Sequence[Managed], nics: Mapping[str, int], *, run: Runne
     services = _services(managed)
     if not services:
         return [], []  # ifupdown: nothing runs that could hold the NICs
+    if run is None:
+        run = tool_runner(root)
     wanted = {n: nics[n] for m in managed for n in m.nics if n in nics}
     failed = [service for service in services if run(reload_argv(service)) is None]
     started = clock()

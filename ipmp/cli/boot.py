@@ -113,7 +113,7 @@ async def _boot(root: Path, dry_run: bool, take_over: bool) -> _Run:
             run.took_over += _take_over(root, managed, write=not dry_run)
         if run.managed and not dry_run:
             # Before any address: NetworkManager flushes a device it lets go of (coexist.hand_over).
-            lines, run.not_released = coexist.hand_over(run.managed, nics)
+            lines, run.not_released = coexist.hand_over(run.managed, nics, root=root)
             run.took_over += lines
             if run.not_released:
                 return run

@@ -21,9 +21,10 @@ EXAMPLE = "active-active"
 STANZA = "allow-hotplug qfe0\niface qfe0 inet static\n\taddress 198.51.100.5/24\n\tgateway 198.51.100.1\n"
 
 
-def _no_services(tmp_path: Path) -> Path:
-    bindir = tmp_path / "fakebin"
-    bindir.mkdir()
+def _no_services(root: Path) -> Path:
+    """Fake tools in the root's usr/bin, where ipmp-boot looks for them (``coexist.find_tool``)."""
+    bindir = root / "usr" / "bin"
+    bindir.mkdir(parents=True)
     for name in ("nmcli", "networkctl"):
         (bindir / name).write_text("#!/bin/sh\necho 'not running' >&2\nexit 1\n")
         (bindir / name).chmod(0o755)
@@ -31,8 +32,7 @@ def _no_services(tmp_path: Path) -> Path:
 
 
 def _boot(host: Host, bindir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = ["env", f"PATH={bindir}:/usr/sbin:/usr/bin:/sbin:/bin", "SUNW_NO_MPATHD=1",
-            str(BIN / "ipmp-boot"), "-R", str(host.root), *args]
+    argv = ["env", "SUNW_NO_MPATHD=1", str(BIN / "ipmp-boot"), "-R", str(host.root), *args]
     return host.topo.run(host.topo.host, argv, check=False)
 
 
@@ -46,7 +46,7 @@ def test_ifupdown_refused_then_taken_over_and_undone(make_topology: MakeTopology
     stanza.write_text(STANZA)
     stanza.chmod(0o640)
     host = Host(make_topology(nics=("qfe0", "qfe1")), root)
-    bindir = _no_services(tmp_path)
+    bindir = _no_services(root)
     before = host.snapshot()
     backup = root / "etc/ipmp/takeover/etc/network/interfaces.d/qfe0"
 

@@ -7,7 +7,7 @@ for their names (``hostname.hme0``, ``hostname.hme1``) plus
 and in.mpathd's messages must speak of hme0 and hme1 only.
 
 NetworkManager and systemd-networkd are stood in for by fake ``nmcli`` and
-``networkctl`` scripts first in PATH, which log how they were called; the
+``networkctl`` scripts in the root's usr/bin, which log how they were called; the
 drop-ins are checked as files under the test's root.
 
 Only documentation addresses, only in the fixtures' namespaces.
@@ -15,7 +15,6 @@ Only documentation addresses, only in the fixtures' namespaces.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -77,15 +76,13 @@ def logical_names(ifconfig_a: str) -> list[str]:
     return _HEADER.findall(ifconfig_a)
 
 
-def run(host: Host, argv: list[str], path: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(host: Host, argv: list[str]) -> subprocess.CompletedProcess[str]:
     env = ["env", f"IPMP_ROOT={host.root}", "SUNW_NO_MPATHD=1"]
-    if path is not None:
-        env.append(f"PATH={path}{os.pathsep}{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}")
     return host.topo.run(host.topo.host, [*env, *argv], check=False)
 
 
-def boot(host: Host, *args: str, path: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return run(host, [str(BIN / "ipmp-boot"), *args], path)
+def boot(host: Host, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(host, [str(BIN / "ipmp-boot"), *args])
 
 
 # --------------------------------------------------------------------------
@@ -360,16 +357,17 @@ def host_addresses(topo: Topology, nic: str) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------
 
 
-def fake_tools(tmp_path: Path, *, nmcli: str | None = None, networkctl: str | None = None,
+def fake_tools(root: Path, *, nmcli: str | None = None, networkctl: str | None = None,
                released: str | None = None, flush: tuple[str, ...] = ()) -> Path:
-    """``nmcli`` and ``networkctl`` that print the given text, or fail as when the service is down.
+    """``nmcli`` and ``networkctl`` in the root's ``usr/bin`` (where ipmp-boot looks for them:
+    ``coexist.find_tool``) that print the given text, or fail as when the service is down.
 
     With ``released``, a service that lets go when told to reload: from then on its
     listing is ``released``, and the reload flushes the addresses of ``flush``, as
     NetworkManager does to a device it stops managing.
     """
-    bindir = tmp_path / "fakebin"
-    bindir.mkdir(exist_ok=True)
+    bindir = root / "usr" / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
     for name, out in (("nmcli", nmcli), ("networkctl", networkctl)):
         body = (f"cat <<'EOF'\n{out}EOF\n" if out is not None
                 else "echo 'Error: the service is not running.' >&2\nexit 8\n")
@@ -389,11 +387,11 @@ def fake_tools(tmp_path: Path, *, nmcli: str | None = None, networkctl: str | No
 
 def test_networkmanager_refused_then_taken_over(make_topology: MakeTopology, tmp_path: Path) -> None:
     host = new_host(make_topology, tmp_path)
-    tools = fake_tools(tmp_path, nmcli="lo:unmanaged\nenp1s0f0:connected\nenp1s0f1:disconnected\n")
+    tools = fake_tools(host.root, nmcli="lo:unmanaged\nenp1s0f0:connected\nenp1s0f1:disconnected\n")
     before = host.snapshot()
     dropin = host.root / NM_FILE
 
-    refused = boot(host, path=tools)
+    refused = boot(host)
 
     assert (refused.returncode, refused.stdout) == (1, "")
     assert refused.stderr.splitlines() == [
@@ -409,7 +407,7 @@ def test_networkmanager_refused_then_taken_over(make_topology: MakeTopology, tmp
     assert (tools / "calls").read_text().splitlines() == [
         "nmcli LC_ALL=C -t -f DEVICE,STATE device", "networkctl LC_ALL=C list --no-legend --no-pager"]
 
-    dry = boot(host, "--dry-run", "--take-over", path=tools)
+    dry = boot(host, "--dry-run", "--take-over")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[0] == (
         f"# --take-over: would write {dropin} (NetworkManager lets go of enp1s0f0 enp1s0f1)")
@@ -418,9 +416,9 @@ def test_networkmanager_refused_then_taken_over(make_topology: MakeTopology, tmp
     # A NetworkManager that flushes the NICs as it lets go (as it does, tests/vm/test_coexist.py):
     # the take-over has it read the drop-in first, then configures them.
     listing = "lo:unmanaged\nenp1s0f0:connected\nenp1s0f1:disconnected\n"
-    letting_go = fake_tools(tmp_path, nmcli=listing, released="enp1s0f0:unmanaged\nenp1s0f1:unmanaged\n",
+    letting_go = fake_tools(host.root, nmcli=listing, released="enp1s0f0:unmanaged\nenp1s0f1:unmanaged\n",
                             flush=("enp1s0f0", "enp1s0f1"))
-    taken = boot(host, "--take-over", path=letting_go)
+    taken = boot(host, "--take-over")
     assert (taken.returncode, taken.stderr) == (0, "")
     assert taken.stdout.splitlines() == [
         f"ipmp-boot: wrote {dropin}: NetworkManager lets go of enp1s0f0 enp1s0f1 once it reads it "
@@ -436,23 +434,23 @@ def test_networkmanager_refused_then_taken_over(make_topology: MakeTopology, tmp
     assert host.addresses4("enp1s0f1") == expected_addresses(addrs(), "enp1s0f1")
 
     # The file is there but NetworkManager has not read it (it says managed): say so, reload.
-    again = boot(host, "--take-over", path=fake_tools(tmp_path, nmcli=listing, released="enp1s0f0:unmanaged\n"
-                                                      "enp1s0f1:unmanaged\n"))
+    fake_tools(host.root, nmcli=listing, released="enp1s0f0:unmanaged\nenp1s0f1:unmanaged\n")
+    again = boot(host, "--take-over")
     assert again.returncode == 0
     assert again.stdout.splitlines()[:2] == [
         f"ipmp-boot: {dropin} already marks enp1s0f0 enp1s0f1 unmanaged; NetworkManager has not read it "
         "yet: run 'nmcli general reload conf'",
         "ipmp-boot: ran 'nmcli general reload conf': NetworkManager let go of enp1s0f0 enp1s0f1"]
-    tools = fake_tools(tmp_path, nmcli=listing)
+    tools = fake_tools(host.root, nmcli=listing)
 
     # --check: in sync with the files, but a service still holds the NICs: not ok.
-    check = boot(host, "--check", "--take-over", path=tools)
+    check = boot(host, "--check", "--take-over")
     assert (check.returncode, check.stderr) == (1, "")
     assert check.stdout == f"# --take-over: {dropin} is written; NetworkManager has not read it yet\n"
 
     # Once it lets go, boot goes on quietly.
-    released = fake_tools(tmp_path, nmcli="enp1s0f0:unmanaged\nenp1s0f1:unmanaged\n")
-    quiet = boot(host, path=released)
+    fake_tools(host.root, nmcli="enp1s0f0:unmanaged\nenp1s0f1:unmanaged\n")
+    quiet = boot(host)
     assert (quiet.returncode, quiet.stderr) == (0, "")
     assert quiet.stdout == "configuring IPv4 interfaces: hme0 hme1.\n"
 
@@ -463,12 +461,12 @@ def test_networkd_refused_then_taken_over(make_topology: MakeTopology, tmp_path:
     listing = (f"  1 lo       loopback carrier    unmanaged\n"
                f"{i0:3d} enp1s0f0 ether    routable   configured\n"
                f"{i1:3d} enp1s0f1 ether    no-carrier unmanaged\n")
-    tools = fake_tools(tmp_path, networkctl=listing)
+    fake_tools(host.root, networkctl=listing)
     before = host.snapshot()
     dropin = host.root / "etc" / "systemd" / "network" / "10-ipmp-enp1s0f0.network"
     conf = host.root / "etc" / "systemd" / "networkd.conf.d" / "90-ipmp.conf"
 
-    refused = boot(host, path=tools)
+    refused = boot(host)
 
     assert (refused.returncode, refused.stdout) == (1, "")
     assert refused.stderr.splitlines() == [
@@ -479,9 +477,9 @@ def test_networkd_refused_then_taken_over(make_topology: MakeTopology, tmp_path:
     ]
     assert host.snapshot() == before and not dropin.exists() and not conf.exists()
 
-    letting_go = fake_tools(tmp_path, networkctl=listing,
+    fake_tools(host.root, networkctl=listing,
                             released=listing.replace("routable   configured", "routable   unmanaged"))
-    taken = boot(host, "--take-over", path=letting_go)
+    taken = boot(host, "--take-over")
     assert (taken.returncode, taken.stderr) == (0, "")
     assert taken.stdout.splitlines()[:3] == [
         f"ipmp-boot: wrote {dropin}: systemd-networkd lets go of enp1s0f0 once it reads it "
@@ -495,6 +493,6 @@ def test_networkd_refused_then_taken_over(make_topology: MakeTopology, tmp_path:
     assert altnames(host, "enp1s0f0") == ["hme0"]
 
     # The same name at another index is another namespace's link: not ours.
-    other = fake_tools(tmp_path, networkctl=listing.replace(f"{i0:3d} enp1s0f0", f"{i0 + 40:3d} enp1s0f0"))
-    quiet = boot(host, path=other)
+    fake_tools(host.root, networkctl=listing.replace(f"{i0:3d} enp1s0f0", f"{i0 + 40:3d} enp1s0f0"))
+    quiet = boot(host)
     assert (quiet.returncode, quiet.stderr) == (0, "")

@@ -2,19 +2,26 @@
 
 The tools' outputs here are written by hand in the formats of ``nmcli -t``
 and ``networkctl list --no-legend``; tests/netns/test_ifmap.py runs
-``ipmp-boot`` with fake tools first in PATH.
+``ipmp-boot`` with fake tools in its root's usr/bin.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from ipmp import coexist
 from ipmp.coexist import Managed, detect, networkd_dropin, nm_dropin, parse_networkctl, parse_nmcli
 from ipmp.model import Family
+from tests.public_tmp import public_tempdir
+
+NOBODY = 65534
 
 NMCLI = ("lo:unmanaged\nenp1s0f0:connected\nenp1s0f1:unavailable\nveth\\:x:connected (externally)\n"
          "wlan0:unmanaged\n")
@@ -70,21 +77,78 @@ def test_detect_nothing_when_tools_are_missing_or_fail() -> None:
     assert detect({"enp1s0f0": 2}, run=Tools()) == []
 
 
-def test_run_tool_reports_failure_as_none(tmp_path: Path) -> None:
-    good = tmp_path / "nmcli"
-    good.write_text('#!/bin/sh\necho "lo:unmanaged $LC_ALL $*"\n')
-    bad = tmp_path / "networkctl"
-    bad.write_text("#!/bin/sh\necho 'Failed to connect system bus' >&2\nexit 1\n")
-    for path in (good, bad):
-        path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    old = os.environ["PATH"]
-    os.environ["PATH"] = f"{tmp_path}{os.pathsep}{old}"
+def _tool(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_run_tool_runs_the_roots_tool_by_absolute_path(tmp_path: Path) -> None:
+    _tool(tmp_path / "usr/bin/nmcli", 'echo "lo:unmanaged $LC_ALL $0 $*"')
+    _tool(tmp_path / "bin/networkctl", "echo 'Failed to connect system bus' >&2; exit 1")
+    assert coexist.run_tool(["nmcli", "-t"], tmp_path) == f"lo:unmanaged C {tmp_path}/usr/bin/nmcli -t\n"
+    assert coexist.run_tool(["networkctl", "list"], tmp_path) is None
+    assert coexist.run_tool(["no-such-tool-here"], tmp_path) is None
+    # usr/sbin first, as on a host.
+    _tool(tmp_path / "usr/sbin/nmcli", "echo sbin")
+    assert coexist.run_tool(["nmcli"], tmp_path) == "sbin\n"
+    assert coexist.detect({"lo": 1}, root=tmp_path) == []
+
+
+def test_run_tool_never_looks_in_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tool(tmp_path / "elsewhere/nmcli", "echo 'lo:connected'")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'elsewhere'}{os.pathsep}{os.environ.get('PATH', '')}")
+    (tmp_path / "root").mkdir()
+    assert coexist.run_tool(["nmcli"], tmp_path / "root") is None
+    assert coexist.detect({"lo": 1}, root=tmp_path / "root") == []
+
+
+def test_a_tool_others_could_replace_is_not_run(tmp_path: Path) -> None:
+    tool = _tool(tmp_path / "usr/bin/nmcli", "echo ran")
+    assert coexist.find_tool(tmp_path, "nmcli") == tool
+    (tmp_path / "usr/bin").chmod(0o777)  # anyone could put their own nmcli there
+    assert coexist.find_tool(tmp_path, "nmcli") is None and coexist.run_tool(["nmcli"], tmp_path) is None
+    (tmp_path / "usr/bin").chmod(0o1777)  # sticky: only we can rename or remove ours
+    assert coexist.find_tool(tmp_path, "nmcli") == tool
+    tool.chmod(0o777)
+    assert coexist.find_tool(tmp_path, "nmcli") is None
+    # A writable tool in an earlier directory is not skipped for a later one: nothing runs.
+    tool.chmod(0o755)
+    _tool(tmp_path / "usr/sbin/nmcli", "echo planted").chmod(0o757)
+    assert coexist.find_tool(tmp_path, "nmcli") is None
+
+
+def test_a_tool_planted_by_another_user_is_never_run() -> None:
+    """Attack: an unprivileged user owns a directory in root's PATH, or under the root, and puts
+    an ``nmcli`` there; ipmp-boot (root) must run neither."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the attacker is uid 65534, the victim root")
+    top = public_tempdir("ipmp-coexist-tools.")
     try:
-        assert coexist.run_tool(["nmcli", "-t"]) == "lo:unmanaged C -t\n"
-        assert coexist.run_tool(["networkctl", "list"]) is None
-        assert coexist.run_tool(["no-such-tool-here"]) is None
+        ran = top / "ran"
+        planted = [top / "path" / "nmcli", top / "root" / "usr" / "bin" / "nmcli"]
+        for path in planted:
+            path.parent.mkdir(parents=True)
+            os.chown(path.parent, NOBODY, NOBODY)
+        script = f"#!/bin/sh\necho \"ran as $(id -u)\" >> {ran}\necho 'lo:connected'\n"
+        for path in planted:
+            done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                                   "sh", "-c", f"cat > {path} && chmod 0755 {path}"], input=script, text=True,
+                                  capture_output=True, timeout=30, check=False)
+            assert done.returncode == 0 and path.stat().st_uid == NOBODY, done.stderr
+        ran.touch(0o666)
+        ran.chmod(0o666)  # the planted tool, run as nobody, could write here: proof it ran at all
+        old = os.environ.get("PATH", "")
+        os.environ["PATH"] = f"{top / 'path'}{os.pathsep}{old}"
+        try:
+            coexist.run_tool(["nmcli", "-t", "-f", "DEVICE,STATE", "device"])
+            coexist.detect({"lo": 1}, root=top / "root")
+        finally:
+            os.environ["PATH"] = old
+        assert ran.read_text() == ""
     finally:
-        os.environ["PATH"] = old
+        shutil.rmtree(top)
 
 
 def test_networkmanager_dropin_appends_and_keeps_earlier_names() -> None:
