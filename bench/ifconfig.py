@@ -51,7 +51,14 @@ COMMANDS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...] | None], ...] =
 )
 #: (label, module, the commands it bounds): the one import that sets a floor
 #: under a command's time (not targets; they say where the rest goes).
+#: The first two: the standard modules the read path of ``ifconfig`` imports
+#: before any code of ours (``ipmp.netlink`` alone needs ``typing``,
+#: ``socket`` and ``shlex``), without and with ``dataclasses`` (the model's).
+_READ_PATH_STDLIB = "re, ipaddress, json, enum, struct, fcntl, typing, socket, shlex"
 FLOORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (f"import {_READ_PATH_STDLIB}", _READ_PATH_STDLIB, ("ifconfig -a", "ifconfig qfe0")),
+    (f"import {_READ_PATH_STDLIB}, dataclasses", f"{_READ_PATH_STDLIB}, dataclasses",
+     ("ifconfig -a", "ifconfig qfe0")),
     ("import ipmp.model", "ipmp.model", ("ifconfig -a", "ifconfig qfe0")),
     ("import ipmp.mpathd.control", "ipmp.mpathd.control", ("ipmpstat -i",)),
 )

@@ -7,20 +7,56 @@ argv position for the command line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+# Not ``typing.TYPE_CHECKING``: importing ``typing`` is what this avoids
+# (type checkers treat any name ``TYPE_CHECKING`` as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 class IpmpError(Exception):
     """Base class of every error the toolkit raises on purpose."""
 
 
-@dataclass(frozen=True)
 class Position:
-    """Where a word came from: a file position, or an argv index."""
+    """Where a word came from: a file position, or an argv index.
 
+    Immutable, compared and hashed by its three fields, like the frozen
+    dataclass it was: written out by hand because this module is imported
+    by every command, and ``dataclasses`` (with ``inspect``, ``ast`` and
+    ``dis``) costs ``ipmpstat`` about a tenth of its start-up, which
+    scripts pay on each call in a loop (issue 15, point 7).
+    """
+
+    __match_args__ = ("source", "line", "col")
     source: str  # file path, or "" for the command line
-    line: int = 0  # 1-based; 0 for argv
-    col: int = 0  # 1-based column in the line, or argv index (1-based)
+    line: int  # 1-based; 0 for argv
+    col: int  # 1-based column in the line, or argv index (1-based)
+
+    def __init__(self, source: str, line: int = 0, col: int = 0) -> None:
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "line", line)
+        object.__setattr__(self, "col", col)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def _key(self) -> tuple[str, int, int]:
+        return (self.source, self.line, self.col)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Position) and other.__class__ is self.__class__:
+            return self._key() == other._key()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(source={self.source!r}, line={self.line!r}, col={self.col!r})"
 
     def __str__(self) -> str:
         if self.source:

@@ -31,8 +31,8 @@ from ipaddress import (
     ip_address,
     ip_network,
 )
-from pathlib import PurePath
 
+from ipmp.altroot import root_file
 from ipmp.commands import Action, Command
 from ipmp.errors import ConfigError, NoSuchInterface, Position
 from ipmp.keywords import BY_WORD, Scope
@@ -457,7 +457,7 @@ class _Folder:
     def _set_address(self, word: str, where: Position | None = None) -> None:
         lg = self.logical()
         addr, prefix = resolve_address(word, self.cur.family, self.env)
-        hostname_file = PurePath(where.source).name if where is not None and where.source else ""
+        hostname_file = _file_name(where.source) if where is not None and where.source else ""
         _refuse_impossible(word, addr, self.cur.family, self.env, self.lname(),
                            loopback_interface=self.interface().loopback, where=hostname_file)
         if prefix is None and isinstance(addr, IPv4Address) and self.line_netmask is not None:
@@ -794,6 +794,12 @@ def _resolve_line_netmask(
                 return env.netmask_for(addr)
             return None
     return None
+
+
+def _file_name(path: str) -> str:
+    """``PurePath(path).name``, without loading ``pathlib`` on the read path of ``ifconfig``."""
+    name = root_file(path, "").rpartition("/")[2]
+    return "" if name == "." else name
 
 
 def _at(position: Position | None, error: ConfigError) -> ConfigError:

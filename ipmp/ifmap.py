@@ -60,13 +60,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ipmp.altroot import root_file
 from ipmp.errors import ParseError, Position
 from ipmp.model import IFNAMSIZ, KAddress, KernelState, KLink, KRoute
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ipmp.ops import Op
 
 __all__ = [
@@ -81,8 +83,8 @@ __all__ = [
     "read_ifmap",
 ]
 
-#: The map file, below the root.
-IFMAP = Path("etc/ipmp/ifmap")
+#: The map file, below the root (a string: ``ifconfig -a`` reads it without ``pathlib``).
+IFMAP = "etc/ipmp/ifmap"
 #: The loopback's Solaris name (illumos ``ipif_loopback_name``, ``ip_if.c``).
 LOOPBACK = "lo0"
 #: ``NAME:99`` must fit an IPv4 label (IFNAMSIZ - 1 = 15 characters).
@@ -190,18 +192,19 @@ def check_ifmap(entries: Sequence[MapEntry], links: Sequence[KLink]) -> tuple[Pa
     return tuple(err for _, err in _check(entries, links) if err is not None)
 
 
-def read_ifmap(root: Path) -> tuple[tuple[MapEntry, ...], tuple[ParseError, ...]]:
+def read_ifmap(root: str | Path) -> tuple[tuple[MapEntry, ...], tuple[ParseError, ...]]:
     """Read ``<root>/etc/ipmp/ifmap``; no file is an empty map.
 
     Raises:
         OSError: the file exists but cannot be read.
     """
-    path = root / IFMAP
+    path = root_file(root, IFMAP)
     try:
-        data = path.read_bytes().decode("utf-8", "surrogateescape")
+        with open(path, "rb") as fh:
+            data = fh.read().decode("utf-8", "surrogateescape")
     except (FileNotFoundError, NotADirectoryError):
         return (), ()
-    return parse_ifmap(data, str(path))
+    return parse_ifmap(data, path)
 
 
 # --------------------------------------------------------------------------

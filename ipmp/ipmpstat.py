@@ -106,7 +106,41 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, NamedTuple
+
+# ``ipmpstat -i`` is run in loops by scripts, and ``typing`` (with
+# ``contextlib`` and ``warnings``) was about a tenth of its start-up: type
+# checkers see ``typing.NamedTuple`` (they treat any name ``TYPE_CHECKING``
+# as true), the interpreter the class syntax below on
+# ``collections.namedtuple``.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final, NamedTuple
+else:
+    from collections import namedtuple
+
+    class _NamedTupleType(type):
+        """``typing.NamedTuple``'s class syntax: the annotated names are the fields, in order.
+
+        A field with a value has that default (only the last ones may);
+        methods, properties and the docstring go on the namedtuple class.
+        """
+
+        def __new__(mcs, name, bases, namespace):
+            if not bases:
+                return super().__new__(mcs, name, bases, namespace)
+            fields = tuple(namespace.get("__annotations__", {}))
+            defaults = [namespace[f] for f in fields if f in namespace]
+            if any(f in namespace for f in fields[: len(fields) - len(defaults)]):
+                raise TypeError(f"{name}: a field without a default follows one with a default")
+            cls = namedtuple(name, fields, defaults=defaults, module=namespace["__module__"])
+            for key, value in namespace.items():
+                if key not in fields and key not in ("__module__", "__qualname__", "__annotations__"):
+                    setattr(cls, key, value)
+            cls.__qualname__ = namespace["__qualname__"]
+            return cls
+
+    class NamedTuple(metaclass=_NamedTupleType):
+        """The base the records name; they become ``collections.namedtuple`` classes."""
 
 __all__ = [
     "EMPTY",
@@ -136,7 +170,8 @@ __all__ = [
 
 # The records of this module are NamedTuples, not dataclasses: each
 # dataclass costs about as much to create at import as all ten NamedTuples
-# together, and ``ipmpstat -i`` is run in loops by scripts.
+# together, and ``ipmpstat -i`` is run in loops by scripts (the typed
+# syntax without importing ``typing``: see above).
 
 
 class Field(NamedTuple):

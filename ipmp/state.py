@@ -28,12 +28,16 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import ip_address, ip_interface
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ipmp.altroot import root_file
 from ipmp.errors import StateError
 from ipmp.model import Family, Interface, IPAddress, Logical
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STATE_VERSION = 1
 STATE_DIR = "run/ipmp"
@@ -165,20 +169,20 @@ def loads(text: str) -> Stored:
 # -- the store on disk ----------------------------------------------------------
 
 
-def make_dir(path: Path) -> None:
+def make_dir(path: str | os.PathLike[str]) -> None:
     """``run/ipmp`` (or another directory of ours) with DIR_MODE, not the umask's idea of it."""
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
+    if not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
         os.chmod(path, DIR_MODE)
 
 
-def open_lock(path: Path) -> int:
+def open_lock(path: str | os.PathLike[str]) -> int:
     """A lock file's descriptor, made or narrowed to LOCK_MODE, so that only its owner can flock it.
 
     Raises OSError when it cannot be opened.  A lock file of an older
     version (0644: anyone could open it and hold the lock) is narrowed here.
     """
-    make_dir(path.parent)
+    make_dir(os.path.dirname(path) or ".")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, LOCK_MODE)
     try:
         st = os.fstat(fd)
@@ -191,17 +195,41 @@ def open_lock(path: Path) -> int:
 
 
 class Store:
-    """``<root>/run/ipmp/state.json`` with its lock."""
+    """``<root>/run/ipmp/state.json`` with its lock.
 
-    def __init__(self, root: Path) -> None:
+    ``root`` may be a string: ``ifconfig -a``, which scripts run in loops,
+    reads the store without loading ``pathlib`` (``dir``, ``path`` and
+    ``lock_path`` are made when first asked for, as the same ``Path`` as ever).
+    """
+
+    def __init__(self, root: str | Path) -> None:
         self.root = root
-        self.dir = root / STATE_DIR
-        self.path = self.dir / "state.json"
-        self.lock_path = self.dir / "lock"
+        self._dir = root_file(root, STATE_DIR)
+        self._path = root_file(self._dir, "state.json")
+        self._lock_path = root_file(self._dir, "lock")
+
+    @cached_property
+    def dir(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._dir)
+
+    @cached_property
+    def path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._path)
+
+    @cached_property
+    def lock_path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._lock_path)
 
     def load(self) -> Stored:
         try:
-            text = self.path.read_text()
+            with open(self._path) as fh:
+                text = fh.read()
         except FileNotFoundError:
             return Stored()
         except OSError as err:
@@ -209,7 +237,7 @@ class Store:
         return loads(text)
 
     def _make_dir(self) -> None:
-        make_dir(self.dir)
+        make_dir(self._dir)
 
     def save(self, stored: Stored) -> None:
         # One name, not one per process: writers hold the exclusive lock, so
@@ -231,7 +259,7 @@ class Store:
             raise StateError(f"{self.path}: {err.strerror}") from None
 
     def _open_lock(self) -> int:
-        return open_lock(self.lock_path)
+        return open_lock(self._lock_path)
 
     @contextlib.contextmanager
     def locked(self, *, exclusive: bool = True) -> Iterator[None]:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["show"]
 
 
-def show(root: Path, command: Command, ifmap: Sequence[MapEntry] = ()) -> Outcome | None:
+def show(root: str | Path, command: Command, ifmap: Sequence[MapEntry] = ()) -> Outcome | None:
     """The outcome of ``command``, a command without words, on the host as it is now.
 
     The kernel and the store are read under the store's shared lock, so a

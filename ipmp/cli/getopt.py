@@ -7,7 +7,9 @@ word), so error texts and exit codes match what scripts expect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+TYPE_CHECKING = False  # not typing's: ipmpstat's start-up loads no typing (ipmp.cli.ipmpstat)
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
 
 
 def getopt(

@@ -28,15 +28,16 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ipmp import __version__
-from ipmp.commands import Command
 from ipmp.errors import IpmpError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from ipmp.commands import Command
     from ipmp.evaluate import Outcome
     from ipmp.ifmap import MapEntry
     from ipmp.model import Config
@@ -93,11 +94,12 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
     return _report(result, command, root, dry_run, kernel.names.op, is_root)
 
 
-def _show(command: Command, root: Path) -> int:
+def _show(command: Command, root: str) -> int:
     """A command without action words: read and print (``ipmp.status``).
 
     The read path of the commands scripts call in loops: no event loop, no
-    pyroute2, and not ``ipmp.session`` (tests/unit/test_startup.py).
+    pyroute2, not ``ipmp.session``, and the root a string, not a ``Path``
+    (tests/unit/test_startup.py).
     """
     from ipmp.errors import ApplyError, ConfigError
     from ipmp.status import show
@@ -109,8 +111,9 @@ def _show(command: Command, root: Path) -> int:
         return 1
     if outcome is None:
         import asyncio
+        from pathlib import Path
 
-        return asyncio.run(_run(command, root, False))
+        return asyncio.run(_run(command, Path(root), False))
     return _print_outcome(outcome, outcome.config, command, root, os.geteuid() == 0)
 
 
@@ -130,9 +133,11 @@ def _report(result: CommandResult, command: Command, root: Path, dry_run: bool,
     return 0
 
 
-def _print_outcome(outcome: Outcome, config: Config | None, command: Command, root: Path,
+def _print_outcome(outcome: Outcome, config: Config | None, command: Command, root: str | Path,
                    is_root: bool) -> int:
     """Print what a command did and the status it asks for; choose the exit status."""
+    from ipmp.commands import Command
+
     for line in outcome.stderr:
         _say_error(line)
     for line in outcome.stdout:
@@ -154,7 +159,7 @@ def _print_outcome(outcome: Outcome, config: Config | None, command: Command, ro
     return 0
 
 
-def _ifmap(root: Path) -> tuple[MapEntry, ...]:
+def _ifmap(root: str | Path) -> tuple[MapEntry, ...]:
     """The map's well-formed lines (ipmp-boot reports the bad ones)."""
     from ipmp.ifmap import read_ifmap
 
@@ -191,7 +196,7 @@ async def _check(ifname: str, root: Path) -> int:
     return 1 if altnames or result.failures or not result.in_sync else 0
 
 
-def _start_mpathd(root: Path) -> None:
+def _start_mpathd(root: str | Path) -> None:
     """§4.5: after ``group NAME``, start in.mpathd unless one answers; do not wait."""
     import subprocess
 
@@ -213,6 +218,14 @@ def _start_mpathd(root: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        # Run as the program, which lives for one command: the imports (the
+        # data model, the parser, the evaluator; all of them made here, on
+        # first use) create tens of thousands of objects and no garbage
+        # cycle worth a collection, yet would trigger about twenty of them,
+        # some milliseconds of a run that scripts repeat in loops (issue 15,
+        # point 7).  Memory the command leaves in cycles goes back at exit.
+        gc.disable()
     status = _main(list(sys.argv[1:] if argv is None else argv))
     if argv is None:
         # Run as the program: the process ends as soon as this returns.  The
@@ -245,7 +258,7 @@ def _main(args: list[str]) -> int:
         except IpmpError as err:
             _say_error(err)
             return 1
-    from ipmp.altroot import root_path
+    from ipmp.altroot import root_dir, root_path
     from ipmp.errors import ParseError
     from ipmp.parse import parse_argv
 
@@ -256,7 +269,7 @@ def _main(args: list[str]) -> int:
         return 1
     try:
         if not command.actions and not dry_run:
-            return _show(command, root_path(None))
+            return _show(command, root_dir(None))
         import asyncio
 
         return asyncio.run(_run(command, root_path(None), dry_run))

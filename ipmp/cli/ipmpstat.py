@@ -51,20 +51,25 @@ has.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
 
 from ipmp import __version__
 from ipmp.cli.getopt import getopt
-from ipmp.ipmpstat import PAGE_ROWS, FieldError, Line, ProbeFormatter, select_fields
+from ipmp.ipmpstat import PAGE_ROWS, FieldError, ProbeFormatter, select_fields
 
+# Scripts call ``ipmpstat -i`` in loops: this path loads no ``typing``,
+# ``pathlib``, ``contextlib`` or ``dataclasses`` at run time (issue 15,
+# point 7; tests/unit/test_startup.py).  Type checkers treat any name
+# ``TYPE_CHECKING`` as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any, TextIO
+
+    from ipmp.ipmpstat import Line
     from ipmp.mpathd.control import Reply
 
 PROG = "ipmpstat"
@@ -137,7 +142,7 @@ def _getopt(args: Sequence[str]) -> Iterator[tuple[str, str]]:
     return getopt(args, OPTSTRING, PROG, long_flags=frozenset({JSON_OPTION}), operands=True)
 
 
-def _query(root: Path) -> dict[str, Any]:
+def _query(root: str) -> dict[str, Any]:
     """The daemon's snapshot (Solaris: ping in.mpathd, then take an MI_QUERY snapshot)."""
     from ipmp.mpathd import control
 
@@ -176,7 +181,7 @@ def _lost(exc: OSError) -> str:
     return exc.strerror if exc.errno and exc.strerror else control.errmsg(control.IPMP_EPROTO)
 
 
-def _probe_stream(root: Path, formatter: ProbeFormatter | None, out: TextIO, err: TextIO,
+def _probe_stream(root: str, formatter: ProbeFormatter | None, out: TextIO, err: TextIO,
                   *, start: float) -> int:
     """``-p``: print the daemon's probe events until interrupted (``formatter`` None: ``--json``).
 
@@ -201,7 +206,7 @@ def _probe_stream(root: Path, formatter: ProbeFormatter | None, out: TextIO, err
             if not stream.reply.ok:
                 raise _Die(MSG_SUBSCRIBE.format(_reason(stream.reply)))
             lost_at = None
-            with contextlib.suppress(control.ReadFailed):  # a broken stream is a lost one
+            try:
                 for event in stream:
                     kind = event.get("event")
                     if kind == "overflow":
@@ -214,6 +219,8 @@ def _probe_stream(root: Path, formatter: ProbeFormatter | None, out: TextIO, err
                     else:
                         out.write("".join(line.text + "\n" for line in formatter.lines(event)))
                     out.flush()
+            except control.ReadFailed:
+                pass  # a broken stream is a lost one
         lost_at = time.monotonic()
 
 
@@ -254,7 +261,7 @@ def emit(lines: Sequence[Line], out: TextIO, *, colour: bool) -> None:
 
 def _run(args: Sequence[str], out: TextIO, err: TextIO) -> int:
     from ipmp import ipmpstat
-    from ipmp.altroot import root_path
+    from ipmp.altroot import root_dir
 
     mode = ""
     spec: str | None = None
@@ -293,7 +300,7 @@ def _run(args: Sequence[str], out: TextIO, err: TextIO) -> int:
         if selection.warning:
             print(f"{PROG}: warning: {selection.warning}", file=err)
         names = [field.name for field in selection.fields]
-    root = root_path(root_arg)
+    root = root_dir(root_arg)
     snapshot = _query(root)
     if mode == "p":
         if not ipmpstat.probing_enabled(snapshot):
@@ -334,10 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `ipmpstat -i | head -1`: the reader left.  Keep Python from
         # complaining again when it flushes stdout at exit.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
+        try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
         return 1
 
 

@@ -22,6 +22,12 @@ concurrent.futures, about a third of such a command's start-up; issue 15,
 point 7).  The server, its authorisation and its limits are
 ``ipmp.mpathd.ipc``, which re-exports every public name of this module.
 
+For the same reason it imports no ``dataclasses``, ``pathlib`` or
+``typing`` at run time (with ``inspect``, ``urllib.parse`` and
+``ipaddress`` they were a quarter of ``ipmpstat -i``): the two records are
+written out by hand, the client takes the root as a string or a path, and
+it uses the ``_socket`` extension directly.
+
 The codec (``Request``, ``Reply``, ``encode_*``, ``decode_*``, the error
 tables) is pure.  The client (``call``, ``subscribe``, ``is_running``) does
 blocking I/O on one socket with a timeout, and never prints.
@@ -29,17 +35,24 @@ blocking I/O on one socket with a timeout, and never prints.
 
 from __future__ import annotations
 
+# ``_socket``, not ``socket``: the wrapper module converts its constants to
+# enums and imports ``selectors`` at start-up, and a client needs neither.
+import _socket
 import errno
 import json
 import os
-import socket
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, Literal
 
 from ipmp.errors import IpmpError
+
+TYPE_CHECKING = False  # not typing's: see the module docstring
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from pathlib import Path
+    from typing import Any, Final, Literal, NoReturn
+
+    #: A root as the commands hold it (``altroot.root_dir``) or as the daemon does.
+    Root = str | os.PathLike[str]
 
 __all__ = [
     "CONNECT_RETRY",
@@ -135,12 +148,17 @@ def errmsg(code: int) -> str:
 
 # -- requests and replies ------------------------------------------------------
 
-Op = Literal["ping", "offline", "undo_offline", "query", "subscribe"]
+if TYPE_CHECKING:
+    Op = Literal["ping", "offline", "undo_offline", "query", "subscribe"]
+    Topic = Literal["probes", "events"]
+else:
+    # At run time only names (re-exported by ``ipc``): the values a request
+    # may carry are checked against OPS, STREAM_OPS and TOPICS.
+    Op = Topic = str
 #: One request, one reply, then the daemon hangs up.
 OPS: Final[tuple[Op, ...]] = ("ping", "offline", "undo_offline", "query")
 #: One request, one reply, then event lines until the client hangs up.
 STREAM_OPS: Final[tuple[Op, ...]] = ("subscribe",)
-Topic = Literal["probes", "events"]
 #: ``probes``: every probe acknowledged or lost (``ipmpstat -p``); ``events``:
 #: group and interface state changes (Solaris' IPMP sysevents).
 TOPICS: Final[tuple[Topic, ...]] = ("probes", "events")
@@ -153,26 +171,75 @@ _REQUEST_KEYS: Final = frozenset({"v", "op", "ifname", "min_redundancy", "topic"
 _REPLY_KEYS: Final = frozenset({"v", "mpathd_error", "sys_error", "data"})
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class _Record:
+    """Immutable, compared, hashed and copied by its fields, as a frozen slotted dataclass.
+
+    Subclasses name their fields in order in ``_fields`` (and in
+    ``__slots__``), and set them in ``__init__`` with ``object.__setattr__``.
+    """
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Record) and other.__class__ is self.__class__:
+            return self._key() == other._key()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[type[_Record], tuple[object, ...]]:
+        return (type(self), self._key())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({fields})"
+
+
+class Request(_Record):
     """One command.  ``min_redundancy`` only matters for ``offline``; if_mpadm sends 1.
 
     ``topic`` is for ``subscribe`` only (one of TOPICS), empty otherwise.
     """
 
+    __slots__ = ("ifname", "min_redundancy", "op", "topic")
+    __match_args__ = _fields = ("op", "ifname", "min_redundancy", "topic")
     op: Op
-    ifname: str = ""
-    min_redundancy: int = 1
-    topic: str = ""
+    ifname: str
+    min_redundancy: int
+    topic: str
+
+    def __init__(self, op: Op, ifname: str = "", min_redundancy: int = 1, topic: str = "") -> None:
+        object.__setattr__(self, "op", op)
+        object.__setattr__(self, "ifname", ifname)
+        object.__setattr__(self, "min_redundancy", min_redundancy)
+        object.__setattr__(self, "topic", topic)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(_Record):
     """in.mpathd's ``mi_result`` plus the query payload."""
 
-    mpathd_error: int = MPATHD_SUCCESS
-    sys_error: int = 0
-    data: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("data", "mpathd_error", "sys_error")
+    __match_args__ = _fields = ("mpathd_error", "sys_error", "data")
+    mpathd_error: int
+    sys_error: int
+    data: dict[str, Any]
+
+    def __init__(self, mpathd_error: int = MPATHD_SUCCESS, sys_error: int = 0,
+                 data: dict[str, Any] | None = None) -> None:
+        object.__setattr__(self, "mpathd_error", mpathd_error)
+        object.__setattr__(self, "sys_error", sys_error)
+        object.__setattr__(self, "data", {} if data is None else data)
 
     @property
     def ok(self) -> bool:
@@ -355,15 +422,22 @@ def _sanitise(text: str, limit: int = 64) -> str:
 # -- paths -------------------------------------------------------------------------
 
 
-def socket_path(root: Path) -> Path:
+def socket_path(root: Root) -> Path:
     """``<root>/run/ipmp/mpathd.sock``."""
-    return root / SOCKET_DIR / SOCKET_NAME
+    from pathlib import Path
+
+    return Path(root, SOCKET_DIR, SOCKET_NAME)
+
+
+def _socket_file(root: Root) -> str:
+    """``socket_path`` as the string a client connects to, without loading ``pathlib``."""
+    return os.path.join(os.fspath(root), SOCKET_DIR, SOCKET_NAME)
 
 
 # -- client --------------------------------------------------------------------------
 
 
-def call(root: Path, request: Request, *, timeout: float = 5.0) -> Reply:
+def call(root: Root, request: Request, *, timeout: float = 5.0) -> Reply:
     """Send one request to the daemon serving ``root`` and return its reply.
 
     Raises:
@@ -373,13 +447,20 @@ def call(root: Path, request: Request, *, timeout: float = 5.0) -> Reply:
         ReadFailed: no complete reply within ``timeout``, the connection
             closed first, or the reply is malformed (errno 0 then).
     """
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = _unix_socket()
+    try:
         sock.settimeout(timeout)
-        buf = _client_exchange(sock, socket_path(root), request)
+        buf = _client_exchange(sock, _socket_file(root), request)
+    finally:
+        sock.close()
     return _reply_line(buf)[0]
 
 
-def _connect(sock: socket.socket, path: Path) -> None:
+def _unix_socket() -> _socket.socket:
+    return _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+
+
+def _connect(sock: _socket.socket, path: str) -> None:
     """Connect within the socket's timeout, also past a momentarily full backlog.
 
     A Unix socket does not wait for room in the listener's backlog: a
@@ -394,7 +475,7 @@ def _connect(sock: socket.socket, path: Path) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
-            sock.connect(str(path))
+            sock.connect(path)
             return
         except TimeoutError:
             raise NotRunning(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT)) from None
@@ -406,7 +487,7 @@ def _connect(sock: socket.socket, path: Path) -> None:
             raise NotRunning(err.errno, err.strerror) from None
 
 
-def _client_exchange(sock: socket.socket, path: Path, request: Request) -> bytearray:
+def _client_exchange(sock: _socket.socket, path: str, request: Request) -> bytearray:
     """Connect, send one request line, read until the reply's line is complete.
 
     What follows the reply line (the first events of a stream) stays in the
@@ -461,7 +542,7 @@ class Stream:
     or call ``close``.
     """
 
-    def __init__(self, sock: socket.socket, reply: Reply, rest: bytes) -> None:
+    def __init__(self, sock: _socket.socket, reply: Reply, rest: bytes) -> None:
         self.reply = reply
         self._sock = sock
         self._buf = bytearray(rest)
@@ -508,7 +589,7 @@ class Stream:
                 raise ReadFailed(0, f"malformed event: {err.message}") from None
 
 
-def subscribe(root: Path, topic: Topic, *, timeout: float = 5.0, idle_timeout: float | None = None) -> Stream:
+def subscribe(root: Root, topic: Topic, *, timeout: float = 5.0, idle_timeout: float | None = None) -> Stream:
     """Open a stream of ``topic`` events from the daemon serving ``root``.
 
     ``timeout`` bounds the connect and the reply; ``idle_timeout`` (None:
@@ -518,10 +599,10 @@ def subscribe(root: Path, topic: Topic, *, timeout: float = 5.0, idle_timeout: f
     Raises:
         NotRunning, SendFailed, ReadFailed: as ``call``.
     """
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _unix_socket()
     try:
         sock.settimeout(timeout)
-        buf = _client_exchange(sock, socket_path(root), Request("subscribe", topic=topic))
+        buf = _client_exchange(sock, _socket_file(root), Request("subscribe", topic=topic))
         reply, rest = _reply_line(buf)
         sock.settimeout(idle_timeout)
     except BaseException:
@@ -530,18 +611,21 @@ def subscribe(root: Path, topic: Topic, *, timeout: float = 5.0, idle_timeout: f
     return Stream(sock, reply, rest)
 
 
-def is_running(root: Path, *, timeout: float = 1.0) -> bool:
+def is_running(root: Root, *, timeout: float = 1.0) -> bool:
     """Whether a daemon accepts connections for ``root``.
 
     Like Solaris ``ifconfig``, this only connects and hangs up: the daemon
     drops such a connection silently, and a busy daemon still counts.
     """
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = _unix_socket()
+    try:
         sock.settimeout(timeout)
         try:
-            sock.connect(str(socket_path(root)))
+            sock.connect(_socket_file(root))
         except (TimeoutError, BlockingIOError):
             return True  # a full backlog (EAGAIN on a Unix socket): it is there
         except OSError:
             return False
+    finally:
+        sock.close()
     return True
