@@ -48,12 +48,17 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# One owner for the ICMP numbers and the RFC 1071 checksum: the daemon's probe
+# codec (ICMPv4 needs the checksum; the kernel fills in ICMPv6's).
+from ipmp.mpathd.icmp import (
+    ICMP6_ECHO_REPLY,
+    ICMP6_ECHO_REQUEST,
+    ICMP_ECHO_REPLY,
+    ICMP_ECHO_REQUEST,
+    icmp_checksum,
+)
 
-ICMP_ECHO_REPLY = 0
-ICMP_ECHO_REQUEST = 8
-ICMP6_ECHO_REQUEST = 128
-ICMP6_ECHO_REPLY = 129
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Linux constants the socket module does not export.
 _SOL_RAW = 255
@@ -71,21 +76,11 @@ _HEADER = struct.Struct("!BBHHH")
 _RCVBUF = 1 << 20  # room for bursts of replies while we are busy sending
 
 
-def checksum(data: bytes) -> int:
-    """RFC 1071 Internet checksum (needed for ICMPv4; the kernel does ICMPv6)."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def build_echo(family: int, ident: int, seq: int, payload: bytes) -> bytes:
     """An echo request; the checksum is left 0 for IPv6 (the kernel fills it in)."""
     if family == socket.AF_INET:
         header = _HEADER.pack(ICMP_ECHO_REQUEST, 0, 0, ident, seq & 0xFFFF)
-        csum = checksum(header + payload)
+        csum = icmp_checksum(header + payload)
         return _HEADER.pack(ICMP_ECHO_REQUEST, 0, csum, ident, seq & 0xFFFF) + payload
     return _HEADER.pack(ICMP6_ECHO_REQUEST, 0, 0, ident, seq & 0xFFFF) + payload
 

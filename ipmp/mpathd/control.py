@@ -20,7 +20,8 @@ every few seconds pays for the interpreter and the codec, not for the
 daemon's event loop (asyncio pulls in ssl, logging, subprocess and
 concurrent.futures, about a third of such a command's start-up; issue 15,
 point 7).  The server, its authorisation and its limits are
-``ipmp.mpathd.ipc``, which re-exports every public name of this module.
+``ipmp.mpathd.ipc``, which re-exports the names of this module its callers
+use.
 
 For the same reason it imports no ``dataclasses``, ``pathlib`` or
 ``typing`` at run time (with ``inspect``, ``urllib.parse`` and
@@ -29,8 +30,9 @@ written out by hand, the client takes the root as a string or a path, and
 it uses the ``_socket`` extension directly.
 
 The codec (``Request``, ``Reply``, ``encode_*``, ``decode_*``, the error
-tables) is pure.  The client (``call``, ``subscribe``, ``is_running``) does
-blocking I/O on one socket with a timeout, and never prints.
+tables of ``ipmp.mpathd.codes``) is pure.  The client (``call``,
+``subscribe``, ``is_running``) does blocking I/O on one socket with a
+timeout, and never prints.
 """
 
 from __future__ import annotations
@@ -44,6 +46,24 @@ import os
 import time
 
 from ipmp.errors import IpmpError
+
+# The error numbers and texts (libipmp's), one definition shared with the
+# pure machine, which answers with them and must not load this module's I/O.
+from ipmp.mpathd.codes import (
+    IPMP_EINVAL,
+    IPMP_ENOMEM,
+    IPMP_ENOMPATHD,
+    IPMP_EPROTO,
+    IPMP_ERRMSG,
+    IPMP_EUNKGROUP,
+    IPMP_EUNKIF,
+    MPATHD_FAILBACK_DISABLED,
+    MPATHD_FAILBACK_PARTIAL,
+    MPATHD_MIN_RED_ERROR,
+    MPATHD_SUCCESS,
+    MPATHD_SYS_ERROR,
+    errmsg,
+)
 
 TYPE_CHECKING = False  # not typing's: see the module docstring
 if TYPE_CHECKING:
@@ -110,41 +130,6 @@ SOCKET_NAME: Final = "mpathd.sock"
 CONNECT_RETRY: Final = 0.01
 #: The longest event line a client accepts.
 MAX_EVENT: Final = 1 << 20
-
-# -- error numbers: libipmp ipmp.h / ipmp_mpathd.h (same numbers) -------------
-
-MPATHD_SUCCESS: Final = 0  # IPMP_SUCCESS
-MPATHD_SYS_ERROR: Final = 1  # IPMP_FAILURE: see sys_error
-MPATHD_MIN_RED_ERROR: Final = 2  # IPMP_EMINRED
-MPATHD_FAILBACK_DISABLED: Final = 3  # IPMP_EFBDISABLED
-MPATHD_FAILBACK_PARTIAL: Final = 4  # IPMP_EFBPARTIAL
-IPMP_EINVAL: Final = 5
-IPMP_ENOMEM: Final = 6
-IPMP_ENOMPATHD: Final = 7
-IPMP_EUNKGROUP: Final = 8
-IPMP_EUNKIF: Final = 9
-IPMP_EPROTO: Final = 10
-
-#: ``ipmp_errmsg()`` texts, verbatim (§2.11).
-IPMP_ERRMSG: Final[dict[int, str]] = {
-    MPATHD_SUCCESS: "operation succeeded",
-    MPATHD_SYS_ERROR: "operation failed (see sys_error errno)",
-    MPATHD_MIN_RED_ERROR: "minimum failover redundancy not met",
-    MPATHD_FAILBACK_DISABLED: "failback disabled",
-    MPATHD_FAILBACK_PARTIAL: "unable to completely fail back",
-    IPMP_EINVAL: "invalid argument",
-    IPMP_ENOMEM: "out of memory",
-    IPMP_ENOMPATHD: "cannot contact in.mpathd",
-    IPMP_EUNKGROUP: "unknown IPMP group",
-    IPMP_EUNKIF: "interface is not using IPMP",
-    IPMP_EPROTO: "unable to communicate with in.mpathd",
-}
-
-
-def errmsg(code: int) -> str:
-    """``ipmp_errmsg``: the text of an IPMP error code."""
-    return IPMP_ERRMSG.get(code, "<unknown error>")
-
 
 # -- requests and replies ------------------------------------------------------
 

@@ -84,7 +84,7 @@ The codec (``Request``, ``Reply``, ``encode_*``, ``decode_*``, the error
 tables) and the blocking client (``call``, ``subscribe``, ``is_running``) are
 ``ipmp.mpathd.control``, which imports no asyncio, so that the commands
 scripts run in loops do not load the event loop (issue 15, point 7); this
-module re-exports them.  ``authorised`` and ``Complaints`` are pure.  The
+module re-exports the names its callers use.  ``authorised`` and ``Complaints`` are pure.  The
 server (``serve``) is one of the few places allowed to do I/O; it never
 prints and logs only through the ``log`` callable it is given.
 """
@@ -107,18 +107,11 @@ from pathlib import Path
 from typing import Any, Final
 
 # The codec and the blocking client live in ``control``, which the commands
-# load without asyncio; they are re-exported here (see __all__) for the
-# daemon and for every ``from ipmp.mpathd import ipc`` caller.
+# load without asyncio; the names the daemon and its tests take from here are
+# re-exported (see __all__), the others are ``control``'s alone.
 from ipmp.mpathd.control import (
-    CONNECT_RETRY,
-    IPMP_EINVAL,
-    IPMP_ENOMEM,
-    IPMP_ENOMPATHD,
     IPMP_EPROTO,
-    IPMP_ERRMSG,
-    IPMP_EUNKGROUP,
     IPMP_EUNKIF,
-    MAX_EVENT,
     MAX_IFNAME,
     MPATHD_FAILBACK_DISABLED,
     MPATHD_FAILBACK_PARTIAL,
@@ -127,9 +120,6 @@ from ipmp.mpathd.control import (
     MPATHD_SYS_ERROR,
     OPS,
     PRIVILEGED_OPS,
-    PROTOCOL_VERSION,
-    SOCKET_DIR,
-    SOCKET_NAME,
     STREAM_OPS,
     TOPICS,
     IpcError,
@@ -139,7 +129,6 @@ from ipmp.mpathd.control import (
     ReadFailed,
     Reply,
     Request,
-    SendFailed,
     Stream,
     Topic,
     _sanitise,
@@ -161,15 +150,8 @@ __all__ = [
     "BACKLOG",
     "COMPLAINT_BURST",
     "COMPLAINT_INTERVAL",
-    "CONNECT_RETRY",
-    "IPMP_EINVAL",
-    "IPMP_ENOMEM",
-    "IPMP_ENOMPATHD",
     "IPMP_EPROTO",
-    "IPMP_ERRMSG",
-    "IPMP_EUNKGROUP",
     "IPMP_EUNKIF",
-    "MAX_EVENT",
     "MAX_IFNAME",
     "MAX_REQUEST",
     "MAX_SUBSCRIBERS",
@@ -182,12 +164,8 @@ __all__ = [
     "MPATHD_SUCCESS",
     "MPATHD_SYS_ERROR",
     "OPS",
-    "PRIVILEGED_OPS",
-    "PROTOCOL_VERSION",
     "QUEUE_LIMIT",
     "READ_TIMEOUT",
-    "SOCKET_DIR",
-    "SOCKET_NAME",
     "STREAM_IDLE_TIMEOUT",
     "STREAM_OPS",
     "TOPICS",
@@ -203,7 +181,6 @@ __all__ = [
     "ReadFailed",
     "Reply",
     "Request",
-    "SendFailed",
     "Stream",
     "SubscribersFull",
     "Subscription",
@@ -219,7 +196,6 @@ __all__ = [
     "errmsg",
     "is_running",
     "lock_path",
-    "protocol_error",
     "serve",
     "socket_path",
     "subscribe",

@@ -35,6 +35,7 @@ from ipaddress import IPv6Address
 
 from ipmp.model import Config, Family, Interface, IPAddress, Logical
 from ipmp.mpathd import failover
+from ipmp.mpathd.codes import MPATHD_MIN_RED_ERROR, MPATHD_SYS_ERROR
 from ipmp.mpathd.probe import (
     MAXDEFERREDRTT,
     NUM_PROBE_FAILS,
@@ -130,10 +131,8 @@ TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
 #: ``pr_status`` numbers of the probe history, as the Solaris traces print them.
 SLOT_STATUS_CODES = {SlotStatus.UNUSED: 0, SlotStatus.UNACKED: 1, SlotStatus.ACKED: 2, SlotStatus.LOST: 3}
 
-#: libipmp error numbers for replies (§2.11).
-MPATHD_SUCCESS = 0
-MPATHD_SYS_ERROR = 1
-MPATHD_MIN_RED_ERROR = 2
+#: errno of a refused admin request, as in.mpathd sets ``sys_error`` (the
+#: libipmp numbers for replies are ``codes``'s).
 EINVAL = 22
 
 

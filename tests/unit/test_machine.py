@@ -16,12 +16,10 @@ import pytest
 
 from ipmp.model import Config, Family, Logical
 from ipmp.mpathd import machine as machine_mod
+from ipmp.mpathd.codes import MPATHD_MIN_RED_ERROR, MPATHD_SUCCESS, MPATHD_SYS_ERROR
 from ipmp.mpathd.events import ProbeTracker
 from ipmp.mpathd.machine import (
     EINVAL,
-    MPATHD_MIN_RED_ERROR,
-    MPATHD_SUCCESS,
-    MPATHD_SYS_ERROR,
     TRANSITIONS,
     Machine,
     State,

@@ -24,11 +24,9 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from ipmp.mpathd.codes import MPATHD_MIN_RED_ERROR, MPATHD_SUCCESS, MPATHD_SYS_ERROR
 from ipmp.mpathd.machine import (
     EINVAL,
-    MPATHD_MIN_RED_ERROR,
-    MPATHD_SUCCESS,
-    MPATHD_SYS_ERROR,
     TRANSITIONS,
     State,
 )
