@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from ipmp import __version__
+from tests.ci import missing
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ("ifconfig", "if_mpadm", "in.mpathd", "ipmpstat", "ipmp-boot", "ipmp-lab")
@@ -49,16 +50,6 @@ SANDBOX = ("ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "Private
            "ProtectClock=yes", "ProtectHostname=yes", "RestrictNamespaces=yes", "RestrictRealtime=yes",
            "RestrictSUIDSGID=yes", "LockPersonality=yes", "MemoryDenyWriteExecute=yes",
            "SystemCallArchitectures=native", "SystemCallFilter=@system-service", "UMask=0022")
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _missing(what: str) -> None:
-    if _in_ci():
-        pytest.fail(f"{what} (CI is set, so this is an error, not a skip)")
-    pytest.skip(what)
 
 
 def _env() -> dict[str, str]:
@@ -92,7 +83,7 @@ class Installed:
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
     if importlib.util.find_spec("build") is None:
-        _missing("the 'build' package is not installed (pip install -e '.[test]')")
+        missing("the 'build' package is not installed (pip install -e '.[test]')")
     top = tmp_path_factory.mktemp("packaging")
     src = top / "src"
     src.mkdir()
@@ -188,7 +179,7 @@ def test_the_units_install_and_verify(installed: Installed, tmp_path: Path) -> N
     assert sorted(p.name for p in pages.glob("man?/*")) == PAGES
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        _missing("systemd-analyze is not installed (apt-get install systemd)")
+        missing("systemd-analyze is not installed (apt-get install systemd)")
     assert analyze is not None
     proc = subprocess.run([analyze, "verify", "--man=no", *(str(units / u) for u in UNITS)],
                           capture_output=True, text=True, timeout=120, check=False, env=_env())

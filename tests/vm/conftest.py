@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import missing
 from tests.vm.guest import progress
 
 HERE = Path(__file__).resolve().parent
@@ -52,28 +53,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --------------------------------------------------------------------------
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _missing(what: str) -> None:
-    if _in_ci():
-        pytest.fail(f"{what} (CI is set, so this is an error, not a skip)")
-    pytest.skip(what)
-
-
 @pytest.fixture(scope="session")
 def vm_tools() -> None:
     """Root, the image tools and QEMU; without them a skip, or under CI a failure."""
     from tests.vm import image
 
     if os.geteuid() != 0:
-        _missing("needs root (mmdebstrap --mode=root, chroot)")
-    missing = image.missing_tools()
+        missing("needs root (mmdebstrap --mode=root, chroot)")
+    lacking = image.missing_tools()
     if shutil.which("qemu-system-x86_64") is None:
-        missing.append("qemu-system-x86_64 (apt-get install qemu-system-x86)")
-    if missing:
-        _missing("missing: " + ", ".join(missing))
+        lacking.append("qemu-system-x86_64 (apt-get install qemu-system-x86)")
+    if lacking:
+        missing("missing: " + ", ".join(lacking))
 
 
 # --------------------------------------------------------------------------
@@ -104,7 +95,7 @@ def _build_deb(version: str) -> Path:
 def debs(vm_tools: None) -> tuple[str, str, list[Path], float]:
     """The tree's version and a newer one, built once per run: (first, second, files, seconds)."""
     if shutil.which("dpkg-deb") is None:
-        _missing("missing: dpkg-deb (apt-get install dpkg)")
+        missing("missing: dpkg-deb (apt-get install dpkg)")
     started = time.monotonic()
     first = _version()
     second = f"{first}+1"
