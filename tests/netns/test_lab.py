@@ -226,6 +226,8 @@ def test_a_nic_named_by_two_files_is_one_nic(lab: Run, tmp_path: Path, labs_dir:
     assert_gone(info["prefix"], labs_dir, "twice")
 
 
+# ``lab``: should the signal come too late (or be ignored), its teardown takes the lab down.
+@pytest.mark.usefixtures("lab")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_up_leaves_nothing(env: dict[str, str], labs_dir: Path, sig: signal.Signals) -> None:
     proc = subprocess.Popen(
