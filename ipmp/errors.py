@@ -18,17 +18,49 @@ class IpmpError(Exception):
     """Base class of every error the toolkit raises on purpose."""
 
 
-class Position:
-    """Where a word came from: a file position, or an argv index.
+class Record:
+    """Immutable, compared, hashed and copied by its fields, as a frozen slotted dataclass.
 
-    Immutable, compared and hashed by its three fields, like the frozen
-    dataclass it was: written out by hand because this module is imported
-    by every command, and ``dataclasses`` (with ``inspect``, ``ast`` and
-    ``dis``) costs ``ipmpstat`` about a tenth of its start-up, which
-    scripts pay on each call in a loop (issue 15, point 7).
+    Written out by hand for the records of the commands scripts call in
+    loops: ``dataclasses`` (with ``inspect``, ``ast`` and ``dis``) costs
+    ``ipmpstat`` about a tenth of its start-up (issue 15, point 7).
+
+    Subclasses name their fields in order in ``_fields`` (and in
+    ``__slots__``), and set them in ``__init__`` with ``object.__setattr__``.
     """
 
-    __match_args__ = ("source", "line", "col")
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Record) and other.__class__ is self.__class__:
+            return self._key() == other._key()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[type[Record], tuple[object, ...]]:
+        return (type(self), self._key())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({fields})"
+
+
+class Position(Record):
+    """Where a word came from: a file position, or an argv index."""
+
+    __match_args__ = _fields = ("source", "line", "col")
     source: str  # file path, or "" for the command line
     line: int  # 1-based; 0 for argv
     col: int  # 1-based column in the line, or argv index (1-based)
@@ -37,26 +69,6 @@ class Position:
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "line", line)
         object.__setattr__(self, "col", col)
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def _key(self) -> tuple[str, int, int]:
-        return (self.source, self.line, self.col)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Position) and other.__class__ is self.__class__:
-            return self._key() == other._key()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__qualname__}(source={self.source!r}, line={self.line!r}, col={self.col!r})"
 
     def __str__(self) -> str:
         if self.source:

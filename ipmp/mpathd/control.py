@@ -45,7 +45,7 @@ import json
 import os
 import time
 
-from ipmp.errors import IpmpError
+from ipmp.errors import IpmpError, Record
 
 # The error numbers and texts (libipmp's), one definition shared with the
 # pure machine, which answers with them and must not load this module's I/O.
@@ -69,7 +69,7 @@ TYPE_CHECKING = False  # not typing's: see the module docstring
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from pathlib import Path
-    from typing import Any, Final, Literal, NoReturn
+    from typing import Any, Final, Literal
 
     #: A root as the commands hold it (``altroot.root_dir``) or as the daemon does.
     Root = str | os.PathLike[str]
@@ -156,42 +156,7 @@ _REQUEST_KEYS: Final = frozenset({"v", "op", "ifname", "min_redundancy", "topic"
 _REPLY_KEYS: Final = frozenset({"v", "mpathd_error", "sys_error", "data"})
 
 
-class _Record:
-    """Immutable, compared, hashed and copied by its fields, as a frozen slotted dataclass.
-
-    Subclasses name their fields in order in ``_fields`` (and in
-    ``__slots__``), and set them in ``__init__`` with ``object.__setattr__``.
-    """
-
-    __slots__ = ()
-    _fields: tuple[str, ...] = ()
-
-    def _key(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._fields)
-
-    def __setattr__(self, name: str, value: object) -> NoReturn:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, _Record) and other.__class__ is self.__class__:
-            return self._key() == other._key()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __reduce__(self) -> tuple[type[_Record], tuple[object, ...]]:
-        return (type(self), self._key())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{type(self).__qualname__}({fields})"
-
-
-class Request(_Record):
+class Request(Record):
     """One command.  ``min_redundancy`` only matters for ``offline``; if_mpadm sends 1.
 
     ``topic`` is for ``subscribe`` only (one of TOPICS), empty otherwise.
@@ -211,7 +176,7 @@ class Request(_Record):
         object.__setattr__(self, "topic", topic)
 
 
-class Reply(_Record):
+class Reply(Record):
     """in.mpathd's ``mi_result`` plus the query payload."""
 
     __slots__ = ("data", "mpathd_error", "sys_error")
