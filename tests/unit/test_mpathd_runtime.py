@@ -71,6 +71,12 @@ def _home_of(kernel: FakeKernel, ip: IPv4Address) -> str:
     return next(a.ifname for a in kernel.state().addresses if a.address.ip == ip)
 
 
+
+async def _drain(runtime: Runtime) -> None:
+    """Step the machine for every event the runtime queued, as its loop task would."""
+    while not runtime.queue.empty():
+        await runtime._feed(runtime.queue.get_nowait())
+
 def test_a_carrier_loss_a_rescan_reads_before_its_netlink_event_still_fails_the_nic_over(
         tmp_path: Path) -> None:
     """Found by bench/failover.py (a failback never came, 1 trial in ~50): a rescan
@@ -87,8 +93,7 @@ def test_a_carrier_loss_a_rescan_reads_before_its_netlink_event_still_fails_the_
         assert await runtime._resync()  # reads the carrier loss first ...
         index = next(lk.index for lk in kernel.state().links if lk.name == "qfe0")
         runtime._take_link_events([LinkEvent(index, "qfe0", False, False)])  # ... then its event comes
-        while not runtime.queue.empty():
-            await runtime._feed(runtime.queue.get_nowait())
+        await _drain(runtime)
 
     try:
         asyncio.run(scenario())
@@ -114,14 +119,12 @@ def test_a_carrier_repair_a_rescan_reads_first_still_reaches_the_machine(tmp_pat
         assert await runtime._resync()
         kernel.set_carrier("qfe0", False)
         runtime._take_link_events([LinkEvent(index, "qfe0", False, False)])
-        while not runtime.queue.empty():
-            await runtime._feed(runtime.queue.get_nowait())
+        await _drain(runtime)
         assert _home_of(kernel, DATA0) == "qfe1"
         kernel.set_carrier("qfe0", True)
         assert await runtime._resync()
         runtime._take_link_events([LinkEvent(index, "qfe0", True, False)])
-        while not runtime.queue.empty():
-            await runtime._feed(runtime.queue.get_nowait())
+        await _drain(runtime)
 
     try:
         asyncio.run(scenario())
