@@ -32,6 +32,13 @@ IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
 IPNetwork = IPv4Network | IPv6Network
 
+
+def default_broadcast(address: IPv4Interface) -> IPv4Address | None:
+    """Solaris' default broadcast: host part all ones (none for /31 and /32)."""
+    if address.network.prefixlen >= 31:
+        return None
+    return address.network.broadcast_address
+
 #: Solaris limits the group name to LIFGRNAMSIZ - 1 = 31 bytes (net/if.h).
 LIFGRNAMSIZ = 32
 #: Solaris interface names are at most LIFNAMSIZ - 1 = 31 characters.

@@ -46,17 +46,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface, ip_network
 
 from ipmp.errors import ApplyError
-from ipmp.model import (
-    IFNAMSIZ,
-    Family,
-    IPAddress,
-    KAddress,
-    KernelState,
-    KLink,
-    KRoute,
-    KRule,
-)
-from ipmp.ops import (
+from ipmp.linux.ops import (
     AddAddress,
     AddRoute,
     AddRule,
@@ -68,7 +58,17 @@ from ipmp.ops import (
     SetSysctl,
     command,
 )
-from ipmp.view import RT_TABLE_MAIN
+from ipmp.linux.view import RT_TABLE_MAIN
+from ipmp.model import (
+    IFNAMSIZ,
+    Family,
+    IPAddress,
+    KAddress,
+    KernelState,
+    KLink,
+    KRoute,
+    KRule,
+)
 
 __all__ = [
     "FakeKernel",

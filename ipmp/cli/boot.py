@@ -9,11 +9,11 @@ status is 1.  A failing line takes nothing away that the interface holds.
 
 Before any of that (Linux extensions, in this order):
 
-1. ``etc/ipmp/ifmap`` (``ipmp.ifmap``) is checked against the kernel; any bad
+1. ``etc/ipmp/ifmap`` (``ipmp.host.ifmap``) is checked against the kernel; any bad
    line is reported as ``FILE:LINE:COL: message`` and nothing at all is
    done (exit 1).  Otherwise each NIC gets its Solaris name as an altname.
 2. NetworkManager and systemd-networkd are asked whether they manage a NIC
-   that a hostname file configures (``ipmp.coexist``); if so ipmp-boot
+   that a hostname file configures (``ipmp.host.coexist``); if so ipmp-boot
    refuses (exit 1, nothing changed) and says what to do, or with
    ``--take-over`` writes the drop-ins that make them let go and says where.
 3. After the boot, ``etc/sysctl.d/90-ipmp.conf`` gets the recipe's sysctls
@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING
 import click
 
 from ipmp import __version__
-from ipmp.ifmap import NameMap
+from ipmp.host.ifmap import NameMap
 
 if TYPE_CHECKING:
-    from ipmp.coexist import Managed
-    from ipmp.session import BootResult
+    from ipmp.admin.session import BootResult
+    from ipmp.host.coexist import Managed
 
 
 def _family_word(value: int) -> str:
@@ -74,10 +74,10 @@ class _Run:
 
 
 async def _boot(root: Path, dry_run: bool, take_over: bool) -> _Run:
-    from ipmp import coexist, hostfiles, ifmap
+    from ipmp.admin.session import boot, boot_files
     from ipmp.errors import IpmpError
-    from ipmp.netlink import Kernel
-    from ipmp.session import boot, boot_files
+    from ipmp.host import coexist, hostfiles, ifmap
+    from ipmp.kernel.netlink import Kernel
 
     run = _Run()
     try:
@@ -130,7 +130,7 @@ async def _boot(root: Path, dry_run: bool, take_over: bool) -> _Run:
 
 def _take_over(root: Path, managed: Managed, *, write: bool) -> list[str]:
     """Write (or, for --dry-run, name) the drop-ins that make ``managed`` let go."""
-    from ipmp import coexist
+    from ipmp.host import coexist
 
     if managed.service in coexist.FILE_BASED:  # ifupdown, netplan
         return coexist.take_over_files(root, managed, write=write)
@@ -156,7 +156,7 @@ def _persist_sysctls(
     ``conf.all`` lines an older version wrote: those loosened every
     interface of the host, and an upgrade must take them away.
     """
-    from ipmp import coexist
+    from ipmp.host import coexist
     from ipmp.model import Family
 
     families: dict[str, set[Family]] = {}
@@ -182,7 +182,7 @@ def _persist_sysctls(
 
 
 def _refusal(root: Path, run: _Run) -> list[str]:
-    from ipmp import coexist
+    from ipmp.host import coexist
 
     lines: list[str] = []
     for managed in run.managed:
@@ -213,9 +213,9 @@ def _refusal(root: Path, run: _Run) -> list[str]:
 @click.version_option(__version__, prog_name="ipmp-boot")
 def cli(root: str | None, dry_run: bool, check: bool, take_over: bool) -> None:
     """Configure the interfaces of /etc/hostname.<if> and /etc/hostname6.<if>."""
-    from ipmp.altroot import root_path
+    from ipmp.admin.session import plan_lines
     from ipmp.errors import IpmpError
-    from ipmp.session import plan_lines
+    from ipmp.host.altroot import root_path
 
     base = root_path(root)
     try:
@@ -261,7 +261,7 @@ def cli(root: str | None, dry_run: bool, check: bool, take_over: bool) -> None:
         for fam, names in sorted(result.configured.items()):
             click.echo(f"configuring {_family_word(fam)} interfaces: {' '.join(names)}.")
         # §6.5, after the interfaces as in network/physical (--dry-run shows the plan instead).
-        from ipmp.rescue import console_line
+        from ipmp.config.rescue import console_line
 
         for fam in sorted({r.family for r in result.rescues}):
             click.echo(console_line(fam, [r for r in result.rescues if r.family == fam]))

@@ -209,7 +209,7 @@ def dropins(nics: Sequence[str], timeout: int = DEVICE_TIMEOUT, *, udevadm_wait:
 
 
 def _read(root: Path, warn: list[str]) -> list[str]:
-    from ipmp import hostfiles, ifmap
+    from ipmp.host import hostfiles, ifmap
 
     entries, errors = ifmap.read_ifmap(root)
     warn.extend(f"{PROG}: {e} (line skipped)" for e in errors)
@@ -242,7 +242,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     warn: list[str] = []
     env = os.environ if environ is None else environ
     try:
-        from ipmp.altroot import root_path
+        from ipmp.host.altroot import root_path
 
         root = root_path(None, environ)
         nics = _read(root, warn) if udev_runs(str(root / "sys")) else []

@@ -107,7 +107,7 @@ def _canonical(root: Path, name: str) -> str:
     """
     import socket
 
-    from ipmp.ifmap import read_ifmap
+    from ipmp.host.ifmap import read_ifmap
 
     base, sep, unit = name.partition(":")
     try:
@@ -133,7 +133,7 @@ def _offline_set(root: Path, ifname: str) -> bool:
     OFFLINE is a phyint flag, so ``hme0:1`` answers for ``hme0``.
     """
     from ipmp.errors import StateError
-    from ipmp.state import Store
+    from ipmp.host.state import Store
 
     try:
         stored = Store(root).load()
@@ -185,7 +185,7 @@ def _perror(what: str, exc: OSError) -> tuple[str, ...]:
 
 
 def _run(args: Sequence[str], err: TextIO, sleep: Callable[[float], None]) -> int:
-    from ipmp.altroot import root_path
+    from ipmp.host.altroot import root_path
 
     options = list(_getopt(args))
     roots = [value for letter, value in options if letter == "R"]

@@ -18,7 +18,7 @@ extensions before handing the rest over:
 
 Interface names: any name the kernel knows for a link (its Linux name or an
 altname) is accepted; a NIC named in ``etc/ipmp/ifmap`` is shown and kept
-under its Solaris name (``ipmp.ifmap``).
+under its Solaris name (``ipmp.host.ifmap``).
 
 Exit status as Solaris: 0 on success, 1 on any error.
 """
@@ -37,12 +37,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from ipmp.commands import Command
-    from ipmp.evaluate import Outcome
-    from ipmp.ifmap import MapEntry
+    from ipmp.admin.session import CommandResult
+    from ipmp.config.commands import Command
+    from ipmp.config.evaluate import Outcome
+    from ipmp.host.ifmap import MapEntry
+    from ipmp.linux.ops import Op
     from ipmp.model import Config
-    from ipmp.ops import Op
-    from ipmp.session import CommandResult
 
 PROG = "ifconfig"
 
@@ -55,9 +55,9 @@ def _say_error(err: IpmpError | str) -> None:
 
 
 def _status(config: Config, command: Command, is_root: bool) -> str:
-    from ipmp.evaluate import split_name
+    from ipmp.config.evaluate import split_name
+    from ipmp.config.render import render
     from ipmp.model import Family
-    from ipmp.render import render
 
     family = command.family
     letters = command.all_letters or ""
@@ -75,10 +75,10 @@ def _status(config: Config, command: Command, is_root: bool) -> str:
 
 
 async def _run(command: Command, root: Path, dry_run: bool) -> int:
+    from ipmp.admin.session import read_host, run_command, settle_command
     from ipmp.errors import ApplyError, ConfigError
-    from ipmp.netlink import Kernel
-    from ipmp.session import read_host, run_command, settle_command
-    from ipmp.state import Store
+    from ipmp.host.state import Store
+    from ipmp.kernel.netlink import Kernel
 
     is_root = os.geteuid() == 0
     exclusive = bool(command.actions) and not dry_run
@@ -95,14 +95,14 @@ async def _run(command: Command, root: Path, dry_run: bool) -> int:
 
 
 def _show(command: Command, root: str) -> int:
-    """A command without action words: read and print (``ipmp.status``).
+    """A command without action words: read and print (``ipmp.admin.status``).
 
     The read path of the commands scripts call in loops: no event loop, no
-    pyroute2, not ``ipmp.session``, and the root a string, not a ``Path``
+    pyroute2, not ``ipmp.admin.session``, and the root a string, not a ``Path``
     (tests/unit/test_startup.py).
     """
+    from ipmp.admin.status import show
     from ipmp.errors import ApplyError, ConfigError
-    from ipmp.status import show
 
     try:
         outcome = show(root, command, _ifmap(root))
@@ -122,7 +122,7 @@ def _report(result: CommandResult, command: Command, root: Path, dry_run: bool,
     """Print what a command did (or would do) and choose the exit status."""
     if not dry_run:
         return _print_outcome(result.outcome, result.config, command, root, is_root)
-    from ipmp.ops import command as op_line
+    from ipmp.linux.ops import command as op_line
 
     for line in result.outcome.stderr:
         _say_error(line)
@@ -136,7 +136,7 @@ def _report(result: CommandResult, command: Command, root: Path, dry_run: bool,
 def _print_outcome(outcome: Outcome, config: Config | None, command: Command, root: str | Path,
                    is_root: bool) -> int:
     """Print what a command did and the status it asks for; choose the exit status."""
-    from ipmp.commands import Command
+    from ipmp.config.commands import Command
 
     for line in outcome.stderr:
         _say_error(line)
@@ -161,7 +161,7 @@ def _print_outcome(outcome: Outcome, config: Config | None, command: Command, ro
 
 def _ifmap(root: str | Path) -> tuple[MapEntry, ...]:
     """The map's well-formed lines (ipmp-boot reports the bad ones)."""
-    from ipmp.ifmap import read_ifmap
+    from ipmp.host.ifmap import read_ifmap
 
     try:
         return read_ifmap(root)[0]
@@ -171,9 +171,9 @@ def _ifmap(root: str | Path) -> tuple[MapEntry, ...]:
 
 async def _check(ifname: str, root: Path) -> int:
     """``--check IF``: IF's hostname files against the kernel; 0 in sync, 1 not."""
-    from ipmp.ifmap import canonical_name, missing_altnames
-    from ipmp.netlink import Kernel
-    from ipmp.session import boot, boot_files, plan_lines
+    from ipmp.admin.session import boot, boot_files, plan_lines
+    from ipmp.host.ifmap import canonical_name, missing_altnames
+    from ipmp.kernel.netlink import Kernel
 
     entries = _ifmap(root)
     async with Kernel(entries) as kernel:
@@ -246,7 +246,7 @@ def _main(args: list[str]) -> int:
         print(f"{PROG} (ipmp) {__version__}")
         return 0
     if args[:1] == ["--check"]:
-        from ipmp.altroot import root_path
+        from ipmp.host.altroot import root_path
 
         if len(args) != 2 or dry_run:
             _say_error("usage: ifconfig --check interface")
@@ -258,9 +258,9 @@ def _main(args: list[str]) -> int:
         except IpmpError as err:
             _say_error(err)
             return 1
-    from ipmp.altroot import root_dir, root_path
+    from ipmp.config.parse import parse_argv
     from ipmp.errors import ParseError
-    from ipmp.parse import parse_argv
+    from ipmp.host.altroot import root_dir, root_path
 
     try:
         command = parse_argv(args)

@@ -9,7 +9,7 @@ as the daemon does (stderr when there is no ``/dev/log``): the mode for a
 service manager.  ``--version``.  When ``$NOTIFY_SOCKET`` is set (systemd
 ``Type=notify``), the daemon sends ``READY=1`` once its control socket
 answers and its first scan is done, ``RELOADING=1`` on SIGHUP and
-``STOPPING=1`` on SIGTERM, SIGINT or SIGQUIT (``ipmp.sdnotify``).
+``STOPPING=1`` on SIGTERM, SIGINT or SIGQUIT (``ipmp.host.sdnotify``).
 
 Configuration comes from ``<root>/etc/default/mpathd``; SIGHUP re-executes
 the daemon with its original arguments, which is how Solaris rereads it.
@@ -137,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> int:
-    from ipmp import sdnotify
-    from ipmp.hostfiles import root_path
+    from ipmp.host import sdnotify
+    from ipmp.host.hostfiles import root_path
     from ipmp.mpathd import ipc
     from ipmp.mpathd.machine import Machine, Timing
     from ipmp.mpathd.runtime import Logger, Runtime

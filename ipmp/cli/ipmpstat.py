@@ -8,7 +8,7 @@ Exactly one mode: ``-a`` data addresses, ``-g`` groups, ``-i`` interfaces,
 ``-t`` probe targets, ``-p`` probe events.  ``-o`` selects and orders
 fields (``all`` for every one), ``-P`` prints them machine-parsable, ``-n``
 asks for numeric addresses.  What each column means in our
-address-migration model is in ``ipmp.ipmpstat``.  Exit status 0, or 1 with a
+address-migration model is in ``ipmp.admin.ipmpstat``.  Exit status 0, or 1 with a
 message on stderr; anyone may run it (queries are open, §2.11).
 
 Option handling follows Solaris (``getopt`` with ``nPo:agipt``, in order):
@@ -42,9 +42,9 @@ Differences from Solaris:
 * ``-n`` has no effect: addresses are always printed numerically.
 
 Extensions: ``--json`` (anywhere among the options; not with ``-o`` or
-``-P``) prints one JSON object (``ipmp.ipmpstat.render_json``), or with
+``-P``) prints one JSON object (``ipmp.admin.ipmpstat.render_json``), or with
 ``-p`` one compact JSON object per line and event
-(``ipmp.ipmpstat.probe_json``); ``--version`` (alone); ``-R DIR`` for an
+(``ipmp.admin.ipmpstat.probe_json``); ``--version`` (alone); ``-R DIR`` for an
 alternate root (default ``$IPMP_ROOT``, else ``/``), as every ipmp command
 has.
 """
@@ -57,8 +57,8 @@ import sys
 import time
 
 from ipmp import __version__
+from ipmp.admin.ipmpstat import PAGE_ROWS, FieldError, ProbeFormatter, select_fields
 from ipmp.cli.getopt import getopt
-from ipmp.ipmpstat import PAGE_ROWS, FieldError, ProbeFormatter, select_fields
 
 # Scripts call ``ipmpstat -i`` in loops: this path loads no ``typing``,
 # ``pathlib``, ``contextlib`` or ``dataclasses`` at run time (issue 15,
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from typing import Any, TextIO
 
-    from ipmp.ipmpstat import Line
+    from ipmp.admin.ipmpstat import Line
     from ipmp.mpathd.control import Reply
 
 PROG = "ipmpstat"
@@ -188,7 +188,7 @@ def _probe_stream(root: str, formatter: ProbeFormatter | None, out: TextIO, err:
     ``start``: the monotonic time TIME counts from.  Returns only through an
     exception (``_Die``, KeyboardInterrupt, BrokenPipeError).
     """
-    from ipmp.ipmpstat import probe_json
+    from ipmp.admin.ipmpstat import probe_json
     from ipmp.mpathd import control
 
     lost_at: float | None = None  # when the stream ended, while trying to get it back
@@ -260,8 +260,8 @@ def emit(lines: Sequence[Line], out: TextIO, *, colour: bool) -> None:
 
 
 def _run(args: Sequence[str], out: TextIO, err: TextIO) -> int:
-    from ipmp import ipmpstat
-    from ipmp.altroot import root_dir
+    from ipmp.admin import ipmpstat
+    from ipmp.host.altroot import root_dir
 
     mode = ""
     spec: str | None = None

@@ -253,11 +253,11 @@ def plan_network(source: Path) -> NetworkPlan:
         LabError: no hostname files; unreadable hosts, netmasks or
             defaultrouter; a default router on none of the subnets.
     """
+    from ipmp.admin.session import boot_lines
     from ipmp.errors import IpmpError
-    from ipmp.hostfiles import find_hostname_files, read_environment
+    from ipmp.host.hostfiles import find_hostname_files, read_environment
     from ipmp.model import Config, Family, Interface
     from ipmp.mpathd.settings import parse_settings
-    from ipmp.session import boot_lines
 
     if not (source / "etc").is_dir():
         raise LabError(f"{source}: no etc directory (expected {source}/etc/hostname.<if>)")

@@ -947,7 +947,7 @@ def _take_lock(path: Path) -> int:
     # local user could hold, and every restart and SIGHUP re-exec of the
     # daemon then exited as "another instance" (issue 20).  Imported here:
     # the clients (if_mpadm, ipmpstat) never serve.
-    from ipmp.state import open_lock
+    from ipmp.host.state import open_lock
 
     lock_fd = open_lock(lock_path(path))
     try:

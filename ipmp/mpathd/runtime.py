@@ -38,10 +38,14 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any, Protocol
 
-from ipmp import sdnotify
-from ipmp.apply import Applied, apply, make_plan, sysctl_keys
+from ipmp.admin.apply import Applied, apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError, IpmpError, StateError
-from ipmp.ifmap import MapEntry, canonical_name, read_ifmap
+from ipmp.host import sdnotify
+from ipmp.host.ifmap import MapEntry, canonical_name, read_ifmap
+from ipmp.host.state import Store, Stored, StoreLock
+from ipmp.kernel.netlink import CarrierReader, Kernel, LinkEvent, Watcher
+from ipmp.linux.ops import AddAddress, Plan
+from ipmp.linux.view import Scope, expected
 from ipmp.model import Config, Family, Interface, IPAddress, KernelState
 from ipmp.mpathd import events, icmp, ipc, stats
 from ipmp.mpathd.announce import ANNOUNCE_COUNT, ANNOUNCE_SPACING, Announcer
@@ -65,10 +69,6 @@ from ipmp.mpathd.steps import (
     SendProbe,
     Tick,
 )
-from ipmp.netlink import CarrierReader, Kernel, LinkEvent, Watcher
-from ipmp.ops import AddAddress, Plan
-from ipmp.state import Store, Stored, StoreLock
-from ipmp.view import Scope, expected
 
 #: How often the carrier bit and the state store are looked at (s).  The
 #: kernel's netlink events are immediate on veth but batched up to 1 s on
@@ -86,7 +86,7 @@ REQUEST_TIMEOUT = 10.0
 #: How long an apply waits at most for the state store's lock, held by a
 #: command of root's (ifconfig, ipmp-boot) that is changing the kernel, and
 #: how often it looks (s).  The wait is an asyncio sleep: probes and the
-#: control socket go on.  Only root can hold that lock (``ipmp.state``); a
+#: control socket go on.  Only root can hold that lock (``ipmp.host.state``); a
 #: command holds it for milliseconds (its IPv6 DAD wait is outside it).
 #: Past the wait the apply goes ahead without the lock and the store write
 #: waits instead: a data address is never left on a dead NIC for a lock.

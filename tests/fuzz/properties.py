@@ -31,19 +31,19 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, ip_address
 from typing import Any
 
-from ipmp.apply import full_scope, make_plan, sysctl_keys
-from ipmp.commands import Action, Command
+from ipmp.admin.apply import full_scope, make_plan, sysctl_keys
+from ipmp.config.commands import Action, Command
+from ipmp.config.evaluate import evaluate
+from ipmp.config.keywords import KEYWORDS
+from ipmp.config.parse import parse_argv
+from ipmp.config.render import render
 from ipmp.errors import ApplyError, ConfigError, IpmpError, ParseError, Position
-from ipmp.evaluate import evaluate
-from ipmp.hostfiles import parse_defaultrouter, parse_hostname_text, parse_hosts, parse_netmasks
-from ipmp.keywords import KEYWORDS
+from ipmp.host.hostfiles import parse_defaultrouter, parse_hostname_text, parse_hosts, parse_netmasks
+from ipmp.host.state import Stored, dumps, loads
+from ipmp.linux.view import merge
 from ipmp.model import Config, Environment, Family
 from ipmp.mpathd import ipc
 from ipmp.mpathd.settings import MIN_FAILURE_DETECTION_TIME, parse_settings
-from ipmp.parse import parse_argv
-from ipmp.render import render
-from ipmp.state import Stored, dumps, loads
-from ipmp.view import merge
 from tests.fakes import FakeKernel, make_kernel
 
 __all__ = [

@@ -39,14 +39,14 @@ from typing import Any
 
 from kernelsnap import local_ip_json, read_sysctls, snapshot
 
-from ipmp import hostfiles
-from ipmp.apply import apply, make_plan, sysctl_keys
+from ipmp.admin.apply import apply, make_plan, sysctl_keys
+from ipmp.admin.session import boot_config, read_host
 from ipmp.errors import ApplyError
+from ipmp.host import hostfiles
+from ipmp.kernel.netlink import Kernel
+from ipmp.linux.ops import AddAddress, Op, command
+from ipmp.linux.view import Scope
 from ipmp.model import Config, Family
-from ipmp.netlink import Kernel
-from ipmp.ops import AddAddress, Op, command
-from ipmp.session import boot_config, read_host
-from ipmp.view import Scope
 
 
 def desired(config: Config, root: Path) -> tuple[Config, Scope, Any, list[str]]:

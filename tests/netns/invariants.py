@@ -35,11 +35,11 @@ TABLE_BASE = 1000
 PLAN_SCRIPT = r"""
 import asyncio, json, sys
 from pathlib import Path
-from ipmp.apply import make_plan, sysctl_keys
-from ipmp.netlink import Kernel
-from ipmp.ops import command
-from ipmp.state import Store
-from ipmp.view import Scope, expected
+from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.kernel.netlink import Kernel
+from ipmp.linux.ops import command
+from ipmp.host.state import Store
+from ipmp.linux.view import Scope, expected
 
 async def main(root, names):
     async with Kernel() as kernel:

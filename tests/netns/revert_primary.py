@@ -23,14 +23,14 @@ from typing import Any
 
 from kernelsnap import differences, local_ip_json, read_sysctls, snapshot
 
-from ipmp.apply import make_plan, sysctl_keys
+from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.config.evaluate import evaluate
+from ipmp.config.parse import parse_argv
 from ipmp.errors import ApplyError
-from ipmp.evaluate import evaluate
+from ipmp.kernel.netlink import Kernel
+from ipmp.linux.plan import diff
+from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family
-from ipmp.netlink import Kernel
-from ipmp.parse import parse_argv
-from ipmp.plan import diff
-from ipmp.view import Scope, merge
 
 NIC = "qfe0"
 SCOPE = Scope(frozenset({(NIC, Family.INET)}))

@@ -24,17 +24,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ipmp.apply import make_plan, sysctl_keys
+from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.host.state import Store
+from ipmp.kernel.netlink import Kernel
+from ipmp.linux.ops import command
+from ipmp.linux.view import Scope, expected
 from ipmp.model import Family
 from ipmp.mpathd.failover import fail_over
 from ipmp.mpathd.machine import Machine, Timing
 from ipmp.mpathd.runtime import Runtime
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import Execute
-from ipmp.netlink import Kernel
-from ipmp.ops import command
-from ipmp.state import Store
-from ipmp.view import Scope, expected
 
 NICS = ("qfe0", "qfe1")
 

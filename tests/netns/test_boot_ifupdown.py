@@ -15,7 +15,7 @@ from pathlib import Path
 
 from labhost import BIN, Host, MakeTopology, configuring_lines, copy_example, expected_addresses, spec
 
-from ipmp.ifupdown import MARK
+from ipmp.host.ifupdown import MARK
 
 EXAMPLE = "active-active"
 STANZA = "allow-hotplug qfe0\niface qfe0 inet static\n\taddress 198.51.100.5/24\n\tgateway 198.51.100.1\n"

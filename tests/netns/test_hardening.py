@@ -8,7 +8,7 @@ user, and each failed on the code before the fix:
 * code planted in the directory root runs ``ifconfig ... group`` from, or
   the daemon was started in, runs as root (``ipmp.program``);
 * ``nobody`` holding the state-store lock froze failover; root's own
-  command holding it (a wedged ``ifconfig``) did too (``ipmp.state``, the
+  command holding it (a wedged ``ifconfig``) did too (``ipmp.host.state``, the
   daemon's ``_store_lock``);
 * ``nobody`` holding the daemon's instance lock made a SIGHUP reload exit;
 * a ``run/ipmp`` the daemon cannot write made it exit in the middle of a
@@ -39,9 +39,9 @@ from pathlib import Path
 import pytest
 from mpathd_harness import BIN, FAILOVER, FAILURE, Daemon, MpathdLab, wait_for
 
+from ipmp.host.state import Store
 from ipmp.lab.topology import Topology
 from ipmp.mpathd import ipc
-from ipmp.state import Store
 
 MakeTopology = Callable[..., Topology]
 

@@ -400,14 +400,14 @@ INJECT_SCRIPT = r"""
 import asyncio, errno, json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from ipmp import hostfiles
-from ipmp.apply import apply, make_plan, sysctl_keys
+from ipmp.host import hostfiles
+from ipmp.admin.apply import apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError
 from ipmp.model import Family
-from ipmp.netlink import Kernel
-from ipmp.ops import command
-from ipmp.session import boot_config, read_host
-from ipmp.view import Scope
+from ipmp.kernel.netlink import Kernel
+from ipmp.linux.ops import command
+from ipmp.admin.session import boot_config, read_host
+from ipmp.linux.view import Scope
 
 
 def desired(config, root):

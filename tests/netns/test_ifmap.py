@@ -176,8 +176,8 @@ def test_dry_run_prints_the_altnames_and_runnable_commands(
 _ALTNAME_SCRIPT = """
 import asyncio
 from ipmp.errors import ApplyError
-from ipmp.ifmap import parse_ifmap
-from ipmp.netlink import Kernel
+from ipmp.host.ifmap import parse_ifmap
+from ipmp.kernel.netlink import Kernel
 
 async def main():
     async with Kernel() as kernel:

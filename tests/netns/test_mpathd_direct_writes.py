@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ipmp.lab.topology import Topology
+from ipmp.linux.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, Op, SetLink
 from ipmp.model import Family, KAddress, KernelState, KRoute, KRule
-from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, Op, SetLink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ SCRIPT = r"""
 import asyncio, base64, pickle, subprocess, sys
 sys.path.insert(0, sys.argv[1])
 from ipmp.errors import ApplyError
-from ipmp.netlink import Kernel
+from ipmp.kernel.netlink import Kernel
 
 async def main(steps):
     out = []

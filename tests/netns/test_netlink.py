@@ -1,4 +1,4 @@
-"""ipmp.netlink against a real kernel, inside the lab's host namespace.
+"""ipmp.kernel.netlink against a real kernel, inside the lab's host namespace.
 
 Each test runs one small Python process in ``topo.host`` (``ip netns exec``),
 because ``netlink`` works in the namespace of its own process.  The process
@@ -23,8 +23,7 @@ from typing import Any
 import pytest
 
 from ipmp.lab.topology import Topology
-from ipmp.model import Family, KAddress, KernelState, KRoute, KRule
-from ipmp.ops import (
+from ipmp.linux.ops import (
     AddAddress,
     AddRoute,
     AddRule,
@@ -36,6 +35,7 @@ from ipmp.ops import (
     SetSysctl,
     command,
 )
+from ipmp.model import Family, KAddress, KernelState, KRoute, KRule
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ SCRIPT = r"""
 import asyncio, base64, pickle, sys
 sys.path.insert(0, sys.argv[1])
 from ipmp.errors import ApplyError
-from ipmp.netlink import Kernel
+from ipmp.kernel.netlink import Kernel
 
 async def main(steps):
     out = []

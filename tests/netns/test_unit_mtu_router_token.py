@@ -203,7 +203,7 @@ def test_an_ipv6_unit_mtu_is_its_routes_mtu(ce: Host) -> None:
 #: link is down and has no addresses: nothing else happens there.
 WATCH = """
 import select, sys
-from ipmp.netlink import Watcher
+from ipmp.kernel.netlink import Watcher
 w = Watcher()
 w.read()
 with open(f"/proc/sys/net/{sys.argv[1]}/conf/fbq0/forwarding", "w") as f:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ipmp import apply as apply_module
-from ipmp import hostfiles
-from ipmp.apply import Applied, apply, make_plan, sysctl_keys
+from ipmp.admin import apply as apply_module
+from ipmp.admin.apply import Applied, apply, make_plan, sysctl_keys
+from ipmp.admin.session import boot_config
 from ipmp.errors import ApplyError
+from ipmp.host import hostfiles
+from ipmp.linux.ops import Op, Plan, SetSysctl, command
+from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family, KernelState
-from ipmp.ops import Op, Plan, SetSysctl, command
-from ipmp.session import boot_config
-from ipmp.view import Scope, merge
 from tests.fakes import FakeKernel, make_kernel, managed
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hostname.files" / "active-active"
@@ -151,7 +151,7 @@ def test_dry_run_changes_nothing(fresh: KernelState) -> None:
 
 
 def test_apply_and_record_takes_the_change_back_when_it_cannot_be_recorded(fresh: KernelState) -> None:
-    from ipmp.apply import apply_and_record
+    from ipmp.admin.apply import apply_and_record
     from ipmp.errors import StateError
 
     config, env = active_active(merge(fresh, ()), NAMES)

@@ -13,12 +13,12 @@ import asyncio
 from ipaddress import ip_interface
 from pathlib import Path
 
-from ipmp.bootsteps import LINE, PLUMB, UP, run_steps
-from ipmp.hostfiles import parse_hostname_commands, read_environment
+from ipmp.admin.session import boot, boot_lines, boot_steps, read_host
+from ipmp.config.bootsteps import LINE, PLUMB, UP, run_steps
+from ipmp.host.hostfiles import parse_hostname_commands, read_environment
+from ipmp.linux.ops import AddAddress
+from ipmp.linux.view import merge
 from ipmp.model import Family
-from ipmp.ops import AddAddress
-from ipmp.session import boot, boot_lines, boot_steps, read_host
-from ipmp.view import merge
 from tests.fakes import FakeKernel, make_kernel
 
 V4, V6 = Family.INET, Family.INET6

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ipmp import __version__
-from ipmp.keywords import BY_WORD
-from ipmp.parse import USAGE
+from ipmp.config.keywords import BY_WORD
+from ipmp.config.parse import USAGE
 
 
 def run(module: str, *args: str, root: Path) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""NetworkManager / systemd-networkd detection and the drop-in files (``ipmp.coexist``).
+"""NetworkManager / systemd-networkd detection and the drop-in files (``ipmp.host.coexist``).
 
 The tools' outputs here are written by hand in the formats of ``nmcli -t``
 and ``networkctl list --no-legend``; tests/netns/test_ifmap.py runs
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ipmp import coexist
-from ipmp.coexist import Managed, detect, networkd_dropin, nm_dropin, parse_networkctl, parse_nmcli
+from ipmp.host import coexist
+from ipmp.host.coexist import Managed, detect, networkd_dropin, nm_dropin, parse_networkctl, parse_nmcli
 from ipmp.model import Family
 from tests.public_tmp import public_tempdir
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ipmp import coexist, ifupdown, netplan
-from ipmp.coexist import Managed, detect, detect_files
+from ipmp.host import coexist, ifupdown, netplan
+from ipmp.host.coexist import Managed, detect, detect_files
 
 #: What Debian 12's installer writes for a static address.
 DEBIAN_INTERFACES = """\

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.commands import Action, Command
+from ipmp.admin.session import read_host, run_command
+from ipmp.config.commands import Action, Command
+from ipmp.config.evaluate import Outcome, classful_prefix, evaluate, split_name
+from ipmp.config.parse import parse_argv
 from ipmp.errors import ConfigError, NoSuchInterface, ParseError, Position, UnsupportedError
-from ipmp.evaluate import Outcome, classful_prefix, evaluate, split_name
-from ipmp.hostfiles import parse_hostname_text
+from ipmp.host.hostfiles import parse_hostname_text
+from ipmp.host.state import Store
+from ipmp.linux.view import Scope, desired_kernel, merge
 from ipmp.model import Config, Environment, Family, Interface, IPAddress, Logical
-from ipmp.parse import parse_argv
-from ipmp.session import read_host, run_command
-from ipmp.state import Store
-from ipmp.view import Scope, desired_kernel, merge
 from tests.fakes import FakeKernel, make_kernel
 
 INET = Family.INET

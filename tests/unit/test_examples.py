@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from ipmp import hostfiles
-from ipmp.apply import make_plan, sysctl_keys
+from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.admin.session import boot, boot_config
+from ipmp.host import hostfiles
+from ipmp.host.state import Store, Stored
+from ipmp.linux.ops import AddAddress
+from ipmp.linux.view import Scope, merge
 from ipmp.model import Family, KAddress
-from ipmp.ops import AddAddress
-from ipmp.session import boot, boot_config
-from ipmp.state import Store, Stored
-from ipmp.view import Scope, merge
 from tests.fakes import FakeKernel, make_kernel
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "hostname.files"

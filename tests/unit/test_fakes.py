@@ -13,8 +13,18 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 import pytest
 
 from ipmp.errors import ApplyError
+from ipmp.linux.ops import (
+    AddAddress,
+    AddRoute,
+    AddRule,
+    DelAddress,
+    DelRoute,
+    DelRule,
+    Op,
+    SetLink,
+    SetSysctl,
+)
 from ipmp.model import Family, KRule
-from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, Op, SetLink, SetSysctl
 from tests.fakes import FakeKernel, kaddr, kroute, link_local_of, mac_of, make_kernel
 
 GW = IPv4Address("192.0.2.1")

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ipmp.config.evaluate import evaluate
+from ipmp.config.parse import parse_argv
 from ipmp.errors import ConfigError, ParseError, Position
-from ipmp.evaluate import evaluate
 from ipmp.model import Family
-from ipmp.parse import parse_argv
 from tests.fuzz import properties as prop
 from tests.fuzz import run as fuzz_run
 

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipmp.commands import Action, Command
+from ipmp.admin.session import boot_config
+from ipmp.config.commands import Action, Command
 from ipmp.errors import ConfigError, ParseError, Position, UnsupportedError
-from ipmp.hostfiles import (
+from ipmp.host.hostfiles import (
     FileWarning,
     HostnameFile,
     environment_warnings,
@@ -28,7 +29,6 @@ from ipmp.hostfiles import (
     scan_netmasks,
 )
 from ipmp.model import Config, Environment, Family, Interface
-from ipmp.session import boot_config
 
 SRC = "hostname.hme0"
 

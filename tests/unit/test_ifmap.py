@@ -1,4 +1,4 @@
-"""The interface map (``ipmp.ifmap``): parsing, checking against links, and the name translation.
+"""The interface map (``ipmp.host.ifmap``): parsing, checking against links, and the name translation.
 
 The kernel side is a list of ``KLink`` as ``netlink.Kernel.linux_links``
 returns it (Linux names, altnames as the kernel has them); what the real
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from ipmp.admin.session import CommandResult, boot, read_host, run_command
+from ipmp.config.parse import parse_argv
 from ipmp.errors import Position
-from ipmp.ifmap import (
+from ipmp.host.ifmap import (
     MAX_SOLARIS_NAME,
     MapEntry,
     NameMap,
@@ -25,8 +27,7 @@ from ipmp.ifmap import (
     parse_ifmap,
     read_ifmap,
 )
-from ipmp.model import Family, KAddress, KernelState, KLink, KRoute, KRule
-from ipmp.ops import (
+from ipmp.linux.ops import (
     AddAddress,
     AddRoute,
     AddRule,
@@ -37,8 +38,7 @@ from ipmp.ops import (
     SetSysctl,
     command,
 )
-from ipmp.parse import parse_argv
-from ipmp.session import CommandResult, boot, read_host, run_command
+from ipmp.model import Family, KAddress, KernelState, KLink, KRoute, KRule
 from tests.fakes import FakeKernel, make_kernel
 
 LINKS = (

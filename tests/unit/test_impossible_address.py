@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from ipmp import hostfiles
+from ipmp.admin.session import boot_config
+from ipmp.config.evaluate import evaluate, impossible_reason
+from ipmp.config.parse import parse_argv
 from ipmp.errors import ConfigError
-from ipmp.evaluate import evaluate, impossible_reason
+from ipmp.host import hostfiles
+from ipmp.linux.view import merge
 from ipmp.model import Config, Environment, Family
-from ipmp.parse import parse_argv
-from ipmp.session import boot_config
-from ipmp.view import merge
 from tests.fakes import make_kernel
 
 DEBIAN_HOSTS = """\

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ipmp import sdnotify
 from ipmp.cli import in_mpathd
+from ipmp.host import sdnotify
 from ipmp.mpathd.runtime import Logger
 
 # --------------------------------------------------------------------------

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from ipmp import ipmpstat
+from ipmp.admin import ipmpstat
+from ipmp.admin.ipmpstat import FieldError, render, render_json, render_lines, select_fields
 from ipmp.cli import ipmpstat as cli
-from ipmp.ipmpstat import FieldError, render, render_json, render_lines, select_fields
 from ipmp.mpathd import ipc
 from ipmp.mpathd.ipc import Reply, Request
 from tests.unit.ipc_server import ServerThread

@@ -31,21 +31,21 @@ from pathlib import Path
 
 import pytest
 
-from ipmp import session
-from ipmp.apply import make_plan
+from ipmp.admin import session
+from ipmp.admin.apply import make_plan
+from ipmp.config.evaluate import evaluate, split_name
+from ipmp.config.parse import parse_argv
+from ipmp.config.render import render
 from ipmp.errors import ConfigError
-from ipmp.evaluate import evaluate, split_name
-from ipmp.hostfiles import parse_hostname_text
+from ipmp.host.hostfiles import parse_hostname_text
+from ipmp.host.state import Store, Stored, dumps, loads
+from ipmp.kernel.netlink import IFA_F_NODAD, encode_request
+from ipmp.linux.ops import AddAddress, command
+from ipmp.linux.view import Scope, desired_kernel, expected, merge
 from ipmp.model import Config, Environment, Family, Interface, KAddress, KernelState, Logical
 from ipmp.mpathd.machine import Machine, Timing, select_test_address
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import Resync, SendProbe
-from ipmp.netlink import IFA_F_NODAD, encode_request
-from ipmp.ops import AddAddress, command
-from ipmp.parse import parse_argv
-from ipmp.render import render
-from ipmp.state import Store, Stored, dumps, loads
-from ipmp.view import Scope, desired_kernel, expected, merge
 from tests.fakes import FakeKernel, link_local_of, mac_of, make_kernel
 from tests.unit import mpathd_sim
 from tests.unit.mpathd_sim import Sim, make_nic, placement

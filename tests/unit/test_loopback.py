@@ -24,17 +24,17 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.apply import apply, make_plan
+from ipmp.admin.apply import apply, make_plan
+from ipmp.admin.session import boot_config
+from ipmp.config.evaluate import evaluate
+from ipmp.config.parse import parse_argv
+from ipmp.config.render import render
 from ipmp.errors import ConfigError
-from ipmp.evaluate import evaluate
+from ipmp.kernel.netlink import RT_SCOPE_HOST, RT_SCOPE_UNIVERSE, encode_request
+from ipmp.linux.ops import AddAddress, DelAddress, Plan
+from ipmp.linux.plan import diff
+from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family, KAddress, KernelState
-from ipmp.netlink import RT_SCOPE_HOST, RT_SCOPE_UNIVERSE, encode_request
-from ipmp.ops import AddAddress, DelAddress, Plan
-from ipmp.parse import parse_argv
-from ipmp.plan import diff
-from ipmp.render import render
-from ipmp.session import boot_config
-from ipmp.view import Scope, merge
 from tests.fakes import FakeKernel, make_kernel
 
 ENV = Environment()

@@ -1,6 +1,6 @@
 """The man pages: every keyword and option is documented, and groff formats them without warnings.
 
-``man/ifconfig.8`` must have one ``.TP`` entry per word of ``ipmp.keywords.KEYWORDS``
+``man/ifconfig.8`` must have one ``.TP`` entry per word of ``ipmp.config.keywords.KEYWORDS``
 under COMMANDS, its tag starting with the word in bold (``.B word``, ``.BR word ...``,
 ``.BI word ...`` or ``\\fBword\\fR ...``), so that adding a keyword without documenting
 it fails here.  ``man/ipmp-boot.8`` must name every option of the ``ipmp-boot`` click
@@ -30,7 +30,7 @@ import pytest
 
 from ipmp import __version__
 from ipmp.cli import boot, if_mpadm, in_mpathd, ipmpstat, lab
-from ipmp.keywords import KEYWORDS
+from ipmp.config.keywords import KEYWORDS
 
 MAN = Path(__file__).resolve().parents[2] / "man"
 PAGES = ("ifconfig.8", "ipmp-boot.8", "hostname.if.5", "in.mpathd.8", "if_mpadm.8", "ipmpstat.8",
@@ -169,7 +169,7 @@ def test_every_keyword_has_exactly_one_bold_tp_entry() -> None:
 def test_no_entry_for_a_word_that_is_not_a_keyword() -> None:
     words = {kw.word for kw in KEYWORDS}
     stale = sorted({word for word, _ in documented_commands(_page("ifconfig.8"))} - words)
-    assert not stale, f"man/ifconfig.8 documents words that ipmp/keywords.py does not know: {stale}"
+    assert not stale, f"man/ifconfig.8 documents words that ipmp/config/keywords.py does not know: {stale}"
 
 
 def test_unsupported_words_say_they_are_refused() -> None:

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipmp import netlink
+from ipmp.kernel import netlink
+from ipmp.kernel.netlink import decode_ack, encode_request
+from ipmp.linux.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, Op, SetSysctl
 from ipmp.model import Family, KAddress, KRoute, KRule
 from ipmp.mpathd import icmp
 from ipmp.mpathd.machine import FDT_DIVISOR, Group
 from ipmp.mpathd.probe import PROBE_STATS_COUNT, Instance, SlotStatus, Target
-from ipmp.netlink import decode_ack, encode_request
-from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, Op, SetSysctl
 
 
 def _rfc1071(data: bytes) -> int:

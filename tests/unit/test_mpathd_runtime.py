@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.apply import make_plan, sysctl_keys
-from ipmp.ifmap import NameMap
+from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.host.ifmap import NameMap
+from ipmp.host.state import Store, Stored
+from ipmp.kernel.netlink import CarrierReader, LinkEvent
+from ipmp.linux.ops import Op
 from ipmp.model import Family, KernelState
 from ipmp.mpathd import runtime as runtime_module
 from ipmp.mpathd.machine import Machine, State, Timing
 from ipmp.mpathd.runtime import _WAKE, Runtime
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import OpenProbe
-from ipmp.netlink import CarrierReader, LinkEvent
-from ipmp.ops import Op
-from ipmp.state import Store, Stored
 from tests.fakes import FakeKernel
 from tests.unit.test_reliability_regressions import BOTH, NAMES, _booted
 
@@ -57,7 +57,7 @@ def _runtime(tmp_path: Path, journal: list[str]) -> tuple[Runtime, _Kernel]:
     runtime = Runtime(tmp_path, Machine(Settings(), Timing()),
                       lambda level, message: journal.append(message))  # type: ignore[arg-type]
     runtime.store.save(Stored(config.interfaces, env.defaultrouters))  # as ipmp-boot leaves it
-    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.netlink.Kernel
+    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.kernel.netlink.Kernel
 
     def no_socket(fx: OpenProbe) -> None:
         return None

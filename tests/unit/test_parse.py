@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ipmp
-from ipmp import parse
-from ipmp.commands import Action, Command
+from ipmp.config import parse
+from ipmp.config.commands import Action, Command
+from ipmp.config.keywords import ALL_LETTERS, KEYWORDS, Arg, Keyword
+from ipmp.config.parse import USAGE, parse_argv, parse_words
 from ipmp.errors import ParseError, Position, UnsupportedError
-from ipmp.keywords import ALL_LETTERS, KEYWORDS, Arg, Keyword
 from ipmp.model import Family
-from ipmp.parse import USAGE, parse_argv, parse_words
 
 #: A syntactically valid argument for each kind.
 VALID_ARG: dict[Arg, str] = {

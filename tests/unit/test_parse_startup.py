@@ -2,8 +2,8 @@
 
 * A status read (``-a...`` or ``IF``, with at most a family word) is answered
   without the grammar: it must give exactly what the grammar gives.
-* The LALR tables come from ``ipmp/grammar_tables.py``: that file must be
-  what ``python -m ipmp.tablegen`` makes of the grammar now, PLY must accept
+* The LALR tables come from ``ipmp/config/grammar_tables.py``: that file must be
+  what ``python -m ipmp.config.tablegen`` makes of the grammar now, PLY must accept
   it, and a stale one must never be used.
 """
 
@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ply import yacc
 
-from ipmp import grammar_tables, parse, tablegen
-from ipmp.commands import Command
+from ipmp.config import grammar_tables, parse, tablegen
+from ipmp.config.commands import Command
 from ipmp.errors import ParseError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,9 +80,10 @@ def test_every_short_argv_parses_as_the_grammar_does(argv: list[str]) -> None:
 
 
 def test_a_status_read_loads_neither_ply_nor_the_planner() -> None:
-    code = ("import sys; from ipmp.parse import parse_argv; from ipmp import session; "
+    code = ("import sys; from ipmp.config.parse import parse_argv; from ipmp.admin import session; "
             "from ipmp.cli import ifconfig; parse_argv(['-au4', 'inet']); parse_argv(['qfe0']); "
-            "print(sorted(m for m in sys.modules if m == 'ply' or m.startswith(('ply.', 'ipmp.apply'))))")
+            "print(sorted(m for m in sys.modules\n"
+            "             if m == 'ply' or m.startswith(('ply.', 'ipmp.admin.apply'))))")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
                          check=True).stdout
@@ -96,7 +97,7 @@ def test_a_status_read_loads_neither_ply_nor_the_planner() -> None:
 
 def test_tables_file_is_what_the_grammar_gives() -> None:
     assert tablegen.TABLES.read_text() == tablegen.render(), (
-        "ipmp/grammar_tables.py is stale: run python -m ipmp.tablegen"
+        "ipmp/config/grammar_tables.py is stale: run python -m ipmp.config.tablegen"
     )
 
 
@@ -129,6 +130,6 @@ def test_stale_tables_are_never_used() -> None:
 @pytest.mark.parametrize("seed", ["0", "1"])
 def test_tables_do_not_depend_on_string_hashing(seed: str) -> None:
     env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-m", "ipmp.tablegen", "--check"], env=env, cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "ipmp.config.tablegen", "--check"], env=env, cwd=REPO,
                           capture_output=True, text=True, check=False)
     assert (done.returncode, done.stderr) == (0, "")

@@ -18,22 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipmp import hostfiles
-from ipmp.apply import full_scope, make_plan, sysctl_keys
-from ipmp.evaluate import evaluate
-from ipmp.model import (
-    Config,
-    Environment,
-    Family,
-    Interface,
-    IPAddress,
-    KAddress,
-    KernelState,
-    KRoute,
-    KRule,
-    Logical,
-)
-from ipmp.ops import (
+from ipmp.admin.apply import full_scope, make_plan, sysctl_keys
+from ipmp.admin.session import boot_config
+from ipmp.config.evaluate import evaluate
+from ipmp.config.parse import parse_argv
+from ipmp.host import hostfiles
+from ipmp.linux.ops import (
     AddAddress,
     AddRoute,
     AddRule,
@@ -46,10 +36,21 @@ from ipmp.ops import (
     SetSysctl,
     command,
 )
-from ipmp.parse import parse_argv
-from ipmp.plan import diff
-from ipmp.session import boot_config
-from ipmp.view import RT_TABLE_MAIN, Scope, default_broadcast, desired_kernel, merge
+from ipmp.linux.plan import diff
+from ipmp.linux.view import RT_TABLE_MAIN, Scope, desired_kernel, merge
+from ipmp.model import (
+    Config,
+    Environment,
+    Family,
+    Interface,
+    IPAddress,
+    KAddress,
+    KernelState,
+    KRoute,
+    KRule,
+    Logical,
+    default_broadcast,
+)
 from tests.fakes import FakeKernel, make_kernel, managed
 
 INET = Family.INET

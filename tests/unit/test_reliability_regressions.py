@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from ipmp import hostfiles
-from ipmp.apply import make_plan, sysctl_keys
+from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.admin.session import boot_config
+from ipmp.host import hostfiles
+from ipmp.host.state import Stored
+from ipmp.linux.ops import DelRule
+from ipmp.linux.plan import diff
+from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family, KernelState
 from ipmp.mpathd.failover import fail_over
 from ipmp.mpathd.machine import Machine, Timing
 from ipmp.mpathd.runtime import Logger, Runtime
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import Execute
-from ipmp.ops import DelRule
-from ipmp.plan import diff
-from ipmp.session import boot_config
-from ipmp.state import Stored
-from ipmp.view import Scope, merge
 from tests.fakes import FakeKernel, make_kernel
 from tests.unit.mpathd_sim import placement
 from tests.unit.test_machine import started
@@ -107,7 +107,7 @@ def test_an_apply_planned_from_a_copy_someone_changed_is_tried_again_from_a_new_
     kernel.run(make_plan(kernel.state(keys), config, BOTH, env.defaultrouters))
     runtime = Runtime(tmp_path, Machine(Settings(), Timing()), Logger(to_stderr=True, debug=True))
     runtime.store.save(Stored(config.interfaces, env.defaultrouters))  # as ipmp-boot leaves it
-    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.netlink.Kernel
+    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.kernel.netlink.Kernel
     runtime.kernel_state = kernel.state(keys)  # the daemon's copy, current when read
     runtime._sysctls_asked = frozenset(keys)
     runtime._announce_moves = lambda plan: None  # type: ignore[method-assign]  # no NIC to send on

@@ -1,4 +1,4 @@
-"""Golden and property tests for ``ipmp.render`` (Solaris ``ifconfig`` status output).
+"""Golden and property tests for ``ipmp.config.render`` (Solaris ``ifconfig`` status output).
 
 Expected texts are written out with explicit ``\\t`` and ``\\n`` so that the
 trailing spaces Solaris prints (after the netmask, after ``inet6 addr/len``,
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ipmp.config.render import flags_of, format_ether, format_flags, is_placeholder, render
 from ipmp.model import FLAG_NAMES, IFF, Config, Family, Interface, Logical
-from ipmp.render import flags_of, format_ether, format_flags, is_placeholder, render
 
 V4 = frozenset({Family.INET})
 V4V6 = frozenset({Family.INET, Family.INET6})

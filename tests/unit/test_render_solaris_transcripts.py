@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import replace
 from ipaddress import IPv4Interface, IPv6Interface
 
+from ipmp.config.render import render, solaris_order
 from ipmp.model import Config, Family, Interface, Logical
 from ipmp.mpathd.failover import fail_back, fail_over
-from ipmp.render import render, solaris_order
 
 V4 = frozenset({Family.INET})
 V4V6 = frozenset({Family.INET, Family.INET6})

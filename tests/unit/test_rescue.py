@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ipaddress import ip_interface
 
+from ipmp.config.rescue import Rescue, alternate, console_line, rescue
 from ipmp.model import Config, Family, Interface, Logical
-from ipmp.rescue import Rescue, alternate, console_line, rescue
 
 V4 = Family.INET
 

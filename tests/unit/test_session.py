@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from ipmp.admin.session import boot, read_host, run_command
+from ipmp.config.parse import parse_argv
 from ipmp.model import Config, Family, Interface, Logical
-from ipmp.parse import parse_argv
-from ipmp.session import boot, read_host, run_command
 from tests.fakes import FakeKernel, make_kernel
 
 SEQUENCE: list[list[str]] = [

@@ -33,11 +33,13 @@ from tests.unit.test_ipmpstat import DEGRADED, GOLDEN, FakeDaemon
 REPO = Path(__file__).resolve().parents[2]
 
 #: Never on any read path: what only commands that change something need.
-WRITE_ONLY = ("pyroute2", "asyncio", "ply", "click", "ipmp.apply", "ipmp.plan", "ipmp.ops", "ipmp.session",
-              "ipmp.bootsteps", "ipmp.hostfiles", "ipmp.grammar_tables")
+WRITE_ONLY = ("pyroute2", "asyncio", "ply", "click", "ipmp.admin.apply", "ipmp.linux.plan", "ipmp.linux.ops",
+              "ipmp.admin.session", "ipmp.config.bootsteps", "ipmp.host.hostfiles",
+              "ipmp.config.grammar_tables")
 #: ``ipmpstat`` prints what in.mpathd answers: it needs no kernel view at all.
-IPMPSTAT_NEVER = ("ipmp.model", "ipmp.parse", "ipmp.commands", "ipmp.keywords", "ipmp.evaluate",
-                  "ipmp.netlink", "ipmp.state", "ipmp.view", "ipmp.hostfiles", "ply", "pyroute2")
+IPMPSTAT_NEVER = ("ipmp.model", "ipmp.config.parse", "ipmp.config.commands", "ipmp.config.keywords",
+                  "ipmp.config.evaluate", "ipmp.kernel.netlink", "ipmp.host.state", "ipmp.linux.view",
+                  "ipmp.host.hostfiles", "ply", "pyroute2")
 #: The daemon's half of the control protocol: a client speaks it with
 #: ``ipmp.mpathd.control`` (blocking, one socket) and loads none of this.
 SERVER_ONLY = ("asyncio", "ipmp.mpathd.ipc", "ipmp.mpathd.runtime", "ssl", "logging", "concurrent",
@@ -108,7 +110,7 @@ def test_ifconfig_a_reads_without_what_changes_need(root: Path, tmp_path: Path) 
     assert (status, err) == (0, "")
     # The loopback is always there: the read really went to the kernel.
     assert out.startswith("lo")
-    assert "ipmp.status" in modules
+    assert "ipmp.admin.status" in modules
     assert _loaded(modules, WRITE_ONLY + STATUS_NEVER) == []
 
 
@@ -175,13 +177,14 @@ def test_ipmpstat_without_a_daemon_loads_no_server_either(root: Path, tmp_path: 
 def test_if_mpadm_asks_the_daemon_without_the_parser_or_the_server(root: Path, tmp_path: Path) -> None:
     # if_mpadm reads the store (is the NIC offline already?) and asks the
     # daemon: the ifconfig parser and the hostname files are none of its
-    # business (it took them in with ``root_path`` from ``ipmp.hostfiles``).
+    # business (it took them in with ``root_path`` from ``ipmp.host.hostfiles``).
     write_state(root)
     status, out, err, modules = _run("ipmp.cli.if_mpadm", ["-d", "hme0"], root, tmp_path)
     assert (status, out) == (1, "")
     assert MSG_NO_DAEMON in err  # it got as far as asking
     assert "ipmp.mpathd.control" in modules
-    never = ("ipmp.parse", "ipmp.keywords", "ipmp.commands", "ipmp.hostfiles", "ipmp.evaluate")
+    never = ("ipmp.config.parse", "ipmp.config.keywords", "ipmp.config.commands", "ipmp.host.hostfiles",
+             "ipmp.config.evaluate")
     assert _loaded(modules, WRITE_ONLY + never + SERVER_ONLY) == []
 
 
@@ -245,8 +248,8 @@ def test_files_under_a_root_are_named_as_pathlib_names_them(root: str | Path) ->
     # (``<root>/run/ipmp/state.json: Permission denied``) name the same text.
     from pathlib import PurePath, PurePosixPath
 
-    from ipmp.altroot import root_file
-    from ipmp.evaluate import _file_name
+    from ipmp.config.evaluate import _file_name
+    from ipmp.host.altroot import root_file
 
     for relative in _RELATIVES:
         assert root_file(root, relative) == str(PurePosixPath(root, relative)), (root, relative)
@@ -257,7 +260,7 @@ def test_files_under_a_root_are_named_as_pathlib_names_them(root: str | Path) ->
 def test_the_store_takes_its_root_as_a_string_as_well(root: Path) -> None:
     # ``ifconfig -a`` hands the store the root as a string (no pathlib on its
     # read path); the daemon and ipmp-boot hand it a Path.  Same files, same lock.
-    from ipmp.state import Store
+    from ipmp.host.state import Store
 
     write_state(root)
     by_text, by_path = Store(str(root)), Store(root)

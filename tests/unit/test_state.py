@@ -15,9 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipmp.errors import StateError
-from ipmp.model import Family, Interface, IPAddress, Logical
-from ipmp.state import STATE_VERSION, Store, Stored, dumps, loads
-from ipmp.view import default_broadcast
+from ipmp.host.state import STATE_VERSION, Store, Stored, dumps, loads
+from ipmp.model import Family, Interface, IPAddress, Logical, default_broadcast
 
 INET = Family.INET
 INET6 = Family.INET6

@@ -32,18 +32,18 @@ from pathlib import Path
 
 import pytest
 
+from ipmp.admin.session import read_host, run_command
+from ipmp.config.evaluate import evaluate
+from ipmp.config.parse import parse_argv
+from ipmp.config.render import flags_of, render
 from ipmp.errors import ConfigError, ParseError, UnsupportedError
-from ipmp.evaluate import evaluate
-from ipmp.hostfiles import parse_hostname_text
+from ipmp.host.hostfiles import parse_hostname_text
+from ipmp.host.state import Store, dumps, loads
+from ipmp.linux.ops import AddRoute, SetLink, SetSysctl, command
+from ipmp.linux.plan import diff
+from ipmp.linux.view import RT_TABLE_MAIN, Scope, desired_kernel, merge, table_of
 from ipmp.model import IFF, Config, Environment, Family, Interface, KernelState, KLink, KRoute, Logical
 from ipmp.mpathd.failover import fail_back, fail_over
-from ipmp.ops import AddRoute, SetLink, SetSysctl, command
-from ipmp.parse import parse_argv
-from ipmp.plan import diff
-from ipmp.render import flags_of, render
-from ipmp.session import read_host, run_command
-from ipmp.state import Store, dumps, loads
-from ipmp.view import RT_TABLE_MAIN, Scope, desired_kernel, merge, table_of
 from tests.fakes import FakeKernel, kaddr, make_kernel
 
 INET = Family.INET
@@ -252,7 +252,7 @@ def test_changing_the_mtu_replaces_the_routes() -> None:
 
 def test_the_store_keeps_the_units_mtu() -> None:
     ce0 = itf(ce0_booted(), "ce0")
-    from ipmp.state import Stored
+    from ipmp.host.state import Stored
 
     back = loads(dumps(Stored((ce0,)))).interfaces[0]
     assert back.logical(INET, 1).mtu == 1380  # type: ignore[union-attr]

@@ -30,12 +30,12 @@ Kernel quirks handled here (each one measured on kernel 6.18):
   ``ip route del`` does, because the kernel otherwise matches the scope
   exactly.
 
-Solaris names (``ipmp.ifmap``): a ``Kernel`` given the map's entries reads
+Solaris names (``ipmp.host.ifmap``): a ``Kernel`` given the map's entries reads
 every mapped link, its addresses' labels, its routes and its sysctls under
 the Solaris name, and ``execute`` turns each op back into Linux names (sysctl
 paths and ``/sys`` know no altname).  Without entries nothing is renamed.
 
-May import: ``ipmp.model``, ``ipmp.ops``, ``ipmp.errors``, ``ipmp.ifmap``,
+May import: ``ipmp.model``, ``ipmp.linux.ops``, ``ipmp.errors``, ``ipmp.host.ifmap``,
 pyroute2, asyncio.
 """
 
@@ -54,7 +54,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from ipmp.errors import ApplyError
-from ipmp.ifmap import MapEntry, NameMap
+from ipmp.host.ifmap import MapEntry, NameMap
 from ipmp.model import (
     RTPROT_IPMP,
     Family,
@@ -67,7 +67,7 @@ from ipmp.model import (
 )
 
 if TYPE_CHECKING:
-    from ipmp.ops import Op, SetLink
+    from ipmp.linux.ops import Op, SetLink
 
 __all__ = ["PROC_SYS", "Kernel", "execute_plan", "read_kernel", "read_state"]
 
@@ -581,7 +581,7 @@ def _failure(op: Op, code: int, detail: str = "") -> ApplyError:
     reason = os.strerror(code) if code else "failed"
     if detail and detail != reason:
         reason = f"{reason} ({detail})"
-    from ipmp.ops import command
+    from ipmp.linux.ops import command
 
     return ApplyError(f"{command(op)}: {reason}", op=op, errno_=code)
 
@@ -843,7 +843,7 @@ class Kernel:
             return
         # Imported here: reads (``ifconfig -a``) come through this module and
         # never execute an operation.
-        from ipmp.ops import SetLink, SetSysctl
+        from ipmp.linux.ops import SetLink, SetSysctl
 
         match op:
             case SetSysctl(key=key, value=value):
@@ -1034,7 +1034,7 @@ def encode_request(op: Op) -> Request | None:
     Raises:
         OSError: ENODEV when the op names a link this namespace does not have.
     """
-    from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule
+    from ipmp.linux.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule
 
     match op:
         case AddAddress(address=a):

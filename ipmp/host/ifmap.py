@@ -62,14 +62,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ipmp.altroot import root_file
 from ipmp.errors import ParseError, Position
+from ipmp.host.altroot import root_file
 from ipmp.model import IFNAMSIZ, KAddress, KernelState, KLink, KRoute
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ipmp.ops import Op
+    from ipmp.linux.ops import Op
 
 __all__ = [
     "IFMAP",
@@ -303,7 +303,16 @@ class NameMap:
         """An operation of the view, with the Linux names the kernel wants."""
         # Here, not at the top: status reads (``ifconfig -a``) use the map
         # but never an operation, and need not import them.
-        from ipmp.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, SetLink, SetSysctl
+        from ipmp.linux.ops import (
+            AddAddress,
+            AddRoute,
+            AddRule,
+            DelAddress,
+            DelRoute,
+            DelRule,
+            SetLink,
+            SetSysctl,
+        )
 
         if not self._view:
             return op

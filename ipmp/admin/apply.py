@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ipmp.errors import ApplyError, StateError
+from ipmp.linux.ops import Op, Plan, command
+from ipmp.linux.plan import data_path_length, diff
+from ipmp.linux.view import Scope, desired_kernel, nic_sysctl_keys
 from ipmp.model import Config, Family, IPAddress, KernelState
-from ipmp.ops import Op, Plan, command
-from ipmp.plan import data_path_length, diff
-from ipmp.view import Scope, desired_kernel, nic_sysctl_keys
 
 #: Verification retries and the pause between them (seconds).
 VERIFY_TRIES = 5

@@ -3,7 +3,7 @@
 Any of them, if it manages a NIC that ``ipmp-boot`` configures, puts its
 own idea of the addresses back and so undoes in.mpathd's address moves.
 ifupdown and netplan are configured by files, read under the root
-(``ipmp.ifupdown``, ``ipmp.netplan``: what counts as managed, and why);
+(``ipmp.host.ifupdown``, ``ipmp.host.netplan``: what counts as managed, and why);
 the two services are asked.
 ``ipmp-boot`` asks each one, when its command-line tool is installed, which
 links it manages:
@@ -49,9 +49,9 @@ unmanaged (reason 'unmanaged-user-settings')`` took ipmp-boot's addresses with
 it).
 
 For ifupdown, ``--take-over`` comments the NIC's stanzas out of its files,
-keeping the originals in ``etc/ipmp/takeover/`` (``ipmp.ifupdown``); for
+keeping the originals in ``etc/ipmp/takeover/`` (``ipmp.host.ifupdown``); for
 netplan it writes the drop-in of the service netplan renders for, which
-wins over netplan's output (``ipmp.netplan``).  ``take_over_files`` and
+wins over netplan's output (``ipmp.host.netplan``).  ``take_over_files`` and
 ``refusal_lines`` say what to do for these two.
 
 ``etc/sysctl.d/90-ipmp.conf`` holds the sysctls of the routing recipe
@@ -77,9 +77,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from ipmp import ifupdown, netplan
+from ipmp.host import ifupdown, netplan
+from ipmp.linux.view import nic_sysctls
 from ipmp.model import Family
-from ipmp.view import nic_sysctls
 
 __all__ = [
     "FILE_BASED",

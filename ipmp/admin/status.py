@@ -3,10 +3,10 @@
 Porting scripts call these in loops (``ifconfig IF`` for each interface,
 every few seconds), so what they cost is mostly what they import: this
 module reads the kernel through the raw rtnetlink reader of
-``ipmp.netlink`` (no pyroute2, no event loop), loads the state store,
+``ipmp.kernel.netlink`` (no pyroute2, no event loop), loads the state store,
 merges the two as every command does (``view.merge``) and lets the
 evaluator check the name as Solaris does (``status: SIOCGLIFFLAGS: ...: no
-such interface``).  It does not import ``ipmp.session``: the boot steps, the
+such interface``).  It does not import ``ipmp.admin.session``: the boot steps, the
 hostname-file parser and the planner are for commands that change things.
 
 A command without words never reads a host name, a netmask or a default
@@ -19,19 +19,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ipmp.evaluate import Outcome, evaluate
-from ipmp.ifmap import canonical_name
+from ipmp.config.evaluate import Outcome, evaluate
+from ipmp.host.ifmap import canonical_name
+from ipmp.host.state import Store
+from ipmp.kernel.netlink import read_state
+from ipmp.linux.view import merge
 from ipmp.model import Environment
-from ipmp.netlink import read_state
-from ipmp.state import Store
-from ipmp.view import merge
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from ipmp.commands import Command
-    from ipmp.ifmap import MapEntry
+    from ipmp.config.commands import Command
+    from ipmp.host.ifmap import MapEntry
 
 __all__ = ["show"]
 

@@ -26,7 +26,7 @@ Decisions where the script is silent or Linux differs:
 * A missing NIC without a group, or without data addresses, is left alone
   and not mentioned (the script only looks at group members).
 
-Pure: configurations in, configurations out; ``ipmp.session`` applies them.
+Pure: configurations in, configurations out; ``ipmp.admin.session`` applies them.
 """
 
 from __future__ import annotations

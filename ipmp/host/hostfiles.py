@@ -60,12 +60,13 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import NamedTuple
 
-# root_path lives in ipmp.altroot (commands that need nothing else import it from there).
-from ipmp.altroot import root_path
-from ipmp.commands import Command
+from ipmp.config.commands import Command
+from ipmp.config.parse import parse_words
 from ipmp.errors import ParseError, Position
+
+# root_path lives in ipmp.host.altroot (commands that need nothing else import it from there).
+from ipmp.host.altroot import root_path
 from ipmp.model import Environment, Family, IPAddress
-from ipmp.parse import parse_words
 
 __all__ = [
     "IMPLICIT_WORDS",

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from ipmp.commands import Command
+from ipmp.config.commands import Command
+from ipmp.config.evaluate import evaluate, reset_interface
 from ipmp.errors import ConfigError, IpmpError, ParseError, Position
-from ipmp.evaluate import evaluate, reset_interface
 from ipmp.model import Config, Environment, Family, Interface, Logical
 
 #: What a step is: the implicit ``plumb`` of a file, one of its lines, or

@@ -32,8 +32,8 @@ from functools import cached_property
 from ipaddress import ip_address, ip_interface
 from typing import TYPE_CHECKING, Any
 
-from ipmp.altroot import root_file
 from ipmp.errors import StateError
+from ipmp.host.altroot import root_file
 from ipmp.model import Family, Interface, IPAddress, Logical
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ evaluates Solaris commands over the merged view, plans, applies (or only
 plans, for ``--dry-run`` and ``--check``), and saves the store.  The command
 line shells print what comes back and choose the exit status.
 
-``ipmp.apply`` (and the planner behind it) and ``ipmp.ops`` are imported by
+``ipmp.admin.apply`` (and the planner behind it) and ``ipmp.linux.ops`` are imported by
 the functions that change or plan something, not here.  ``ifconfig -a`` and
-the other status reads do not come through this module at all (``ipmp.status``).
+the other status reads do not come through this module at all (``ipmp.admin.status``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ipmp import hostfiles
-from ipmp.bootsteps import (
+from ipmp.config.bootsteps import (
     LINE,
     PLUMB,
     UP,
@@ -30,18 +29,19 @@ from ipmp.bootsteps import (
     refused_step,
     run_steps,
 )
-from ipmp.commands import Action, Command
+from ipmp.config.commands import Action, Command
+from ipmp.config.evaluate import Outcome, evaluate
 from ipmp.errors import ApplyError, ConfigError, IpmpError, Position
-from ipmp.evaluate import Outcome, evaluate
-from ipmp.ifmap import NameMap, canonical_name
+from ipmp.host import hostfiles
+from ipmp.host.ifmap import NameMap, canonical_name
+from ipmp.host.state import Store, Stored
+from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family, Interface, IPAddress, KernelState
-from ipmp.state import Store, Stored
-from ipmp.view import Scope, merge
 
 if TYPE_CHECKING:
-    from ipmp.apply import KernelIO
-    from ipmp.ops import Op, Plan
-    from ipmp.rescue import Rescue
+    from ipmp.admin.apply import KernelIO
+    from ipmp.config.rescue import Rescue
+    from ipmp.linux.ops import Op, Plan
 
 
 def describe_state_changes(before: Config, after: Config, names: Sequence[str]) -> list[str]:
@@ -94,7 +94,7 @@ class Host:
 
 async def read_host(kernel_io: KernelIO, root: Path) -> Host:
     """Read the kernel and the store and merge them (caller holds the lock)."""
-    from ipmp.apply import sysctl_keys
+    from ipmp.admin.apply import sysctl_keys
 
     first = await kernel_io.read()
     kernel = await kernel_io.read(sysctl_keys([lk.name for lk in first.links]))
@@ -119,7 +119,7 @@ async def run_command(kernel_io: KernelIO, host: Host, command: Command, *, dry_
     The interface may be named by any name the kernel knows for it (its
     Linux name or an altname); the command then acts on the view's name.
     """
-    from ipmp.apply import apply_and_record, make_plan
+    from ipmp.admin.apply import apply_and_record, make_plan
 
     if command.ifname is not None:
         command = replace(command, ifname=canonical_name(host.kernel, command.ifname))
@@ -328,7 +328,7 @@ async def boot(
     any name the kernel knows for it.  A file may name its NIC by the Linux
     name or an altname too: it configures the interface of the view's name.
     """
-    from ipmp.apply import apply_and_record, make_plan
+    from ipmp.admin.apply import apply_and_record, make_plan
 
     result = BootResult()
     env = hostfiles.read_environment(root)
@@ -433,7 +433,7 @@ async def _rescue(
     reported with the rescue ("couldn't move"); the files' own errors were
     already reported as the plumb failure.
     """
-    from ipmp.rescue import rescue
+    from ipmp.config.rescue import rescue
 
     # All its addresses, also those a first boot rescued already; a line
     # that fails moves nothing, the others still do (ifparse runs per line).
@@ -463,7 +463,7 @@ def plan_lines(result: BootResult, to_kernel: Callable[[Op], Op] | None = None) 
     ``to_kernel`` turns an op into the names the kernel knows
     (``NameMap.op``), so the printed commands run as they are.
     """
-    from ipmp.ops import command as op_command
+    from ipmp.linux.ops import command as op_command
 
     lines: list[str] = []
     for ifname, plan in result.plans.items():
@@ -474,7 +474,7 @@ def plan_lines(result: BootResult, to_kernel: Callable[[Op], Op] | None = None) 
 
 
 def _with_sysctls(kernel: KernelState, plan: Plan) -> KernelState:
-    from ipmp.ops import SetSysctl
+    from ipmp.linux.ops import SetSysctl
 
     values = dict(kernel.sysctls)
     values.update((op.key, op.value) for op in plan if isinstance(op, SetSysctl))
@@ -496,7 +496,7 @@ def _refused_line(
     before: KernelState, scope: Scope, routers: Sequence[IPAddress],
 ) -> int | None:
     """The step whose line asked for the op the kernel refused (``bootsteps.refused_step``)."""
-    from ipmp.apply import make_plan
+    from ipmp.admin.apply import make_plan
 
     if err.op is None:
         return None

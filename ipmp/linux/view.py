@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_network
+from ipaddress import IPv4Interface, IPv6Interface, ip_network
 from typing import NamedTuple
 
 from ipmp.model import (
@@ -514,13 +514,6 @@ def is_managed_address(ka: KAddress, scope: Scope) -> bool:
     return not ka.kernel_owned and scope.covers(ka.ifname, ka.family)
 
 
-def default_broadcast(address: IPv4Interface) -> IPv4Address | None:
-    """Solaris' default broadcast: host part all ones (none for /31 and /32)."""
-    if address.network.prefixlen >= 31:
-        return None
-    return address.network.broadcast_address
-
-
 __all__ = [
     "GROUP_ONLY_SYSCTLS4",
     "IPMP_TABLE_BASE",
@@ -528,7 +521,6 @@ __all__ = [
     "NIC_SYSCTLS6",
     "RT_TABLE_MAIN",
     "Scope",
-    "default_broadcast",
     "desired_kernel",
     "is_managed_address",
     "merge",

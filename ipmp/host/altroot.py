@@ -6,7 +6,7 @@ that a lab or a test can point a whole process tree at one directory.
 
 A module of its own because every command needs it first and some need
 little else: ``ipmpstat`` only talks to in.mpathd, and importing it from
-``ipmp.hostfiles`` would load the hostname-file parser and the data model
+``ipmp.host.hostfiles`` would load the hostname-file parser and the data model
 on each run of a command that scripts call in loops.  Imports nothing but
 ``os``: ``root_dir`` is the root as a string, for a command whose only file
 is the daemon's socket (``pathlib`` with ``urllib.parse`` and ``ipaddress``

@@ -32,10 +32,10 @@ from ipaddress import (
     ip_network,
 )
 
-from ipmp.altroot import root_file
-from ipmp.commands import Action, Command
+from ipmp.config.commands import Action, Command
+from ipmp.config.keywords import BY_WORD, Scope
 from ipmp.errors import ConfigError, NoSuchInterface, Position
-from ipmp.keywords import BY_WORD, Scope
+from ipmp.host.altroot import root_file
 from ipmp.model import (
     IFNAMSIZ,
     LIFGRNAMSIZ,
@@ -48,8 +48,8 @@ from ipmp.model import (
     IPAddress,
     IPInterface,
     Logical,
+    default_broadcast,
 )
-from ipmp.view import default_broadcast
 
 #: The smallest MTU each family allows on a logical interface
 #: (illumos ``IP_MIN_MTU``, ``IPV6_MIN_MTU``; ``ip_sioctl_mtu``).

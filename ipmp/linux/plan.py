@@ -28,8 +28,7 @@ from __future__ import annotations
 
 from ipaddress import IPv6Address
 
-from ipmp.model import LOCALHOST, Family, KAddress, KernelState, KLink, KRoute, KRule
-from ipmp.ops import (
+from ipmp.linux.ops import (
     AddAddress,
     AddRoute,
     AddRule,
@@ -41,7 +40,8 @@ from ipmp.ops import (
     SetLink,
     SetSysctl,
 )
-from ipmp.view import Scope, is_managed_address, table_of
+from ipmp.linux.view import Scope, is_managed_address, table_of
+from ipmp.model import LOCALHOST, Family, KAddress, KernelState, KLink, KRoute, KRule
 
 
 def _link_changes(cur: KLink, want: KLink) -> SetLink | None:
