@@ -1,6 +1,6 @@
 """What every benchmark shares: the lab, stamped observers, statistics, result rows.
 
-Every topology is built with :func:`ipmp.lab.topology.build` (the one builder
+Every topology is built with :func:`ipmp.lab.wiring.build` (the one builder
 the lab, the tests and the benchmarks share).  Observers run as separate
 processes inside the namespaces and stamp with ``time.monotonic()``;
 CLOCK_MONOTONIC is system-wide, so all stamps of one run are on one clock:
@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ipmp.lab.topology import Topology, build, unique_prefix
+from ipmp.lab.addressing import unique_prefix
+from ipmp.lab.topology import Topology
+from ipmp.lab.wiring import build
 from ipmp.mpathd import ipc
 
 REPO = Path(__file__).resolve().parents[1]

@@ -52,7 +52,7 @@ COMMANDS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...] | None], ...] =
 #: (label, module, the commands it bounds): the one import that sets a floor
 #: under a command's time (not targets; they say where the rest goes).
 #: The first two: the standard modules the read path of ``ifconfig`` imports
-#: before any code of ours (``ipmp.kernel.netlink`` alone needs ``typing``,
+#: before any code of ours (``ipmp.kernel.read`` alone needs ``typing``,
 #: ``socket`` and ``shlex``), without and with ``dataclasses`` (the model's).
 _READ_PATH_STDLIB = "re, ipaddress, json, enum, struct, fcntl, typing, socket, shlex"
 FLOORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 
 from bench.common import Lab, Row, lab, mpathd_conf, neigh_is, say
-from ipmp.lab.pinger import PingReport, TargetStats
+from ipmp.lab.pingreport import PingReport, TargetStats
 
 NAME = "pingloss"
 FDT_MS = 500  # paces the probe-based repair; link failover itself ignores it

@@ -7,7 +7,7 @@ between its ``bench:results`` markers, keeping the figures it did not run
 from the previous results; ``--write``/``--no-write`` override that.
 
 Needs root (network namespaces, raw sockets).  Every figure builds its own
-topology with ``ipmp.lab.topology.build`` and deletes it afterwards; nothing
+topology with ``ipmp.lab.wiring.build`` and deletes it afterwards; nothing
 outside those namespaces is touched.
 """
 

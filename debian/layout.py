@@ -65,7 +65,7 @@ sys.exit(main())
 VENDOR_MODULE = f'''"""Written by the Debian package's build (debian/layout.py), imported by ipmp/__init__.py.
 
 Debian's python3-pyroute2 is the 0.7 series, without the AsyncIPRoute the
-kernel module uses (ipmp/kernel/netlink.py); the package carries pyroute2 0.9 in a
+kernel module uses (ipmp/kernel/execute.py); the package carries pyroute2 0.9 in a
 private directory.  It goes first on sys.path, so that a python3-pyroute2
 installed for other software is never picked, and from here, because every
 program of the package imports ipmp first: also those started as

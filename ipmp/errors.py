@@ -13,6 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from ipmp.linux.ops import Op
+
 
 class IpmpError(Exception):
     """Base class of every error the toolkit raises on purpose."""
@@ -117,7 +119,7 @@ class NoSuchInterface(ConfigError):
 class ApplyError(IpmpError, OSError):
     """An operation failed on the kernel; the before-state was restored."""
 
-    def __init__(self, message: str, op: object = None, errno_: int = 0) -> None:
+    def __init__(self, message: str, op: Op | None = None, errno_: int = 0) -> None:
         super().__init__(message)
         self.message = message
         self.op = op

@@ -7,9 +7,10 @@ Two views of one host:
   OFFLINE.  ``ifconfig -a`` prints it; the evaluator folds commands over it.
 * ``KernelState`` is the Linux view: links, addresses (with labels), routes and
   rules owned by the toolkit, and the sysctls it relies on.  The planner diffs
-  two of these; ``netlink`` reads and writes them.
+  two of these; ``ipmp.kernel`` reads and writes them.
 
-``view.py`` maps one onto the other; ``state.py`` keeps the part of ``Config``
+``ipmp.linux.view`` (kernel to ``Config``) and ``ipmp.linux.desired`` (``Config``
+to kernel) map one onto the other; ``ipmp.host.state`` keeps the part of ``Config``
 that Linux has no place for.
 
 Pure module: no I/O, no clock.

@@ -1,7 +1,8 @@
 """What the administration commands do, without the printing or the exit codes.
 
-``ifconfig`` and ``ipmp-boot`` (``session``, the read path ``status``, the
-one way the host is changed: ``apply``) and ``ipmpstat``'s tables from
-in.mpathd's snapshot (``ipmpstat``).  The shells in ``ipmp.cli`` parse
-arguments, call these and print.
+``ifconfig`` (a change: ``command`` over ``session``; the read path:
+``status``), ``ipmp-boot`` (``boot`` over ``bootfiles``) and ``ipmpstat``'s
+tables from in.mpathd's snapshot (``ipmpstat``, ``ofmt``).  They change the
+host only through ``ipmp.apply``, which the daemon shares.  The shells in
+``ipmp.cli`` parse arguments, call these and print.
 """

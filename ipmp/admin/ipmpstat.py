@@ -1,32 +1,10 @@
 """``ipmpstat`` output from in.mpathd's query snapshot: Solaris 11 layout, our model (§7.2).
 
-Pure: ``render`` and ``render_json`` turn the dict ``Machine.snapshot()``
-returns (and ``control.call(root, Request("query")).data`` carries) into text.
-No I/O, no name lookups, no clock.  ``ipmp.cli.ipmpstat`` does the rest.
-
-Layout rules, all Solaris 11 ``ipmpstat`` / libinetutil ``ofmt`` (§7.2):
-
-* Modes ``-a`` (addresses), ``-g`` (groups), ``-i`` (interfaces), ``-t``
-  (probe targets); each has a fixed field table (name, width).  ``-p``
-  (probe events) has a table too, but no snapshot rendering: it is a live
-  stream, one line per event, laid out by ``ProbeFormatter``.
-* Default fields: the table in order while the cumulative width stays within
-  80 columns (``-p`` loses RTTDEV; every other mode shows all fields).
-  ``-o all`` (any case) is every field; ``-o a,b`` picks and orders fields,
-  names compared case-insensitively (ASCII, as ``strcasecmp``), empty names
-  between commas skipped, repeats allowed.
-* Human output: a header of field names, repeated every ``page_rows`` lines
-  (terminal height, 24 when stdout is not a terminal; the count includes
-  header lines, so a 24-line page is one header and 23 rows).  No rows, no
-  header.  Each field but the last is left-justified to its width (the
-  width includes the gap to the next column); a value that does not fit is
-  printed with one space after it and the excess is taken back from the
-  padding of the following fields; the last field is never padded.  An
-  empty value prints as ``--``.
-* Parsable output (``-P``, needs ``-o``, not ``all``): no header, values
-  joined by ``:``, an empty value prints as nothing, and ``:`` and ``\\``
-  inside a value are escaped with ``\\`` (an IPv6 ``fe80::1`` prints as
-  ``fe80\\:\\:1``), except when only one field is selected.
+Pure: ``render`` and ``render_json`` turn the daemon's ``Snapshot`` (the
+records of ``ipmp.mpathd.snapshot``, which ``from_wire`` makes of what
+``control.call(root, Request("query")).data`` carries) into text.  No I/O,
+no name lookups, no clock.  ``ipmp.cli.ipmpstat`` does the rest.  The
+field tables, ``-o``/``-P`` and the line layout are ``ipmp.admin.ofmt``'s.
 
 Mapping of Solaris 11 columns onto the Solaris 10 address-migration model
 (Solaris 11 data addresses live on an IPMP meta-interface; ours live on the
@@ -107,40 +85,35 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-# ``ipmpstat -i`` is run in loops by scripts, and ``typing`` (with
-# ``contextlib`` and ``warnings``) was about a tenth of its start-up: type
-# checkers see ``typing.NamedTuple`` (they treat any name ``TYPE_CHECKING``
-# as true), the interpreter the class syntax below on
-# ``collections.namedtuple``.
+# ``ipmpstat -i`` is run in loops by scripts: no ``typing`` at run time (type
+# checkers treat any name ``TYPE_CHECKING`` as true), and the records use the
+# ``typing.NamedTuple`` syntax on ``collections.namedtuple`` (``NamedTuple``).
+from ipmp.admin.ofmt import (
+    EMPTY,
+    FIELDS,
+    MAX_COLUMNS,
+    MODE_NAMES,
+    MODES,
+    MSG_NO_FIELDS,
+    MSG_PARSABLE_ALL,
+    MSG_PARSABLE_NONE,
+    PAGE_ROWS,
+    Cell,
+    Field,
+    FieldError,
+    Line,
+    Selection,
+    human_line,
+    normalise_mode,
+    parsable_line,
+    select_fields,
+    strict_selection,
+)
+from ipmp.mpathd.snapshot import AddressState, InterfaceState, NamedTuple, Snapshot
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Final, NamedTuple
-else:
-    from collections import namedtuple
-
-    class _NamedTupleType(type):
-        """``typing.NamedTuple``'s class syntax: the annotated names are the fields, in order.
-
-        A field with a value has that default (only the last ones may);
-        methods, properties and the docstring go on the namedtuple class.
-        """
-
-        def __new__(mcs, name, bases, namespace):
-            if not bases:
-                return super().__new__(mcs, name, bases, namespace)
-            fields = tuple(namespace.get("__annotations__", {}))
-            defaults = [namespace[f] for f in fields if f in namespace]
-            if any(f in namespace for f in fields[: len(fields) - len(defaults)]):
-                raise TypeError(f"{name}: a field without a default follows one with a default")
-            cls = namedtuple(name, fields, defaults=defaults, module=namespace["__module__"])
-            for key, value in namespace.items():
-                if key not in fields and key not in ("__module__", "__qualname__", "__annotations__"):
-                    setattr(cls, key, value)
-            cls.__qualname__ = namespace["__qualname__"]
-            return cls
-
-    class NamedTuple(metaclass=_NamedTupleType):
-        """The base the records name; they become ``collections.namedtuple`` classes."""
+    from typing import Final
 
 __all__ = [
     "EMPTY",
@@ -171,223 +144,38 @@ __all__ = [
 # The records of this module are NamedTuples, not dataclasses: each
 # dataclass costs about as much to create at import as all ten NamedTuples
 # together, and ``ipmpstat -i`` is run in loops by scripts (the typed
-# syntax without importing ``typing``: see above).
+# syntax without importing ``typing``: see above).  The layout names of
+# ``ofmt`` are exported here too: the CLI and the tests know them from here.
 
 
-class Field(NamedTuple):
-    """One output field: its name (as in the header) and column width."""
-
-    name: str
-    width: int
-
-
-#: Field tables, Solaris 11 ``ipmpstat.c`` order and widths (§7.2).
-FIELDS: Final[Mapping[str, tuple[Field, ...]]] = {
-    "a": (Field("ADDRESS", 26), Field("STATE", 7), Field("GROUP", 12), Field("INBOUND", 12),
-          Field("OUTBOUND", 23)),
-    "g": (Field("GROUP", 12), Field("GROUPNAME", 12), Field("STATE", 10), Field("FDT", 10),
-          Field("INTERFACES", 30)),
-    "i": (Field("INTERFACE", 12), Field("ACTIVE", 8), Field("GROUP", 12), Field("FLAGS", 10),
-          Field("LINK", 10), Field("PROBE", 10), Field("STATE", 10)),
-    "p": (Field("TIME", 10), Field("INTERFACE", 12), Field("PROBE", 7), Field("NETRTT", 10),
-          Field("RTT", 10), Field("RTTAVG", 10), Field("TARGET", 20), Field("RTTDEV", 10)),
-    "t": (Field("INTERFACE", 12), Field("MODE", 10), Field("TESTADDR", 20), Field("TARGETS", 38)),
-}
-MODES: Final = tuple(FIELDS)
-#: The default field set stops before the field that would pass this width.
-MAX_COLUMNS: Final = 80
-#: Lines per page (header included) when the terminal height is unknown.
-PAGE_ROWS: Final = 24
-#: What an empty value prints as, in human output.
-EMPTY: Final = "--"
-
-#: ofmt_strerror texts (§7.2), without the ``ipmpstat: `` prefix.
-MSG_NO_FIELDS: Final = "no valid output fields"
-MSG_PARSABLE_NONE: Final = "output fields must be specified in parsable mode"
-MSG_PARSABLE_ALL: Final = "output field `all' invalid in parsable mode"
-
-_MODE_NAMES: Final = {"a": "address", "g": "group", "i": "interface", "p": "probe", "t": "target"}
-_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 #: FLAGS letter positions (§7.2): i s m b M d h.
 _NFLAGS: Final = 7
 _FLAG_INACTIVE, _FLAG_STANDBY, _FLAG_MCAST4, _FLAG_BCAST4, _FLAG_MCAST6 = range(5)
 
 
-class FieldError(ValueError):
-    """A fatal ``-o``/``-P`` problem; ``str()`` is the Solaris message."""
-
-
-def normalise_mode(mode: str) -> str:
-    """``"-g"``, ``"g"`` or ``"group"`` -> ``"g"``.
-
-    Raises:
-        ValueError: not one of the five modes.
-    """
-    word = mode[1:] if mode.startswith("-") else mode
-    for letter, name in _MODE_NAMES.items():
-        if word in (letter, name):
-            return letter
-    raise ValueError(f"unknown ipmpstat mode {mode!r}")
-
-
-def _fold(name: str) -> str:
-    """strcasecmp's folding: ASCII letters only (``\\u212a`` is no ``k``)."""
-    return name.translate(_ASCII_LOWER)
-
-
-# -- field selection (ofmt_open) ---------------------------------------------------
-
-
-class Selection(NamedTuple):
-    """The fields to print, and the names ``-o`` gave that match none."""
-
-    fields: tuple[Field, ...]
-    unknown: tuple[str, ...] = ()
-
-    @property
-    def warning(self) -> str | None:
-        """The human-mode warning for ``unknown`` (printed as ``ipmpstat: warning: ...``)."""
-        return _bad_fields(self.unknown, parsable=False) if self.unknown else None
-
-
-def _bad_fields(names: Sequence[str], *, parsable: bool) -> str:
-    # ofmt: a warning in human mode, an error in parsable mode; singular or plural.
-    head = "unknown output field" if parsable else "ignoring unknown output field"
-    plural = "s" if len(names) > 1 else ""
-    return f"{head}{plural}:" + "".join(f" `{name}'" for name in names)
-
-
-def select_fields(mode: str, spec: str | None, *, parsable: bool = False) -> Selection:
-    """The fields ``-o spec`` selects (``spec`` None: no ``-o``).
-
-    Raises:
-        FieldError: ``-P`` without ``-o`` or with ``all``, no valid name at
-            all, or (``-P`` only) any unknown name.
-    """
-    table = FIELDS[normalise_mode(mode)]
-    if parsable and not spec:
-        # Parsable output must name its fields: the default set may grow.
-        raise FieldError(MSG_PARSABLE_NONE)
-    if spec is not None and _fold(spec) == "all":
-        if parsable:
-            raise FieldError(MSG_PARSABLE_ALL)
-        return Selection(table)
-    if spec is None:
-        chosen: list[Field] = []
-        columns = 0
-        for field in table:
-            columns += field.width
-            if columns > MAX_COLUMNS:
-                break
-            chosen.append(field)
-        return Selection(tuple(chosen))
-    by_name = {_fold(field.name): field for field in table}
-    picked: list[Field] = []
-    unknown: list[str] = []
-    for name in spec.split(","):
-        if not name:
-            continue  # strtok: ",," and a trailing comma name nothing
-        match = by_name.get(_fold(name))
-        if match is None:
-            unknown.append(name)
-        else:
-            picked.append(match)
-    if not picked:
-        raise FieldError(MSG_NO_FIELDS)
-    if unknown and parsable:
-        # A script must not silently get fewer columns than it asked for.
-        raise FieldError(_bad_fields(unknown, parsable=True))
-    return Selection(tuple(picked), tuple(unknown))
-
-
-# -- the snapshot, read defensively -------------------------------------------------
-
-
-def _map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+# -- the snapshot ---------------------------------------------------------------------
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _strings(value: object) -> list[str]:
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
-
-
-class _Itf(NamedTuple):
-    name: str
-    group: str
-    state: str
-    link: str
-    probe: str
-    active: bool
-    standby: bool
-    inactive: bool
-    failed: bool
-    offline: bool
-    probes: Mapping[str, Mapping[str, Any]]
-
-    @property
-    def usable(self) -> bool:
-        """Could carry data now: the test behind the daemon's "degraded"."""
-        return (self.state in ("ok", "unknown") and self.link != "down"
-                and not self.failed and not self.offline)
-
-    @property
-    def carries_data(self) -> bool:
-        return self.active and self.usable
-
-
-def _interfaces(snapshot: Mapping[str, Any]) -> list[_Itf]:
+def _interfaces(snapshot: Snapshot) -> list[InterfaceState]:
     """Tracked interfaces: named groups by name, members by name, then anonymous ones."""
-    out: list[_Itf] = []
-    for name, raw in _map(snapshot.get("interfaces")).items():
-        doc = _map(raw)
-        probes = {family: _map(info) for family, info in _map(doc.get("probes")).items()}
-        out.append(_Itf(
-            name=str(name), group=_text(doc.get("group")), state=_text(doc.get("state")),
-            link=_text(doc.get("link")), probe=_text(doc.get("probe")),
-            active=doc.get("active") is True, standby=doc.get("standby") is True,
-            inactive=doc.get("inactive") is True, failed=doc.get("failed") is True,
-            offline=doc.get("offline") is True, probes=probes,
-        ))
-    out.sort(key=lambda itf: (itf.group == "", itf.group, itf.name))
-    return out
+    return sorted(snapshot.interfaces.values(), key=lambda itf: (itf.group == "", itf.group, itf.name))
 
 
-class _Addr(NamedTuple):
-    address: str
-    family: str
-    holder: str
-    home: str
-    group: str
-    up: bool
+def _holder(addr: AddressState) -> str:
+    """The NIC holding ``addr`` now: ``qfe0`` for ``qfe0:2``."""
+    return addr.interface.partition(":")[0]
 
 
-def _addresses(snapshot: Mapping[str, Any]) -> list[_Addr]:
-    raw = snapshot.get("addresses")
-    out: list[_Addr] = []
-    for item in raw if isinstance(raw, list) else []:
-        if not isinstance(item, Mapping):
-            continue
-        doc = _map(item)
-        holder = _text(doc.get("interface")).partition(":")[0]
-        out.append(_Addr(
-            address=_text(doc.get("address")).partition("/")[0], family=_text(doc.get("family")),
-            holder=holder, home=_text(doc.get("home")) or holder, group=_text(doc.get("group")),
-            up=doc.get("up") is True,
-        ))
+def _addresses(snapshot: Snapshot) -> list[AddressState]:
     # Stable: within one home, the daemon's (logical unit) order.
-    out.sort(key=lambda a: (a.group == "", a.group, a.home))
-    return out
+    return sorted(snapshot.addresses, key=lambda a: (a.group == "", a.group, a.home or _holder(a)))
 
 
-def _group_states(snapshot: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {str(name): _map(doc) for name, doc in _map(snapshot.get("groups")).items() if name}
-
-
-def _nominees(members: Sequence[_Itf], families: set[str]) -> dict[str, str]:
+def _nominees(members: Sequence[InterfaceState], families: set[str]) -> dict[str, str]:
     """Family word -> the member that would receive its broadcast/multicast (module doc)."""
     ranked = [m for m in members if m.usable and not m.inactive] + \
              [m for m in members if m.usable and m.inactive]
@@ -396,7 +184,7 @@ def _nominees(members: Sequence[_Itf], families: set[str]) -> dict[str, str]:
     return {family: ranked[0].name for family in families}
 
 
-def _flags(itf: _Itf, nominees: Mapping[str, str]) -> str:
+def _flags(itf: InterfaceState, nominees: Mapping[str, str]) -> str:
     letters = ["-"] * _NFLAGS
     if itf.inactive:
         letters[_FLAG_INACTIVE] = "i"
@@ -493,16 +281,16 @@ class _TargetRow(NamedTuple):
 _Row = _GroupRow | _InterfaceRow | _AddressRow | _TargetRow
 
 
-def _group_rows(snapshot: Mapping[str, Any]) -> list[_GroupRow]:
+def _group_rows(snapshot: Snapshot) -> list[_GroupRow]:
     interfaces = _interfaces(snapshot)
     rows: list[_GroupRow] = []
-    for name, doc in sorted(_group_states(snapshot).items()):
+    for name, group in sorted(snapshot.groups.items()):
+        if not name:
+            continue  # the anonymous group has no row
         members = [itf for itf in interfaces if itf.group == name]
-        fdt = doc.get("fdt_ms")
         probing = any(itf.probe not in ("", "disabled") for itf in members)
         rows.append(_GroupRow(
-            name=name, state=_text(doc.get("state")),
-            fdt_ms=fdt if isinstance(fdt, int) and not isinstance(fdt, bool) and probing else None,
+            name=name, state=group.state, fdt_ms=group.fdt_ms if probing else None,
             active=tuple(m.name for m in members if m.carries_data),
             inactive=tuple(m.name for m in members if m.usable and not m.carries_data),
             unusable=tuple(m.name for m in members if not m.usable),
@@ -510,12 +298,12 @@ def _group_rows(snapshot: Mapping[str, Any]) -> list[_GroupRow]:
     return rows
 
 
-def _interface_rows(snapshot: Mapping[str, Any]) -> list[_InterfaceRow]:
+def _interface_rows(snapshot: Snapshot) -> list[_InterfaceRow]:
     interfaces = _interfaces(snapshot)
     families: dict[str, set[str]] = {}
     for itf in interfaces:
         families.setdefault(itf.group, set()).update(itf.probes)
-    for addr in _addresses(snapshot):
+    for addr in snapshot.addresses:
         if addr.family:
             families.setdefault(addr.group, set()).add(addr.family)
     nominees: dict[str, dict[str, str]] = {
@@ -530,21 +318,22 @@ def _interface_rows(snapshot: Mapping[str, Any]) -> list[_InterfaceRow]:
     ]
 
 
-def _address_rows(snapshot: Mapping[str, Any]) -> list[_AddressRow]:
-    interfaces = {itf.name: itf for itf in _interfaces(snapshot)}
-    groups = _group_states(snapshot)
+def _address_rows(snapshot: Snapshot) -> list[_AddressRow]:
+    interfaces = snapshot.interfaces
     rows: list[_AddressRow] = []
     for addr in _addresses(snapshot):
-        holder = interfaces.get(addr.holder)
-        group_failed = _text(groups.get(addr.group, {}).get("state")) == "failed"
+        holder_name = _holder(addr)
+        holder = interfaces.get(holder_name)
+        group = snapshot.groups.get(addr.group) if addr.group else None
+        group_failed = group is not None and group.state == "failed"
         up = addr.up and not group_failed and (holder is None or holder.usable)
-        nic = addr.holder if up else ""
-        rows.append(_AddressRow(address=addr.address, family=addr.family, up=up, group=addr.group,
-                                inbound=nic, outbound=(nic,) if nic else ()))
+        nic = holder_name if up else ""
+        rows.append(_AddressRow(address=addr.address.partition("/")[0], family=addr.family, up=up,
+                                group=addr.group, inbound=nic, outbound=(nic,) if nic else ()))
     return rows
 
 
-def _target_rows(snapshot: Mapping[str, Any]) -> list[_TargetRow]:
+def _target_rows(snapshot: Snapshot) -> list[_TargetRow]:
     rows: list[_TargetRow] = []
     for itf in _interfaces(snapshot):
         # Solaris: the IPv4 row when IPv4 probes or neither family does (so a
@@ -555,13 +344,12 @@ def _target_rows(snapshot: Mapping[str, Any]) -> list[_TargetRow]:
             if info is None:
                 rows.append(_TargetRow(itf.name, family, "disabled", "", ()))
             else:
-                rows.append(_TargetRow(itf.name, family, _text(info.get("mode")),
-                                       _text(info.get("test_address")).partition("/")[0],
-                                       tuple(_strings(info.get("targets")))))
+                rows.append(_TargetRow(itf.name, family, info.mode, info.test_address.partition("/")[0],
+                                       info.targets))
     return rows
 
 
-def _rows(snapshot: Mapping[str, Any], mode: str) -> Sequence[_Row]:
+def _rows(snapshot: Snapshot, mode: str) -> Sequence[_Row]:
     letter = normalise_mode(mode)
     if letter == "g":
         return _group_rows(snapshot)
@@ -574,83 +362,13 @@ def _rows(snapshot: Mapping[str, Any], mode: str) -> Sequence[_Row]:
     raise ValueError("probe mode (-p) is a live event stream, not a snapshot view")
 
 
-def probing_enabled(snapshot: Mapping[str, Any]) -> bool:
+def probing_enabled(snapshot: Snapshot) -> bool:
     """Whether any interface has probe-based failure detection (Solaris ``-p`` pre-check)."""
     return any(itf.probe not in ("", "disabled") for itf in _interfaces(snapshot))
 
 
-# -- text layout (ofmt_print) -------------------------------------------------------
-
-
-class Cell(NamedTuple):
-    """Where one field's value sits in a line: ``line.text[start:end] == value``."""
-
-    field: str
-    value: str
-    start: int
-    end: int
-
-
-class Line(NamedTuple):
-    """One output line, without its newline; ``cells`` is empty for a header."""
-
-    text: str
-    header: bool = False
-    cells: tuple[Cell, ...] = ()
-
-
-def _human(fields: Sequence[Field], values: Sequence[str]) -> tuple[str, tuple[Cell, ...]]:
-    out: list[str] = []
-    cells: list[Cell] = []
-    pos = 0
-    overflow = 0
-    for i, (field, value) in enumerate(zip(fields, values, strict=True)):
-        if i == len(fields) - 1:
-            piece = value  # the last field is never padded
-        elif len(value) + overflow >= field.width:
-            # Too wide (with what earlier fields already overran): one space,
-            # and the following fields give back the excess from their padding.
-            overflow += len(value) - field.width + 1
-            piece = value + " "
-        else:
-            width = field.width
-            if overflow:
-                give_back = min(overflow, width - len(value))
-                overflow -= give_back
-                width -= give_back
-            piece = value.ljust(width)
-        cells.append(Cell(field.name, value, pos, pos + len(value)))
-        out.append(piece)
-        pos += len(piece)
-    return "".join(out), tuple(cells)
-
-
-def _parsable(fields: Sequence[Field], values: Sequence[str]) -> tuple[str, tuple[Cell, ...]]:
-    escape = len(fields) > 1  # a lone field is printed as it is
-    cells: list[Cell] = []
-    pieces: list[str] = []
-    pos = 0
-    for field, value in zip(fields, values, strict=True):
-        piece = value.replace("\\", "\\\\").replace(":", "\\:") if escape else value
-        if pieces:
-            pos += 1  # the ':' separator
-        cells.append(Cell(field.name, piece, pos, pos + len(piece)))
-        pieces.append(piece)
-        pos += len(piece)
-    return ":".join(pieces), tuple(cells)
-
-
-def _selection(mode: str, fields: Sequence[str] | None, parsable: bool) -> tuple[Field, ...]:
-    spec = None if fields is None else ",".join(fields)
-    selection = select_fields(mode, spec, parsable=parsable)
-    if selection.unknown:
-        # render is strict; the CLI warns and passes only the known names.
-        raise FieldError(_bad_fields(selection.unknown, parsable=True))
-    return selection.fields
-
-
 def render_lines(
-    snapshot: Mapping[str, Any],
+    snapshot: Snapshot,
     mode: str,
     *,
     fields: Sequence[str] | None = None,
@@ -660,30 +378,30 @@ def render_lines(
 ) -> list[Line]:
     """``render`` with the position of every value, for colouring."""
     del numeric  # addresses are always numeric (module doc)
-    chosen = _selection(mode, fields, parsable)
+    chosen = strict_selection(mode, fields, parsable)
     rows = _rows(snapshot, mode)
     page = page_rows if page_rows > 0 else PAGE_ROWS
-    header = Line(_human(chosen, [f.name for f in chosen])[0], header=True)
+    header = Line(human_line(chosen, [f.name for f in chosen])[0], header=True)
     lines: list[Line] = []
     printed = 0  # ofmt's row counter: header lines count too
     for row in rows:
         text = row.text()
         values = [text[f.name] for f in chosen]
         if parsable:
-            text_line, cells = _parsable(chosen, values)
+            text_line, cells = parsable_line(chosen, values)
             lines.append(Line(text_line, cells=cells))
             continue
         if printed % page == 0:
             lines.append(header)
             printed += 1
         printed += 1
-        text_line, cells = _human(chosen, [v or EMPTY for v in values])
+        text_line, cells = human_line(chosen, [v or EMPTY for v in values])
         lines.append(Line(text_line, cells=cells))
     return lines
 
 
 def render(
-    snapshot: Mapping[str, Any],
+    snapshot: Snapshot,
     mode: str,
     *,
     fields: Sequence[str] | None = None,
@@ -708,7 +426,7 @@ def render(
                                                numeric=numeric, page_rows=page_rows)]
 
 
-def render_json(snapshot: Mapping[str, Any], mode: str) -> str:
+def render_json(snapshot: Snapshot, mode: str) -> str:
     """The ``--json`` extension: one JSON object, every field of the mode.
 
     ``{"mode": "group", "rows": [...]}``; a row's keys are the field names
@@ -722,7 +440,7 @@ def render_json(snapshot: Mapping[str, Any], mode: str) -> str:
         ValueError: an unknown mode, or ``"p"``.
     """
     rows = _rows(snapshot, mode)
-    doc = {"mode": _MODE_NAMES[normalise_mode(mode)], "rows": [row.json() for row in rows]}
+    doc = {"mode": MODE_NAMES[normalise_mode(mode)], "rows": [row.json() for row in rows]}
     return json.dumps(doc, indent=2)
 
 
@@ -740,12 +458,12 @@ def _ms_text(value: object) -> str:
     return "" if number is None else f"{number:.2f}ms"
 
 
-def _probe_time(event: Mapping[str, Any], start: float) -> float | None:
+def _probe_time(event: Mapping[str, object], start: float) -> float | None:
     sent = _number(event.get("sent"))
     return None if sent is None else sent - start
 
 
-def probe_row(event: Mapping[str, Any], start: float) -> dict[str, str]:
+def probe_row(event: Mapping[str, object], start: float) -> dict[str, str]:
     """The text of every ``-p`` field for one probe event; ``start``: monotonic seconds at start."""
     when = _probe_time(event, start)
     probe = event.get("probe")
@@ -761,7 +479,7 @@ def probe_row(event: Mapping[str, Any], start: float) -> dict[str, str]:
     }
 
 
-def probe_json(event: Mapping[str, Any], start: float) -> dict[str, object]:
+def probe_json(event: Mapping[str, object], start: float) -> dict[str, object]:
     """The ``--json`` object of one probe event: the ``-p`` fields in lower case, typed.
 
     ``time`` in seconds, the round-trip times in milliseconds, ``null``
@@ -798,24 +516,24 @@ class ProbeFormatter:
 
     def __init__(self, fields: Sequence[str] | None = None, *, parsable: bool = False,
                  page_rows: int = PAGE_ROWS, start: float = 0.0) -> None:
-        self.fields = _selection("p", fields, parsable)
+        self.fields = strict_selection("p", fields, parsable)
         self.parsable = parsable
         self.page = page_rows if page_rows > 0 else PAGE_ROWS
         self.start = start
         self._printed = 0
 
-    def lines(self, event: Mapping[str, Any]) -> list[Line]:
+    def lines(self, event: Mapping[str, object]) -> list[Line]:
         """The lines for ``event``: its row, after a header when one is due."""
         text = probe_row(event, self.start)
         values = [text[f.name] for f in self.fields]
         if self.parsable:
-            row, cells = _parsable(self.fields, values)
+            row, cells = parsable_line(self.fields, values)
             return [Line(row, cells=cells)]
         out: list[Line] = []
         if self._printed % self.page == 0:
-            out.append(Line(_human(self.fields, [f.name for f in self.fields])[0], header=True))
+            out.append(Line(human_line(self.fields, [f.name for f in self.fields])[0], header=True))
             self._printed += 1
         self._printed += 1
-        row, cells = _human(self.fields, [v or EMPTY for v in values])
+        row, cells = human_line(self.fields, [v or EMPTY for v in values])
         out.append(Line(row, cells=cells))
         return out

@@ -3,7 +3,7 @@
 Porting scripts call these in loops (``ifconfig IF`` for each interface,
 every few seconds), so what they cost is mostly what they import: this
 module reads the kernel through the raw rtnetlink reader of
-``ipmp.kernel.netlink`` (no pyroute2, no event loop), loads the state store,
+``ipmp.kernel.read`` (no pyroute2, no event loop), loads the state store,
 merges the two as every command does (``view.merge``) and lets the
 evaluator check the name as Solaris does (``status: SIOCGLIFFLAGS: ...: no
 such interface``).  It does not import ``ipmp.admin.session``: the boot steps, the
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ipmp.config.evaluate import Outcome, evaluate
 from ipmp.host.ifmap import canonical_name
 from ipmp.host.state import Store
-from ipmp.kernel.netlink import read_state
+from ipmp.kernel.read import read_state
 from ipmp.linux.view import merge
 from ipmp.model import Environment
 

@@ -21,6 +21,13 @@ altname) is accepted; a NIC named in ``etc/ipmp/ifmap`` is shown and kept
 under its Solaris name (``ipmp.host.ifmap``).
 
 Exit status as Solaris: 0 on success, 1 on any error.
+
+Imports are made in the functions that need them, not at the top, for the
+start-up of the commands scripts call in loops (tests/unit/test_startup.py,
+``python -m bench.run ifconfig``): a status read never loads what only a
+change needs (the session, the planner, the kernel boundary, asyncio), nor
+``pathlib``; and what it does load is imported after ``main`` turned the
+garbage collector off, which at the top of the module it would not be.
 """
 
 from __future__ import annotations
@@ -40,7 +47,6 @@ if TYPE_CHECKING:
     from ipmp.admin.session import CommandResult
     from ipmp.config.commands import Command
     from ipmp.config.evaluate import Outcome
-    from ipmp.host.ifmap import MapEntry
     from ipmp.linux.ops import Op
     from ipmp.model import Config
 
@@ -55,7 +61,8 @@ def _say_error(err: IpmpError | str) -> None:
 
 
 def _status(config: Config, command: Command, is_root: bool) -> str:
-    from ipmp.config.evaluate import split_name
+    # After ``main`` disabled the collector (see the module docstring).
+    from ipmp.config.addresses import split_name
     from ipmp.config.render import render
     from ipmp.model import Family
 
@@ -75,23 +82,14 @@ def _status(config: Config, command: Command, is_root: bool) -> str:
 
 
 async def _run(command: Command, root: Path, dry_run: bool) -> int:
-    from ipmp.admin.session import read_host, run_command, settle_command
-    from ipmp.errors import ApplyError, ConfigError
-    from ipmp.host.state import Store
-    from ipmp.kernel.netlink import Kernel
+    """A command with action words, or ``--dry-run``: ``ipmp.admin.command``, then print."""
+    # Here, not at the top: the write path's modules (the session, the
+    # planner, the kernel boundary) would cost every status read (test_startup).
+    from ipmp.admin.command import change
 
     is_root = os.geteuid() == 0
-    exclusive = bool(command.actions) and not dry_run
-    async with Kernel(_ifmap(root)) as kernel:
-        with Store(root).locked(exclusive=exclusive):
-            host = await read_host(kernel, root)
-            try:
-                result = await run_command(kernel, host, command, dry_run=dry_run)
-            except (ConfigError, ApplyError) as err:
-                _say_error(err)
-                return 1
-        result = await settle_command(kernel, root, result)
-    return _report(result, command, root, dry_run, kernel.names.op, is_root)
+    result, names = await change(command, root, dry_run)
+    return _report(result, command, root, dry_run, names.op, is_root)
 
 
 def _show(command: Command, root: str) -> int:
@@ -101,15 +99,18 @@ def _show(command: Command, root: str) -> int:
     pyroute2, not ``ipmp.admin.session``, and the root a string, not a ``Path``
     (tests/unit/test_startup.py).
     """
+    # After ``main`` disabled the collector (see the module docstring).
     from ipmp.admin.status import show
     from ipmp.errors import ApplyError, ConfigError
+    from ipmp.host.ifmap import usable_entries
 
     try:
-        outcome = show(root, command, _ifmap(root))
+        outcome = show(root, command, usable_entries(root))
     except (ConfigError, ApplyError) as err:
         _say_error(err)
         return 1
     if outcome is None:
+        # A read the kernel view cannot answer alone: the write path's modules.
         import asyncio
         from pathlib import Path
 
@@ -122,7 +123,7 @@ def _report(result: CommandResult, command: Command, root: Path, dry_run: bool,
     """Print what a command did (or would do) and choose the exit status."""
     if not dry_run:
         return _print_outcome(result.outcome, result.config, command, root, is_root)
-    from ipmp.linux.ops import command as op_line
+    from ipmp.linux.ops import command as op_line  # --dry-run only: the planner's module
 
     for line in result.outcome.stderr:
         _say_error(line)
@@ -136,14 +137,16 @@ def _report(result: CommandResult, command: Command, root: Path, dry_run: bool,
 def _print_outcome(outcome: Outcome, config: Config | None, command: Command, root: str | Path,
                    is_root: bool) -> int:
     """Print what a command did and the status it asks for; choose the exit status."""
-    from ipmp.config.commands import Command
+    from ipmp.config.commands import Command  # after gc.disable() (module docstring)
 
     for line in outcome.stderr:
         _say_error(line)
     for line in outcome.stdout:
         print(line)
     if outcome.start_mpathd and "SUNW_NO_MPATHD" not in os.environ:
-        _start_mpathd(root)
+        from ipmp.admin.command import start_mpathd  # only after ``group NAME``: see ``_run``
+
+        start_mpathd(root)
     if config is None:
         return 0
     if command.ifname is None and not command.actions:
@@ -159,62 +162,20 @@ def _print_outcome(outcome: Outcome, config: Config | None, command: Command, ro
     return 0
 
 
-def _ifmap(root: str | Path) -> tuple[MapEntry, ...]:
-    """The map's well-formed lines (ipmp-boot reports the bad ones)."""
-    from ipmp.host.ifmap import read_ifmap
-
-    try:
-        return read_ifmap(root)[0]
-    except OSError:
-        return ()
-
-
 async def _check(ifname: str, root: Path) -> int:
-    """``--check IF``: IF's hostname files against the kernel; 0 in sync, 1 not."""
-    from ipmp.admin.session import boot, boot_files, plan_lines
-    from ipmp.host.ifmap import canonical_name, missing_altnames
-    from ipmp.kernel.netlink import Kernel
+    """``--check IF``: print what a boot of IF's files would do; 0 in sync, 1 not."""
+    # The write path's modules: see ``_run``.
+    from ipmp.admin.bootfiles import plan_lines
+    from ipmp.admin.command import check
 
-    entries = _ifmap(root)
-    async with Kernel(entries) as kernel:
-        view = await kernel.read()
-        name = canonical_name(view, ifname).partition(":")[0]
-        if name not in boot_files(view, root):
-            _say_error(f"--check: {ifname}: no hostname file under {root / 'etc'}")
-            return 1
-        linux = kernel.names.linux(name)
-        links = await kernel.linux_links()
-        altnames = [(lx, sol) for lx, sol in missing_altnames(entries, links) if lx == linux]
-        result = await boot(kernel, root, dry_run=True, only=name)
-        names = kernel.names
-    for linux_name, solaris in altnames:
+    found = await check(ifname, root)
+    for linux_name, solaris in found.altnames:
         print(f"ip link property add dev {linux_name} altname {solaris}")
-    for line in plan_lines(result, names.op):
+    for line in plan_lines(found.result, found.names.op):
         print(line)
-    for failure in result.failures:
+    for failure in found.result.failures:
         _say_error(failure.message)
-    return 1 if altnames or result.failures or not result.in_sync else 0
-
-
-def _start_mpathd(root: str | Path) -> None:
-    """§4.5: after ``group NAME``, start in.mpathd unless one answers; do not wait."""
-    import subprocess
-
-    from ipmp.mpathd import control
-    from ipmp.program import ROOT_CWD, python_module
-
-    if control.is_running(root):
-        return
-    env = dict(os.environ, IPMP_ROOT=str(root))
-    subprocess.Popen(
-        python_module("ipmp.cli.in_mpathd"),
-        cwd=ROOT_CWD,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    return 0 if found.in_sync else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,18 +207,20 @@ def _main(args: list[str]) -> int:
         print(f"{PROG} (ipmp) {__version__}")
         return 0
     if args[:1] == ["--check"]:
+        # The write path's modules, after gc.disable() (module docstring).
         from ipmp.host.altroot import root_path
 
         if len(args) != 2 or dry_run:
             _say_error("usage: ifconfig --check interface")
             return 1
         try:
-            import asyncio
+            import asyncio  # the write path's (module docstring)
 
             return asyncio.run(_check(args[1], root_path(None)))
         except IpmpError as err:
             _say_error(err)
             return 1
+    # After gc.disable() (module docstring).
     from ipmp.config.parse import parse_argv
     from ipmp.errors import ParseError
     from ipmp.host.altroot import root_dir, root_path
@@ -270,7 +233,7 @@ def _main(args: list[str]) -> int:
     try:
         if not command.actions and not dry_run:
             return _show(command, root_dir(None))
-        import asyncio
+        import asyncio  # a change: the write path's (module docstring)
 
         return asyncio.run(_run(command, root_path(None), dry_run))
     except IpmpError as err:

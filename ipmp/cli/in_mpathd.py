@@ -140,8 +140,10 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
     from ipmp.host import sdnotify
     from ipmp.host.hostfiles import root_path
     from ipmp.mpathd import ipc
-    from ipmp.mpathd.machine import Machine, Timing
-    from ipmp.mpathd.runtime import Logger, Runtime
+    from ipmp.mpathd.logger import Logger
+    from ipmp.mpathd.machine import Machine
+    from ipmp.mpathd.phyint import Timing
+    from ipmp.mpathd.runtime import Runtime
     from ipmp.mpathd.settings import parse_settings
 
     root = root_path(None)

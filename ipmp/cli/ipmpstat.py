@@ -59,6 +59,7 @@ import time
 from ipmp import __version__
 from ipmp.admin.ipmpstat import PAGE_ROWS, FieldError, ProbeFormatter, select_fields
 from ipmp.cli.getopt import getopt
+from ipmp.mpathd.snapshot import SNAPSHOT_VERSION, Snapshot, from_wire
 
 # Scripts call ``ipmpstat -i`` in loops: this path loads no ``typing``,
 # ``pathlib``, ``contextlib`` or ``dataclasses`` at run time (issue 15,
@@ -67,7 +68,7 @@ from ipmp.cli.getopt import getopt
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from typing import Any, TextIO
+    from typing import TextIO
 
     from ipmp.admin.ipmpstat import Line
     from ipmp.mpathd.control import Reply
@@ -105,8 +106,6 @@ MSG_EVENTS_LOST = "warning: probe events were lost (output too slow); reconnecti
 RECONNECT_TIMEOUT = 10.0
 RECONNECT_INTERVAL = 0.2
 MSG_JSON_CONFLICT = "--json cannot be combined with -o or -P"
-#: The snapshot layout this ipmpstat reads (``Machine.snapshot()["v"]``).
-SNAPSHOT_VERSION = 1
 
 #: Colours for the state words, by field; the text itself never changes.
 COLOURS: dict[str, dict[str, str]] = {
@@ -142,7 +141,7 @@ def _getopt(args: Sequence[str]) -> Iterator[tuple[str, str]]:
     return getopt(args, OPTSTRING, PROG, long_flags=frozenset({JSON_OPTION}), operands=True)
 
 
-def _query(root: str) -> dict[str, Any]:
+def _query(root: str) -> Snapshot:
     """The daemon's snapshot (Solaris: ping in.mpathd, then take an MI_QUERY snapshot)."""
     from ipmp.mpathd import control
 
@@ -155,9 +154,9 @@ def _query(root: str) -> dict[str, Any]:
     if not reply.ok:
         raise _Die(MSG_SNAPSHOT.format(_reason(reply)))
     version = reply.data.get("v")
-    if type(version) is not int or version != SNAPSHOT_VERSION:
+    if type(version) is not int or version != SNAPSHOT_VERSION:  # the layout this ipmpstat reads
         raise _Die(MSG_SNAPSHOT.format(control.errmsg(control.IPMP_EPROTO)))
-    return reply.data
+    return from_wire(reply.data)
 
 
 def _clock() -> float:

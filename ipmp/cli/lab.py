@@ -14,7 +14,8 @@
 ``--name NAME`` (before or after the command) selects one of several labs;
 the default is ``default`` (``drill`` for a drill).  Everything needs root.
 This module only parses arguments and prints: the work is in
-:mod:`ipmp.lab.lab` and :mod:`ipmp.lab.drill`.
+:mod:`ipmp.lab.updown` (up, down), :mod:`ipmp.lab.lab` (everything done to a
+lab that exists) and :mod:`ipmp.lab.drill`.
 """
 
 from __future__ import annotations
@@ -23,14 +24,19 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from ipmp import __version__
-
-if TYPE_CHECKING:
-    from ipmp.lab.lab import Lab
+from ipmp.lab.drill import run_drill
+from ipmp.lab.errors import LabError
+from ipmp.lab.lab import Lab, check_privileges
+from ipmp.lab.picture import write_svg
+from ipmp.lab.procs import interrupt_on_signals
+from ipmp.lab.store import validate_name
+from ipmp.lab.updown import create, list_labs
+from ipmp.lab.updown import down as lab_down
 
 PROG = "ipmp-lab"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,16 +50,12 @@ def _fail(message: str, status: int = 1) -> NoReturn:
 
 
 def _guard() -> None:
-    from ipmp.lab.lab import check_privileges
-
     problem = check_privileges()
     if problem is not None:
         _fail(problem)
 
 
 def _name(ctx: click.Context, own: str | None, default: str = "default") -> str:
-    from ipmp.lab.lab import LabError, validate_name
-
     chosen = own or (ctx.obj if isinstance(ctx.obj, str) else None) or default
     try:
         return validate_name(chosen)
@@ -70,13 +72,10 @@ def drill_name_option(f: F) -> F:
                         help="Name of the drill's lab (default: 'drill').")(f)
 
 
-def _report_error(err: BaseException) -> NoReturn:
-    from ipmp.lab.lab import LabError
-
+def _report_error(err: LabError | KeyboardInterrupt) -> NoReturn:
     if isinstance(err, KeyboardInterrupt):
         click.echo(f"{PROG}: interrupted; what this command created has been removed", err=True)
         sys.exit(130)
-    assert isinstance(err, LabError)
     click.echo(f"{PROG}: {err}", err=True)
     for note in getattr(err, "__notes__", ()):
         click.echo(note, err=True)
@@ -111,8 +110,6 @@ def cli(ctx: click.Context, name: str | None) -> None:
 def up(ctx: click.Context, directory: Path, fdt_ms: int | None, quiet_period: float | None,
        own_name: str | None) -> None:
     """Build a lab from DIRECTORY/etc (hostname.*, hosts, netmasks, defaultrouter) and start in.mpathd."""
-    from ipmp.lab.lab import LabError, create, interrupt_on_signals
-
     _guard()
     name = _name(ctx, own_name)
     try:
@@ -176,8 +173,6 @@ def _print_lab(lab: Lab, *, built: bool) -> None:
 @click.pass_context
 def fail(ctx: click.Context, interface: str, how: str | None, own_name: str | None) -> None:
     """Inject a failure on INTERFACE (a host NIC of the lab)."""
-    from ipmp.lab.lab import Lab, LabError
-
     _guard()
     if how is None:
         _fail("fail: say how: --link or --silent")
@@ -194,8 +189,6 @@ def fail(ctx: click.Context, interface: str, how: str | None, own_name: str | No
 @click.pass_context
 def repair(ctx: click.Context, interface: str, own_name: str | None) -> None:
     """Undo any failure injected on INTERFACE."""
-    from ipmp.lab.lab import Lab, LabError
-
     _guard()
     try:
         with Lab.open(_name(ctx, own_name)) as lab:
@@ -210,8 +203,6 @@ def repair(ctx: click.Context, interface: str, own_name: str | None) -> None:
 @click.pass_context
 def router(ctx: click.Context, state: str, own_name: str | None) -> None:
     """Take the router off the link (down) or bring it back (up); host NICs keep carrier."""
-    from ipmp.lab.lab import Lab, LabError
-
     _guard()
     try:
         with Lab.open(_name(ctx, own_name)) as lab:
@@ -233,8 +224,6 @@ def exec(ctx: click.Context, own_name: str | None, command: tuple[str, ...]) -> 
     This package's commands come first in PATH: ``ipmp-lab exec -- ifconfig -a``,
     ``ipmp-lab exec -- if_mpadm -d qfe0``.  Exits with COMMAND's status.
     """
-    from ipmp.lab.lab import Lab, LabError
-
     _guard()
     argv = list(command)
     if argv and argv[0] == "--":
@@ -256,8 +245,6 @@ def exec(ctx: click.Context, own_name: str | None, command: tuple[str, ...]) -> 
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, own_name: str | None) -> None:
     """Show one lab (with --name) or every lab."""
-    from ipmp.lab.lab import Lab, LabError, list_labs
-
     _guard()
     chosen = own_name or (ctx.obj if isinstance(ctx.obj, str) else None)
     try:
@@ -286,9 +273,6 @@ def status(ctx: click.Context, as_json: bool, own_name: str | None) -> None:
 @click.pass_context
 def down(ctx: click.Context, own_name: str | None) -> None:
     """Remove the lab: its processes, namespaces (and so every link), and its directory."""
-    from ipmp.lab.lab import LabError, interrupt_on_signals
-    from ipmp.lab.lab import down as lab_down
-
     _guard()
     name = _name(ctx, own_name)
     try:
@@ -324,8 +308,9 @@ def drill(ctx: click.Context, directory: Path, fdt_ms: int, quiet_period: float 
     should not have happened, an expected in.mpathd message missing, an
     if_mpadm result other than Solaris'.
     """
-    from ipmp.lab.drill import run_drill, write_svg
-    from ipmp.lab.lab import LabError, interrupt_on_signals
+    # Deferred: rich costs more to load than every other command of ipmp-lab
+    # needs; only the drill's live display uses it.
+    from ipmp.cli.drillview import DrillView
 
     _guard()
     name = _name(ctx, own_name, default="drill")
@@ -345,107 +330,6 @@ def drill(ctx: click.Context, directory: Path, fdt_ms: int, quiet_period: float 
         write_svg(report, svg_path)
         click.echo(f"timeline: {svg_path}")
     sys.exit(0 if report["ok"] else 1)
-
-
-# -- the drill's live display and summary ---------------------------------------------
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} ms"
-
-
-class DrillView:
-    """Live progress of a drill on the terminal (plain lines when not a terminal), then a table."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-
-        # Off a terminal rich would wrap at 80 columns; a log file has room.
-        self.console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-        self._status: Any = None
-
-    def _stop_status(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-
-    def phase(self, text: str) -> None:
-        from rich.markup import escape
-
-        self._stop_status()
-        self.console.print(f"[dim]{PROG}:[/dim] {escape(text)}")
-
-    def step_started(self, index: int, total: int, title: str) -> None:
-        from rich.markup import escape
-
-        self._stop_status()
-        self.console.print(f"[bold][{index}/{total}] {escape(title)}[/bold]")
-        if self.console.is_terminal:
-            self._status = self.console.status(f"{escape(title)} ...")
-            self._status.start()
-
-    def message(self, t_ms: float, text: str) -> None:
-        from rich.markup import escape
-
-        lower = text.lower()
-        style = "green" if "repair" in lower or "back" in lower else "red" if "fail" in lower else "cyan"
-        self.console.print(f"    [dim]{t_ms:+7.0f} ms[/dim]  [{style}]{escape(text)}[/{style}]")
-
-    def step_finished(self, result: dict[str, Any]) -> None:
-        from rich.markup import escape
-
-        self._stop_status()
-        mark = "[green]ok[/green]" if result["ok"] else "[bold red]MISBEHAVED[/bold red]"
-        pings = result["pings"]
-        self.console.print(
-            f"    {mark}  detection {_ms(result['detection_ms'])}, move {_ms(result['move_ms'])}, "
-            f"pings lost {pings['lost']}/{pings['sent']}"
-        )
-        cmd = result.get("command")
-        if cmd and cmd["stderr"].strip():
-            for line in cmd["stderr"].strip().splitlines():
-                self.console.print(f"    [dim]{escape(' '.join(cmd['argv']))}:[/dim] {escape(line)}")
-        for problem in result["problems"]:
-            self.console.print(f"    [red]! {escape(problem)}[/red]")
-
-    def close(self) -> None:
-        self._stop_status()
-
-    def summary(self, report: dict[str, Any]) -> None:
-        from rich.markup import escape
-        from rich.table import Table
-
-        table = Table(title=f"ipmp-lab drill: {escape(str(report['source']))} (FDT {report['fdt_ms']} ms)")
-        table.add_column("#", justify="right")
-        table.add_column("step")
-        table.add_column("detect", justify="right")
-        table.add_column("move", justify="right")
-        table.add_column("lost", justify="right")
-        table.add_column("in.mpathd messages (ms after the fault)")
-        table.add_column("result")
-        for i, st in enumerate(report["steps"], start=1):
-            msgs = "\n".join(f"{m['t_ms']:+.0f} {escape(m['text'])}" for m in st["messages"]) or "-"
-            cmd = st.get("command")
-            if cmd:
-                msgs = f"{escape(' '.join(cmd['argv']))}: exit {cmd['exit']}\n{msgs}"
-            problems = escape("; ".join(st["problems"]))
-            result = "[green]ok[/green]" if st["ok"] else f"[red]{problems}[/red]"
-            pings = st["pings"]
-            lost = f"{pings['lost']}" + (f" ({pings['max_gap_ms']:.0f} ms)" if pings["lost"] else "")
-            table.add_row(str(i), escape(st["title"]), _ms(st["detection_ms"]), _ms(st["move_ms"]), lost,
-                          msgs, result)
-        self.console.print(table)
-        for note in report.get("notes", ()):
-            self.console.print(f"[dim]note: {escape(note)}[/dim]")
-        for problem in report.get("final_problems", ()):
-            self.console.print(f"[red]! {escape(problem)}[/red]")
-        for note in report.get("cleanup_notes", ()):
-            self.console.print(f"[yellow]cleanup: {escape(note)}[/yellow]")
-        bad = sum(1 for st in report["steps"] if not st["ok"])
-        verdict = ("[green]every step behaved[/green]" if report["ok"]
-                   else f"[bold red]{bad} step(s) misbehaved[/bold red]")
-        self.console.print(f"{verdict}; drill {report['duration_s']:.1f} s, total {report['total_s']:.1f} s "
-                           f"(lab removed)")
 
 
 def main() -> None:

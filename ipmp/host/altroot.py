@@ -45,7 +45,7 @@ def root_dir(cli_root: str | None = None, environ: Mapping[str, str] | None = No
 
 def root_path(cli_root: str | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """``root_dir`` as a ``Path``."""
-    from pathlib import Path
+    from pathlib import Path  # not at the top: see the module docstring
 
     return Path(root_dir(cli_root, environ))
 

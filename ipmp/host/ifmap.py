@@ -14,7 +14,7 @@ anything, then gives each NIC its Solaris name as a Linux *alternative name*
 
 Two views, one boundary.  The Solaris view (``Config``, ``Interface.name``,
 the state store, in.mpathd, ``ifconfig -a``) uses the Solaris name of a mapped
-NIC and the Linux name of any other; ``netlink.Kernel`` reads links,
+NIC and the Linux name of any other; ``ipmp.kernel`` reads links,
 addresses, routes and sysctls into that view and turns every operation back
 into Linux names (``NameMap``).  A name given on a command line may be any
 name the kernel knows for the link (its name or any altname):
@@ -205,6 +205,18 @@ def read_ifmap(root: str | Path) -> tuple[tuple[MapEntry, ...], tuple[ParseError
     except (FileNotFoundError, NotADirectoryError):
         return (), ()
     return parse_ifmap(data, path)
+
+
+def usable_entries(root: str | Path) -> tuple[MapEntry, ...]:
+    """The map's well-formed lines, for the commands (ipmp-boot reports the bad ones).
+
+    A map that cannot be read is no map: ``ifconfig`` still works on the
+    Linux names.
+    """
+    try:
+        return read_ifmap(root)[0]
+    except OSError:
+        return ()
 
 
 # --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from ipaddress import ip_address, ip_interface
+from ipaddress import IPv4Address, ip_address, ip_interface
 from typing import TYPE_CHECKING, Any
 
 from ipmp.errors import StateError
@@ -92,8 +92,6 @@ def _logical_to_json(lg: Logical) -> dict[str, Any]:
 
 
 def _logical_from_json(d: dict[str, Any]) -> Logical:
-    from ipaddress import IPv4Address
-
     bcast = d.get("broadcast")
     dest = d.get("destination")
     addr = d.get("address")
@@ -210,19 +208,19 @@ class Store:
 
     @cached_property
     def dir(self) -> Path:
-        from pathlib import Path
+        from pathlib import Path  # not at the top: status reads never load pathlib (test_startup)
 
         return Path(self._dir)
 
     @cached_property
     def path(self) -> Path:
-        from pathlib import Path
+        from pathlib import Path  # not at the top: status reads never load pathlib (test_startup)
 
         return Path(self._path)
 
     @cached_property
     def lock_path(self) -> Path:
-        from pathlib import Path
+        from pathlib import Path  # not at the top: status reads never load pathlib (test_startup)
 
         return Path(self._lock_path)
 

@@ -16,9 +16,9 @@ SIGINT or SIGTERM; either signal stops sending early, after which the pinger
 still waits up to ``timeout`` for replies already in flight, then reports.
 
 Output (stdout): with ``--ready``, first one line ``{"event": "ready", ...}``
-once the sockets are open; then, as the last line, one JSON report (see
-:func:`PingReport.from_json` for the schema).  The exit status is 0 whenever
-the run completed, whatever the loss: loss is data here, not an error; 2 means
+once the sockets are open; then, as the last line, one JSON report (its
+schema: ``PingReport.from_json`` in :mod:`ipmp.lab.pingreport`).  The exit
+status is 0 whenever the run completed, whatever the loss: loss is data here, not an error; 2 means
 bad arguments, 1 a failure to open the sockets.
 
 Replies are matched strictly, because a raw socket sees *every* ICMP packet
@@ -43,13 +43,14 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 # One owner for the ICMP numbers and the RFC 1071 checksum: the daemon's probe
 # codec (ICMPv4 needs the checksum; the kernel fills in ICMPv6's).
+from ipmp.lab.pingreport import LossRange, PingReport, TargetStats, seq_ranges
 from ipmp.mpathd.icmp import (
     ICMP6_ECHO_REPLY,
     ICMP6_ECHO_REQUEST,
@@ -85,17 +86,6 @@ def build_echo(family: int, ident: int, seq: int, payload: bytes) -> bytes:
     return _HEADER.pack(ICMP6_ECHO_REQUEST, 0, 0, ident, seq & 0xFFFF) + payload
 
 
-def _ranges(values: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted integers -> inclusive runs: [0,1,2,5] -> [(0,2),(5,5)]."""
-    out: list[tuple[int, int]] = []
-    for v in sorted(values):
-        if out and v == out[-1][1] + 1:
-            out[-1] = (out[-1][0], v)
-        else:
-            out.append((v, v))
-    return out
-
-
 @dataclass
 class _Target:
     text: str
@@ -108,142 +98,6 @@ class _Target:
     late: int = 0
     duplicates: int = 0
     errors: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LossRange:
-    """A run of consecutive lost sequence numbers, with their send times.
-
-    ``start``/``end`` are seconds since the run started (monotonic), so
-    ``PingReport.start_monotonic + start`` is comparable with
-    ``time.monotonic()`` taken in another process: CLOCK_MONOTONIC is
-    system-wide.
-    """
-
-    first: int
-    last: int
-    start: float
-    end: float
-
-    @property
-    def count(self) -> int:
-        return self.last - self.first + 1
-
-
-@dataclass(frozen=True)
-class TargetStats:
-    """Per-target result of one pinger run."""
-
-    address: str
-    sent: int
-    received: int
-    late: int
-    duplicates: int
-    errors: dict[str, int]
-    replied: tuple[tuple[int, int], ...]  # inclusive seq ranges that got a timely reply
-    lost_ranges: tuple[LossRange, ...]
-    rtt_min_ms: float | None
-    rtt_avg_ms: float | None
-    rtt_max_ms: float | None
-
-    @property
-    def lost(self) -> int:
-        return self.sent - self.received
-
-    @property
-    def max_consecutive_lost(self) -> int:
-        return max((r.count for r in self.lost_ranges), default=0)
-
-    def replied_seqs(self) -> set[int]:
-        return {s for a, b in self.replied for s in range(a, b + 1)}
-
-
-@dataclass(frozen=True)
-class PingReport:
-    """The whole run: per-target stats plus timing facts about the sender."""
-
-    ident: int
-    interval: float
-    timeout: float
-    rounds: int
-    start_monotonic: float
-    end_monotonic: float
-    max_send_lag_ms: float  # worst delay of a round behind its schedule
-    targets: dict[str, TargetStats]
-
-    def __getitem__(self, address: object) -> TargetStats:
-        """Look a target up by the address as given, or any equal address form."""
-        key = str(address).split("/")[0]
-        if key in self.targets:
-            return self.targets[key]
-        want = ipaddress.ip_address(key.split("%")[0])
-        for name, stats in self.targets.items():
-            if ipaddress.ip_address(name.split("%")[0]) == want:
-                return stats
-        raise KeyError(address)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ident": self.ident,
-            "interval": self.interval,
-            "timeout": self.timeout,
-            "rounds": self.rounds,
-            "start_monotonic": self.start_monotonic,
-            "end_monotonic": self.end_monotonic,
-            "max_send_lag_ms": self.max_send_lag_ms,
-            "targets": {
-                name: {
-                    "sent": t.sent,
-                    "received": t.received,
-                    "lost": t.lost,
-                    "late": t.late,
-                    "duplicates": t.duplicates,
-                    "errors": t.errors,
-                    "rtt_ms": None
-                    if t.rtt_min_ms is None
-                    else {"min": t.rtt_min_ms, "avg": t.rtt_avg_ms, "max": t.rtt_max_ms},
-                    "replied": [list(r) for r in t.replied],
-                    "lost_ranges": [
-                        {"first": r.first, "last": r.last, "start": r.start, "end": r.end}
-                        for r in t.lost_ranges
-                    ],
-                    "max_consecutive_lost": t.max_consecutive_lost,
-                }
-                for name, t in self.targets.items()
-            },
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> PingReport:
-        targets: dict[str, TargetStats] = {}
-        for name, t in doc["targets"].items():
-            rtt = t["rtt_ms"]
-            targets[name] = TargetStats(
-                address=name,
-                sent=int(t["sent"]),
-                received=int(t["received"]),
-                late=int(t["late"]),
-                duplicates=int(t["duplicates"]),
-                errors={str(k): int(v) for k, v in t["errors"].items()},
-                replied=tuple((int(a), int(b)) for a, b in t["replied"]),
-                lost_ranges=tuple(
-                    LossRange(int(r["first"]), int(r["last"]), float(r["start"]), float(r["end"]))
-                    for r in t["lost_ranges"]
-                ),
-                rtt_min_ms=None if rtt is None else float(rtt["min"]),
-                rtt_avg_ms=None if rtt is None else float(rtt["avg"]),
-                rtt_max_ms=None if rtt is None else float(rtt["max"]),
-            )
-        return cls(
-            ident=int(doc["ident"]),
-            interval=float(doc["interval"]),
-            timeout=float(doc["timeout"]),
-            rounds=int(doc["rounds"]),
-            start_monotonic=float(doc["start_monotonic"]),
-            end_monotonic=float(doc["end_monotonic"]),
-            max_send_lag_ms=float(doc["max_send_lag_ms"]),
-            targets=targets,
-        )
 
 
 def _resolve(text: str, index: int) -> _Target:
@@ -463,7 +317,7 @@ class Pinger:
             rtts = list(t.rtt_ns.values())
             lost = [s for s in range(len(t.send_ns)) if s not in t.rtt_ns]
             lost_ranges: list[LossRange] = []
-            for a, b in _ranges(lost):
+            for a, b in seq_ranges(lost):
                 # A failed send has no send time; use its scheduled one.
                 ta = t.send_ns[a] or start + a * round(self.interval * 1e9)
                 tb = t.send_ns[b] or start + b * round(self.interval * 1e9)
@@ -475,7 +329,7 @@ class Pinger:
                 late=t.late,
                 duplicates=t.duplicates,
                 errors=dict(t.errors),
-                replied=tuple(_ranges(t.rtt_ns)),
+                replied=tuple(seq_ranges(t.rtt_ns)),
                 lost_ranges=tuple(lost_ranges),
                 rtt_min_ms=min(rtts) / 1e6 if rtts else None,
                 rtt_avg_ms=sum(rtts) / len(rtts) / 1e6 if rtts else None,
@@ -491,17 +345,6 @@ class Pinger:
             max_send_lag_ms=max_lag / 1e6,
             targets=stats,
         )
-
-
-def parse_output(stdout: str) -> PingReport:
-    """The report from the pinger's stdout (the last line; a ready line may precede it)."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        raise ValueError("pinger printed nothing")
-    doc = json.loads(lines[-1])
-    if "targets" not in doc:
-        raise ValueError(f"not a pinger report: {lines[-1][:200]!r}")
-    return PingReport.from_json(doc)
 
 
 def _parser() -> argparse.ArgumentParser:

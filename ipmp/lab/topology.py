@@ -1,7 +1,8 @@
-"""The lab network: four namespaces around one software switch.
+"""A built lab network: run commands in its namespaces, inspect it, inject failures, remove it.
 
-This is the one topology builder the lab, the tests and the benchmarks share,
-so that every measurement is made on the same wiring::
+The network is four namespaces around one software switch, built by
+:func:`ipmp.lab.wiring.build`, the one builder the lab, the tests and the
+benchmarks share, so that every measurement is made on the same wiring::
 
     <prefix>-host             <prefix>-sw                    <prefix>-rt
     nic0 ---- veth ---- h0p -+                  +- rtp ---- veth ---- rt0  (router4, router6)
@@ -49,175 +50,36 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import json
-import os
-import re
-import secrets
-import selectors
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import count as _counter
-from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 
-from ipmp.lab.pinger import PingReport, parse_output
-from ipmp.program import python_module
+from ipmp.lab.addressing import (
+    BRIDGE,
+    PEER_IFNAME,
+    PEER_MAC,
+    PEER_PORT,
+    ROLE_SUFFIX,
+    ROUTER_IFNAME,
+    ROUTER_MAC,
+    ROUTER_PORT,
+    AddressLike,
+    IPInterface,
+    bare_address,
+)
+from ipmp.lab.errors import CommandError, LabError
+from ipmp.lab.pingjob import PingerRun, PingJob, PingOptions, pinger_env, stop_process
+from ipmp.lab.pingreport import PingReport, parse_output
+from ipmp.lab.procs import netns_list
 
-__all__ = [
-    "BRIDGE",
-    "PEER_IFNAME",
-    "PEER_MAC",
-    "ROUTER_IFNAME",
-    "ROUTER_MAC",
-    "CommandError",
-    "LabError",
-    "LinkInfo",
-    "PingJob",
-    "Topology",
-    "build",
-    "destroy",
-    "host_mac",
-    "host_port",
-    "unique_prefix",
-]
+__all__ = ["DEFAULT_TIMEOUT", "LinkInfo", "Topology", "destroy"]
 
-IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-AddressLike = str | ipaddress.IPv4Address | ipaddress.IPv6Address | IPInterface
-
-BRIDGE = "br0"
-ROUTER_IFNAME = "rt0"
-PEER_IFNAME = "pe0"
-ROUTER_PORT = "rtp"
-PEER_PORT = "pep"
-# Host NIC i is 02:00:00:00:01:<i+1>; router and peer get their own "blocks";
-# the switch's own ports use fd/fe so that every MAC on the wire is fixed.
-ROUTER_MAC = "02:00:00:00:02:01"
-PEER_MAC = "02:00:00:00:03:01"
-_BRIDGE_MAC = "02:00:00:00:fd:00"
-_ROUTER_PORT_MAC = "02:00:00:00:fd:01"
-_PEER_PORT_MAC = "02:00:00:00:fd:02"
-MAX_NICS = 200
-
-_ROLE_SUFFIX = {"host": "host", "switch": "sw", "router": "rt", "peer": "peer"}
 _ROLE_ALIASES = {"sw": "switch", "rt": "router"}
-_PREFIX_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
-# Names the kernel or sysctl treats specially in every namespace.
-_RESERVED_IFNAMES = {"lo", "all", "default", ".", ".."}
 
 DEFAULT_TIMEOUT = 30.0
-
-
-class LabError(RuntimeError):
-    """The lab could not do what was asked (the environment, not the product)."""
-
-
-class CommandError(subprocess.CalledProcessError, LabError):
-    """A command failed; unlike CalledProcessError, str() shows its stderr."""
-
-    def __str__(self) -> str:
-        err = self.stderr.strip() if isinstance(self.stderr, str) else ""
-        return f"{super().__str__()}{': ' + err if err else ''}"
-
-
-def host_mac(index: int) -> str:
-    """The MAC of host NIC number ``index`` (0-based) in every topology."""
-    if not 0 <= index < MAX_NICS:
-        raise ValueError(f"NIC index out of range: {index}")
-    return f"02:00:00:00:01:{index + 1:02x}"
-
-
-def host_port(index: int) -> str:
-    """Switch-side port name of host NIC number ``index``."""
-    return f"h{index}p"
-
-
-def _host_port_mac(index: int) -> str:
-    return f"02:00:00:00:fe:{index + 1:02x}"
-
-
-_sequence = _counter()
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _b36(n: int) -> str:
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = _B36[r] + out
-        if not n:
-            return out
-
-
-def unique_prefix(tag: str = "ipt") -> str:
-    """A short name prefix unique to this process and call, e.g. ``ipt1ny0k3q``.
-
-    pid + counter keeps concurrent runs apart and makes leftovers traceable to
-    a process; the random tail guards against a recycled pid meeting a leftover
-    from a killed run (build refuses existing names anyway).
-    """
-    if not re.fullmatch(r"[a-z][a-z0-9]{0,5}", tag):
-        raise ValueError(f"tag must be 1-6 lower-case letters/digits: {tag!r}")
-    rand = "".join(secrets.choice(_B36) for _ in range(3))
-    return f"{tag}{_b36(os.getpid())}{_b36(next(_sequence))}{rand}"
-
-
-def _bare(address: AddressLike) -> str:
-    """'192.0.2.1/24', IPv4Interface(...), IPv4Address(...) -> '192.0.2.1'."""
-    if isinstance(address, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
-        return str(address.ip)
-    text = str(address).split("/")[0]
-    ipaddress.ip_address(text.split("%")[0])  # validate early, before any command
-    return text
-
-
-def _iface4(text: str | None, what: str) -> ipaddress.IPv4Interface | None:
-    iface = _iface(text, what)
-    if iface is not None and not isinstance(iface, ipaddress.IPv4Interface):
-        raise ValueError(f"{what}: not an IPv4 address: {text!r}")
-    return iface
-
-
-def _iface6(text: str | None, what: str) -> ipaddress.IPv6Interface | None:
-    iface = _iface(text, what)
-    if iface is not None and not isinstance(iface, ipaddress.IPv6Interface):
-        raise ValueError(f"{what}: not an IPv6 address: {text!r}")
-    return iface
-
-
-def _iface(text: str | None, what: str) -> IPInterface | None:
-    if text is None:
-        return None
-    # Without an explicit length ip_interface() would silently pick /32 or
-    # /128, which makes the router unreachable in a surprising way.
-    if "/" not in text:
-        raise ValueError(f"{what}: needs a prefix length: {text!r}")
-    return ipaddress.ip_interface(text)
-
-
-def _check_present(iface: IPInterface | None) -> IPInterface:
-    assert iface is not None  # only None for a None input, which callers never pass
-    return iface
-
-
-def _check_ifname(name: str) -> None:
-    # The kernel's rules (dev_valid_name) plus a few names that would clash
-    # with sysctl directories or the loopback device.
-    if not name or len(name) > 15:
-        raise ValueError(f"interface name must be 1-15 characters: {name!r}")
-    if name in _RESERVED_IFNAMES or any(c in name for c in "/:") or not name.isprintable():
-        raise ValueError(f"invalid interface name: {name!r}")
-    if any(c.isspace() for c in name) or not name.isascii():
-        raise ValueError(f"invalid interface name: {name!r}")
-
-
-def _addr_args(iface: IPInterface, dev: str) -> str:
-    # nodad: router and peer addresses must answer at once, not after ~1-2 s
-    # of duplicate address detection.
-    return f"addr add {iface} dev {dev}" + (" nodad" if iface.version == 6 else "")
 
 
 @dataclass(frozen=True)
@@ -276,7 +138,7 @@ class Topology:
         namespaces this topology owns.
         """
         role = _ROLE_ALIASES.get(which, which)
-        if role in _ROLE_SUFFIX:
+        if role in ROLE_SUFFIX:
             return str(getattr(self, role))
         if which in self.namespaces:
             return which
@@ -372,7 +234,8 @@ class Topology:
         out = self.ip(ns, "-j", *args).stdout.strip()
         return json.loads(out) if out else []
 
-    def _batch(self, ns: str | None, lines: Iterable[str], *, force: bool = False) -> None:
+    def batch(self, ns: str | None, lines: Iterable[str], *, force: bool = False) -> None:
+        """Run iproute2 commands, one a line, with ``ip -batch`` (in ``ns``, or the caller's)."""
         argv = ["ip"]
         if ns is not None:
             argv += ["-n", ns]
@@ -395,6 +258,18 @@ class Topology:
         self._procs = [p for p in self._procs if p.poll() is None]
         self._procs.append(proc)
         return proc
+
+    def add_namespaces(self) -> None:
+        """Create the four namespaces; a name that already exists is an error, and not ours."""
+        for name in self.namespaces:
+            # Recorded *before* the command: if we are interrupted while `ip`
+            # runs, the namespace may exist and must still be cleaned up.
+            self._created.append(name)
+            proc = self._cmd(["ip", "netns", "add", name], check=False)
+            if proc.returncode != 0:
+                self._created.remove(name)  # e.g. it already existed: not ours
+                raise CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+        _live.add(self)
 
     # ------------------------------------------------------ inspection
     def link(self, ns: str, ifname: str) -> LinkInfo:
@@ -422,7 +297,7 @@ class Topology:
 
         Entries without one (INCOMPLETE, FAILED) count as None.
         """
-        args = ["neigh", "show", "to", _bare(address)]
+        args = ["neigh", "show", "to", bare_address(address)]
         if dev is not None:
             args += ["dev", dev]
         for entry in self.ip_json(ns, *args):
@@ -473,18 +348,18 @@ class Topology:
 
     # ------------------------------------------------------------ pinging
     def ping(
-        self, ns: str, addrs: Sequence[AddressLike], *, count: int = 5, **options: Unpack[_PingOptions]
+        self, ns: str, addrs: Sequence[AddressLike], *, count: int = 5, **options: Unpack[PingOptions]
     ) -> PingReport:
         """Ping ``addrs`` from ``ns`` with :mod:`ipmp.lab.pinger`; blocks until done.
 
-        ``options``: ``interval``, ``timeout``, ``source``, ``device`` (see :class:`_PingOptions`).
+        ``options``: ``interval``, ``timeout``, ``source``, ``device`` (see :class:`PingOptions`).
         """
         if count < 1:
             raise ValueError("ping() needs count >= 1; use start_ping() for open-ended runs")
-        run = _PingerRun(addrs, count, **options)
+        run = PingerRun(addrs, count, **options)
         # Generous: interpreter start-up plus the run plus the reply timeout.
         limit = 10.0 + count * run.interval + run.timeout
-        proc = self.run(ns, run.argv(ready=False), check=False, timeout=limit, env=_pinger_env())
+        proc = self.run(ns, run.argv(ready=False), check=False, timeout=limit, env=pinger_env())
         if proc.returncode != 0:
             raise CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return parse_output(proc.stdout)
@@ -496,21 +371,21 @@ class Topology:
         *,
         count: int = 0,
         ready_timeout: float = 10.0,
-        **options: Unpack[_PingOptions],
+        **options: Unpack[PingOptions],
     ) -> PingJob:
         """Start pinging in the background; returns once the pinger is sending.
 
         ``count=0`` pings until :meth:`PingJob.stop`.  Use the job as a context
         manager so that it is stopped on errors too.  ``options`` as for :meth:`ping`.
         """
-        argv = _PingerRun(addrs, count, **options).argv(ready=True)
+        argv = PingerRun(addrs, count, **options).argv(ready=True)
         proc = self.popen(
             ns,
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_pinger_env(),
+            env=pinger_env(),
         )
         job = PingJob(proc)
         try:
@@ -544,7 +419,7 @@ class Topology:
         it exits, which is a leak the caller has to fix.
         """
         for proc in self._procs:
-            _stop_process(proc)
+            stop_process(proc)
         self._procs.clear()
         self._destroyed = True
         mine = list(self._created)
@@ -553,11 +428,11 @@ class Topology:
             return
         stray = self._batch_output(f"netns pids {name}" for name in mine).split()
         # One batch with -force: names already gone just print an error.
-        self._batch(None, (f"netns delete {name}" for name in mine), force=True)
-        left = set(mine) & _list_netns()
+        self.batch(None, (f"netns delete {name}" for name in mine), force=True)
+        left = set(mine) & netns_list()
         for name in left:
             self._cmd(["ip", "netns", "delete", name], check=False)
-        left = set(mine) & _list_netns()
+        left = set(mine) & netns_list()
         self._created[:] = [n for n in mine if n in left]
         if left:
             raise LabError(f"could not delete namespaces: {sorted(left)}")
@@ -584,167 +459,6 @@ class Topology:
         self.destroy()
 
 
-class _PingOptions(TypedDict, total=False):
-    """The pinger settings :meth:`Topology.ping` and :meth:`Topology.start_ping` share.
-
-    ``interval``: seconds between rounds (default 0.01); ``timeout``: a reply
-    later than this counts as lost (default 1.0); ``source``: addresses to send
-    from (default: the kernel picks); ``device``: the interface to bind to.
-    """
-
-    interval: float
-    timeout: float
-    source: Sequence[AddressLike]
-    device: str | None
-
-
-@dataclass(frozen=True)
-class _PingerRun:
-    """One run of :mod:`ipmp.lab.pinger`: its settings, defaults filled in, and its command line."""
-
-    addrs: Sequence[AddressLike]
-    count: int
-    interval: float = 0.01
-    timeout: float = 1.0
-    source: Sequence[AddressLike] = ()
-    device: str | None = None
-
-    def argv(self, *, ready: bool) -> list[str]:
-        argv = python_module("ipmp.lab.pinger", "--count", str(self.count))
-        argv += ["--interval", repr(float(self.interval)), "--timeout", repr(float(self.timeout))]
-        for src in self.source:
-            argv += ["--source", _bare(src)]
-        if self.device is not None:
-            argv += ["--device", self.device]
-        if ready:
-            argv.append("--ready")
-        return [*argv, "--", *(_bare(a) for a in self.addrs)]
-
-
-class PingJob:
-    """A background pinger (see :meth:`Topology.start_ping`)."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.proc = proc
-        self.start_monotonic: float | None = None
-        self._out = bytearray()
-        self._err = bytearray()
-        self._open: dict[int, bytearray] = {}
-        if proc.stdout is not None:
-            self._open[proc.stdout.fileno()] = self._out
-        if proc.stderr is not None:
-            self._open[proc.stderr.fileno()] = self._err
-
-    @property
-    def stderr(self) -> str:
-        return self._err.decode(errors="replace")
-
-    def _pump(self, deadline: float | None, stop_at_line: bool) -> None:
-        # Raw os.read on the fds, never the file objects: mixing buffered reads
-        # with select() would hide data inside Python's buffers.
-        with selectors.DefaultSelector() as sel:
-            for fd in self._open:
-                sel.register(fd, selectors.EVENT_READ)
-            while self._open:
-                if stop_at_line and b"\n" in self._out:
-                    return
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is not None and wait <= 0:
-                    return
-                for key, _ in sel.select(wait):
-                    fd = int(key.fd)
-                    chunk = os.read(fd, 65536)
-                    if chunk:
-                        self._open[fd] += chunk
-                    else:
-                        sel.unregister(fd)
-                        del self._open[fd]
-
-    def wait_ready(self, timeout: float = 10.0) -> float:
-        """Block until the pinger has its sockets open; returns its start time (monotonic)."""
-        self._pump(time.monotonic() + timeout, stop_at_line=True)
-        line = bytes(self._out).split(b"\n", 1)[0]
-        try:
-            doc = json.loads(line) if b"\n" in self._out else None
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict) or doc.get("event") != "ready":
-            raise LabError(f"pinger did not start: {self.stderr.strip() or line.decode(errors='replace')}")
-        self.start_monotonic = float(doc["start_monotonic"])
-        return self.start_monotonic
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait(self, timeout: float | None = None) -> PingReport:
-        """Wait for the pinger to finish on its own (``count`` reached) and return its report."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        self._pump(deadline, stop_at_line=False)
-        try:
-            rc = self.proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            raise LabError("pinger did not finish in time") from None
-        _close_streams(self.proc)
-        if rc != 0:
-            raise LabError(f"pinger failed (exit {rc}): {self.stderr.strip()}")
-        return parse_output(self._out.decode())
-
-    def stop(self, timeout: float = 10.0) -> PingReport:
-        """Stop sending; the pinger still collects in-flight replies, then reports."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        return self.wait(timeout)
-
-    def kill(self) -> None:
-        _stop_process(self.proc)
-
-    def __enter__(self) -> PingJob:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.kill()
-
-
-def _stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate one process we started, by its pid; escalate to SIGKILL."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(2.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    _close_streams(proc)
-
-
-def _close_streams(proc: subprocess.Popen[bytes]) -> None:
-    # Unclosed pipes raise ResourceWarning at garbage collection, which the
-    # test suite turns into errors.
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-
-
-def _pinger_env() -> dict[str, str]:
-    # The pinger runs as `python -m ipmp.lab.pinger` in a fresh process; make
-    # sure it imports this very checkout even when it is not installed.
-    root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
-def _list_netns() -> set[str]:
-    proc = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    # Lines look like "name" or "name (id: 3)".
-    return {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
-
-
 # Topologies not yet destroyed, so an interpreter exiting early (sys.exit in a
 # test helper, an unhandled error outside pytest) still cleans up.  Strong
 # references on purpose: a topology dropped without destroy() must not take
@@ -765,145 +479,3 @@ def destroy(topo: Topology) -> None:
     """Delete ``topo``'s namespaces (same as ``topo.destroy()``)."""
     topo.destroy()
 
-
-def build(
-    prefix: str,
-    nics: Sequence[str] = ("nic0", "nic1"),
-    *,
-    router4: str | None = "192.0.2.1/24",
-    peer4: str | None = "192.0.2.50/24",
-    router6: str | None = "2001:db8::1/64",
-    peer6: str | None = "2001:db8::50/64",
-    extra_router_addrs: Sequence[str] = (),
-    extra_peer_addrs: Sequence[str] = (),
-) -> Topology:
-    """Create the four namespaces and wire them; see the module docstring.
-
-    Everything is validated before the first command runs.  If anything fails
-    (or is interrupted) half-way, whatever was created is deleted and the
-    error re-raised.  A name that already exists is an error, and such a
-    namespace is never deleted: it is not ours.
-    """
-    if not _PREFIX_RE.fullmatch(prefix):
-        raise ValueError(f"prefix must match {_PREFIX_RE.pattern}: {prefix!r}")
-    nics = tuple(nics)
-    if not 1 <= len(nics) <= MAX_NICS:
-        raise ValueError(f"need 1..{MAX_NICS} host NICs, got {len(nics)}")
-    for nic in nics:
-        _check_ifname(nic)
-    if len(set(nics)) != len(nics):
-        raise ValueError(f"duplicate NIC names: {nics}")
-    r4 = _iface4(router4, "router4")
-    p4 = _iface4(peer4, "peer4")
-    r6 = _iface6(router6, "router6")
-    p6 = _iface6(peer6, "peer6")
-    extra_r: list[IPInterface] = []
-    for a in extra_router_addrs:
-        extra_r.append(_check_present(_iface(a, "extra_router_addrs")))
-    extra_p: list[IPInterface] = []
-    for a in extra_peer_addrs:
-        extra_p.append(_check_present(_iface(a, "extra_peer_addrs")))
-
-    names = {role: f"{prefix}-{suffix}" for role, suffix in _ROLE_SUFFIX.items()}
-    topo = Topology(
-        prefix=prefix,
-        host=names["host"],
-        switch=names["switch"],
-        router=names["router"],
-        peer=names["peer"],
-        nics=nics,
-        ports={nic: host_port(i) for i, nic in enumerate(nics)},
-        macs={nic: host_mac(i) for i, nic in enumerate(nics)},
-        router4=r4,
-        peer4=p4,
-        router6=r6,
-        peer6=p6,
-        extra_router_addrs=tuple(extra_r),
-        extra_peer_addrs=tuple(extra_p),
-    )
-    try:
-        _wire(topo)
-    except BaseException:
-        topo.destroy()
-        raise
-    return topo
-
-
-def _sysctl(topo: Topology, ns: str, values: dict[str, str]) -> None:
-    # A sysctl is per network namespace and only reachable from a process
-    # inside it.  Plain sh + /proc rather than sysctl(8): procps is missing
-    # from many minimal CI images.  Keys and values are ours, never user input.
-    script = " && ".join(f"echo {v} > /proc/sys/{k}" for k, v in values.items())
-    topo.run(ns, ["sh", "-c", script])
-
-
-def _wire(topo: Topology) -> None:
-    for name in topo.namespaces:
-        # Recorded *before* the command: if we are interrupted while `ip`
-        # runs, the namespace may exist and must still be cleaned up.
-        topo._created.append(name)
-        proc = topo._cmd(["ip", "netns", "add", name], check=False)
-        if proc.returncode != 0:
-            topo._created.remove(name)  # e.g. it already existed: not ours
-            raise CommandError(proc.returncode, proc.args, proc.stdout, proc.stderr)
-    _live.add(topo)
-
-    # The switch: every veth is created from here with its other end placed
-    # straight into the host/router/peer namespace.  addrgenmode none keeps
-    # the switch silent (no IPv6 link-local, no DAD or MLD frames of its own).
-    sw: list[str] = [
-        "link set dev lo up",
-        f"link add {topo.bridge} address {_BRIDGE_MAC} type bridge"
-        " stp_state 0 forward_delay 0 mcast_snooping 0",
-        f"link set dev {topo.bridge} addrgenmode none",
-    ]
-    ends = [
-        (topo.ports[nic], _host_port_mac(i), nic, topo.macs[nic], topo.host)
-        for i, nic in enumerate(topo.nics)
-    ]
-    ends.append((topo.router_port, _ROUTER_PORT_MAC, topo.router_ifname, topo.router_mac, topo.router))
-    ends.append((topo.peer_port, _PEER_PORT_MAC, topo.peer_ifname, topo.peer_mac, topo.peer))
-    for port, port_mac, far, far_mac, far_ns in ends:
-        sw.append(
-            f"link add {port} address {port_mac} type veth peer name {far} address {far_mac} netns {far_ns}"
-        )
-        sw.append(f"link set dev {port} addrgenmode none")
-        sw.append(f"link set dev {port} master {topo.bridge} up")
-    sw.append(f"link set dev {topo.bridge} up")
-    topo._batch(topo.switch, sw)
-
-    # Before the links come up: the router forwards, and neither station
-    # runs DAD on its link-local address (it would be tentative for ~1-2 s).
-    _sysctl(
-        topo,
-        "router",
-        {
-            "net/ipv4/ip_forward": "1",
-            "net/ipv6/conf/all/forwarding": "1",
-            f"net/ipv6/conf/{topo.router_ifname}/accept_dad": "0",
-        },
-    )
-    _sysctl(topo, "peer", {f"net/ipv6/conf/{topo.peer_ifname}/accept_dad": "0"})
-
-    rt = ["link set dev lo up", f"link set dev {topo.router_ifname} up"]
-    rt += [
-        _addr_args(a, topo.router_ifname)
-        for a in (topo.router4, topo.router6, *topo.extra_router_addrs)
-        if a is not None
-    ]
-    topo._batch(topo.router, rt)
-
-    pe = ["link set dev lo up", f"link set dev {topo.peer_ifname} up"]
-    pe += [
-        _addr_args(a, topo.peer_ifname)
-        for a in (topo.peer4, topo.peer6, *topo.extra_peer_addrs)
-        if a is not None
-    ]
-    # The peer reaches off-link addresses through the router, if it can.
-    for mine, gw in ((topo.peer4, topo.router4), (topo.peer6, topo.router6)):
-        if mine is not None and gw is not None and gw.ip in mine.network and gw.ip != mine.ip:
-            pe.append(f"route add default via {gw.ip} dev {topo.peer_ifname}")
-    topo._batch(topo.peer, pe)
-
-    # Host NICs stay down and bare: that is the product's job.
-    topo._batch(topo.host, ["link set dev lo up"])

@@ -1,7 +1,7 @@
 """Plan operations: one value per kernel change, each printable as an ``ip`` command.
 
-A plan is a tuple of these.  ``plan.diff`` makes them, ``netlink.Kernel.execute``
-carries them out (one pyroute2 call each), and ``--dry-run`` prints
+A plan is a tuple of these.  ``plan.diff`` makes them, ``Kernel.execute``
+(``ipmp.kernel.execute``) carries them out (one kernel request each), and ``--dry-run`` prints
 ``op.command()`` so a Solaris admin sees the Linux meaning of a line.
 
 Pure module: no I/O.

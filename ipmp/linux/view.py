@@ -1,9 +1,9 @@
-"""Mapping between the Solaris view (``Config``) and the Linux view (``KernelState``).
+"""The Solaris view of the Linux kernel: ``merge`` of the kernel and the state store into a ``Config``.
 
 ``merge`` builds what ``ifconfig -a`` shows from the kernel plus the state
-store; ``desired_kernel`` derives what the kernel must hold for a ``Config``:
-links, addresses, and the routing recipe of linux-mapping.md ("Working
-recipe"):
+store; ``ipmp.linux.desired`` derives what the kernel must hold for a
+``Config``.  The numbers and sysctls of the routing recipe of
+linux-mapping.md ("Working recipe") are defined here, for both:
 
 * every address the toolkit adds carries ``noprefixroute``: the toolkit owns
   the routes, so a test address can never become the source of unbound
@@ -34,14 +34,12 @@ from ipmp.model import (
     Config,
     Family,
     Interface,
-    IPAddress,
     IPInterface,
     IPNetwork,
     KAddress,
     KernelState,
     KLink,
     KRoute,
-    KRule,
     Logical,
 )
 
@@ -133,6 +131,10 @@ class Scope(NamedTuple):
 
     def covers(self, ifname: str, family: Family) -> bool:
         return (ifname, family) in self.pairs
+
+
+def subnet_of(address: IPv4Interface | IPv6Interface) -> IPNetwork:
+    return ip_network(address.network)
 
 
 # --------------------------------------------------------------------------
@@ -323,7 +325,7 @@ def _route_mtus(
     out: list[Logical] = []
     for lg in logicals:
         if lg.up and lg.address is not None and not lg.kernel_owned and lg.destination is None:
-            subnet = _subnet(lg.address)
+            subnet = subnet_of(lg.address)
             if subnet not in seen and lg.mtu is None and lg.address not in known and subnet in found:
                 lg = replace(lg, mtu=found[subnet])
             seen.add(subnet)
@@ -361,155 +363,6 @@ def expected(kernel: KernelState, stored: Iterable[Interface]) -> Config:
     return config
 
 
-# --------------------------------------------------------------------------
-# Solaris view -> what the kernel must hold
-# --------------------------------------------------------------------------
-
-
-def kaddress_of(itf: Interface, lg: Logical, current: KernelState) -> KAddress:
-    """The kernel address a logical interface stands for.
-
-    A test address (NOFAILOVER) is also ``preferred_lft 0``, so IPv6 never
-    picks it as a source (linux-mapping.md Q5).  An address the toolkit did
-    not add keeps its own ``noprefixroute`` choice, so adopting a host's
-    existing address never takes its kernel route away.
-    """
-    assert lg.address is not None
-    is_ptp = lg.destination is not None
-    noprefixroute = not is_ptp
-    for ka in current.addresses_of(itf.name):
-        if ka.address == lg.address and ka.peer == lg.destination:
-            noprefixroute = ka.noprefixroute
-            break
-    return KAddress(
-        ifname=itf.name,
-        address=lg.address,
-        label=lg.name(itf.name) if lg.family is Family.INET else "",
-        broadcast=lg.broadcast if lg.family is Family.INET else None,
-        peer=lg.destination,
-        deprecated=lg.deprecated or lg.nofailover,
-        noprefixroute=noprefixroute,
-    )
-
-
-def _up_addresses(itf: Interface, family: Family) -> list[Logical]:
-    return [
-        lg
-        for lg in itf.logicals_of(family)
-        if lg.up and lg.address is not None and not lg.kernel_owned
-    ]
-
-
-def _subnet(address: IPv4Interface | IPv6Interface) -> IPNetwork:
-    return ip_network(address.network)
-
-
-def routes_and_rules(
-    itf: Interface, family: Family, defaultrouters: Sequence[IPAddress]
-) -> tuple[set[KRoute], set[KRule]]:
-    """The recipe's routes and rules for one NIC and family (nothing when the link is down)."""
-    routes: set[KRoute] = set()
-    rules: set[KRule] = set()
-    if not itf.link_up or itf.loopback or itf.index == 0:
-        return routes, rules
-    table = table_of(itf.index)
-    metric = ROUTE_METRIC_BASE + itf.index
-    logicals = _up_addresses(itf, family)
-    subnets: dict[IPNetwork, list[Logical]] = {}
-    for lg in logicals:
-        assert lg.address is not None
-        rules.add(KRule(family, RULE_PREF_TEST if lg.nofailover else RULE_PREF_DATA, lg.address.ip, table))
-        if lg.destination is not None or lg.address.network.prefixlen == lg.address.max_prefixlen:
-            continue  # point-to-point and host addresses have no subnet route
-        subnets.setdefault(_subnet(lg.address), []).append(lg)
-    data_src: dict[IPNetwork, IPAddress] = {}
-    # A subnet's routes carry the MTU of its lowest unit (ifconfig ``mtu`` on
-    # a logical): Solaris gives each unit's subnet route its ``ipif_mtu``
-    # and the first unit's route is the one found (``ipif_up_done``).
-    mtus = {subnet: itf.route_mtu(members[0]) for subnet, members in subnets.items()}
-    for subnet, members in subnets.items():
-        routes.add(KRoute(family, table, subnet, itf.name, mtu=mtus[subnet]))
-        data = [lg for lg in members if lg.is_data]
-        if data:
-            src = data[0].address
-            assert src is not None
-            data_src[subnet] = src.ip
-            routes.add(KRoute(family, RT_TABLE_MAIN, subnet, itf.name, src=src.ip, metric=metric,
-                              mtu=mtus[subnet]))
-    # One default route per router, however many subnets hold it, and the
-    # n-th router of the file n steps of metric behind the first: the kernel
-    # refuses a second route with the same table, destination and metric.
-    default = ip_network("0.0.0.0/0" if family is Family.INET else "::/0")
-    routers = [r for r in dict.fromkeys(defaultrouters) if r.version == family]
-    for n, router in enumerate(routers):
-        holders = [s for s in subnets if router in s]
-        if not holders:
-            continue
-        step = n * ROUTER_METRIC_STEP
-        mtu = mtus[holders[0]]  # the router is reached through that subnet's route
-        routes.add(KRoute(family, table, default, itf.name, gateway=router, metric=step, mtu=mtu))
-        via = next((data_src[s] for s in holders if s in data_src), None)
-        if via is not None:
-            routes.add(KRoute(family, RT_TABLE_MAIN, default, itf.name, gateway=router, src=via,
-                              metric=metric + step, mtu=mtu))
-    return routes, rules
-
-
-def sysctls_for(itf: Interface, family: Family) -> list[tuple[str, str]]:
-    if itf.loopback:
-        return []
-    return nic_sysctls(itf.name, family, grouped=bool(itf.group))
-
-
-def desired_kernel(
-    config: Config, scope: Scope, current: KernelState, defaultrouters: Sequence[IPAddress] = ()
-) -> KernelState:
-    """What the kernel must hold, for the interfaces and families in ``scope``."""
-    links: list[KLink] = []
-    addresses: list[KAddress] = []
-    routes: set[KRoute] = set()
-    rules: set[KRule] = set()
-    sysctls: list[tuple[str, str]] = []
-    for itf in config.interfaces:
-        if itf.name not in scope.names:
-            continue
-        cur = current.link(itf.name)
-        links.append(
-            KLink(
-                name=itf.name,
-                index=itf.index,
-                up=itf.link_up,
-                running=cur.running if cur else False,
-                mtu=itf.mtu,
-                mac=itf.mac,
-                noarp=itf.noarp,
-                loopback=itf.loopback,
-                pointopoint=itf.pointopoint,
-                multicast=itf.multicast,
-                kind=cur.kind if cur else "",
-                forwarding=itf.router,
-                token=itf.token,
-            )
-        )
-        for family in (Family.INET, Family.INET6):
-            if not scope.covers(itf.name, family):
-                continue
-            for lg in _up_addresses(itf, family):
-                addresses.append(kaddress_of(itf, lg, current))
-            r, u = routes_and_rules(itf, family, defaultrouters)
-            routes |= r
-            rules |= u
-            if family in itf.plumbed:
-                sysctls.extend(sysctls_for(itf, family))
-    return KernelState(
-        links=tuple(links),
-        addresses=tuple(addresses),
-        routes=frozenset(routes),
-        rules=frozenset(rules),
-        sysctls=tuple(sysctls),
-    )
-
-
 def is_managed_address(ka: KAddress, scope: Scope) -> bool:
     return not ka.kernel_owned and scope.covers(ka.ifname, ka.family)
 
@@ -521,11 +374,10 @@ __all__ = [
     "NIC_SYSCTLS6",
     "RT_TABLE_MAIN",
     "Scope",
-    "desired_kernel",
     "is_managed_address",
     "merge",
     "nic_sysctl_keys",
     "nic_sysctls",
-    "routes_and_rules",
+    "subnet_of",
     "table_of",
 ]

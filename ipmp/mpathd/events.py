@@ -15,12 +15,12 @@ Two topics (``ipc.TOPICS``):
     IPMP sysevents (§2.11): ``group_change`` (a group appears or goes),
     ``group_member_change`` (an interface joins or leaves a group),
     ``if_change`` (an interface's state or type changes) and
-    ``group_state`` (a group becomes ok, degraded or failed).
-    ``state_changes`` compares two ``View`` values taken from
-    ``Machine.snapshot()`` before and after a step.  A ``View`` carries the
-    ``Machine.generation`` it was taken at: while that has not moved, the
-    snapshot has not changed and is not built again (at 64 NICs a snapshot
-    on every probe step cost the daemon half a core, issue 20).
+    ``group_state`` (a group becomes ok, degraded or failed).  The machine
+    says what changed: a ``steps.StateChanged`` effect carries the reported
+    states (``steps.Reported``) before and after the step that changed them,
+    and ``state_changes`` makes the documents of it.  The machine reports
+    only from steps that moved its ``generation``: at 64 NICs a snapshot on
+    every probe step cost the daemon half a core (issue 20).
 
 Event objects are JSON-ready dicts with an ``"event"`` key; the broker adds
 ``"v"`` and ``"topic"``.  Times: ``sent`` is CLOCK_MONOTONIC seconds (the
@@ -37,15 +37,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipmp.model import Family
-from ipmp.mpathd.machine import Phyint
+from ipmp.mpathd.phyint import Phyint
 from ipmp.mpathd.probe import Instance, SlotStatus, Target
+from ipmp.mpathd.snapshot import Snapshot
+from ipmp.mpathd.steps import MemberState, Reported
 
 __all__ = [
     "EVENT_NAMES",
     "ProbeTracker",
-    "View",
+    "reported_of",
     "state_changes",
-    "view_of",
 ]
 
 #: Every ``"event"`` value a stream carries (``overflow`` comes from ``ipc``).
@@ -174,53 +175,21 @@ class ProbeTracker:
 # -- state changes (sysevents) ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Member:
-    group: str
-    state: str
-    type: str
-    link: str
-    probe: str
-    active: bool
+def reported_of(snapshot: Snapshot) -> Reported:
+    """The reported states a ``Snapshot`` shows (what a ``StateChanged`` compares)."""
+    groups = {name: g.state for name, g in snapshot.groups.items() if name}
+    members = {name: MemberState(group=i.group, state=i.state, type=i.type, link=i.link, probe=i.probe,
+                                 active=i.active)
+               for name, i in snapshot.interfaces.items()}
+    return Reported(groups, members)
 
 
-@dataclass(frozen=True)
-class View:
-    """The part of a snapshot the state events are about."""
-
-    groups: Mapping[str, str] = field(default_factory=dict)  # named group -> ok/degraded/failed
-    members: Mapping[str, _Member] = field(default_factory=dict)  # interface -> its facts
-    #: ``Machine.generation`` of the snapshot (-1: unknown, always stale).
-    generation: int = -1
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def view_of(snapshot: Mapping[str, Any], generation: int = -1) -> View:
-    """The ``View`` of a ``Machine.snapshot()`` taken at ``Machine.generation`` ``generation``."""
-    groups_raw = snapshot.get("groups")
-    groups = {str(name): _text(doc.get("state")) for name, doc in
-              (groups_raw.items() if isinstance(groups_raw, Mapping) else ())
-              if name and isinstance(doc, Mapping)}
-    members: dict[str, _Member] = {}
-    itfs = snapshot.get("interfaces")
-    for name, doc in itfs.items() if isinstance(itfs, Mapping) else ():
-        if not isinstance(doc, Mapping):
-            continue
-        members[str(name)] = _Member(group=_text(doc.get("group")), state=_text(doc.get("state")),
-                                     type=_text(doc.get("type")), link=_text(doc.get("link")),
-                                     probe=_text(doc.get("probe")), active=doc.get("active") is True)
-    return View(groups, members, generation)
-
-
-def _member_doc(event: str, name: str, m: _Member, **extra: object) -> dict[str, Any]:
+def _member_doc(event: str, name: str, m: MemberState, **extra: object) -> dict[str, Any]:
     return {"event": event, "group": m.group, "interface": name, **extra, "state": m.state, "type": m.type,
             "link": m.link, "probe": m.probe, "active": m.active}
 
 
-def state_changes(before: View, after: View, *, wall: float) -> list[dict[str, Any]]:
+def state_changes(before: Reported, after: Reported, *, wall: float) -> list[dict[str, Any]]:
     """The sysevent-like events that lead from ``before`` to ``after``, in a fixed order.
 
     New groups first, then members leaving, members joining, interface

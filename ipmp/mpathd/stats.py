@@ -29,7 +29,8 @@ Pure module: no I/O.
 from __future__ import annotations
 
 from ipmp.model import Family
-from ipmp.mpathd.machine import Machine, Phyint
+from ipmp.mpathd.machine import Machine
+from ipmp.mpathd.phyint import Phyint
 from ipmp.mpathd.probe import Instance, SlotStatus, Target
 from ipmp.mpathd.steps import Log
 

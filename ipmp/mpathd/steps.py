@@ -3,7 +3,8 @@
 ``Event`` values are what the runtime saw (a kernel read, a link change, a
 probe reply, a timer, an admin request, the outcome of an apply);
 ``Effect`` values are what the machine asks of the runtime (send a probe,
-open or close a probe socket, log, reply, announce, apply a configuration).
+open or close a probe socket, log, reply, announce, apply a configuration,
+tell that reported states changed).
 
 Pure module: plain frozen dataclasses, no I/O.  The three that every probe
 makes (``Tick``, ``SendProbe``, ``ProbeReplied``) are named tuples: as
@@ -13,7 +14,8 @@ immutable, and made three times faster than a frozen dataclass, whose
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 from typing import NamedTuple
 
@@ -31,11 +33,14 @@ __all__ = [
     "Executed",
     "LinkChanged",
     "Log",
+    "MemberState",
     "OpenProbe",
     "ProbeReplied",
     "ReplyTo",
+    "Reported",
     "Resync",
     "SendProbe",
+    "StateChanged",
     "Tick",
 ]
 
@@ -164,4 +169,47 @@ class Execute:
     failure: tuple[Effect, ...] = ()
 
 
-Effect = SendProbe | OpenProbe | CloseProbe | Log | ReplyTo | Announce | Execute
+class MemberState(NamedTuple):
+    """What is reported of a tracked interface, as the state events carry it (``events``).
+
+    ``state``: ``ok``, ``failed``, ``offline`` or ``unknown`` (NOTARGETS);
+    ``type``: ``normal`` or ``standby``; ``link``: ``up``/``down``;
+    ``probe``: ``ok``, ``failed``, ``unknown`` or ``disabled``; ``active``:
+    it carries data addresses now.
+    """
+
+    group: str
+    state: str
+    type: str
+    link: str
+    probe: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class Reported:
+    """The reported states of the machine's groups and interfaces, as queries show them."""
+
+    #: Named group (members only) -> ``ok``, ``degraded`` or ``failed``.
+    groups: Mapping[str, str] = field(default_factory=dict)
+    #: Tracked interface -> what is reported of it.
+    members: Mapping[str, MemberState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """A step changed reported states: the facts of in.mpathd's IPMP sysevents (§2.11).
+
+    in.mpathd's ``phyint_chstate`` sends the event itself; here the step's
+    one way out (``Machine.step``) compares what it reports with what it
+    reported last, so that every way a reported state moves (a state
+    change, a link, a target found or lost, a rollback, a NIC come or gone)
+    is told once, and a change undone within the step is not told at all.
+    ``ipmp.mpathd.events.state_changes`` makes the published documents.
+    """
+
+    before: Reported
+    after: Reported
+
+
+Effect = SendProbe | OpenProbe | CloseProbe | Log | ReplyTo | Announce | Execute | StateChanged

@@ -31,14 +31,15 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, ip_address
 from typing import Any
 
-from ipmp.admin.apply import full_scope, make_plan, sysctl_keys
+from ipmp.apply import full_scope, make_plan, sysctl_keys
 from ipmp.config.commands import Action, Command
 from ipmp.config.evaluate import evaluate
 from ipmp.config.keywords import KEYWORDS
 from ipmp.config.parse import parse_argv
 from ipmp.config.render import render
 from ipmp.errors import ApplyError, ConfigError, IpmpError, ParseError, Position
-from ipmp.host.hostfiles import parse_defaultrouter, parse_hostname_text, parse_hosts, parse_netmasks
+from ipmp.host.hostfiles import parse_hostname_text
+from ipmp.host.lookups import parse_defaultrouter, parse_hosts, parse_netmasks
 from ipmp.host.state import Stored, dumps, loads
 from ipmp.linux.view import merge
 from ipmp.model import Config, Environment, Family

@@ -39,18 +39,19 @@ from typing import Any
 
 from kernelsnap import local_ip_json, read_sysctls, snapshot
 
-from ipmp.admin.apply import apply, make_plan, sysctl_keys
-from ipmp.admin.session import boot_config, read_host
+from ipmp.admin.bootfiles import boot_config
+from ipmp.admin.session import read_host
+from ipmp.apply import apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError
-from ipmp.host import hostfiles
-from ipmp.kernel.netlink import Kernel
+from ipmp.host import hostfiles, lookups
+from ipmp.kernel.execute import Kernel
 from ipmp.linux.ops import AddAddress, Op, command
 from ipmp.linux.view import Scope
 from ipmp.model import Config, Family
 
 
 def desired(config: Config, root: Path) -> tuple[Config, Scope, Any, list[str]]:
-    env = hostfiles.read_environment(root)
+    env = lookups.read_environment(root)
     files: dict[str, list[tuple[Family, Path]]] = {}
     for f in hostfiles.find_hostname_files(root):
         files.setdefault(f.ifname, []).append((f.family, f.path))

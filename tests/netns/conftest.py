@@ -20,7 +20,9 @@ import pytest
 import unprivileged
 from mpathd_harness import MakeLab, MpathdLab
 
-from ipmp.lab.topology import Topology, build, unique_prefix
+from ipmp.lab.addressing import unique_prefix
+from ipmp.lab.topology import Topology
+from ipmp.lab.wiring import build
 from tests.ci import missing
 
 HERE = Path(__file__).resolve().parent

@@ -35,8 +35,8 @@ TABLE_BASE = 1000
 PLAN_SCRIPT = r"""
 import asyncio, json, sys
 from pathlib import Path
-from ipmp.admin.apply import make_plan, sysctl_keys
-from ipmp.kernel.netlink import Kernel
+from ipmp.apply import make_plan, sysctl_keys
+from ipmp.kernel.execute import Kernel
 from ipmp.linux.ops import command
 from ipmp.host.state import Store
 from ipmp.linux.view import Scope, expected

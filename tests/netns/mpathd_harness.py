@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ipmp.lab.pinger import PingReport, TargetStats
-from ipmp.lab.topology import PingJob, Topology
+from ipmp.lab.pingjob import PingJob
+from ipmp.lab.pingreport import PingReport, TargetStats
+from ipmp.lab.topology import Topology
 from ipmp.mpathd import ipc
 
 REPO = Path(__file__).resolve().parents[2]

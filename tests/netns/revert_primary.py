@@ -23,11 +23,11 @@ from typing import Any
 
 from kernelsnap import differences, local_ip_json, read_sysctls, snapshot
 
-from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.apply import make_plan, sysctl_keys
 from ipmp.config.evaluate import evaluate
 from ipmp.config.parse import parse_argv
 from ipmp.errors import ApplyError
-from ipmp.kernel.netlink import Kernel
+from ipmp.kernel.execute import Kernel
 from ipmp.linux.plan import diff
 from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family

@@ -24,14 +24,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.apply import make_plan, sysctl_keys
 from ipmp.host.state import Store
-from ipmp.kernel.netlink import Kernel
+from ipmp.kernel.execute import Kernel
 from ipmp.linux.ops import command
 from ipmp.linux.view import Scope, expected
 from ipmp.model import Family
 from ipmp.mpathd.failover import fail_over
-from ipmp.mpathd.machine import Machine, Timing
+from ipmp.mpathd.machine import Machine
+from ipmp.mpathd.phyint import Timing
 from ipmp.mpathd.runtime import Runtime
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import Execute

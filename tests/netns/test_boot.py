@@ -38,7 +38,8 @@ from labhost import (
     spec,
 )
 
-from ipmp.lab.topology import build, unique_prefix
+from ipmp.lab.addressing import unique_prefix
+from ipmp.lab.wiring import build
 
 EXAMPLES = example_names()
 #: An off-link destination, reached through the default route.

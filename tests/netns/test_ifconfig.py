@@ -30,7 +30,8 @@ from labhost import (
     spec,
 )
 
-from ipmp.lab.topology import build, unique_prefix
+from ipmp.lab.addressing import unique_prefix
+from ipmp.lab.wiring import build
 
 QFE0_2 = "192.0.2.20"
 
@@ -400,18 +401,19 @@ INJECT_SCRIPT = r"""
 import asyncio, errno, json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from ipmp.host import hostfiles
-from ipmp.admin.apply import apply, make_plan, sysctl_keys
+from ipmp.host import hostfiles, lookups
+from ipmp.apply import apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError
 from ipmp.model import Family
-from ipmp.kernel.netlink import Kernel
+from ipmp.kernel.execute import Kernel
 from ipmp.linux.ops import command
-from ipmp.admin.session import boot_config, read_host
+from ipmp.admin.bootfiles import boot_config
+from ipmp.admin.session import read_host
 from ipmp.linux.view import Scope
 
 
 def desired(config, root):
-    env = hostfiles.read_environment(root)
+    env = lookups.read_environment(root)
     files = {}
     for f in hostfiles.find_hostname_files(root):
         files.setdefault(f.ifname, []).append((f.family, f.path))

@@ -177,7 +177,7 @@ _ALTNAME_SCRIPT = """
 import asyncio
 from ipmp.errors import ApplyError
 from ipmp.host.ifmap import parse_ifmap
-from ipmp.kernel.netlink import Kernel
+from ipmp.kernel.execute import Kernel
 
 async def main():
     async with Kernel() as kernel:
@@ -198,7 +198,7 @@ asyncio.run(main())
 
 
 def test_kernel_altnames_and_the_translation(make_topology: MakeTopology, tmp_path: Path) -> None:
-    """What the kernel does with altnames, through netlink.Kernel (nothing booted)."""
+    """What the kernel does with altnames, through ipmp.kernel.execute.Kernel (nothing booted)."""
     host = new_host(make_topology, tmp_path)
     proc = host.python(_ALTNAME_SCRIPT)
     assert proc.returncode == 0, proc.stderr

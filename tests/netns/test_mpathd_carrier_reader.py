@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = r"""
 import json, subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
-from ipmp.kernel.netlink import CarrierReader
+from ipmp.kernel.watch import CarrierReader
 
 def carrier(ifname):
     # The file opened afresh: None when gone, False when admin down (EINVAL).

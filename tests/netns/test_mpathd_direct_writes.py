@@ -1,76 +1,31 @@
-"""The toolkit's rtnetlink writes (``netlink.encode_request``) against a real kernel.
+"""The toolkit's rtnetlink writes (``ipmp.kernel.request.encode_request``) against a real kernel.
 
 Address, route and rule ops are requests the toolkit encodes itself and sends
-on a plain netlink socket (``netlink.Requester``), not through pyroute2, whose
+on a plain netlink socket (``request.Requester``), not through pyroute2, whose
 Python costs in.mpathd more than the kernel's work at every address move.
 These tests hold them to iproute2: each op is also carried out as the ``ip``
 command it names (``Op.argv``), and the kernel must end up the same and
 refuse the same ops.
 
-Each test runs one small Python process in the lab's host namespace, as
-tests/netns/test_netlink.py does.  Documentation prefixes only, and the
-namespace's own loopback.
+Each test runs one small Python process in the lab's host namespace
+(tests/netns/kernel_steps.py), as tests/netns/test_kernel.py does.
+Documentation prefixes only, and the namespace's own loopback.
 """
 
 from __future__ import annotations
 
-import base64
 import errno
-import pickle
-import sys
 from dataclasses import replace
 from ipaddress import IPv4Address, ip_address, ip_interface, ip_network
-from pathlib import Path
 from typing import Any
 
 from ipmp.lab.topology import Topology
 from ipmp.linux.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, Op, SetLink
 from ipmp.model import Family, KAddress, KernelState, KRoute, KRule
-
-ROOT = Path(__file__).resolve().parents[2]
-
-#: Steps: ("read", keys) -> KernelState; ("execute", ops) -> ("ok", done) or
-#: ("error", message, errno, op, done); ("ip", ops) -> each op's ``ip`` command
-#: run, [(exit status, stderr)].
-SCRIPT = r"""
-import asyncio, base64, pickle, subprocess, sys
-sys.path.insert(0, sys.argv[1])
-from ipmp.errors import ApplyError
-from ipmp.kernel.netlink import Kernel
-
-async def main(steps):
-    out = []
-    async with Kernel() as kernel:
-        for step in steps:
-            if step[0] == "read":
-                out.append(await kernel.read(step[1]))
-            elif step[0] == "ip":
-                runs = [subprocess.run(op.argv(), capture_output=True, text=True, check=False)
-                        for op in step[1]]
-                out.append([(run.returncode, run.stderr) for run in runs])
-            else:
-                done = []
-                try:
-                    await kernel.execute(step[1], done=done.append)
-                except ApplyError as e:
-                    out.append(("error", e.message, e.errno_, e.op, done))
-                else:
-                    out.append(("ok", done))
-    return out
-
-steps = pickle.loads(base64.b64decode(sys.argv[2]))
-sys.stdout.write(base64.b64encode(pickle.dumps(asyncio.run(main(steps)))).decode())
-"""
+from tests.netns.kernel_steps import run_steps
 
 #: The loopback's own addresses, there before any op.
 LOCALHOST = {ip_interface("127.0.0.1/8"), ip_interface("::1/128")}
-
-
-def run_steps(topo: Topology, *steps: tuple[Any, ...]) -> list[Any]:
-    payload = base64.b64encode(pickle.dumps(list(steps))).decode()
-    proc = topo.run(topo.host, [sys.executable, "-W", "error", "-c", SCRIPT, str(ROOT), payload])
-    result: list[Any] = pickle.loads(base64.b64decode(proc.stdout))
-    return result
 
 
 def ours(state: KernelState, nics: tuple[str, ...]) -> tuple[tuple[KAddress, ...], frozenset[KRoute],

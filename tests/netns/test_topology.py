@@ -10,17 +10,11 @@ from typing import Any
 
 import pytest
 
-from ipmp.lab import topology as topology_mod
-from ipmp.lab.topology import (
-    PEER_MAC,
-    ROUTER_MAC,
-    CommandError,
-    LabError,
-    Topology,
-    build,
-    host_mac,
-    unique_prefix,
-)
+from ipmp.lab import wiring as wiring_mod
+from ipmp.lab.addressing import PEER_MAC, ROUTER_MAC, host_mac, unique_prefix
+from ipmp.lab.errors import CommandError, LabError
+from ipmp.lab.topology import Topology
+from ipmp.lab.wiring import build
 
 MakeTopology = Callable[..., Topology]  # the make_topology fixture (see conftest.py)
 
@@ -165,7 +159,7 @@ def test_interrupted_build_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupt(*_args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(topology_mod, "_sysctl", interrupt)
+    monkeypatch.setattr(wiring_mod, "_sysctl", interrupt)
     prefix = unique_prefix()
     with pytest.raises(KeyboardInterrupt):
         build(prefix)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from labhost import PROTO, Host, MakeTopology
 
-from ipmp.lab.topology import unique_prefix
+from ipmp.lab.addressing import unique_prefix
 
 UNIT = "192.0.2.132"
 PEER_LOW = "192.0.2.50"
@@ -203,7 +203,7 @@ def test_an_ipv6_unit_mtu_is_its_routes_mtu(ce: Host) -> None:
 #: link is down and has no addresses: nothing else happens there.
 WATCH = """
 import select, sys
-from ipmp.kernel.netlink import Watcher
+from ipmp.kernel.watch import Watcher
 w = Watcher()
 w.read()
 with open(f"/proc/sys/net/{sys.argv[1]}/conf/fbq0/forwarding", "w") as f:

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface
 
 from ipmp.model import Config, Family, Interface, IPAddress, Logical
-from ipmp.mpathd.machine import Machine, State, Timing
+from ipmp.mpathd.machine import Machine
+from ipmp.mpathd.phyint import State, Timing
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import (
     AdminOffline,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.admin import apply as apply_module
-from ipmp.admin.apply import Applied, apply, make_plan, sysctl_keys
-from ipmp.admin.session import boot_config
+from ipmp import apply as apply_module
+from ipmp.admin.bootfiles import boot_config
+from ipmp.apply import Applied, apply, make_plan, sysctl_keys
 from ipmp.errors import ApplyError
-from ipmp.host import hostfiles
+from ipmp.host import lookups
 from ipmp.linux.ops import Op, Plan, SetSysctl, command
 from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family, KernelState
@@ -25,7 +25,7 @@ BOTH = Scope(frozenset((n, f) for n in NAMES for f in (Family.INET, Family.INET6
 
 
 def active_active(config: Config, names: list[str]) -> tuple[Config, Environment]:
-    env = hostfiles.read_environment(EXAMPLE)
+    env = lookups.read_environment(EXAMPLE)
     for name in names:
         config = boot_config(config, name, [(Family.INET, EXAMPLE / "etc" / f"hostname.{name}")], env)
     return config, env
@@ -151,7 +151,7 @@ def test_dry_run_changes_nothing(fresh: KernelState) -> None:
 
 
 def test_apply_and_record_takes_the_change_back_when_it_cannot_be_recorded(fresh: KernelState) -> None:
-    from ipmp.admin.apply import apply_and_record
+    from ipmp.apply import apply_and_record
     from ipmp.errors import StateError
 
     config, env = active_active(merge(fresh, ()), NAMES)

@@ -13,9 +13,11 @@ import asyncio
 from ipaddress import ip_interface
 from pathlib import Path
 
-from ipmp.admin.session import boot, boot_lines, boot_steps, read_host
+from ipmp.admin.bootfiles import boot, boot_lines, boot_steps
+from ipmp.admin.session import read_host
 from ipmp.config.bootsteps import LINE, PLUMB, UP, run_steps
-from ipmp.host.hostfiles import parse_hostname_commands, read_environment
+from ipmp.host.hostfiles import parse_hostname_commands
+from ipmp.host.lookups import read_environment
 from ipmp.linux.ops import AddAddress
 from ipmp.linux.view import merge
 from ipmp.model import Family

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.host import coexist
-from ipmp.host.coexist import Managed, detect, networkd_dropin, nm_dropin, parse_networkctl, parse_nmcli
+from ipmp.host import coexist, dropins
+from ipmp.host.coexist import Managed, detect, parse_networkctl, parse_nmcli
+from ipmp.host.dropins import networkd_dropin, nm_dropin
 from ipmp.model import Family
 from tests.public_tmp import public_tempdir
 
@@ -294,11 +295,11 @@ def test_networkd_take_over_also_keeps_networkd_off_ipmps_rules(tmp_path: Path) 
     # manages, in.mpathd's too (seen on a Debian 13 guest): the take-over turns that off.
     nd = Managed("systemd-networkd", ("ens8", "ens9"))
     conf = tmp_path / "etc/systemd/networkd.conf.d/90-ipmp.conf"
-    dry = coexist.take_over_service(tmp_path, nd, write=False)
+    dry = dropins.take_over_service(tmp_path, nd, write=False)
     assert dry[-1] == (f"# --take-over: would write {conf} (systemd-networkd leaves in.mpathd's routing "
                        "policy rules alone)")
     assert not conf.exists()
-    done = coexist.take_over_service(tmp_path, nd, write=True)
+    done = dropins.take_over_service(tmp_path, nd, write=True)
     assert done == [
         f"ipmp-boot: wrote {tmp_path}/etc/systemd/network/10-ipmp-ens8.network: systemd-networkd lets go of "
         "ens8 ens9 once it reads it ('networkctl reload')",
@@ -309,18 +310,18 @@ def test_networkd_take_over_also_keeps_networkd_off_ipmps_rules(tmp_path: Path) 
     assert conf.read_text().splitlines()[1:] == ["[Network]", "ManageForeignRoutingPolicyRules=no"]
     assert stat.S_IMODE(conf.stat().st_mode) == 0o644
     # Written once: the .network files are named again (networkd has not read them), the conf is not.
-    again = coexist.take_over_service(tmp_path, nd, write=True)
+    again = dropins.take_over_service(tmp_path, nd, write=True)
     assert len(again) == 2 and all("already marks" in line for line in again)
-    assert coexist.take_over_service(tmp_path, nd, write=False) == [
+    assert dropins.take_over_service(tmp_path, nd, write=False) == [
         f"# --take-over: {tmp_path}/etc/systemd/network/10-ipmp-{n}.network is written; systemd-networkd has "
         "not read it yet" for n in ("ens8", "ens9")]
 
 
 def test_sysctl_dropin_lists_the_recipe_per_nic_and_family() -> None:
-    text = coexist.sysctl_dropin([
-        coexist.DropinNic("enp1s0f0", frozenset({Family.INET}), grouped=True),
-        coexist.DropinNic("eth0.100", frozenset({Family.INET, Family.INET6}), grouped=True),
-        coexist.DropinNic("eno3", frozenset({Family.INET}), grouped=False),
+    text = dropins.sysctl_dropin([
+        dropins.DropinNic("enp1s0f0", frozenset({Family.INET}), grouped=True),
+        dropins.DropinNic("eth0.100", frozenset({Family.INET, Family.INET6}), grouped=True),
+        dropins.DropinNic("eno3", frozenset({Family.INET}), grouped=False),
     ])
     lines = [line for line in text.splitlines() if not line.startswith("#")]
     # Nothing host-wide: conf.all (and default) stay the administrator's.
@@ -359,7 +360,7 @@ net/ipv4/conf/eth0.100/rp_filter = 2
 
 
 def test_an_old_dropin_loses_its_host_wide_lines() -> None:
-    healed = coexist.without_host_wide(OLD_DROPIN)
+    healed = dropins.without_host_wide(OLD_DROPIN)
     assert healed == (
         "# Written by ipmp-boot: IP multipathing (in.mpathd) owns these settings.\n"
         "# qfe0\n"
@@ -368,18 +369,18 @@ def test_an_old_dropin_loses_its_host_wide_lines() -> None:
         "net/ipv4/conf/eth0.100/rp_filter = 2\n"
     )
     # Every spelling sysctl.d accepts for an "all" key goes.
-    assert coexist.without_host_wide("net/ipv4/conf/all/rp_filter=2\n-net.ipv6.conf.all.x = 1\n"
+    assert dropins.without_host_wide("net/ipv4/conf/all/rp_filter=2\n-net.ipv6.conf.all.x = 1\n"
                                      "  net.ipv4.conf.all.y=1\nnet.ipv4.conf.allx.rp_filter = 2\n") == (
         "net.ipv4.conf.allx.rp_filter = 2\n")
-    assert coexist.without_host_wide(healed) == healed
+    assert dropins.without_host_wide(healed) == healed
 
 
 def test_write_text_only_when_changed(tmp_path: Path) -> None:
     path = tmp_path / "etc" / "sysctl.d" / "90-ipmp.conf"
-    assert coexist.write_text(path, "a = 1\n")
+    assert dropins.write_text(path, "a = 1\n")
     mtime = path.stat().st_mtime_ns
-    assert not coexist.write_text(path, "a = 1\n")
+    assert not dropins.write_text(path, "a = 1\n")
     assert path.stat().st_mtime_ns == mtime
-    assert coexist.write_text(path, "a = 2\n") and path.read_text() == "a = 2\n"
+    assert dropins.write_text(path, "a = 2\n") and path.read_text() == "a = 2\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert [p.name for p in path.parent.iterdir()] == ["90-ipmp.conf"]

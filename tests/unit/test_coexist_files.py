@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.host import coexist, ifupdown, netplan
+from ipmp.host import coexist, dropins, ifupdown, netplan
 from ipmp.host.coexist import Managed, detect, detect_files
 
 #: What Debian 12's installer writes for a static address.
@@ -98,7 +98,7 @@ def test_detect_files_names_the_stanza(tmp_path: Path) -> None:
 def test_refusal_says_what_to_do_and_where_the_original_goes(tmp_path: Path) -> None:
     _write(tmp_path, "etc/network/interfaces", DEBIAN_INTERFACES)
     (managed,) = detect_files(tmp_path, ["ens8"])
-    lines = coexist.refusal_lines(tmp_path, managed, "ens8 (hme0)")
+    lines = dropins.refusal_lines(tmp_path, managed, "ens8 (hme0)")
     path = tmp_path / "etc/network/interfaces"
     assert lines == [
         f"ipmp-boot: ifupdown manages ens8 (hme0), which the hostname files configure ({path}:12: iface "
@@ -114,12 +114,12 @@ def test_take_over_comments_out_keeps_a_private_backup_and_is_undoable(tmp_path:
     path = _write(tmp_path, "etc/network/interfaces", DEBIAN_INTERFACES, mode=0o600)
     (managed,) = detect_files(tmp_path, ["ens8"])
 
-    dry = coexist.take_over_files(tmp_path, managed, write=False)
+    dry = dropins.take_over_files(tmp_path, managed, write=False)
     backup = tmp_path / "etc/ipmp/takeover/etc/network/interfaces"
     assert dry == [f"# --take-over: would comment out ens8 in {path} (original kept in {backup})"]
     assert path.read_text() == DEBIAN_INTERFACES and not backup.exists()
 
-    done = coexist.take_over_files(tmp_path, managed, write=True)
+    done = dropins.take_over_files(tmp_path, managed, write=True)
     assert len(done) == 1 and done[0].startswith(f"ipmp-boot: commented out the ifupdown stanzas of ens8 "
                                                  f"in {path}; the original is {backup}")
     assert "ip route flush dev ens8 proto boot" in done[0]
@@ -143,7 +143,7 @@ def test_take_over_comments_out_keeps_a_private_backup_and_is_undoable(tmp_path:
     assert stat.S_IMODE((tmp_path / "etc/ipmp/takeover").stat().st_mode) == 0o700
 
     # Again: nothing to do, and the first original is never overwritten.
-    assert coexist.take_over_files(tmp_path, managed, write=True) == []
+    assert dropins.take_over_files(tmp_path, managed, write=True) == []
     assert backup.read_text() == DEBIAN_INTERFACES
     # Undo, as the message says.
     path.write_text(backup.read_text())
@@ -163,7 +163,7 @@ def test_take_over_in_interfaces_d_keeps_the_backup_out_of_the_glob(tmp_path: Pa
     _write(tmp_path, "etc/network/interfaces", "source /etc/network/interfaces.d/*\n")
     _write(tmp_path, "etc/network/interfaces.d/ens8", "auto ens8\niface ens8 inet dhcp\n")
     (managed,) = detect_files(tmp_path, ["ens8"])
-    coexist.take_over_files(tmp_path, managed, write=True)
+    dropins.take_over_files(tmp_path, managed, write=True)
     assert sorted(p.name for p in (tmp_path / "etc/network/interfaces.d").iterdir()) == ["ens8"]
     assert detect_files(tmp_path, ["ens8"]) == []
     assert (tmp_path / "etc/ipmp/takeover/etc/network/interfaces.d/ens8").is_file()
@@ -177,7 +177,7 @@ def test_take_over_refuses_a_symlink(tmp_path: Path) -> None:
     os.symlink(target, link)
     (managed,) = detect_files(tmp_path, ["ens8"])
     with pytest.raises(OSError, match="symbolic link"):
-        coexist.take_over_files(tmp_path, managed, write=True)
+        dropins.take_over_files(tmp_path, managed, write=True)
     assert target.read_text() == "iface ens8 inet dhcp\n"
 
 
@@ -225,18 +225,18 @@ def test_netplan_run_overrides_etc_and_take_over_writes_the_renderers_dropin(tmp
     dropin = tmp_path / "etc/systemd/network/10-ipmp-ens8.network"
     conf = tmp_path / "etc/systemd/networkd.conf.d/90-ipmp.conf"
     assert managed.dropins(tmp_path) == (dropin, conf)
-    assert coexist.refusal_lines(tmp_path, managed, "ens8")[1] == (
+    assert dropins.refusal_lines(tmp_path, managed, "ens8")[1] == (
         f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over' (it writes {dropin}, {conf}, which wins "
         f"over what netplan renders, and runs 'networkctl reload'); and take them out of {yaml}.")
-    assert coexist.take_over_files(tmp_path, managed, write=False)[0].startswith(
+    assert dropins.take_over_files(tmp_path, managed, write=False)[0].startswith(
         f"# --take-over: would write {dropin}")
     assert not dropin.exists()
-    done = coexist.take_over_files(tmp_path, managed, write=True)
+    done = dropins.take_over_files(tmp_path, managed, write=True)
     assert done[0].startswith(f"ipmp-boot: wrote {dropin}: systemd-networkd lets go of ens8")
-    assert dropin.read_text() == coexist.networkd_dropin("ens8")
+    assert dropin.read_text() == dropins.networkd_dropin("ens8")
     assert done[1] == (f"ipmp-boot: wrote {conf}: systemd-networkd leaves in.mpathd's routing policy rules "
                        "alone from its next start")
-    assert conf.read_text() == coexist.networkd_conf_dropin()
+    assert conf.read_text() == dropins.networkd_conf_dropin()
     assert yaml.read_text() == NETPLAN_NETWORKD  # netplan's own file is left alone
 
     _write(tmp_path, "run/netplan/50-cloud-init.yaml", "network: {ethernets: {ens7: {}}}\n")
@@ -248,6 +248,6 @@ def test_netplan_for_networkmanager_appends_to_its_dropin(tmp_path: Path) -> Non
                                                "  ethernets:\n    ens8: {}\n")
     (managed,) = detect_files(tmp_path, ["ens8"])
     assert managed.renderers == ("NetworkManager",)
-    coexist.take_over_files(tmp_path, managed, write=True)
+    dropins.take_over_files(tmp_path, managed, write=True)
     text = (tmp_path / coexist.NM_DROPIN).read_text()
     assert text.splitlines()[-1] == "unmanaged-devices+=interface-name:ens8;"

@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 
 from ipmp.admin.session import read_host, run_command
+from ipmp.config.addresses import classful_prefix, split_name
 from ipmp.config.commands import Action, Command
-from ipmp.config.evaluate import Outcome, classful_prefix, evaluate, split_name
+from ipmp.config.evaluate import Outcome, evaluate
 from ipmp.config.parse import parse_argv
 from ipmp.errors import ConfigError, NoSuchInterface, ParseError, Position, UnsupportedError
 from ipmp.host.hostfiles import parse_hostname_text
 from ipmp.host.state import Store
-from ipmp.linux.view import Scope, desired_kernel, merge
+from ipmp.linux.desired import desired_kernel
+from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family, Interface, IPAddress, Logical
 from tests.fakes import FakeKernel, make_kernel
 

@@ -1,7 +1,7 @@
 """Every example under examples/hostname.files: found, parsed, evaluated, planned, applied.
 
 The fake kernel gets the NIC names of each example; each interface is
-evaluated with ``session.boot_config`` and planned with ``apply.make_plan``,
+evaluated with ``bootfiles.boot_config`` and planned with ``apply.make_plan``,
 one interface at a time as ``ipmp-boot`` does.  A second plan after executing
 the first must be empty.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.admin.apply import make_plan, sysctl_keys
-from ipmp.admin.session import boot, boot_config
-from ipmp.host import hostfiles
+from ipmp.admin.bootfiles import boot, boot_config
+from ipmp.apply import make_plan, sysctl_keys
+from ipmp.host import hostfiles, lookups
 from ipmp.host.state import Store, Stored
 from ipmp.linux.ops import AddAddress
 from ipmp.linux.view import Scope, merge
@@ -95,7 +95,7 @@ def test_example_boots_interface_by_interface(example: str) -> None:
     files = files_of(root)
     names = list(EXPECTED[example])
     assert sorted(files) == sorted(names)
-    env = hostfiles.read_environment(root)
+    env = lookups.read_environment(root)
     # Solaris' defaultrouter is IPv4 only; an IPv6-only host has none.
     assert bool(env.defaultrouters) == any(f is Family.INET for fs in files.values() for f, _ in fs)
     kernel = FakeKernel(make_kernel(*names))
@@ -130,7 +130,7 @@ def test_ipv6_boot_file_plumbs_and_brings_the_link_local_up(tmp_path: Path) -> N
     files = files_of(tmp_path)
     kernel = FakeKernel(make_kernel("qfe0"))
     config = merge(kernel.state(), ())
-    desired = boot_config(config, "qfe0", files["qfe0"], hostfiles.read_environment(tmp_path))
+    desired = boot_config(config, "qfe0", files["qfe0"], lookups.read_environment(tmp_path))
     qfe0 = desired.get("qfe0")
     assert qfe0 is not None
     assert qfe0.plumbed == frozenset({Family.INET6}) and qfe0.group == "prod" and qfe0.link_up
@@ -154,7 +154,7 @@ def test_ipmp_boot_session_on_a_copy_then_check_is_in_sync(example: str, tmp_pat
     assert all(result.plans[n] for n in names)
     stored = Store(root).load()
     assert [i.name for i in stored.interfaces] == sorted(names)
-    assert stored.defaultrouters == hostfiles.read_environment(root).defaultrouters
+    assert stored.defaultrouters == lookups.read_environment(root).defaultrouters
     kernel.reset()
     check = asyncio.run(boot(kernel, root, dry_run=True))
     assert check.failures == []

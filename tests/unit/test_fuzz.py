@@ -167,11 +167,11 @@ def test_daemon_log_line_with_an_undecodable_byte_reaches_syslog(monkeypatch: py
     exception ended its event loop.)  The stand-in encodes as strictly as the
     C module does.
     """
-    from ipmp.mpathd import runtime
+    from ipmp.mpathd import logger
 
     sent: list[bytes] = []
-    monkeypatch.setattr(runtime.syslog, "openlog", lambda *args: None)
-    monkeypatch.setattr(runtime.syslog, "syslog", lambda prio, msg: sent.append(msg.encode("utf-8")))
-    log = runtime.Logger(to_stderr=False, debug=False)
+    monkeypatch.setattr(logger.syslog, "openlog", lambda *args: None)
+    monkeypatch.setattr(logger.syslog, "syslog", lambda prio, msg: sent.append(msg.encode("utf-8")))
+    log = logger.Logger(to_stderr=False, debug=False)
     log("err", "NIC failure detected on qfe0 of group prod\udcff")
     assert sent == [b"NIC failure detected on qfe0 of group prod\\udcff"]

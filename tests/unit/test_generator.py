@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from ipmp.cli import generator
-from ipmp.cli.generator import DEVICE_TIMEOUT, device_unit, escape_path, nics_to_wait_for
+from ipmp.host import bootorder
+from ipmp.host.bootorder import DEVICE_TIMEOUT, device_unit, escape_path, nics_to_wait_for
 from tests.ci import missing
 
 NAMES = ["ens8", "enp1s0f0", "eth0.100", "veth-a", "wlp0s20f3", "bond_0", "x:y", ".hidden", "é0"]
@@ -139,22 +140,22 @@ def test_systemd_251_and_later_wait_from_ipmp_boots_own_start(tmp_path: Path) ->
 
 
 def test_the_wait_form_follows_the_systemd_that_runs_it() -> None:
-    assert generator.udevadm_wait_works({"SYSTEMD_SCOPE": "system"})
-    assert not generator.udevadm_wait_works({})
-    assert not generator.udevadm_wait_works({"SYSTEMD_SCOPE": ""})
-    assert generator.dropins([]) == {} and generator.dropins([], udevadm_wait=False) == {}
+    assert bootorder.udevadm_wait_works({"SYSTEMD_SCOPE": "system"})
+    assert not bootorder.udevadm_wait_works({})
+    assert not bootorder.udevadm_wait_works({"SYSTEMD_SCOPE": ""})
+    assert bootorder.dropins([]) == {} and bootorder.dropins([], udevadm_wait=False) == {}
 
 
 def test_exec_arguments_reach_udevadm_as_they_are() -> None:
     # A Linux name may hold what systemd's command-line syntax expands or splits
     # (systemd.service(5), "Command lines"): specifiers, variables, quotes, ";".
-    assert generator.exec_argument("/sys/class/net/ens8") == '"/sys/class/net/ens8"'
-    assert generator.exec_argument("a%i$HOME") == '"a%%i$$HOME"'
-    assert generator.exec_argument('q"b\\c') == '"q\\"b\\\\c"'
-    assert generator.exec_argument(";") == '";"'
-    assert generator.exec_argument("é0") == '"\\xc3\\xa90"'
-    assert generator.exec_argument("a b\t") == '"a\\x20b\\x09"'
-    text = generator.dropins(["x%n"])["ipmp-boot.service.d/50-ipmp-devices.conf"]
+    assert bootorder.exec_argument("/sys/class/net/ens8") == '"/sys/class/net/ens8"'
+    assert bootorder.exec_argument("a%i$HOME") == '"a%%i$$HOME"'
+    assert bootorder.exec_argument('q"b\\c') == '"q\\"b\\\\c"'
+    assert bootorder.exec_argument(";") == '";"'
+    assert bootorder.exec_argument("é0") == '"\\xc3\\xa90"'
+    assert bootorder.exec_argument("a b\t") == '"a\\x20b\\x09"'
+    text = bootorder.dropins(["x%n"])["ipmp-boot.service.d/50-ipmp-devices.conf"]
     assert '"/sys/class/net/x%%n"' in text
 
 
@@ -170,11 +171,11 @@ def test_nothing_to_wait_for_where_udev_does_not_run(tmp_path: Path, monkeypatch
         seen.append(path)
         return False
 
-    monkeypatch.setattr(generator, "udev_runs", read_only)
+    monkeypatch.setattr(bootorder, "udev_runs", read_only)
     assert generator.run([str(tmp_path / "normal")]) == 0
     assert seen == [str(root / "sys")] and not (tmp_path / "normal").exists()
     monkeypatch.undo()
-    assert generator.udev_runs(str(tmp_path / "no-such-sys"))  # cannot tell: wait, bounded
+    assert bootorder.udev_runs(str(tmp_path / "no-such-sys"))  # cannot tell: wait, bounded
 
 
 def test_generator_never_fails_the_boot(tmp_path: Path) -> None:

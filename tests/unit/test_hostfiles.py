@@ -9,22 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipmp.admin.session import boot_config
+from ipmp.admin.bootfiles import boot_config
 from ipmp.config.commands import Action, Command
 from ipmp.errors import ConfigError, ParseError, Position, UnsupportedError
 from ipmp.host.hostfiles import (
-    FileWarning,
     HostnameFile,
-    environment_warnings,
     find_hostname_files,
     hostname_lines,
-    parse_defaultrouter,
     parse_hostname_text,
+    read_hostname_file,
+    root_path,
+)
+from ipmp.host.lookups import (
+    FileWarning,
+    environment_warnings,
+    parse_defaultrouter,
     parse_hosts,
     parse_netmasks,
     read_environment,
-    read_hostname_file,
-    root_path,
     scan_hosts,
     scan_netmasks,
 )

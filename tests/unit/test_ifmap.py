@@ -1,6 +1,6 @@
 """The interface map (``ipmp.host.ifmap``): parsing, checking against links, and the name translation.
 
-The kernel side is a list of ``KLink`` as ``netlink.Kernel.linux_links``
+The kernel side is a list of ``KLink`` as ``Kernel.linux_links``
 returns it (Linux names, altnames as the kernel has them); what the real
 kernel does with altnames is in tests/netns/test_ifmap.py.
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.admin.session import CommandResult, boot, read_host, run_command
+from ipmp.admin.bootfiles import boot
+from ipmp.admin.session import CommandResult, read_host, run_command
 from ipmp.config.parse import parse_argv
 from ipmp.errors import Position
 from ipmp.host.ifmap import (
@@ -259,7 +260,7 @@ def test_a_map_line_for_the_loopback_says_what_is_already_true() -> None:
 
 
 def mapped_kernel() -> FakeKernel:
-    """Two NICs as ``netlink.Kernel`` shows them with the map hme0/hme1 -> enp1s0f0/enp1s0f1."""
+    """Two NICs as ``Kernel`` shows them with the map hme0/hme1 -> enp1s0f0/enp1s0f1."""
     state = make_kernel("hme0", "hme1")
     links = tuple(replace(lk, altnames=(NAMES.linux(lk.name),)) if lk.name != "lo" else lk
                   for lk in state.links)

@@ -1,11 +1,11 @@
 """What may import what, read from the source of every module under ``ipmp/``.
 
-The rules the layout states (README "Layout", DESIGN "Rules that keep it livable"):
+The rules ARCHITECTURE.md states ("Rules"):
 
 * The pure core does no I/O and never reads the clock (``now`` is an
   argument): it imports no socket, event loop, process, poll or lock module,
   not ``time`` nor ``logging``, not the kernel boundary (``ipmp.kernel``),
-  the state store (``ipmp.host.state``) or the executor (``ipmp.admin.apply``), and no
+  the state store (``ipmp.host.state``) or the executor (``ipmp.apply``), and no
   module of ours that imports any of them, however deep.  ``os`` is not
   forbidden along the way: ``ipmp.host.altroot`` names files under the root with
   it, which is string work, and telling its file functions from its path
@@ -14,12 +14,18 @@ The rules the layout states (README "Layout", DESIGN "Rules that keep it livable
 * Nothing imports ``ipmp.cli`` but ``ipmp.cli``: only the shells print and
   map errors to exit codes, and a module that needed one would drag the
   argument parsing of a command into the daemon or the library.
+* The pure Solaris side (``ipmp.config``) and the pure Linux side
+  (``ipmp.linux``) import, of ours, only each other in one direction and
+  the shared vocabulary (``ipmp.model``, ``ipmp.errors``): the Linux view
+  of a configuration reads the Solaris one, never the other way round, and
+  neither reaches the files under the root (``ipmp.host``), the kernel, the
+  commands or the daemon.  A file name they need is passed in, as text.
 * Only ``ipmp.kernel`` imports pyroute2: the kernel boundary has one owner,
   and the read paths of ``ifconfig`` stay fast (pyroute2 alone costs more
   than ``ifconfig -a`` may take).
 
 Which modules are pure is what each says of itself: a docstring paragraph
-that starts with "Pure module" or "Pure:".  The modules DESIGN names as the
+that starts with "Pure module" or "Pure:".  The modules ARCHITECTURE.md names as the
 core must say so, so that deleting the sentence does not exempt a module.
 
 Every import counts: at module level and inside functions (a deferred import
@@ -49,24 +55,37 @@ PACKAGE = REPO / "ipmp"
 #: What the pure core may not load, directly or through a module of ours.
 IO_MODULES = frozenset({
     "socket", "_socket", "asyncio", "subprocess", "pyroute2", "select", "selectors", "fcntl",
-    "ipmp.kernel", "ipmp.host.state", "ipmp.admin.apply",
+    "ipmp.kernel", "ipmp.host.state", "ipmp.apply",
     "time",  # the clock: ``now`` is an argument
     "logging",  # the core returns messages, it never logs
 })
 #: What a pure module may not import itself either (see the module docstring).
 IO_MODULES_DIRECT = frozenset({"os"})
-#: The core README and DESIGN name (with the codecs of both sides): each must call itself pure.
+#: The core ARCHITECTURE.md names (with the codecs of both sides): each must call itself pure.
 CORE = frozenset({
     "ipmp.model", "ipmp.config.keywords", "ipmp.config.commands", "ipmp.config.parse", "ipmp.config.evaluate",
+    "ipmp.config.addresses", "ipmp.config.folder", "ipmp.config.handlers", "ipmp.config.unit_words",
+    "ipmp.config.link_words", "ipmp.config.syntax", "ipmp.config.grammar", "ipmp.linux.desired",
     "ipmp.config.render", "ipmp.linux.view", "ipmp.linux.ops", "ipmp.linux.plan",
     "ipmp.mpathd.settings", "ipmp.mpathd.probe", "ipmp.mpathd.steps",
     "ipmp.mpathd.failover", "ipmp.mpathd.machine", "ipmp.mpathd.stats", "ipmp.mpathd.events",
-    "ipmp.mpathd.codes",
+    "ipmp.mpathd.phyint", "ipmp.mpathd.core", "ipmp.mpathd.actions", "ipmp.mpathd.detection",
+    "ipmp.mpathd.tracking", "ipmp.mpathd.snapshot",
+    "ipmp.mpathd.codes", "ipmp.mpathd.protocol", "ipmp.kernel.decode", "ipmp.config.bootsteps",
+    "ipmp.config.rescue",
 })
+#: Of the pure sides, what is not code of the core: the grammar tables' generator (it writes a
+#: file) and the tables it generates (data).
+SIDES_EXEMPT = frozenset({"ipmp.config.tablegen", "ipmp.config.grammar_tables"})
 #: The shells.
 CLI = frozenset({"ipmp.cli"})
 #: The one package allowed to import pyroute2.
 PYROUTE2_OWNER = frozenset({"ipmp.kernel"})
+#: The pure sides, and what of ours each may import (typing-only imports count).
+SIDES: dict[str, frozenset[str]] = {
+    "ipmp.config": frozenset({"ipmp.config", "ipmp.model", "ipmp.errors"}),
+    "ipmp.linux": frozenset({"ipmp.linux", "ipmp.config", "ipmp.model", "ipmp.errors"}),
+}
 
 _PURE = re.compile(r"^Pure(?: module)?[:.]", re.MULTILINE)
 _TYPE_CHECKING = ("TYPE_CHECKING", "typing.TYPE_CHECKING")
@@ -205,6 +224,15 @@ def pyroute2_importers(tree: Tree) -> list[str]:
             for imp in tree.imports(module) if _among(imp.name, frozenset({"pyroute2"}))]
 
 
+def side_crossings(tree: Tree) -> list[str]:
+    """Imports of ours from a pure side (``SIDES``) to a package it may not import."""
+    return [f"{module}: imports {imp.name} (line {imp.line})"
+            for side, allowed in SIDES.items()
+            for module in sorted(tree.files) if _among(module, frozenset({side}))
+            for imp in tree.imports(module)
+            if _among(imp.name, frozenset({"ipmp"})) and imp.name != "ipmp" and not _among(imp.name, allowed)]
+
+
 # -- the checker on deliberate offences ------------------------------------------
 
 _OFFENCES = {
@@ -231,7 +259,7 @@ _OFFENCES = {
                  '    from .cli import tool\n',
     "lazy.py": '"""Lazy."""\n\ndef g():\n    from pyroute2 import IPRoute\n',
     "kernel/__init__.py": '"""The owner."""\n',
-    "kernel/netlink.py": '"""Inside the owner."""\nimport pyroute2\n',
+    "kernel/execute.py": '"""Inside the owner."""\nimport pyroute2\n',
 }
 
 
@@ -278,9 +306,18 @@ def tree() -> Tree:
 def test_the_core_says_it_is_pure(tree: Tree) -> None:
     assert sorted(CORE - tree.declared_pure()) == []
     # The tree was really read: the known I/O modules are there and not pure.
-    io = {"ipmp.kernel.netlink", "ipmp.host.state", "ipmp.admin.apply", "ipmp.mpathd.runtime"}
+    io = {"ipmp.kernel.read", "ipmp.kernel.execute", "ipmp.kernel.request", "ipmp.kernel.watch",
+          "ipmp.kernel.sysctl", "ipmp.host.state", "ipmp.apply", "ipmp.mpathd.runtime"}
     assert io <= set(tree.files)
     assert not io & tree.declared_pure()
+
+
+def test_every_module_of_the_pure_sides_says_it_is_pure(tree: Tree) -> None:
+    # The Solaris side and the Linux side are pure as wholes: a new module there is pure too,
+    # or the checks above would not look at it.
+    sides = {m for m in tree.files if _among(m, frozenset(SIDES))} - SIDES_EXEMPT
+    assert {"ipmp.config.evaluate", "ipmp.linux.plan"} <= sides
+    assert sorted(sides - tree.declared_pure()) == []
 
 
 def test_the_pure_modules_import_no_io(tree: Tree) -> None:
@@ -322,5 +359,42 @@ def test_the_pure_modules_load_no_io_at_run_time(tree: Tree) -> None:
         assert run.returncode == 0, (module, err)
         loaded[module] = json.loads(out)
     assert all(module in names for module, names in loaded.items())
-    assert {module: [n for n in names if n.split(".")[0] in IO_MODULES or n in IO_MODULES]
+    # A module's own packages run first (``ipmp.kernel`` for its pure decoder);
+    # what they import is checked above (``Tree.loads``), not their names.
+    assert {module: [n for n in names if (n.split(".")[0] in IO_MODULES or n in IO_MODULES)
+                     and not module.startswith(n + ".")]
             for module, names in loaded.items()} == {module: [] for module in loaded}
+
+
+_SIDE_OFFENCES = {
+    "__init__.py": '"""The package."""\n',
+    "model.py": '"""The model."""\n',
+    "host/__init__.py": '"""Files."""\n',
+    "host/altroot.py": '"""The root."""\n',
+    "config/__init__.py": '"""Solaris."""\n',
+    "config/fine.py": '"""Fine."""\nfrom ipmp import model\nfrom ipmp.config import __init__\n',
+    "config/root.py": '"""Names a file."""\n\ndef f():\n    from ipmp.host.altroot import root_file\n',
+    "config/lean.py": '"""Leans on Linux."""\nTYPE_CHECKING = False\nif TYPE_CHECKING:\n'
+                      '    from ipmp.linux import view\n',
+    "linux/__init__.py": '"""Linux."""\n',
+    "linux/view.py": '"""Reads Solaris."""\nfrom ipmp.config import fine\nfrom ipmp.errors import E\n',
+    "linux/daemon.py": '"""Asks the daemon."""\nimport ipmp.mpathd.control\n',
+}
+
+
+def test_the_side_checker_finds_each_crossing(tmp_path: Path) -> None:
+    for name, text in _SIDE_OFFENCES.items():
+        path = tmp_path / "ipmp" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert side_crossings(Tree.read(tmp_path / "ipmp")) == [
+        "ipmp.config.lean: imports ipmp.linux (line 4)",
+        "ipmp.config.lean: imports ipmp.linux.view (line 4)",
+        "ipmp.config.root: imports ipmp.host.altroot (line 4)",
+        "ipmp.linux.daemon: imports ipmp.mpathd.control (line 2)",
+    ]
+
+
+def test_the_pure_sides_import_only_each_other_one_way(tree: Tree) -> None:
+    assert {"ipmp.config.evaluate", "ipmp.linux.view"} <= set(tree.files)
+    assert side_crossings(tree) == []

@@ -4,8 +4,8 @@ Debian's installer writes ``127.0.1.1 HOST`` into ``/etc/hosts``; a Solaris
 ``hostname.hme0`` holding just the host's name then resolved to it (the first
 matching line wins, even with the Solaris lines appended), and ipmp-boot
 planned ``127.0.1.1/8`` on the NIC.  Each case goes through the real front
-ends: the files under a temporary root, ``hostfiles.read_environment`` and
-``session.boot_config`` as ``ipmp-boot`` uses them, or ``parse_argv`` as
+ends: the files under a temporary root, ``lookups.read_environment`` and
+``bootfiles.boot_config`` as ``ipmp-boot`` uses them, or ``parse_argv`` as
 ``ifconfig`` does.
 """
 
@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.admin.session import boot_config
-from ipmp.config.evaluate import evaluate, impossible_reason
+from ipmp.admin.bootfiles import boot_config
+from ipmp.config.addresses import impossible_reason
+from ipmp.config.evaluate import evaluate
 from ipmp.config.parse import parse_argv
 from ipmp.errors import ConfigError
-from ipmp.host import hostfiles
+from ipmp.host import lookups
 from ipmp.linux.view import merge
 from ipmp.model import Config, Environment, Family
 from tests.fakes import make_kernel
@@ -47,7 +48,7 @@ def _root(tmp_path: Path, hosts: str, files: dict[str, str]) -> Path:
 
 
 def _boot(root: Path, name: str, family: Family = Family.INET) -> Config:
-    env = hostfiles.read_environment(root)
+    env = lookups.read_environment(root)
     config = merge(make_kernel("hme0", "hme1"), ())
     word = "hostname" if family is Family.INET else "hostname6"
     return boot_config(config, name, [(family, root / "etc" / f"{word}.{name}")], env)
@@ -149,7 +150,7 @@ def test_possible(address: str) -> None:
 
 def test_hosts_origin_follows_glibc_order_and_ipv4_view_of_ipv6_lines(tmp_path: Path) -> None:
     root = _root(tmp_path, "# c\n::ffff:192.0.2.7 mapped\n\n192.0.2.8 other mapped\n", {})
-    env = hostfiles.read_environment(root)
+    env = lookups.read_environment(root)
     assert env.resolve("mapped", Family.INET) == ip_address("192.0.2.7")
     assert env.origin("MAPPED", Family.INET) == (str(root / "etc/hosts"), 2)
     assert env.origin("other", Family.INET) == (str(root / "etc/hosts"), 4)

@@ -12,7 +12,7 @@ import pytest
 
 from ipmp.cli import in_mpathd
 from ipmp.host import sdnotify
-from ipmp.mpathd.runtime import Logger
+from ipmp.mpathd.logger import Logger
 
 # --------------------------------------------------------------------------
 # Options

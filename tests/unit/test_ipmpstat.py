@@ -16,16 +16,32 @@ from typing import Any
 import pytest
 
 from ipmp.admin import ipmpstat
-from ipmp.admin.ipmpstat import FieldError, render, render_json, render_lines, select_fields
+from ipmp.admin.ipmpstat import FieldError, Line, select_fields
 from ipmp.cli import ipmpstat as cli
 from ipmp.mpathd import ipc
 from ipmp.mpathd.ipc import Reply, Request
+from ipmp.mpathd.snapshot import from_wire, to_wire
 from tests.unit.ipc_server import ServerThread
+
+# The renderer takes the typed snapshot; the tests write what travels on the
+# wire, so every one of them goes through the client's decoding too.
+
+
+def render(doc: dict[str, Any], mode: str, **options: Any) -> list[str]:
+    return ipmpstat.render(from_wire(doc), mode, **options)
+
+
+def render_lines(doc: dict[str, Any], mode: str, **options: Any) -> list[Line]:
+    return ipmpstat.render_lines(from_wire(doc), mode, **options)
+
+
+def render_json(doc: dict[str, Any], mode: str) -> str:
+    return ipmpstat.render_json(from_wire(doc), mode)
 
 REPO = Path(__file__).resolve().parents[2]
 
 # --------------------------------------------------------------------------
-# Hand-built snapshots, in Machine.snapshot()'s layout
+# Hand-built snapshots, in the wire layout of Machine.snapshot() (snapshot.to_wire)
 # --------------------------------------------------------------------------
 
 
@@ -311,9 +327,10 @@ def test_anonymous_group_has_no_group_row() -> None:
 
 
 def test_probing_enabled() -> None:
-    assert ipmpstat.probing_enabled(OK)
-    assert not ipmpstat.probing_enabled(snap({"p": ("ok", 1)}, {"hme0": itf(probe="disabled")}, []))
-    assert not ipmpstat.probing_enabled(EMPTY_SNAPSHOT)
+    assert ipmpstat.probing_enabled(from_wire(OK))
+    link_only = snap({"p": ("ok", 1)}, {"hme0": itf(probe="disabled")}, [])
+    assert not ipmpstat.probing_enabled(from_wire(link_only))
+    assert not ipmpstat.probing_enabled(from_wire(EMPTY_SNAPSHOT))
 
 
 def test_malformed_snapshot_values_render_as_empty() -> None:
@@ -488,7 +505,7 @@ def test_machine_snapshot_renders() -> None:
     sim = Sim(make_group(2, standby=[1]))
     sim.start()
     sim.advance(3.0)
-    snapshot = json.loads(json.dumps(sim.machine.snapshot()))  # what travels over the socket
+    snapshot = json.loads(json.dumps(to_wire(sim.machine.snapshot())))  # what travels over the socket
     assert render(snapshot, "g", fields=["groupname", "state", "interfaces"], parsable=True) == [
         "prod:ok:qfe0 (qfe1)"]
     assert render(snapshot, "i", fields=["interface", "active", "flags", "state"], parsable=True) == [

@@ -31,19 +31,23 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.admin import session
-from ipmp.admin.apply import make_plan
-from ipmp.config.evaluate import evaluate, split_name
+from ipmp.admin import bootfiles, session
+from ipmp.apply import make_plan
+from ipmp.config.addresses import split_name
+from ipmp.config.evaluate import evaluate
 from ipmp.config.parse import parse_argv
 from ipmp.config.render import render
 from ipmp.errors import ConfigError
 from ipmp.host.hostfiles import parse_hostname_text
 from ipmp.host.state import Store, Stored, dumps, loads
-from ipmp.kernel.netlink import IFA_F_NODAD, encode_request
+from ipmp.kernel.decode import IFA_F_NODAD
+from ipmp.kernel.request import encode_request
+from ipmp.linux.desired import desired_kernel
 from ipmp.linux.ops import AddAddress, command
-from ipmp.linux.view import Scope, desired_kernel, expected, merge
+from ipmp.linux.view import Scope, expected, merge
 from ipmp.model import Config, Environment, Family, Interface, KAddress, KernelState, Logical
-from ipmp.mpathd.machine import Machine, Timing, select_test_address
+from ipmp.mpathd.machine import Machine
+from ipmp.mpathd.phyint import Timing, select_test_address
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import Resync, SendProbe
 from tests.fakes import FakeKernel, link_local_of, mac_of, make_kernel
@@ -123,7 +127,7 @@ def test_empty_hostname6_file_plumbs_and_brings_the_link_local_up() -> None:
 def test_boot_commands_end_with_inet6_up(tmp_path: Path) -> None:
     root = tmp_path
     (root / "hostname6.qfe0").write_text("-failover group prod standby\n")
-    cmds = [step.command for step in session.boot_steps("qfe0", [(V6, root / "hostname6.qfe0")])]
+    cmds = [step.command for step in bootfiles.boot_steps("qfe0", [(V6, root / "hostname6.qfe0")])]
     assert all(c is not None for c in cmds)
     words = [[a.keyword for a in c.actions] for c in cmds if c is not None]
     assert words == [["plumb"], ["-failover", "group", "standby"], ["up"]]
@@ -406,8 +410,7 @@ def test_routers_from_the_table_go_to_the_route_interface_and_its_group() -> Non
         inst = machine.phyints[name].instances[V6]
         assert [(t.address, t.is_router) for t in inst.targets] == [(router, True)], name
     assert machine.phyints["qfe2"].instances[V6].targets == []  # another group, another link
-    snap = machine.snapshot()["interfaces"]
-    assert snap["qfe1"]["probes"]["inet6"]["mode"] == "routes"  # type: ignore[index]
+    assert machine.snapshot().interfaces["qfe1"].probes["inet6"].mode == "routes"
     # The route goes: so does the target.
     machine.step(Resync(1.0, config, (), ()))
     assert machine.phyints["qfe0"].instances[V6].targets == []
@@ -491,9 +494,9 @@ def test_boot_of_an_ipv6_only_root_in_sync_afterwards(tmp_path: Path) -> None:
     (root / "etc" / "hostname6.qfe0").write_text("-failover group prod up\naddif 2001:db8::100/64 up\n")
     (root / "etc" / "hostname6.qfe1").write_text("-failover group prod standby up\n")
     kernel = FakeKernel(make_kernel("qfe0", "qfe1"))
-    result = asyncio.run(session.boot(kernel, root))
+    result = asyncio.run(bootfiles.boot(kernel, root))
     assert result.failures == [] and result.configured == {V6: ["qfe0", "qfe1"]}
-    check = asyncio.run(session.boot(kernel, root, dry_run=True))
+    check = asyncio.run(bootfiles.boot(kernel, root, dry_run=True))
     assert check.in_sync
     view = merge(kernel.state(), Store(root).load().interfaces)
     assert render(view, family=V6).count("NOFAILOVER") == 2

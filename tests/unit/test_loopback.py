@@ -24,13 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.admin.apply import apply, make_plan
-from ipmp.admin.session import boot_config
+from ipmp.admin.bootfiles import boot_config
+from ipmp.apply import apply, make_plan
 from ipmp.config.evaluate import evaluate
 from ipmp.config.parse import parse_argv
 from ipmp.config.render import render
 from ipmp.errors import ConfigError
-from ipmp.kernel.netlink import RT_SCOPE_HOST, RT_SCOPE_UNIVERSE, encode_request
+from ipmp.kernel.decode import RT_SCOPE_HOST, RT_SCOPE_UNIVERSE
+from ipmp.kernel.request import encode_request
 from ipmp.linux.ops import AddAddress, DelAddress, Plan
 from ipmp.linux.plan import diff
 from ipmp.linux.view import Scope, merge

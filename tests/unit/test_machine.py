@@ -15,16 +15,12 @@ from ipaddress import IPv4Address, IPv4Interface
 import pytest
 
 from ipmp.model import Config, Family, Logical
-from ipmp.mpathd import machine as machine_mod
+from ipmp.mpathd import core as core_mod
+from ipmp.mpathd import phyint as phyint_mod
 from ipmp.mpathd.codes import MPATHD_MIN_RED_ERROR, MPATHD_SUCCESS, MPATHD_SYS_ERROR
 from ipmp.mpathd.events import ProbeTracker
-from ipmp.mpathd.machine import (
-    EINVAL,
-    TRANSITIONS,
-    Machine,
-    State,
-    Timing,
-)
+from ipmp.mpathd.machine import EINVAL, Machine
+from ipmp.mpathd.phyint import TRANSITIONS, State, Timing
 from ipmp.mpathd.probe import (
     PROBE_STATS_COUNT,
     SEQ_MOD,
@@ -608,8 +604,8 @@ def test_group_failure_logs_once_moves_nothing_and_fails_every_member() -> None:
         assert placement(ap.execute.config) == before
     assert all(sim.state(n) is State.FAILED and sim.itf(n).failed for n in ("qfe0", "qfe1", "qfe2"))
     assert sim.machine.groups[GROUP].failed
-    group = sim.machine.snapshot()["groups"][GROUP]  # type: ignore[index]
-    assert (group["state"], group["members"]) == ("failed", ["qfe0", "qfe1", "qfe2"])
+    group = sim.machine.snapshot().groups[GROUP]
+    assert (group.state, group.members) == ("failed", ("qfe0", "qfe1", "qfe2"))
 
 
 @pytest.mark.parametrize("offset_ms", range(0, 100, 7))
@@ -645,7 +641,7 @@ def test_group_recovery_is_announced_by_the_first_repaired_member() -> None:
     assert len(sim.lines("has repaired")) == 1
     assert all(sim.state(n) is State.RUNNING for n in ("qfe0", "qfe1"))
     assert placement(sim.truth) == before
-    assert sim.machine.snapshot()["groups"][GROUP]["state"] == "ok"  # type: ignore[index]
+    assert sim.machine.snapshot().groups[GROUP].state == "ok"
 
 
 def test_group_recovery_does_not_bounce_addresses_of_members_that_answer_again() -> None:
@@ -691,7 +687,7 @@ def test_offline_moves_the_addresses_and_downs_every_logical() -> None:
     assert sim.home_of(data_ip(0)) == "qfe1"
     name, lg = logical_of(sim, test_ip(0))
     assert name == "qfe0" and lg.unit == 1 and not lg.up
-    assert sim.machine.snapshot()["interfaces"]["qfe0"]["state"] == "offline"  # type: ignore[index]
+    assert sim.machine.snapshot().interfaces["qfe0"].state == "offline"
 
 
 def test_offline_of_the_last_usable_nic_is_refused() -> None:
@@ -1161,7 +1157,7 @@ def test_a_failed_offline_apply_replies_with_an_error_and_keeps_probing() -> Non
 def test_set_state_refuses_a_transition_outside_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
     sim = started(2)
     pi = sim.machine.phyints["qfe0"]
-    monkeypatch.setattr(machine_mod, "TRANSITIONS", frozenset({(State.RUNNING, State.FAILED)}))
+    monkeypatch.setattr(core_mod, "TRANSITIONS", frozenset({(State.RUNNING, State.FAILED)}))
     with pytest.raises(AssertionError, match="illegal phyint transition"):
         sim.machine._set_state(pi, State.OFFLINE, sim.now)
     assert pi.state is State.RUNNING
@@ -1175,7 +1171,7 @@ def test_set_state_is_a_no_op_when_unchanged(monkeypatch: pytest.MonkeyPatch) ->
     sim = started(2)
     pi = sim.machine.phyints["qfe0"]
     since = pi.since
-    monkeypatch.setattr(machine_mod, "TRANSITIONS", frozenset())
+    monkeypatch.setattr(core_mod, "TRANSITIONS", frozenset())
     sim.machine._set_state(pi, State.RUNNING, since + 50.0)
     assert (pi.state, pi.since) == (State.RUNNING, since)
 
@@ -1220,20 +1216,19 @@ def test_simulator_applies_executes_like_the_kernel() -> None:
 def test_machine_defaults_are_the_solaris_constants() -> None:
     timing = Timing()
     assert (timing.quiet_period, timing.scan_interval, timing.testaddr_conf_time) == (40.0, 20.0, 20.0)
-    m = machine_mod.Machine(Settings(), timing, seed=1)
+    m = Machine(Settings(), timing, seed=1)
     assert m.next_deadline() is None
-    assert (machine_mod.FDT_DIVISOR, machine_mod.MIN_SETTLING_TIME, machine_mod.LINK_UP_PERMIN,
-            machine_mod.LINK_UP_WINDOW) == (7, 60.0, 2, 60.0)
+    assert (phyint_mod.FDT_DIVISOR, phyint_mod.MIN_SETTLING_TIME, phyint_mod.LINK_UP_PERMIN,
+            phyint_mod.LINK_UP_WINDOW) == (7, 60.0, 2, 60.0)
 
 
 def test_probe_sources_are_the_test_addresses_of_the_subnet() -> None:
     sim = started(2)
     opened = {o.ifname: o.source for _, o in sim.opened}
     assert opened == {"qfe0": test_ip(0), "qfe1": test_ip(1)}
-    snap = sim.machine.snapshot()["interfaces"]
-    probes = snap["qfe0"]["probes"]["inet"]  # type: ignore[index]
-    assert probes["test_address"] == str(test_ip(0))
-    assert probes["targets"] == [str(ROUTER2), str(ROUTER1)]  # newest first
+    probes = sim.machine.snapshot().interfaces["qfe0"].probes["inet"]
+    assert probes.test_address == str(test_ip(0))
+    assert probes.targets == (str(ROUTER2), str(ROUTER1))  # newest first
 
 
 # -- inhomogeneous groups (§2.12) -------------------------------------------------------------

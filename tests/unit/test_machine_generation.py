@@ -1,7 +1,8 @@
 """The machine's change marker, ``Machine.generation``.
 
-The event streams build a snapshot only when the generation moved (at 64
-NICs a snapshot on every probe step cost the daemon half a core).  So the
+The machine reports its states (``StateChanged``) and the probe tracker
+lists the instances again only when the generation moved (at 64 NICs a
+snapshot on every probe step cost the daemon half a core).  So the
 marker must move on every step that changes what ``snapshot()`` shows (its
 round-trip figures excepted), or a state event is lost; and it must stay
 put on the probe steps of a quiet group, or nothing was saved.  Every step
@@ -19,13 +20,15 @@ from hypothesis.stateful import invariant
 
 from ipmp.model import Config
 from ipmp.mpathd import events
-from ipmp.mpathd.steps import Effect, Event
+from ipmp.mpathd.snapshot import to_wire
+from ipmp.mpathd.steps import Effect, Event, StateChanged
 from tests.unit.mpathd_sim import ROUTERS, Sim, make_group
 from tests.unit.test_machine_stateful import MpathdMachine
 
 
-def visible(snapshot: dict[str, Any]) -> dict[str, Any]:
+def visible(typed: Any) -> dict[str, Any]:
     """The snapshot without the round-trip figures, which move with every reply."""
+    snapshot: dict[str, Any] = to_wire(typed)
     out = dict(snapshot)
     out["interfaces"] = {
         name: {**doc, "probes": {f: {k: v for k, v in p.items() if k != "crtt_ms"}
@@ -112,8 +115,7 @@ def test_every_visible_change_moves_the_generation() -> None:
 
 
 def targets(sim: Sim, name: str) -> list[str]:
-    interfaces: Any = sim.machine.snapshot()["interfaces"]
-    return sorted(interfaces[name]["probes"]["inet"]["targets"])
+    return sorted(sim.machine.snapshot().interfaces[name].probes["inet"].targets)
 
 
 def test_targets_found_and_dropped_move_the_generation() -> None:
@@ -139,32 +141,32 @@ def test_a_raised_failure_detection_time_moves_the_generation() -> None:
     sim.net.nic("qfe0").rtt_ms = 90
     sim.net.nic("qfe1").rtt_ms = 90
     sim.advance(5.0)
-    groups: Any = sim.machine.snapshot()["groups"]
-    assert groups["prod"]["fdt_ms"] > 700
+    fdt_ms = sim.machine.snapshot().groups["prod"].fdt_ms
+    assert fdt_ms is not None and fdt_ms > 700
     assert checked.missed == []
 
 
 def test_state_events_from_changed_generations_only_are_the_events_of_every_step() -> None:
-    # What the runtime's ``_publish`` does (a snapshot when the generation
-    # moved) against a snapshot after every step: the same events.
+    # What the runtime publishes (the machine's StateChanged effects, made
+    # only when the generation moved) against a snapshot after every step:
+    # the same events.
     sim = Sim(make_group(3), quiet_period=0.5)
     every: list[dict[str, Any]] = []
-    gated: list[dict[str, Any]] = []
-    views = {"every": events.view_of(sim.machine.snapshot()), "gated": events.view_of(sim.machine.snapshot())}
+    told: list[dict[str, Any]] = []
+    last = events.reported_of(sim.machine.snapshot())
     builds = 0
     step = sim.machine.step
 
     def stepped(event: Event) -> list[Effect]:
-        nonlocal builds
+        nonlocal builds, last
         effects = step(event)
-        view = events.view_of(sim.machine.snapshot())
-        every.extend(events.state_changes(views["every"], view, wall=sim.now))
-        views["every"] = view
-        if views["gated"].generation != sim.machine.generation:
-            builds += 1
-            view = events.view_of(sim.machine.snapshot(), sim.machine.generation)
-            gated.extend(events.state_changes(views["gated"], view, wall=sim.now))
-            views["gated"] = view
+        now = events.reported_of(sim.machine.snapshot())
+        every.extend(events.state_changes(last, now, wall=sim.now))
+        last = now
+        for fx in effects:
+            if isinstance(fx, StateChanged):
+                builds += 1
+                told.extend(events.state_changes(fx.before, fx.after, wall=sim.now))
         return effects
 
     sim.machine.step = stepped  # type: ignore[method-assign]
@@ -180,7 +182,7 @@ def test_state_events_from_changed_generations_only_are_the_events_of_every_step
     sim.advance(10.0)
     assert sim.offline("qfe0") is not None
     sim.advance(2.0)
-    assert every == gated
+    assert every == told
     assert {e["event"] for e in every} >= {"if_change", "group_state", "group_member_change"}
     assert builds < len(sim.sent) / 10, (builds, len(sim.sent))  # a snapshot for a few steps in a hundred
 

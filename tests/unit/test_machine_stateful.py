@@ -25,11 +25,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ipmp.mpathd.codes import MPATHD_MIN_RED_ERROR, MPATHD_SUCCESS, MPATHD_SYS_ERROR
-from ipmp.mpathd.machine import (
-    EINVAL,
-    TRANSITIONS,
-    State,
-)
+from ipmp.mpathd.machine import EINVAL
+from ipmp.mpathd.phyint import TRANSITIONS, State
 from ipmp.mpathd.probe import NUM_PROBE_FAILS, SlotStatus
 from tests.unit.mpathd_sim import GROUP, HEALTHY, Sim, data_ip, make_group, nic_name, placement, test_ip
 

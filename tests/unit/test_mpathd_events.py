@@ -8,44 +8,46 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from ipmp.model import Family
-from ipmp.mpathd.events import EVENT_NAMES, ProbeTracker, View, state_changes, view_of
-from ipmp.mpathd.machine import Phyint, State
+from ipmp.mpathd.events import EVENT_NAMES, ProbeTracker, reported_of, state_changes
+from ipmp.mpathd.phyint import Phyint, State
 from ipmp.mpathd.probe import Instance
+from ipmp.mpathd.snapshot import from_wire
+from ipmp.mpathd.steps import MemberState, Reported, StateChanged
 from tests.unit.mpathd_sim import ROUTER1, ROUTER2, Sim, make_group
 
 WALL = 1_700_000_000.0
 
 
 class Published:
-    """The runtime's publishing hook around a simulated machine: after every step."""
+    """The runtime's publishing around a simulated machine: after every step, its StateChanged effects."""
 
     def __init__(self, sim: Sim) -> None:
         self.sim = sim
         self.tracker = ProbeTracker()
-        self.view: View | None = None
+        self.subscribed = False
         self.probes: list[dict[str, Any]] = []
         self.states: list[dict[str, Any]] = []
         step = sim.machine.step
 
         def stepped(event: Any) -> Any:
             effects = step(event)
-            self.collect()
+            self.collect(effects)
             return effects
 
         sim.machine.step = stepped  # type: ignore[method-assign]
 
     def subscribe(self) -> None:
         self.tracker.start(self.sim.machine.phyints, now=self.sim.now, wall=WALL + self.sim.now)
-        self.view = view_of(self.sim.machine.snapshot())
+        self.subscribed = True
 
-    def collect(self) -> None:
+    def collect(self, effects: list[Any]) -> None:
         now = self.sim.now
         if self.tracker.active:
             self.probes += self.tracker.changes(self.sim.machine.phyints, now=now, wall=WALL + now)
-        if self.view is not None:
-            view = view_of(json.loads(json.dumps(self.sim.machine.snapshot())))
-            self.states += state_changes(self.view, view, wall=WALL + now)
-            self.view = view
+        if self.subscribed:
+            for fx in effects:
+                if isinstance(fx, StateChanged):
+                    self.states += json.loads(json.dumps(state_changes(fx.before, fx.after, wall=WALL + now)))
 
 
 def started(count: int = 2) -> tuple[Sim, Published]:
@@ -155,6 +157,11 @@ def member(group: str, state: str = "ok", type_: str = "normal") -> dict[str, An
     return {"group": group, "state": state, "type": type_, "link": "up", "probe": "ok", "active": True}
 
 
+def view_of(doc: dict[str, Any]) -> Reported:
+    """The reported states of a snapshot as it travels on the wire."""
+    return reported_of(from_wire(doc))
+
+
 def test_state_changes_order_groups_around_their_members() -> None:
     before = view_of({"groups": {"old": {"state": "ok"}, "prod": {"state": "ok"}, "": {"state": "ok"}},
                       "interfaces": {"a": member("old"), "b": member("prod"), "c": member("prod"),
@@ -176,4 +183,5 @@ def test_state_changes_order_groups_around_their_members() -> None:
         ("group_change", "remove", None, "old"),
     ]
     assert state_changes(after, after, wall=WALL) == []
-    assert view_of({"groups": [], "interfaces": {"x": 3}}) == View()
+    junk = MemberState("", "", "", "", "", False)  # decoded defensively (``from_wire``)
+    assert view_of({"groups": [], "interfaces": {"x": 3}}) == Reported(members={"x": junk})

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipmp.kernel import netlink
-from ipmp.kernel.netlink import decode_ack, encode_request
+from ipmp.kernel import request
+from ipmp.kernel.request import decode_ack, encode_request
 from ipmp.linux.ops import AddAddress, AddRoute, AddRule, DelAddress, DelRoute, DelRule, Op, SetSysctl
 from ipmp.model import Family, KAddress, KRoute, KRule
 from ipmp.mpathd import icmp
-from ipmp.mpathd.machine import FDT_DIVISOR, Group
+from ipmp.mpathd.phyint import FDT_DIVISOR, Group
 from ipmp.mpathd.probe import PROBE_STATS_COUNT, Instance, SlotStatus, Target
 
 
@@ -141,7 +141,7 @@ def _attrs(body: bytes, header: int) -> dict[int, bytes]:
 
 def test_requests_carry_the_op(monkeypatch: pytest.MonkeyPatch) -> None:
     """The attributes the kernel reads, byte for byte (the netns tests compare with iproute2)."""
-    monkeypatch.setattr(netlink, "_index", {"nic0": 7}.__getitem__)  # no such link here
+    monkeypatch.setattr(request, "ifindex", {"nic0": 7}.__getitem__)  # no such link here
     a = KAddress("nic0", ip_interface("192.0.2.100/24"), label="nic0:1", broadcast=IPv4Address("192.0.2.255"),
                  deprecated=True)
     kind, flags, body = _request(AddAddress(a))

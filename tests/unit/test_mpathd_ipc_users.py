@@ -41,6 +41,7 @@ from ipmp.mpathd.ipc import (
     Peer,
     Reply,
     Request,
+    connection,
     decode_reply,
     encode_request,
     serve,
@@ -431,8 +432,9 @@ def test_stream_slots_per_uid_and_roots_own() -> None:
 
 def test_idle_subscribers_are_dropped_readers_and_quiet_ones_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
     _need_root()
-    monkeypatch.setattr(ipc, "STREAM_IDLE_TIMEOUT", 0.6)
-    monkeypatch.setattr(ipc, "STREAM_IDLE_CHECK", 0.1)
+    # The connection module reads them: it writes the streams out.
+    monkeypatch.setattr(connection, "STREAM_IDLE_TIMEOUT", 0.6)
+    monkeypatch.setattr(connection, "STREAM_IDLE_CHECK", 0.1)
     events = 20
     with shared_root() as top:
         path = socket_path(top)
@@ -502,7 +504,7 @@ def test_idle_subscribers_are_dropped_readers_and_quiet_ones_are_not(monkeypatch
                 # The one that left its lines unread goes, within the timeout and a check or two.
                 await until(lambda: broker.subscribers("events") == 1, 10.0)
                 # Nothing is sent any more: quiet, not idle.  Both others stay.
-                await asyncio.sleep(3 * ipc.STREAM_IDLE_TIMEOUT)
+                await asyncio.sleep(3 * connection.STREAM_IDLE_TIMEOUT)
                 assert (broker.subscribers("events"), broker.subscribers("probes")) == (1, 1)
                 lazy.release()
                 keen.release()

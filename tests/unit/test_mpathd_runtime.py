@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ipmp.admin.apply import make_plan, sysctl_keys
+from ipmp.apply import make_plan, sysctl_keys
 from ipmp.host.ifmap import NameMap
 from ipmp.host.state import Store, Stored
-from ipmp.kernel.netlink import CarrierReader, LinkEvent
+from ipmp.kernel.watch import CarrierReader, LinkEvent
 from ipmp.linux.ops import Op
 from ipmp.model import Family, KernelState
-from ipmp.mpathd import runtime as runtime_module
-from ipmp.mpathd.machine import Machine, State, Timing
-from ipmp.mpathd.runtime import _WAKE, Runtime
+from ipmp.mpathd import wakeups
+from ipmp.mpathd.machine import Machine
+from ipmp.mpathd.phyint import State, Timing
+from ipmp.mpathd.runtime import Chore, Runtime
 from ipmp.mpathd.settings import Settings
-from ipmp.mpathd.steps import OpenProbe
+from ipmp.mpathd.steps import Effect, Event, LinkChanged, OpenProbe, Tick
 from tests.fakes import FakeKernel
 from tests.unit.test_reliability_regressions import BOTH, NAMES, _booted
 
@@ -34,7 +36,7 @@ DATA0 = IPv4Address("192.0.2.100")  # myhost, on qfe0
 
 
 class _Kernel(FakeKernel):
-    """The fake kernel with what the daemon asks of ``netlink.Kernel`` beyond ``KernelIO``."""
+    """The fake kernel with what the daemon asks of ``ipmp.kernel.execute.Kernel`` beyond ``KernelIO``."""
 
     def __init__(self, state: KernelState, journal: list[str]) -> None:
         super().__init__(state)
@@ -57,12 +59,12 @@ def _runtime(tmp_path: Path, journal: list[str]) -> tuple[Runtime, _Kernel]:
     runtime = Runtime(tmp_path, Machine(Settings(), Timing()),
                       lambda level, message: journal.append(message))  # type: ignore[arg-type]
     runtime.store.save(Stored(config.interfaces, env.defaultrouters))  # as ipmp-boot leaves it
-    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.kernel.netlink.Kernel
+    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.kernel.execute.Kernel
 
-    def no_socket(fx: OpenProbe) -> None:
+    def no_socket(fx: OpenProbe, ifindex: int) -> None:
         return None
 
-    runtime._open = no_socket  # type: ignore[method-assign]
+    runtime.prober.open = no_socket  # type: ignore[method-assign]
     runtime._announce_moves = lambda plan: journal.append("announce")  # type: ignore[method-assign]
     return runtime, kernel
 
@@ -73,9 +75,26 @@ def _home_of(kernel: FakeKernel, ip: IPv4Address) -> str:
 
 
 async def _drain(runtime: Runtime) -> None:
-    """Step the machine for every event the runtime queued, as its loop task would."""
-    while not runtime.queue.empty():
-        await runtime._feed(runtime.queue.get_nowait())
+    """Step the machine for every event posted while the loop did not run, as the loop would."""
+    while runtime._inbox:
+        item = runtime._inbox.popleft()
+        if not isinstance(item, Chore):
+            await runtime._feed(item)
+
+
+def _running(runtime: Runtime, loop: object) -> None:
+    """The runtime as ``run`` leaves it once started: its entry takes what is posted."""
+    runtime._aloop = loop  # type: ignore[assignment]
+    runtime._finished = asyncio.get_running_loop().create_future()
+
+
+async def _job_over(runtime: Runtime) -> None:
+    """Wait for the job under way (an apply), and for the inbox taken again after it."""
+    job = runtime._job
+    while job is not None:
+        await asyncio.wait([job])
+        await asyncio.sleep(0)  # its done callback takes the inbox again, which may start another
+        job = runtime._job
 
 def test_a_carrier_loss_a_rescan_reads_before_its_netlink_event_still_fails_the_nic_over(
         tmp_path: Path) -> None:
@@ -135,13 +154,14 @@ def test_a_carrier_repair_a_rescan_reads_first_still_reaches_the_machine(tmp_pat
     assert journal.count("The link has come up on qfe0") == 1
 
 
-@pytest.mark.parametrize("stepped", ["at once", "by the loop task"])
+@pytest.mark.parametrize("stepped", ["at once", "in its turn"])
 def test_at_a_carrier_loss_the_addresses_move_and_are_announced_before_anything_else(
         tmp_path: Path, stepped: str) -> None:
     """The order of work at a failure (issue 14, "The peers"): the address moves
     and rules, then the gratuitous ARP, then the log lines, the event streams
     and the state store.  "at once": the event is stepped where it is read
-    (``Runtime._direct``, the loop task asleep); "by the loop task": queued."""
+    (the loop idle); "in its turn": it waits on the inbox while a job is under
+    way, and is taken when that is over."""
     journal: list[str] = []
     runtime, kernel = _runtime(tmp_path, journal)
     save, publish = runtime.store.save, runtime._publish
@@ -162,16 +182,17 @@ def test_at_a_carrier_loss_the_addresses_move_and_are_announced_before_anything_
         assert await runtime._resync()
         journal.clear()
         kernel.set_carrier("qfe0", False)
-        if stepped == "at once":
-            runtime._aloop = asyncio.get_running_loop()
-            runtime._idle = True
+        _running(runtime, asyncio.get_running_loop())
+        runtime._busy = stepped != "at once"  # "in its turn": as while a job is under way
         runtime._take_link_events([LinkEvent(index, "qfe0", False, False)])
-        backlog, runtime._backlog = runtime._backlog, []
-        for effect in backlog:  # what the loop task does first when it wakes (an apply, then the rest)
-            await runtime._do(effect)
-        while not runtime.queue.empty():
-            if (event := runtime.queue.get_nowait()) is not _WAKE:
-                await runtime._feed(event)
+        if stepped == "at once":
+            assert runtime._job is not None and not runtime._inbox  # stepped: its apply is under way
+        else:
+            assert runtime._job is None and len(runtime._inbox) == 1  # waits its turn
+            runtime._busy = False
+            runtime._drain()
+        await _job_over(runtime)
+        assert not runtime._inbox and not runtime._busy
         if runtime._timer is not None:
             runtime._timer.cancel()
 
@@ -197,7 +218,7 @@ class _Handle:
 
 
 class _Loop:
-    """What the runtime asks of the event loop for its timer (``Runtime._arm``)."""
+    """What the runtime asks of the event loop: its timer (``Runtime._arm``), recorded; jobs."""
 
     def __init__(self) -> None:
         self.armed: list[float] = []
@@ -206,13 +227,17 @@ class _Loop:
         self.armed.append(when)
         return _Handle()
 
+    def create_task(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(work)
 
-def test_quiet_carrier_and_store_polls_do_not_wake_the_loop_task_and_a_change_does(
+
+def test_quiet_carrier_and_store_polls_start_no_job_and_a_change_is_stepped_in_order(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A physical NIC's carrier is read every POLL_INTERVAL.  A poll that finds
-    nothing changed is done in the timer callback (a round of the loop task
-    for each cost many times the read); a change wakes the task, whose own
-    poll then tells the machine."""
+    """A physical NIC's carrier is read every POLL_INTERVAL, by the clock's
+    turn of the one entry (``Due``).  A poll that finds nothing changed costs
+    no task (a round of one for each cost many times the read) and leaves the
+    timer armed for the next; a change is stepped right there, before the
+    clock's Tick, and its apply is the job."""
     journal: list[str] = []
     runtime, kernel = _runtime(tmp_path, journal)
     for name in NAMES:  # physical NICs (not veth): their carrier events may come late, so polled
@@ -227,30 +252,30 @@ def test_quiet_carrier_and_store_polls_do_not_wake_the_loop_task_and_a_change_do
 
     clock = [5000.0]
     runtime._carriers = Carriers()
-    monkeypatch.setattr(runtime_module, "_now", lambda: clock[0])
+    monkeypatch.setattr(wakeups, "_now", lambda: clock[0])
     loop = _Loop()
 
     async def scenario() -> None:
         assert await runtime._resync()
         assert runtime._polled() == NAMES
-        runtime._aloop = loop  # type: ignore[assignment]
+        _running(runtime, loop)
         runtime._next_poll = runtime._next_store = clock[0]
-        for _ in range(6):  # the loop task asleep, its polls due
-            runtime._polls_due = runtime._polls_at()
-            runtime._idle = True
-            clock[0] = max(clock[0], runtime._polls_due)
+        runtime._drain()  # as at start: arms the timer for the polls
+        for _ in range(6):  # the clock's turns, polls due, nothing changed
+            assert runtime._timer_at is not None
+            clock[0] = max(clock[0], runtime._timer_at)
             runtime._on_timer()
-            assert runtime.queue.empty(), "a quiet poll woke the loop task"
+            assert runtime._job is None and not runtime._inbox and not runtime._busy
             assert runtime._next_poll > clock[0] and loop.armed[-1] > clock[0]
         assert reads.count("qfe0") == 6
         carriers["qfe0"] = False
-        runtime._polls_due = runtime._polls_at()
-        clock[0] = max(clock[0], runtime._polls_due)
+        runtime._timer_at = None  # the fake loop's timers never fire: the next one, by hand
+        clock[0] = max(clock[0], runtime._next_poll)
         runtime._on_timer()
-        assert runtime.queue.get_nowait() is _WAKE
-        assert runtime._next_poll <= clock[0]  # left for the task, which polls now:
-        runtime._idle = False
-        await runtime._poll_carriers(clock[0], runtime._polled())
+        assert runtime._job is not None  # the carrier loss was stepped: its apply is under way
+        await _job_over(runtime)
+        if runtime._timer is not None:
+            runtime._timer.cancel()
 
     try:
         asyncio.run(scenario())
@@ -280,13 +305,13 @@ def test_an_apply_takes_the_default_routers_of_the_store_as_it_is_now(tmp_path: 
     finally:
         runtime.announcer.close()
     first = reads
-    assert runtime._routers() == (IPv4Address("192.0.2.1"),)
-    assert runtime._routers() == (IPv4Address("192.0.2.1"),)
+    assert runtime.keeper.routers() == (IPv4Address("192.0.2.1"),)
+    assert runtime.keeper.routers() == (IPv4Address("192.0.2.1"),)
     assert reads == first  # unchanged: no read
     other = Store(tmp_path)  # another command's write, within the same clock tick as can be
     for router in ("198.51.100.1", "203.0.113.1"):
         other.save(replace(other.load(), defaultrouters=(IPv4Address(router),)))
-        assert runtime._routers() == (IPv4Address(router),)
+        assert runtime.keeper.routers() == (IPv4Address(router),)
     assert reads == first + 2
 
 
@@ -319,3 +344,94 @@ def test_family_of_the_example_is_ipv4_only() -> None:
     _fresh, _env, config = _booted()
     assert all(lg.family is Family.INET for itf in config.interfaces for lg in itf.logicals
                if lg.is_data and itf.name in NAMES)
+
+
+def test_what_comes_in_during_a_step_waits_for_it_no_step_is_taken_inside_another(tmp_path: Path) -> None:
+    """One entry, no re-entry (illumos asserts its timeouts never re-enter): an
+    event posted while a step is under way (as a socket's reader would, were it
+    run from inside one) is stepped after that step and its effects, not inside it."""
+    journal: list[str] = []
+    runtime, _kernel = _runtime(tmp_path, journal)
+    calls: list[str] = []
+    step = runtime.machine.step
+
+    def stepping(event: Event) -> list[Effect]:
+        calls.append(f"in {type(event).__name__}")
+        if isinstance(event, LinkChanged):
+            runtime.post(Tick(event.now))  # arrives meanwhile
+            assert calls[-1].startswith("in"), "stepped inside the step"
+        effects = step(event)
+        calls.append(f"out {type(event).__name__}")
+        return effects
+
+    async def scenario() -> None:
+        assert await runtime._resync()
+        _running(runtime, asyncio.get_running_loop())
+        runtime.machine.step = stepping  # type: ignore[method-assign]
+        runtime.post(LinkChanged(0.0, "qfe1", True))  # no change: no apply
+        assert not runtime._inbox and runtime._job is None
+        if runtime._timer is not None:
+            runtime._timer.cancel()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runtime.announcer.close()
+    assert calls == ["in LinkChanged", "out LinkChanged", "in Tick", "out Tick"]
+
+
+def test_a_stop_that_comes_during_an_apply_is_taken_once_the_apply_is_over(tmp_path: Path) -> None:
+    """SIGTERM arrives as an event like any other: the failover under way is
+    finished (addresses moved, lines logged) before the loop ends."""
+    journal: list[str] = []
+    runtime, kernel = _runtime(tmp_path, journal)
+    index = next(lk.index for lk in kernel.state().links if lk.name == "qfe0")
+
+    async def scenario() -> None:
+        assert await runtime._resync()
+        kernel.set_carrier("qfe0", False)
+        _running(runtime, asyncio.get_running_loop())
+        runtime._take_link_events([LinkEvent(index, "qfe0", False, False)])
+        assert runtime._job is not None
+        runtime.stop()
+        assert runtime._finished is not None and not runtime._finished.done()
+        await runtime._finished
+        assert runtime.stopping.is_set()
+        if runtime._timer is not None:
+            runtime._timer.cancel()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runtime.announcer.close()
+    assert _home_of(kernel, DATA0) == "qfe1"
+    assert "Successfully failed over from NIC qfe0 to NIC qfe1" in journal
+
+
+def test_a_step_that_raises_ends_the_loop_with_its_exception(tmp_path: Path) -> None:
+    """A bug in a step stops the daemon (systemd restarts it) rather than
+    leaving a loop that no longer steps: ``run`` raises what the step raised,
+    and nothing is stepped after it."""
+    journal: list[str] = []
+    runtime, _kernel = _runtime(tmp_path, journal)
+    steps: list[Event] = []
+
+    def broken(event: Event) -> list[Effect]:
+        steps.append(event)
+        raise ZeroDivisionError("a bug")
+
+    async def scenario() -> None:
+        assert await runtime._resync()
+        _running(runtime, asyncio.get_running_loop())
+        runtime.machine.step = broken  # type: ignore[method-assign]
+        runtime.post(Tick(1.0))
+        runtime.post(Tick(2.0))
+        assert runtime._finished is not None
+        with pytest.raises(ZeroDivisionError):
+            await runtime._finished
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runtime.announcer.close()
+    assert steps == [Tick(1.0)]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ipmp
-from ipmp.config import parse
+from ipmp.config import grammar, syntax
 from ipmp.config.commands import Action, Command
 from ipmp.config.keywords import ALL_LETTERS, KEYWORDS, Arg, Keyword
 from ipmp.config.parse import USAGE, parse_argv, parse_words
@@ -481,15 +481,15 @@ class RecordingLog:
 
 def test_grammar_builds_without_warnings_or_conflicts() -> None:
     log = RecordingLog()
-    parse._Grammar(errorlog=log)
+    grammar.Grammar(errorlog=log)
     assert log.messages == []
 
 
 def test_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    grammar = parse._Grammar()
-    ctx = parse._Context(argv=True)
-    assert grammar.run("hme0\x00up\x00", ctx, "argv").actions[0].keyword == "up"
+    built = grammar.Grammar()
+    ctx = syntax.Context(argv=True)
+    assert built.run("hme0\x00up\x00", ctx, "argv").actions[0].keyword == "up"
     package = Path(ipmp.__file__).parent
     for where in (tmp_path, package):
         for name in ("parsetab.py", "parser.out", "lextab.py"):
@@ -497,7 +497,7 @@ def test_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_grammar_is_built_once() -> None:
-    assert parse._Grammar.shared() is parse._Grammar.shared()
+    assert grammar.Grammar.shared() is grammar.Grammar.shared()
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ply import yacc
 
-from ipmp.config import grammar_tables, parse, tablegen
+from ipmp.config import grammar, grammar_tables, parse, syntax, tablegen
 from ipmp.config.commands import Command
 from ipmp.errors import ParseError
 
@@ -32,7 +32,7 @@ def _by_grammar(argv: list[str]) -> Command | str:
     """``parse_argv`` without its shortcut: the grammar's Command, or its error."""
     text = "".join(a + "\x00" for a in argv)
     try:
-        return parse._Grammar.shared().run(text, parse._Context(argv=True), "argv")
+        return grammar.Grammar.shared().run(text, syntax.Context(argv=True), "argv")
     except ParseError as err:
         return f"{err} @ {err.position}"
 
@@ -80,10 +80,10 @@ def test_every_short_argv_parses_as_the_grammar_does(argv: list[str]) -> None:
 
 
 def test_a_status_read_loads_neither_ply_nor_the_planner() -> None:
-    code = ("import sys; from ipmp.config.parse import parse_argv; from ipmp.admin import session; "
+    code = ("import sys; from ipmp.config.parse import parse_argv; from ipmp.admin import status; "
             "from ipmp.cli import ifconfig; parse_argv(['-au4', 'inet']); parse_argv(['qfe0']); "
             "print(sorted(m for m in sys.modules\n"
-            "             if m == 'ply' or m.startswith(('ply.', 'ipmp.admin.apply'))))")
+            "             if m == 'ply' or m.startswith(('ply.', 'ipmp.apply'))))")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
                          check=True).stdout
@@ -103,7 +103,7 @@ def test_tables_file_is_what_the_grammar_gives() -> None:
 
 def test_ply_accepts_the_tables() -> None:
     # Productions read from a table file are MiniProductions; built ones are not.
-    productions = parse._Grammar()._parser.productions
+    productions = grammar.Grammar()._parser.productions
     assert all(type(p) is yacc.MiniProduction for p in productions)
 
 
@@ -121,9 +121,9 @@ def test_stale_tables_are_never_used() -> None:
     # Tables for another grammar (here: a changed signature and no actions
     # at all) are ignored: PLY builds its own and the parse is right.
     stale = _copy_of_tables(_lr_signature=grammar_tables._lr_signature + "x", _lr_action={}, _lr_goto={})
-    grammar = parse._Grammar(tables=stale)
-    assert not any(type(p) is yacc.MiniProduction for p in grammar._parser.productions)
-    command = grammar.run("qfe0\x00group\x00prod\x00up\x00", parse._Context(argv=True), "argv")
+    built = grammar.Grammar(tables=stale)
+    assert not any(type(p) is yacc.MiniProduction for p in built._parser.productions)
+    command = built.run("qfe0\x00group\x00prod\x00up\x00", syntax.Context(argv=True), "argv")
     assert [(a.keyword, a.argument) for a in command.actions] == [("group", "prod"), ("up", None)]
 
 

@@ -1,4 +1,4 @@
-"""The routing recipe (``view.desired_kernel``) and the planner (``plan.diff``).
+"""The routing recipe (``desired.desired_kernel``) and the planner (``plan.diff``).
 
 The recipe is linux-mapping.md "Working recipe": one table per NIC
 (1000 + ifindex) with the NIC's subnets and default routes, a main-table
@@ -18,11 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ipmp.admin.apply import full_scope, make_plan, sysctl_keys
-from ipmp.admin.session import boot_config
+from ipmp.admin.bootfiles import boot_config
+from ipmp.apply import full_scope, make_plan, sysctl_keys
 from ipmp.config.evaluate import evaluate
 from ipmp.config.parse import parse_argv
-from ipmp.host import hostfiles
+from ipmp.host import hostfiles, lookups
+from ipmp.linux.desired import desired_kernel
 from ipmp.linux.ops import (
     AddAddress,
     AddRoute,
@@ -37,7 +38,7 @@ from ipmp.linux.ops import (
     command,
 )
 from ipmp.linux.plan import diff
-from ipmp.linux.view import RT_TABLE_MAIN, Scope, desired_kernel, merge
+from ipmp.linux.view import RT_TABLE_MAIN, Scope, merge
 from ipmp.model import (
     Config,
     Environment,
@@ -68,7 +69,7 @@ DEFAULT6 = ip_network("::/0")
 def boot_example(name: str) -> tuple[KernelState, Config, Environment, list[str]]:
     """Fresh kernel with the example's NICs, and the config its files describe."""
     root = EXAMPLES / name
-    env = hostfiles.read_environment(root)
+    env = lookups.read_environment(root)
     files: dict[str, list[tuple[Family, Path]]] = {}
     for ifname, family, path in hostfiles.find_hostname_files(root):
         files.setdefault(ifname, []).append((family, path))

@@ -11,17 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.admin.apply import make_plan, sysctl_keys
-from ipmp.admin.session import boot_config
-from ipmp.host import hostfiles
+from ipmp.admin.bootfiles import boot_config
+from ipmp.apply import make_plan, sysctl_keys
+from ipmp.host import lookups
 from ipmp.host.state import Stored
 from ipmp.linux.ops import DelRule
 from ipmp.linux.plan import diff
 from ipmp.linux.view import Scope, merge
 from ipmp.model import Config, Environment, Family, KernelState
 from ipmp.mpathd.failover import fail_over
-from ipmp.mpathd.machine import Machine, Timing
-from ipmp.mpathd.runtime import Logger, Runtime
+from ipmp.mpathd.logger import Logger
+from ipmp.mpathd.machine import Machine
+from ipmp.mpathd.phyint import Timing
+from ipmp.mpathd.runtime import Runtime
 from ipmp.mpathd.settings import Settings
 from ipmp.mpathd.steps import Execute
 from tests.fakes import FakeKernel, make_kernel
@@ -36,7 +38,7 @@ BOTH = Scope(frozenset((n, f) for n in NAMES for f in (Family.INET, Family.INET6
 def _booted() -> tuple[KernelState, Environment, Config]:
     """A fresh kernel with qfe0 and qfe1, and the boot configuration of the active-active example."""
     fresh = make_kernel(*NAMES)
-    env = hostfiles.read_environment(EXAMPLE)
+    env = lookups.read_environment(EXAMPLE)
     config = merge(fresh, ())
     for name in NAMES:
         config = boot_config(config, name, [(Family.INET, EXAMPLE / "etc" / f"hostname.{name}")], env)
@@ -107,7 +109,7 @@ def test_an_apply_planned_from_a_copy_someone_changed_is_tried_again_from_a_new_
     kernel.run(make_plan(kernel.state(keys), config, BOTH, env.defaultrouters))
     runtime = Runtime(tmp_path, Machine(Settings(), Timing()), Logger(to_stderr=True, debug=True))
     runtime.store.save(Stored(config.interfaces, env.defaultrouters))  # as ipmp-boot leaves it
-    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.kernel.netlink.Kernel
+    runtime._kernel = kernel  # type: ignore[assignment]  # the fake stands for ipmp.kernel.execute.Kernel
     runtime.kernel_state = kernel.state(keys)  # the daemon's copy, current when read
     runtime._sysctls_asked = frozenset(keys)
     runtime._announce_moves = lambda plan: None  # type: ignore[method-assign]  # no NIC to send on

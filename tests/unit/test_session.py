@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ipmp.admin.session import boot, read_host, run_command
+from ipmp.admin.bootfiles import boot
+from ipmp.admin.session import read_host, run_command
 from ipmp.config.parse import parse_argv
 from ipmp.model import Config, Family, Interface, Logical
 from tests.fakes import FakeKernel, make_kernel

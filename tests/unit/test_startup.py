@@ -33,12 +33,13 @@ from tests.unit.test_ipmpstat import DEGRADED, GOLDEN, FakeDaemon
 REPO = Path(__file__).resolve().parents[2]
 
 #: Never on any read path: what only commands that change something need.
-WRITE_ONLY = ("pyroute2", "asyncio", "ply", "click", "ipmp.admin.apply", "ipmp.linux.plan", "ipmp.linux.ops",
-              "ipmp.admin.session", "ipmp.config.bootsteps", "ipmp.host.hostfiles",
-              "ipmp.config.grammar_tables")
+WRITE_ONLY = ("pyroute2", "asyncio", "ply", "click", "ipmp.apply", "ipmp.linux.plan", "ipmp.linux.ops",
+              "ipmp.linux.desired", "ipmp.admin.session", "ipmp.admin.command", "ipmp.admin.bootfiles",
+              "ipmp.config.bootsteps", "ipmp.host.hostfiles", "ipmp.host.lookups", "ipmp.config.grammar",
+              "ipmp.config.grammar_tables", "ipmp.config.handlers", "ipmp.config.folder")
 #: ``ipmpstat`` prints what in.mpathd answers: it needs no kernel view at all.
 IPMPSTAT_NEVER = ("ipmp.model", "ipmp.config.parse", "ipmp.config.commands", "ipmp.config.keywords",
-                  "ipmp.config.evaluate", "ipmp.kernel.netlink", "ipmp.host.state", "ipmp.linux.view",
+                  "ipmp.config.evaluate", "ipmp.kernel", "ipmp.host.state", "ipmp.linux.view",
                   "ipmp.host.hostfiles", "ply", "pyroute2")
 #: The daemon's half of the control protocol: a client speaks it with
 #: ``ipmp.mpathd.control`` (blocking, one socket) and loads none of this.
@@ -228,7 +229,7 @@ def test_the_server_module_re_exports_the_client_and_codec() -> None:
     # Every ``from ipmp.mpathd import ipc`` caller (the daemon, the tests, the
     # bench) gets the very objects the commands use: one ``ProtocolError`` to
     # catch, one ``Reply`` to compare.  (Only the names callers take from
-    # ``ipc`` are re-exported; the codec's own constants stay ``control``'s.)
+    # ``ipc`` are re-exported; the codec's own constants stay ``protocol``'s.)
     shared = [name for name in ipc.__all__ if name in control.__all__]
     assert {"Reply", "Request", "ProtocolError", "call", "socket_path", "MPATHD_SYS_ERROR"} <= set(shared)
     for name in shared:
@@ -248,13 +249,13 @@ def test_files_under_a_root_are_named_as_pathlib_names_them(root: str | Path) ->
     # (``<root>/run/ipmp/state.json: Permission denied``) name the same text.
     from pathlib import PurePath, PurePosixPath
 
-    from ipmp.config.evaluate import _file_name
+    from ipmp.config.addresses import file_name
     from ipmp.host.altroot import root_file
 
     for relative in _RELATIVES:
         assert root_file(root, relative) == str(PurePosixPath(root, relative)), (root, relative)
-    assert _file_name(str(root)) == PurePath(root).name
-    assert _file_name(f"{root}/hostname.hme0") == "hostname.hme0"
+    assert file_name(str(root)) == PurePath(root).name
+    assert file_name(f"{root}/hostname.hme0") == "hostname.hme0"
 
 
 def test_the_store_takes_its_root_as_a_string_as_well(root: Path) -> None:

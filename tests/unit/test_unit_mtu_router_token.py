@@ -39,9 +39,10 @@ from ipmp.config.render import flags_of, render
 from ipmp.errors import ConfigError, ParseError, UnsupportedError
 from ipmp.host.hostfiles import parse_hostname_text
 from ipmp.host.state import Store, dumps, loads
+from ipmp.linux.desired import desired_kernel
 from ipmp.linux.ops import AddRoute, SetLink, SetSysctl, command
 from ipmp.linux.plan import diff
-from ipmp.linux.view import RT_TABLE_MAIN, Scope, desired_kernel, merge, table_of
+from ipmp.linux.view import RT_TABLE_MAIN, Scope, merge, table_of
 from ipmp.model import IFF, Config, Environment, Family, Interface, KernelState, KLink, KRoute, Logical
 from ipmp.mpathd.failover import fail_back, fail_over
 from tests.fakes import FakeKernel, kaddr, make_kernel

@@ -58,6 +58,8 @@ KVM_PROBE_TIMEOUT = 20.0
 #: How long QEMU may take to stop on QMP quit / SIGTERM before the next step.
 STOP_GRACE = 10.0
 QMP_TIMEOUT = 10.0
+#: How much of the daemon's journal a failed run's assertion carries (its last characters).
+DAEMON_TAIL = 6000
 
 Log = Callable[[str], None]
 
@@ -269,7 +271,11 @@ class Report:
         # What the guest held when a ping of the peer went unanswered (ipmpvm.peer_reaches).
         states = "\n".join(f"--- {m.get('name')}:\n{m.get('text')}" for m in self.of_kind("text")
                            if "unanswered" in str(m.get("name")))
-        assert not failed, json.dumps(failed, indent=2) + "\n" + states
+        # And the daemon's own account, its tail: in the assertion, which a CI log cut short
+        # still shows, unlike the summary printed after it.
+        daemon = "\n".join(f"--- {m.get('name')} (tail):\n{str(m.get('text'))[-DAEMON_TAIL:]}"
+                           for m in self.of_kind("text") if "in.mpathd" in str(m.get("name")))
+        assert not failed, json.dumps(failed, indent=2) + "\n" + states + "\n" + daemon
         assert len(checks) >= expected_checks, f"only {len(checks)} checks reported\n{summary}"
 
 

@@ -1,6 +1,6 @@
 """The boot waits for a NIC that comes late, and goes on without one that never comes: a real boot.
 
-``ipmp-boot-generator`` (ipmp/cli/generator.py) makes ``ipmp-boot.service``
+``ipmp-boot-generator`` (ipmp/host/bootorder.py) makes ``ipmp-boot.service``
 wait for the NICs the hostname files name, ``DEVICE_TIMEOUT`` s at most from
 its turn in the boot (under this systemd, 257: ``ExecStartPre=-udevadm
 wait``).  Here a Debian 13 guest proves it: the project installed from the
@@ -54,7 +54,7 @@ from typing import Any
 
 import pytest
 
-from ipmp.cli.generator import DEVICE_TIMEOUT
+from ipmp.host.bootorder import DEVICE_TIMEOUT
 from tests.vm import image
 from tests.vm.guest import Guest, drive, nic, progress
 

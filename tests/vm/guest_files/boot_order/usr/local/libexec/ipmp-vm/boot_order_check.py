@@ -64,7 +64,7 @@ NICS = {"ens8": "hme0", "ens9": "hme1"}
 DEVICES = {nic: f"sys-subsystem-net-devices-{nic}.device" for nic in NICS}
 #: How long the boot may take to finish (the never plan waits DEVICE_TIMEOUT s for ens9).
 BOOT_TIMEOUT = 300
-#: ipmp-boot-generator's DEVICE_TIMEOUT (s), as the host imported it from ipmp.cli.generator.
+#: ipmp-boot-generator's DEVICE_TIMEOUT (s), as the host imported it from ipmp.host.bootorder.
 DEVICE_TIMEOUT = int(kernel_option("device_timeout")) if kernel_option("device_timeout").isdigit() else 0
 
 

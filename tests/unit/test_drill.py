@@ -1,107 +1,21 @@
-"""ipmp-lab's pure parts: what it builds for some files, what a drill expects, the picture, the CLI guard."""
+"""The drill's pure parts: its script, what each step expects, its log reader, timeline and picture."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import pytest
-from click.testing import CliRunner
-
-from ipmp.cli.lab import cli
-from ipmp.lab.drill import STEP_KINDS, LogTail, Rules, World, plan_steps, svg
-from ipmp.lab.lab import LabError, NetworkPlan, plan_network, validate_name
 from ipmp.lab.logwrap import format_line, parse_line
+from ipmp.lab.observe import AddressEvent, LogTail
+from ipmp.lab.picture import svg
+from ipmp.lab.plan import plan_network
+from ipmp.lab.rules import Rules, World
+from ipmp.lab.script import STEP_KINDS, plan_steps
+from ipmp.lab.timeline import Recorder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "hostname.files"
-
-
-def example(name: str, tmp_path: Path) -> Path:
-    root = tmp_path / name
-    shutil.copytree(EXAMPLES / name, root)
-    return root
-
-
-# -- plan_network ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "nics"),
-    [
-        ("active-active", ["qfe0", "qfe1"]),
-        ("active-standby", ["qfe0", "qfe1"]),
-        ("link-only", ["bge0", "bge1"]),
-        ("single-line", ["hme0"]),
-        ("test-on-unit0", ["ce0", "ce1"]),
-    ],
-)
-def test_every_example_gets_its_nics_the_default_router_and_a_free_peer(name: str, nics: list[str]) -> None:
-    plan = plan_network(EXAMPLES / name)
-    assert list(plan.names) == nics
-    assert plan.router4 == "192.0.2.1/24" and plan.router_from_files
-    assert plan.peer4 == "192.0.2.254/24"
-    assert plan.problems == ()
-    assert plan.router6 is None and plan.peer6 is None
-
-
-def test_the_plan_knows_groups_standby_test_and_data_addresses() -> None:
-    plan = plan_network(EXAMPLES / "active-standby")
-    qfe0, qfe1 = plan.nics
-    assert (qfe0.group, qfe0.standby, qfe0.data_addresses, qfe0.test_addresses) == (
-        "prod", False, ("192.0.2.100/24",), ("192.0.2.10/24",)
-    )
-    assert (qfe1.standby, qfe1.data_addresses, qfe1.test_addresses) == (True, (), ("192.0.2.11/24",))
-    assert NetworkPlan.from_json(plan.to_json()) == plan
-
-
-def test_without_defaultrouter_the_router_takes_the_lowest_free_address(tmp_path: Path) -> None:
-    root = example("active-active", tmp_path)
-    (root / "etc" / "defaultrouter").unlink()
-    plan = plan_network(root)
-    # 192.0.2.1 is still named "router" in hosts, so it is not free.
-    assert plan.router4 == "192.0.2.2/24" and not plan.router_from_files
-    assert plan.peer4 == "192.0.2.254/24"
-
-
-def test_a_default_router_off_the_files_subnets_is_refused(tmp_path: Path) -> None:
-    root = example("active-active", tmp_path)
-    (root / "etc" / "defaultrouter").write_text("198.51.100.1\n")
-    with pytest.raises(LabError, match="on none of the subnets"):
-        plan_network(root)
-
-
-def test_no_hostname_files_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "etc").mkdir()
-    with pytest.raises(LabError, match="no hostname"):
-        plan_network(tmp_path)
-    with pytest.raises(LabError, match="no etc directory"):
-        plan_network(tmp_path / "nowhere")
-
-
-def test_a_bad_file_is_left_for_ipmp_boot_to_report(tmp_path: Path) -> None:
-    root = example("active-active", tmp_path)
-    (root / "etc" / "hostname.qfe1").write_text("myhost-2 group prod up frobnicate\n")
-    plan = plan_network(root)
-    assert list(plan.names) == ["qfe0", "qfe1"]  # the NIC is still built
-    assert len(plan.problems) == 1 and "frobnicate" in plan.problems[0]
-
-
-def test_a_logical_interface_file_names_its_nic_once(tmp_path: Path) -> None:
-    root = example("active-active", tmp_path)
-    (root / "etc" / "hostname.qfe1:2").write_text("192.0.2.102 netmask + broadcast + up\n")
-    plan = plan_network(root)
-    assert list(plan.names) == ["qfe0", "qfe1"]
-    assert "192.0.2.102/24" in plan.nic("qfe1").data_addresses
-    assert plan.peer4 == "192.0.2.254/24"
-
-
-@pytest.mark.parametrize("bad", ["", "..", "a/b", "x" * 41, "-x"])
-def test_lab_names_are_checked(bad: str) -> None:
-    with pytest.raises(LabError):
-        validate_name(bad)
 
 
 # -- the drill's script and expectations ----------------------------------------------
@@ -213,6 +127,23 @@ def test_log_lines_round_trip_and_are_read_incrementally(tmp_path: Path) -> None
     assert tail.poll() == [(3.0, "two")]
 
 
+def test_the_timeline_follows_the_daemon_for_states_and_the_kernel_for_addresses() -> None:
+    plan = plan_network(EXAMPLES / "active-active")
+    record = Recorder(t0=100.0)
+    record.fault("qfe0", "link", True, at=101.0)
+    record.admin.append((103.0, "qfe1", "offline"))
+    log = [(99.0, "before the drill"), (101.2, "NIC failure detected on qfe0 of group prod"),
+           (102.0, "NIC repair detected on qfe0 of group prod")]
+    moves = [AddressEvent(101.3, "192.0.2.100", "qfe1", True),
+             AddressEvent(101.3, "192.0.2.100", "qfe0", False)]
+    tl = record.timeline(104.0, log, plan, {"192.0.2.100": "qfe0"}, moves)
+    assert tl["interfaces"]["qfe0"] == [[0.0, 1.2, "ok"], [1.2, 2.0, "failed"], [2.0, 4.0, "ok"]]
+    assert tl["interfaces"]["qfe1"] == [[0.0, 3.0, "ok"], [3.0, 4.0, "offline"]]
+    assert tl["addresses"]["192.0.2.100"] == [[0.0, 1.3, "qfe0"], [1.3, 4.0, "qfe1"]]
+    assert tl["faults"] == {"qfe0": [[1.0, 4.0, "link"]]}  # still open at the end
+    assert tl["events"][0]["text"] == "NIC failure detected on qfe0 of group prod"
+
+
 def tiny_report() -> dict[str, Any]:
     step = {
         "kind": "link-fail", "interface": "qfe0", "title": "qfe0: link <failure> & co", "ok": False,
@@ -239,30 +170,3 @@ def test_the_picture_is_well_formed_svg_with_a_lane_per_nic_and_address() -> Non
     texts = [t.text for t in tree.iter("{http://www.w3.org/2000/svg}text")]
     assert {"qfe0", "qfe1", "router", "192.0.2.100"} <= set(texts)
     assert "1. qfe0: link <failure> & co  ✗" in texts  # escaped in the file, intact once parsed
-
-
-# -- the command line ---------------------------------------------------------------------
-
-
-def test_without_root_every_command_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.geteuid", lambda: 1000)
-    for args in (["status"], ["up", str(EXAMPLES / "active-active")], ["down"], ["exec", "--", "true"]):
-        result = CliRunner().invoke(cli, args)
-        assert result.exit_code == 1, args
-        assert result.output == "ipmp-lab: must be run as root: it creates network namespaces (try sudo)\n"
-
-
-def test_help_needs_no_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.geteuid", lambda: 1000)
-    result = CliRunner().invoke(cli, ["drill", "--help"])
-    assert result.exit_code == 0
-    assert "--fdt" in result.output and "--svg" in result.output
-
-
-def test_labs_never_live_under_the_real_etc_or_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ipmp.lab.lab import create
-
-    monkeypatch.setenv("IPMP_LAB_DIR", "/run/ipmp-lab-never")
-    with pytest.raises(LabError, match="never live under the real /run"):
-        create("x", EXAMPLES / "active-active")
-    assert not Path("/run/ipmp-lab-never").exists()

@@ -1,8 +1,8 @@
 """read -> plan -> execute -> verify -> revert: the one way the toolkit changes the host.
 
-Used by ``ifconfig`` and ``ipmp-boot`` (and, later, by in.mpathd for address
-moves).  The caller holds the state-store lock across the whole call, so that
-two commands never interleave.
+Used by ``ifconfig``, ``ipmp-boot`` and in.mpathd (its failovers, failbacks and
+rescans: ``ipmp.mpathd.kernelpath``).  The caller holds the state-store lock
+across the whole call, so that two commands never interleave.
 
 Verification follows nmstate's habit: read the kernel back and check that
 nothing of the plan is left to do, retrying a few times for the kernel to
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ipmp.errors import ApplyError, StateError
+from ipmp.linux.desired import desired_kernel
 from ipmp.linux.ops import Op, Plan, command
 from ipmp.linux.plan import data_path_length, diff
-from ipmp.linux.view import Scope, desired_kernel, nic_sysctl_keys
+from ipmp.linux.view import Scope, nic_sysctl_keys
 from ipmp.model import Config, Family, IPAddress, KernelState
 
 #: Verification retries and the pause between them (seconds).
@@ -28,7 +29,7 @@ VERIFY_PAUSE = 0.05
 
 
 class KernelIO(Protocol):
-    """What apply needs of ``netlink.Kernel``."""
+    """What apply needs of ``ipmp.kernel.execute.Kernel``."""
 
     async def read(self, sysctl_keys: Sequence[str] = ()) -> KernelState: ...
 

@@ -1,9 +1,9 @@
-"""ipmp.kernel.netlink against a real kernel, inside the lab's host namespace.
+"""ipmp.kernel (``Kernel``: read and execute) against a real kernel, inside the lab's host namespace.
 
 Each test runs one small Python process in ``topo.host`` (``ip netns exec``),
-because ``netlink`` works in the namespace of its own process.  The process
-gets a list of steps (read / execute) as a pickle in argv and answers with a
-pickle of the results, so the assertions compare real ``KernelState`` values.
+because the kernel boundary works in the namespace of its own process: the
+steps go to ``tests/netns/kernel_steps.py``, and the assertions compare real
+``KernelState`` values.
 
 Only documentation prefixes are used (192.0.2.0/24, 198.51.100.0/24,
 203.0.113.0/24, 2001:db8::/32), and only in the fixture's namespaces.
@@ -11,13 +11,10 @@ Only documentation prefixes are used (192.0.2.0/24, 198.51.100.0/24,
 
 from __future__ import annotations
 
-import base64
 import errno
-import pickle
 import sys
 from dataclasses import replace
 from ipaddress import IPv4Address, ip_address, ip_interface, ip_network
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,56 +33,7 @@ from ipmp.linux.ops import (
     command,
 )
 from ipmp.model import Family, KAddress, KernelState, KRoute, KRule
-
-ROOT = Path(__file__).resolve().parents[2]
-
-#: The process run inside the namespace.  Steps:
-#:   ("read", keys)            -> KernelState
-#:   ("settle", keys)          -> KernelState, once two reads 50 ms apart agree
-#:   ("execute", ops)          -> ("ok", done) or ("error", message, errno, op, done)
-SCRIPT = r"""
-import asyncio, base64, pickle, sys
-sys.path.insert(0, sys.argv[1])
-from ipmp.errors import ApplyError
-from ipmp.kernel.netlink import Kernel
-
-async def main(steps):
-    out = []
-    async with Kernel() as kernel:
-        for what, arg in steps:
-            if what == "read":
-                out.append(await kernel.read(arg))
-            elif what == "settle":
-                state = await kernel.read(arg)
-                for _ in range(60):
-                    await asyncio.sleep(0.05)
-                    again = await kernel.read(arg)
-                    if again == state:
-                        break
-                    state = again
-                out.append(state)
-            elif what == "execute":
-                done = []
-                try:
-                    await kernel.execute(arg, done=done.append)
-                except ApplyError as e:
-                    out.append(("error", e.message, e.errno_, e.op, done))
-                else:
-                    out.append(("ok", done))
-    return out
-
-steps = pickle.loads(base64.b64decode(sys.argv[2]))
-sys.stdout.write(base64.b64encode(pickle.dumps(asyncio.run(main(steps)))).decode())
-"""
-
-
-def run_steps(topo: Topology, *steps: tuple[str, Any]) -> list[Any]:
-    """Run ``steps`` with one ``Kernel`` in the host namespace; return their results."""
-    payload = base64.b64encode(pickle.dumps(list(steps))).decode()
-    # -W error: a pyroute2 warning in the child must fail the test like one here.
-    proc = topo.run(topo.host, [sys.executable, "-W", "error", "-c", SCRIPT, str(ROOT), payload])
-    result: list[Any] = pickle.loads(base64.b64decode(proc.stdout))
-    return result
+from tests.netns.kernel_steps import run_steps
 
 
 def ip_json(topo: Topology, *args: str) -> Any:
