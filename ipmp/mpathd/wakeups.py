@@ -116,8 +116,13 @@ class Clock(KernelPath):
     def _on_due(self) -> None:
         """The clock's work: the watchdog, the polls if due, then (``Turn``) a rescan or a Tick.
 
-        The polls' news goes before the rescan and the Tick, on the front of
-        the inbox: a carrier loss read now is stepped before anything else.
+        The polls' news goes on the front of the inbox: a carrier loss read
+        now is stepped before anything else.  The ``Turn`` goes on the back:
+        its Tick judges the probes at *now*, so every reply that came in
+        before now is stepped first.  Replies wait on the inbox while a job
+        (an apply, a rescan) runs; judged ahead of them, their probes would
+        count as lost on every NIC at once — a group failure made by the
+        daemon's own delay, not by the network.
         """
         now = _now()
         follow: list[Item] = []
@@ -139,8 +144,8 @@ class Clock(KernelPath):
                 follow.extend(self._inbox)
                 self._inbox = inbox
             self._polls_due = self._polls_at()
-        follow.append(TURN)
         self._inbox.extendleft(reversed(follow))
+        self._inbox.append(TURN)
 
     def _on_clock(self) -> bool:
         now = _now()
@@ -156,9 +161,10 @@ class Clock(KernelPath):
 
     async def _rescan(self) -> None:
         await self._resync()
-        # What a rescan leaves due (a Tick it put off, a rescan put off again) is looked at next.
+        # What a rescan leaves due (a Tick it put off, a rescan put off again) is looked at once
+        # what came in during the rescan (probe replies among it) has been stepped (``_on_due``).
         self._polls_due = self._polls_at()
-        self._inbox.appendleft(TURN)
+        self._inbox.append(TURN)
 
     def _poll_store(self) -> None:
         if self.keeper.poll():

@@ -26,9 +26,10 @@ from ipmp.model import Family, KernelState
 from ipmp.mpathd import wakeups
 from ipmp.mpathd.machine import Machine
 from ipmp.mpathd.phyint import State, Timing
+from ipmp.mpathd.probe import ProbeKind
 from ipmp.mpathd.runtime import Chore, Runtime
 from ipmp.mpathd.settings import Settings
-from ipmp.mpathd.steps import Effect, Event, LinkChanged, OpenProbe, Tick
+from ipmp.mpathd.steps import Effect, Event, LinkChanged, OpenProbe, ProbeReplied, Tick
 from tests.fakes import FakeKernel
 from tests.unit.test_reliability_regressions import BOTH, NAMES, _booted
 
@@ -435,3 +436,49 @@ def test_a_step_that_raises_ends_the_loop_with_its_exception(tmp_path: Path) -> 
     finally:
         runtime.announcer.close()
     assert steps == [Tick(1.0)]
+
+
+def test_replies_that_came_during_a_job_are_stepped_before_the_clocks_tick_judges_losses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timer fires while an apply runs and probe replies come in after it:
+    all wait on the inbox.  The Tick judges probes at the time it is taken, so
+    the replies that came before it are stepped first; judged behind them,
+    their probes would count as lost on every NIC at once (a group failure the
+    daemon's own delay made)."""
+    journal: list[str] = []
+    runtime, kernel = _runtime(tmp_path, journal)
+    index = next(lk.index for lk in kernel.state().links if lk.name == "qfe0")
+    stepped: list[str] = []
+    step = runtime.machine.step
+
+    def recording(event: Event) -> list[Effect]:
+        stepped.append(type(event).__name__)
+        return step(event)
+
+    clock = [0.0]
+    monkeypatch.setattr(wakeups, "_now", lambda: clock[0])
+
+    async def scenario() -> None:
+        assert await runtime._resync()
+        kernel.set_carrier("qfe0", False)
+        _running(runtime, asyncio.get_running_loop())
+        runtime.machine.step = recording  # type: ignore[method-assign]
+        runtime._take_link_events([LinkEvent(index, "qfe0", False, False)])
+        assert runtime._job is not None  # the failover's apply is under way
+        deadline = runtime.machine.next_deadline()
+        assert deadline is not None
+        clock[0] = deadline + 1.0  # the machine's deadline has passed: the clock's turn has a Tick
+        runtime.post(wakeups.DUE)  # the timer fired during the apply
+        runtime.post(ProbeReplied(deadline + 0.5, "qfe1", Family.INET, 1, IPv4Address("192.0.2.1"), 1,
+                                  ProbeKind.UNICAST))  # then a reply came in
+        await _job_over(runtime)
+        if runtime._timer is not None:
+            runtime._timer.cancel()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        runtime.announcer.close()
+    after = stepped[stepped.index("LinkChanged") + 1:]
+    assert "Tick" in after and "ProbeReplied" in after, stepped
+    assert after.index("ProbeReplied") < after.index("Tick"), stepped
