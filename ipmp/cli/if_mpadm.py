@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,11 @@ from typing import TextIO
 
 from ipmp import __version__
 from ipmp.cli.getopt import getopt
+from ipmp.errors import StateError
+from ipmp.host.altroot import root_path
+from ipmp.host.ifmap import read_ifmap
+from ipmp.host.state import Store
+from ipmp.mpathd import control
 
 PROG = "if_mpadm"
 #: Verbatim, including the space before the colon (§5).
@@ -105,10 +111,6 @@ def _canonical(root: Path, name: str) -> str:
     ``enp1s0f0:1`` -> ``hme0:1``.  A name the kernel does not know is kept
     (the store check reports it).
     """
-    import socket
-
-    from ipmp.host.ifmap import read_ifmap
-
     base, sep, unit = name.partition(":")
     try:
         index = socket.if_nametoindex(base)
@@ -132,9 +134,6 @@ def _offline_set(root: Path, ifname: str) -> bool:
 
     OFFLINE is a phyint flag, so ``hme0:1`` answers for ``hme0``.
     """
-    from ipmp.errors import StateError
-    from ipmp.host.state import Store
-
     try:
         stored = Store(root).load()
     except StateError as err:
@@ -147,8 +146,6 @@ def _offline_set(root: Path, ifname: str) -> bool:
 
 def _send(root: Path, op: str, ifname: str, err: TextIO, sleep: Callable[[float], None]) -> None:
     """Solaris ``send_cmd``: returns on success, raises _Fail with the message otherwise."""
-    from ipmp.mpathd import control
-
     request = control.Request("offline" if op == "d" else "undo_offline", ifname, 1)
     for attempt in range(MAX_RETRIES):
         try:
@@ -185,8 +182,6 @@ def _perror(what: str, exc: OSError) -> tuple[str, ...]:
 
 
 def _run(args: Sequence[str], err: TextIO, sleep: Callable[[float], None]) -> int:
-    from ipmp.host.altroot import root_path
-
     options = list(_getopt(args))
     roots = [value for letter, value in options if letter == "R"]
     root = root_path(roots[-1] if roots else None)

@@ -28,6 +28,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ipmp import __version__
+from ipmp.host import sdnotify
+from ipmp.host.altroot import root_path
+from ipmp.mpathd import ipc
+from ipmp.mpathd.logger import Logger
+from ipmp.mpathd.machine import Machine
+from ipmp.mpathd.phyint import Timing
+from ipmp.mpathd.runtime import Runtime
+from ipmp.mpathd.settings import parse_settings
+from ipmp.program import ROOT_CWD, python_module
+
 PROG = "in.mpathd"
 #: Solaris in.mpathd's documented getopt letters (``a``, ``d``, ``D:``) and our ``f``.
 OPTSTRING = "adD:f"
@@ -97,8 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     while i < len(args):
         arg = args[i]
         if arg == "--version":
-            from ipmp import __version__
-
             print(f"{PROG} (ipmp) {__version__}")
             return 0
         if arg == "--foreground":
@@ -137,15 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> int:
-    from ipmp.host import sdnotify
-    from ipmp.host.hostfiles import root_path
-    from ipmp.mpathd import ipc
-    from ipmp.mpathd.logger import Logger
-    from ipmp.mpathd.machine import Machine
-    from ipmp.mpathd.phyint import Timing
-    from ipmp.mpathd.runtime import Runtime
-    from ipmp.mpathd.settings import parse_settings
-
     root = root_path(None)
     if ipc.is_running(root):
         print(f"{PROG}: main: is another instance of in.mpathd already active?", file=sys.stderr)
@@ -211,8 +211,6 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
         # Solaris re-executes itself with the original arguments; in-memory
         # state is lost, the kernel and the state store keep the flags.
         # By absolute path, isolated: never from the directory it was started in.
-        from ipmp.program import ROOT_CWD, python_module
-
         os.chdir(ROOT_CWD)
         command = python_module("ipmp.cli.in_mpathd", *argv)
         os.execv(command[0], command)
