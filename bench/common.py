@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from ipmp.lab.addressing import unique_prefix
 from ipmp.lab.topology import Topology
 from ipmp.lab.wiring import build
-from ipmp.mpathd import ipc
+from ipmp.mpathd import control, protocol
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "hostname.files"
@@ -295,7 +295,7 @@ class Daemon(_Stamped):
         return None
 
     def query(self) -> dict[str, Any]:
-        reply = ipc.call(self.root, ipc.Request("query"), timeout=5.0)
+        reply = control.call(self.root, protocol.Request("query"), timeout=5.0)
         if not reply.ok:
             raise RuntimeError(f"in.mpathd query failed: {reply}")
         data: dict[str, Any] = reply.data
@@ -307,7 +307,7 @@ class Daemon(_Stamped):
         def answering() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"in.mpathd exited ({self.proc.returncode}):\n{self.text()}")
-            return ipc.is_running(self.root, timeout=0.5)
+            return control.is_running(self.root, timeout=0.5)
 
         wait_for(answering, timeout, "in.mpathd to answer", interval=0.05)
         started = time.monotonic()

@@ -31,7 +31,7 @@ from pathlib import Path
 from ipmp import __version__
 from ipmp.host import sdnotify
 from ipmp.host.altroot import root_path
-from ipmp.mpathd import ipc
+from ipmp.mpathd import control, ipc
 from ipmp.mpathd.logger import Logger
 from ipmp.mpathd.machine import Machine
 from ipmp.mpathd.phyint import Timing
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> int:
     root = root_path(None)
-    if ipc.is_running(root):
+    if control.is_running(root):
         print(f"{PROG}: main: is another instance of in.mpathd already active?", file=sys.stderr)
         return 1
     tell: Callable[[bool], None] = lambda ok: None  # noqa: E731

@@ -1,6 +1,6 @@
 """What in.mpathd publishes on its event streams (``ipc.Broker``), derived from the machine.
 
-Two topics (``ipc.TOPICS``):
+Two topics (``protocol.TOPICS``):
 
 ``probes``
     One ``probe`` event per failure-detection probe that is acknowledged or

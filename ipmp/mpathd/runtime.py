@@ -35,7 +35,7 @@ from typing import Any
 from ipmp.host.ifmap import MapEntry, canonical_name, read_ifmap
 from ipmp.kernel.execute import Kernel
 from ipmp.kernel.watch import Watcher
-from ipmp.mpathd import events, ipc, stats
+from ipmp.mpathd import control, events, ipc, protocol, stats
 from ipmp.mpathd.announce import Announcer
 from ipmp.mpathd.keeper import STORE_LOCK_POLL, StoreKeeper
 from ipmp.mpathd.machine import Machine
@@ -116,8 +116,8 @@ class Runtime(Clock):
         self._busy = True
         watcher = self.watcher = Watcher()
         loop.add_reader(watcher.fileno(), self._on_netlink, watcher)
-        server = await ipc.serve(ipc.socket_path(self.root), self._handle, log=lambda m: self.log("err", m),
-                                 broker=self.broker)
+        server = await ipc.serve(control.socket_path(self.root), self._handle,
+                                 log=lambda m: self.log("err", m), broker=self.broker)
         try:
             # Solaris names (etc/ipmp/ifmap), as read at start: the daemon's
             # messages, state and control requests use them.
@@ -378,15 +378,15 @@ class Runtime(Clock):
 
     # -- control socket ------------------------------------------------------------------
 
-    async def _handle(self, request: ipc.Request, peer: ipc.Peer) -> ipc.Reply:
+    async def _handle(self, request: protocol.Request, peer: ipc.Peer) -> protocol.Reply:
         if request.op == "ping":
-            return ipc.Reply()
+            return protocol.Reply()
         if request.op == "query":
-            return ipc.Reply(data=to_wire(self.machine.snapshot()))
+            return protocol.Reply(data=to_wire(self.machine.snapshot()))
         if request.op == "subscribe":
             # The state the events that follow are changes from; clocks so
             # that a client can place the probes' monotonic send times.
-            return ipc.Reply(data={"topic": request.topic, "now": _now(), "time": time.time(),
+            return protocol.Reply(data={"topic": request.topic, "now": _now(), "time": time.time(),
                                    "snapshot": to_wire(self.machine.snapshot())})
         rid = next(self.request_ids)
         fut: asyncio.Future[ReplyTo] = asyncio.get_running_loop().create_future()
@@ -401,8 +401,8 @@ class Runtime(Clock):
             result = await asyncio.wait_for(fut, REQUEST_TIMEOUT)
         except TimeoutError:
             self.pending.pop(rid, None)
-            return ipc.Reply(mpathd_error=ipc.MPATHD_SYS_ERROR, sys_error=11)  # EAGAIN: busy
-        return ipc.Reply(mpathd_error=result.mpathd_error, sys_error=result.sys_error)
+            return protocol.Reply(mpathd_error=protocol.MPATHD_SYS_ERROR, sys_error=11)  # EAGAIN: busy
+        return protocol.Reply(mpathd_error=result.mpathd_error, sys_error=result.sys_error)
 
     def stop(self) -> None:
         """SIGTERM and the like (``add_signal_handler``): the loop ends once what is under way is done."""

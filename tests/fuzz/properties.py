@@ -43,7 +43,7 @@ from ipmp.host.lookups import parse_defaultrouter, parse_hosts, parse_netmasks
 from ipmp.host.state import Stored, dumps, loads
 from ipmp.linux.view import merge
 from ipmp.model import Config, Environment, Family
-from ipmp.mpathd import ipc
+from ipmp.mpathd import ipc, protocol
 from ipmp.mpathd.settings import MIN_FAILURE_DETECTION_TIME, parse_settings
 from tests.fakes import FakeKernel, make_kernel
 
@@ -189,7 +189,7 @@ def check_settings(text: str) -> None:
 
 
 #: Every op the codec knows (``subscribe`` and its ``topic`` are newer than this file).
-ALL_OPS: tuple[str, ...] = (*ipc.OPS, *getattr(ipc, "STREAM_OPS", ()))
+ALL_OPS: tuple[str, ...] = (*protocol.OPS, *getattr(ipc, "STREAM_OPS", ()))
 
 
 def _loggable(text: str) -> bool:
@@ -199,15 +199,16 @@ def _loggable(text: str) -> bool:
 def check_ipc(line: bytes) -> None:
     """One control-socket request line, as the daemon decodes it."""
     try:
-        request = ipc.decode_request(line)
-    except ipc.ProtocolError as err:
+        request = protocol.decode_request(line)
+    except protocol.ProtocolError as err:
         _require(_loggable(err.message), f"ProtocolError message not safe to log: {err.message!r}")
         return
     _require(request.op in ALL_OPS, f"accepted op {request.op!r}")
-    _require(len(request.ifname) <= ipc.MAX_IFNAME and request.ifname.isprintable(),
+    _require(len(request.ifname) <= protocol.MAX_IFNAME and request.ifname.isprintable(),
              f"accepted ifname {request.ifname!r}")
     _require(0 <= request.min_redundancy < 2**32, f"accepted min_redundancy {request.min_redundancy}")
-    _require(ipc.decode_request(ipc.encode_request(request)) == request, "request does not round-trip")
+    _require(protocol.decode_request(protocol.encode_request(request)) == request,
+             "request does not round-trip")
 
 
 #: name -> (generator, check); the generator makes one input from a Random.

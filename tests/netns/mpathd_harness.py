@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from ipmp.lab.pingjob import PingJob
 from ipmp.lab.pingreport import PingReport, TargetStats
 from ipmp.lab.topology import Topology
-from ipmp.mpathd import ipc
+from ipmp.mpathd import control, protocol
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "hostname.files"
@@ -416,7 +416,7 @@ class MpathdLab:
         def answering() -> bool:
             if not daemon.alive():
                 raise AssertionError(f"in.mpathd exited ({proc.returncode}) at start:\n{daemon.text()}")
-            return ipc.is_running(self.root, timeout=0.5)
+            return control.is_running(self.root, timeout=0.5)
 
         wait_for(answering, timeout, "in.mpathd to answer on its control socket",
                  context=daemon.text)
@@ -429,7 +429,7 @@ class MpathdLab:
         return daemon
 
     def query(self) -> dict[str, Any]:
-        reply = ipc.call(self.root, ipc.Request("query"), timeout=5.0)
+        reply = control.call(self.root, protocol.Request("query"), timeout=5.0)
         assert reply.ok, reply
         return reply.data
 

@@ -41,7 +41,7 @@ from mpathd_harness import BIN, FAILOVER, FAILURE, Daemon, MpathdLab, wait_for
 
 from ipmp.host.state import Store
 from ipmp.lab.topology import Topology
-from ipmp.mpathd import ipc
+from ipmp.mpathd import control, ipc, protocol
 
 MakeTopology = Callable[..., Topology]
 
@@ -122,7 +122,7 @@ def daemon_pid(root: Path) -> int:
     """The pid of the daemon serving ``root`` (SO_PEERCRED of a connection to its socket)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(2.0)
-        sock.connect(str(ipc.socket_path(root)))
+        sock.connect(str(control.socket_path(root)))
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, _uid, _gid = struct.unpack("3i", creds)
     return int(pid)
@@ -154,7 +154,7 @@ def test_ifconfig_group_starts_the_daemon_by_absolute_path_not_from_the_cwd(lab:
     proc = subprocess.run(argv, cwd=trap, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     # The real daemon starts (and is stopped here, by its pid); the planted one never ran.
-    wait_for(lambda: ipc.is_running(lab.root, timeout=0.5), 20, "the daemon ifconfig started to answer")
+    wait_for(lambda: control.is_running(lab.root, timeout=0.5), 20, "the daemon ifconfig started to answer")
     pid = daemon_pid(lab.root)
     try:
         assert not mark.exists(), f"planted code ran as uid {mark.read_text()}"
@@ -173,12 +173,12 @@ def test_a_sighup_reload_does_not_run_code_from_the_directory_the_daemon_started
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     d = Daemon(proc, log)
     lab.daemons.append(d)
-    wait_for(lambda: ipc.is_running(lab.root, timeout=0.5), 20, "in.mpathd to answer", context=d.text)
+    wait_for(lambda: control.is_running(lab.root, timeout=0.5), 20, "in.mpathd to answer", context=d.text)
     t0 = time.monotonic()
     d.signal(signal.SIGHUP)
     d.wait_line("SIGHUP: restart and reread config file", since=t0)
     # Answering again means the re-executed daemon is the real one.
-    wait_for(lambda: ipc.is_running(lab.root, timeout=0.5) and d.alive(), 20,
+    wait_for(lambda: control.is_running(lab.root, timeout=0.5) and d.alive(), 20,
              "the re-executed daemon to answer", context=d.text)
     assert not mark.exists(), f"planted code ran as uid {mark.read_text()}"
     assert d.alive(), d.text()
@@ -212,7 +212,7 @@ def test_failover_does_not_wait_for_a_command_that_holds_the_store_lock(lab: Mpa
     try:
         assert holder.wait(), holder.error
         t = time.monotonic()
-        assert ipc.call(lab.root, ipc.Request("ping"), timeout=2.0).ok
+        assert control.call(lab.root, protocol.Request("ping"), timeout=2.0).ok
         ping = time.monotonic() - t
         took = fail_over(lab, d)
         # The kernel moved, the store could not be written yet: it waits for the lock.
@@ -241,7 +241,7 @@ def test_a_store_lock_of_an_older_version_is_narrowed_and_cannot_be_held(lab: Mp
 
 def test_a_local_user_cannot_make_a_reload_fail_through_the_instance_lock(lab: MpathdLab) -> None:
     d = lab.start()
-    lock = ipc.lock_path(ipc.socket_path(lab.root))
+    lock = ipc.lock_path(control.socket_path(lab.root))
     holder = Holder(lock, as_nobody=True)
     try:
         # The daemon holds it: nobody waits for it (old code), or is refused at once.
@@ -249,7 +249,7 @@ def test_a_local_user_cannot_make_a_reload_fail_through_the_instance_lock(lab: M
         t0 = time.monotonic()
         d.signal(signal.SIGHUP)
         d.wait_line("SIGHUP: restart and reread config file", since=t0)
-        wait_for(lambda: ipc.is_running(lab.root, timeout=0.5), 20, "the re-executed daemon to answer",
+        wait_for(lambda: control.is_running(lab.root, timeout=0.5), 20, "the re-executed daemon to answer",
                  context=d.text)
         assert d.alive(), d.text()
         assert not d.matching("already active", since=t0), d.text()

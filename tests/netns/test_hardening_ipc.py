@@ -32,7 +32,7 @@ from test_mpathd_streams import Collector
 from unprivileged import NOBODY_ENV, nobody_python
 
 from ipmp.lab.topology import Topology
-from ipmp.mpathd import ipc
+from ipmp.mpathd import control, ipc, protocol
 
 MakeTopology = Callable[..., Topology]
 
@@ -154,7 +154,7 @@ def ended(proc: subprocess.Popen[str]) -> None:
 def test_a_flood_of_bad_requests_makes_a_few_lines_and_failover_is_still_logged(lab: MpathdLab) -> None:
     d = lab.start()
     t0 = time.monotonic()
-    flood = nobody("-c", FLOOD, str(ipc.socket_path(lab.root)), str(REQUESTS))
+    flood = nobody("-c", FLOOD, str(control.socket_path(lab.root)), str(REQUESTS))
     try:
         # A failure in the middle of the flood: detected, logged, failed over.
         wait_for(lambda: d.matching(COMPLAINT, since=t0) or None, 30.0, "the flood to begin")
@@ -191,17 +191,17 @@ def test_a_flood_of_bad_requests_makes_a_few_lines_and_failover_is_still_logged(
 
 def test_streams_per_user_root_reserved_and_idle_streams_dropped(lab: MpathdLab) -> None:
     d = lab.start()
-    path = str(ipc.socket_path(lab.root))
+    path = str(control.socket_path(lab.root))
     holder = nobody("-c", HOLD, path, stdin=subprocess.PIPE)
     root_streams: list[Collector] = []
     try:
         assert holder.stdout is not None and holder.stdin is not None
         got = json.loads(holder.stdout.readline())
         # Per uid and topic, then refused (EAGAIN), not a daemon's worth of slots.
-        assert got["held"] == {t: ipc.MAX_SUBSCRIBERS_PER_UID for t in ipc.TOPICS}, got
-        assert got["refused"] == {t: errno.EAGAIN for t in ipc.TOPICS}, got
+        assert got["held"] == {t: ipc.MAX_SUBSCRIBERS_PER_UID for t in protocol.TOPICS}, got
+        assert got["refused"] == {t: errno.EAGAIN for t in protocol.TOPICS}, got
         # Root still subscribes, to both topics (and reads them).
-        for topic in ipc.TOPICS:
+        for topic in protocol.TOPICS:
             root_streams.append(Collector(lab.root, topic))
         # Something to say on the events topic; probes flow anyway.  Nobody
         # reads its streams but one: those are dropped STREAM_IDLE_TIMEOUT later.

@@ -40,7 +40,7 @@ from mpathd_harness import MpathdLab, figures, wait_for
 from unprivileged import NOBODY_ENV, nobody_python
 
 from ipmp.lab.topology import Topology
-from ipmp.mpathd import ipc
+from ipmp.mpathd import control, ipc, protocol
 
 MakeTopology = Callable[..., Topology]
 
@@ -103,7 +103,7 @@ def test_unprivileged_offline_and_reattach_are_refused_and_logged(lab: MpathdLab
     assert lab.layout().lifs == offline.lifs, "a refused reattach changes nothing"
     # Queries stay open to everyone (ipmpstat runs as anyone).
     query = as_nobody(lab, "-c", "import sys; from pathlib import Path; from ipmp.mpathd import ipc; "
-                      "print(ipc.call(Path(sys.argv[1]), ipc.Request('query')).ok)", str(lab.root))
+                      "print(control.call(Path(sys.argv[1]), protocol.Request('query')).ok)", str(lab.root))
     assert query.stdout.strip() == "True", query.stderr
     assert lab.if_mpadm("-r", "qfe0").returncode == 0
     assert lab.layout().lifs == before.lifs
@@ -123,10 +123,10 @@ class Pinger(threading.Thread):
         while not self.stop.is_set():
             t = time.monotonic()
             try:
-                reply = ipc.call(self.root, ipc.Request("ping"), timeout=5.0)
+                reply = control.call(self.root, protocol.Request("ping"), timeout=5.0)
                 if not reply.ok:
                     self.failures.append(f"reply {reply}")
-            except ipc.IpcError as err:
+            except protocol.IpcError as err:
                 self.failures.append(f"{type(err).__name__}: {err}")
             self.latencies.append(time.monotonic() - t)
             self.stop.wait(max(0.0, t + PING_EVERY - time.monotonic()))
@@ -152,7 +152,7 @@ def flood(lab: MpathdLab, requests: int, concurrency: int, name: str, bound: flo
     # A warm-up round: the interpreter's allocator grows once, then must stay.
     # The flood comes from an unprivileged user: root is trusted (it may stop the daemon anyway).
     nobody = nobody_python()
-    abuse = nobody.argv(str(nobody.script(HERE / "ipc_abuse.py")), str(ipc.socket_path(lab.root)))
+    abuse = nobody.argv(str(nobody.script(HERE / "ipc_abuse.py")), str(control.socket_path(lab.root)))
     warm = topo.run("host", [*abuse, "--requests", "1000", "--concurrency", str(concurrency)], check=False,
                     timeout=120, env=NOBODY_ENV)
     assert warm.returncode == 0, warm.stderr

@@ -46,7 +46,7 @@ from mpathd_harness import (
 )
 
 from ipmp.lab.topology import Topology
-from ipmp.mpathd import ipc
+from ipmp.mpathd import control
 
 MakeTopology = Callable[..., Topology]
 
@@ -502,7 +502,7 @@ def test_second_instance_refuses_to_start(make_lab: MakeLab) -> None:
     proc = lab.in_mpathd("-d")
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "main: is another instance of in.mpathd already active?" in proc.stderr + proc.stdout
-    assert d.alive() and ipc.is_running(lab.root)
+    assert d.alive() and control.is_running(lab.root)
 
 
 def test_sigterm_leaves_addresses_where_they_are(make_lab: MakeLab) -> None:
@@ -512,7 +512,7 @@ def test_sigterm_leaves_addresses_where_they_are(make_lab: MakeLab) -> None:
     before = fail_qfe0_link(lab, d)
     kernel_before = topo.ip_json("host", "-4", "addr", "show")
     assert d.stop() == 0, d.text()
-    assert not ipc.is_running(lab.root)
+    assert not control.is_running(lab.root)
     after = lab.layout()
     assert after.lifs == before.lifs, f"before:\n{before.text}\nafter:\n{after.text}"
     assert topo.ip_json("host", "-4", "addr", "show") == kernel_before

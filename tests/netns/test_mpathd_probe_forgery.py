@@ -62,8 +62,8 @@ HIDDEN_FOR = 10.0
 SPY = """
 import sys
 from pathlib import Path
-from ipmp.mpathd import ipc
-with ipc.subscribe(Path(sys.argv[1]), "probes") as stream:
+from ipmp.mpathd import control, ipc
+with control.subscribe(Path(sys.argv[1]), "probes") as stream:
     if not stream.reply.ok:
         sys.exit(f"subscribe refused: {stream.reply}")
     for event in stream:

@@ -23,14 +23,14 @@ from typing import Any
 
 from mpathd_harness import BIN, Daemon, MakeLab, wait_for
 
-from ipmp.mpathd import ipc
+from ipmp.mpathd import control, protocol
 
 
 class Collector:
     """Events of one subscription, read by a thread until ``close``."""
 
-    def __init__(self, root: Path, topic: ipc.Topic) -> None:
-        self.stream = ipc.subscribe(root, topic)
+    def __init__(self, root: Path, topic: protocol.Topic) -> None:
+        self.stream = control.subscribe(root, topic)
         assert self.stream.reply.ok, self.stream.reply
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -42,7 +42,7 @@ class Collector:
             for event in self.stream:
                 with self._lock:
                     self.events.append(event)
-        except (ipc.ReadFailed, OSError):
+        except (control.ReadFailed, OSError):
             pass  # closed under us
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -138,7 +138,7 @@ def test_foreground_mode_tells_systemd_when_it_is_ready(make_lab: MakeLab, tmp_p
         lab.daemons.append(daemon)
         ready = notify.recv(4096).decode()
         # Readiness means the control socket answers (the same promise as the daemonize pipe).
-        assert ipc.is_running(lab.root) and ipc.call(lab.root, ipc.Request("ping")).ok
+        assert control.is_running(lab.root) and control.call(lab.root, protocol.Request("ping")).ok
         fields = dict(line.split("=", 1) for line in ready.splitlines())
         assert fields["READY"] == "1" and fields["MAINPID"] == str(proc.pid), ready
         assert daemon.alive()  # -f: no fork, the pid systemd started is the daemon
@@ -150,7 +150,7 @@ def test_foreground_mode_tells_systemd_when_it_is_ready(make_lab: MakeLab, tmp_p
         daemon.signal(signal.SIGTERM)
         assert notify.recv(4096) == b"STOPPING=1"
         assert daemon.wait_exit(10) == 0, daemon.text()
-    assert not ipc.is_running(lab.root)
+    assert not control.is_running(lab.root)
     assert not daemon.matching("Traceback"), daemon.text()
 
 
@@ -186,4 +186,4 @@ def test_sigusr1_logs_the_tables_and_the_probe_statistics(make_lab: MakeLab) -> 
         sent, acked = block["probes sent"], block["probe acks received"]
         assert sent >= 10 and acked >= 8, block
         assert sent == acked + block["probes/acks lost"] + block["valid unacknowledged probes"], block
-    assert daemon.alive() and ipc.call(lab.root, ipc.Request("ping")).ok
+    assert daemon.alive() and control.call(lab.root, protocol.Request("ping")).ok

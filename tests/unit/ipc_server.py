@@ -6,8 +6,9 @@ import asyncio
 import threading
 from pathlib import Path
 
-from ipmp.mpathd import ipc
-from ipmp.mpathd.ipc import Broker, Peer, Reply, Request
+from ipmp.mpathd import control, ipc
+from ipmp.mpathd.ipc import Broker, Peer
+from ipmp.mpathd.protocol import Reply, Request
 
 
 class ServerThread:
@@ -35,7 +36,7 @@ class ServerThread:
 
     def start(self) -> None:
         self.thread.start()
-        serving = ipc.serve(ipc.socket_path(self.root), self._handle, log=lambda line: None,
+        serving = ipc.serve(control.socket_path(self.root), self._handle, log=lambda line: None,
                             broker=self._broker)
         self.server = asyncio.run_coroutine_threadsafe(serving, self.loop).result(5)
 

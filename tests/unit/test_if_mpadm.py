@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from ipmp.cli import if_mpadm
-from ipmp.mpathd import ipc
-from ipmp.mpathd.ipc import Peer, Reply, Request
+from ipmp.mpathd import control, ipc, protocol
+from ipmp.mpathd.ipc import Peer
+from ipmp.mpathd.protocol import Reply, Request
 
 USAGE = "Usage : if_mpadm [-d | -r] <interface_name>\n"
 MIN_RED = ("Offline failed as there is no other functional interface available in the multipathing "
@@ -78,7 +79,7 @@ class FakeDaemon:
     def start(self, handle: Callable[[Request, Peer], Awaitable[Reply]] | None = None) -> None:
         self.thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            ipc.serve(ipc.socket_path(self.root), handle or self.handle, log=self.log.append,
+            ipc.serve(control.socket_path(self.root), handle or self.handle, log=self.log.append,
                       # Tests need not run as root: stand in for the peer check.
                       authorise=lambda request, peer: True),
             self.loop,
@@ -216,18 +217,18 @@ def test_offline_success(root: Path, daemon: FakeDaemon, capsys: pytest.CaptureF
 
 def test_logical_name_is_checked_on_its_nic_and_sent_as_given(
         root: Path, daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
-    daemon.replies = [Reply(ipc.MPATHD_SYS_ERROR, errno.EINVAL)]
+    daemon.replies = [Reply(protocol.MPATHD_SYS_ERROR, errno.EINVAL)]
     assert run(["-d", "hme0:1"], capsys) == (1, "if_mpadm: Invalid argument\n")
     assert daemon.requests == [Request("offline", "hme0:1", 1)]
 
 
 @pytest.mark.parametrize(("reply", "message"), [
-    (Reply(ipc.MPATHD_MIN_RED_ERROR), MIN_RED),
-    (Reply(ipc.MPATHD_FAILBACK_PARTIAL), PARTIAL),
-    (Reply(ipc.MPATHD_SYS_ERROR, errno.EINVAL), "if_mpadm: Invalid argument\n"),
-    (Reply(ipc.MPATHD_SYS_ERROR, errno.EPERM), "if_mpadm: Operation not permitted\n"),
-    (Reply(ipc.MPATHD_FAILBACK_DISABLED), "Operation returned an unrecognized error: 3\n"),
-    (Reply(ipc.IPMP_EPROTO), "Operation returned an unrecognized error: 10\n"),
+    (Reply(protocol.MPATHD_MIN_RED_ERROR), MIN_RED),
+    (Reply(protocol.MPATHD_FAILBACK_PARTIAL), PARTIAL),
+    (Reply(protocol.MPATHD_SYS_ERROR, errno.EINVAL), "if_mpadm: Invalid argument\n"),
+    (Reply(protocol.MPATHD_SYS_ERROR, errno.EPERM), "if_mpadm: Operation not permitted\n"),
+    (Reply(protocol.MPATHD_FAILBACK_DISABLED), "Operation returned an unrecognized error: 3\n"),
+    (Reply(protocol.IPMP_EPROTO), "Operation returned an unrecognized error: 10\n"),
 ])
 def test_daemon_errors(root: Path, daemon: FakeDaemon, reply: Reply, message: str,
                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -238,12 +239,12 @@ def test_daemon_errors(root: Path, daemon: FakeDaemon, reply: Reply, message: st
 
 def test_undo_partial_failback(root: Path, daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
     write_state(root, qfe0=True)
-    daemon.replies = [Reply(ipc.MPATHD_FAILBACK_PARTIAL)]
+    daemon.replies = [Reply(protocol.MPATHD_FAILBACK_PARTIAL)]
     assert run(["-r", "qfe0"], capsys) == (1, PARTIAL)
 
 
 def test_retry_then_success(root: Path, daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
-    daemon.replies = [Reply(ipc.MPATHD_SYS_ERROR, errno.EAGAIN), Reply()]
+    daemon.replies = [Reply(protocol.MPATHD_SYS_ERROR, errno.EAGAIN), Reply()]
     sleeps = Sleeps()
     assert run(["-d", "hme0"], capsys, sleeps) == (0, "Retrying ...\nRetry Successful.\n")
     assert sleeps.calls == [1.0]
@@ -251,13 +252,13 @@ def test_retry_then_success(root: Path, daemon: FakeDaemon, capsys: pytest.Captu
 
 
 def test_retry_then_other_error(root: Path, daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
-    daemon.replies = [Reply(ipc.MPATHD_SYS_ERROR, errno.EAGAIN), Reply(ipc.MPATHD_MIN_RED_ERROR)]
+    daemon.replies = [Reply(protocol.MPATHD_SYS_ERROR, errno.EAGAIN), Reply(protocol.MPATHD_MIN_RED_ERROR)]
     assert run(["-d", "hme0"], capsys) == (1, "Retrying ...\n" + MIN_RED)
 
 
 def test_device_busy_after_three_attempts(root: Path, daemon: FakeDaemon,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    daemon.replies = [Reply(ipc.MPATHD_SYS_ERROR, errno.EAGAIN)] * 4
+    daemon.replies = [Reply(protocol.MPATHD_SYS_ERROR, errno.EAGAIN)] * 4
     sleeps = Sleeps()
     assert run(["-d", "hme0"], capsys, sleeps) == (
         1, "Retrying ...\nRetrying ...\nRetrying ...\nDevice busy. Retry the operation later.\n")

@@ -18,8 +18,8 @@ import pytest
 from ipmp.admin import ipmpstat
 from ipmp.admin.ipmpstat import FieldError, Line, select_fields
 from ipmp.cli import ipmpstat as cli
-from ipmp.mpathd import ipc
-from ipmp.mpathd.ipc import Reply, Request
+from ipmp.mpathd import protocol
+from ipmp.mpathd.protocol import Reply, Request
 from ipmp.mpathd.snapshot import from_wire, to_wire
 from tests.unit.ipc_server import ServerThread
 
@@ -654,8 +654,8 @@ def test_probe_mode_needs_a_daemon_that_streams(daemon: FakeDaemon,
 
 
 @pytest.mark.parametrize(("reply", "message"), [
-    (Reply(ipc.MPATHD_SYS_ERROR, errno.EIO), "Input/output error"),
-    (Reply(ipc.IPMP_EPROTO), "unable to communicate with in.mpathd"),
+    (Reply(protocol.MPATHD_SYS_ERROR, errno.EIO), "Input/output error"),
+    (Reply(protocol.IPMP_EPROTO), "unable to communicate with in.mpathd"),
     (Reply(data={"v": 2}), "unable to communicate with in.mpathd"),
     (Reply(data={}), "unable to communicate with in.mpathd"),
 ])

@@ -11,7 +11,8 @@ import pytest
 
 from ipmp.admin.ipmpstat import ProbeFormatter, probe_json, probe_row
 from ipmp.cli import ipmpstat as cli
-from ipmp.mpathd.ipc import Broker, Reply, Request
+from ipmp.mpathd.ipc import Broker
+from ipmp.mpathd.protocol import Reply, Request
 from tests.unit.ipc_server import ServerThread
 from tests.unit.test_ipmpstat import DEGRADED, NO_DAEMON, itf, run, snap
 

@@ -19,26 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.mpathd import ipc
-from ipmp.mpathd.ipc import (
+from ipmp.mpathd import ipc, protocol
+from ipmp.mpathd.control import NotRunning, ReadFailed, call, is_running, socket_path
+from ipmp.mpathd.ipc import DaemonRunning, Peer, authorised, connection, serve
+from ipmp.mpathd.protocol import (
     IPMP_EPROTO,
     MPATHD_MIN_RED_ERROR,
     MPATHD_SYS_ERROR,
-    DaemonRunning,
-    NotRunning,
-    Peer,
-    ReadFailed,
     Reply,
     Request,
-    authorised,
-    call,
-    connection,
     decode_reply,
     encode_reply,
     encode_request,
-    is_running,
-    serve,
-    socket_path,
 )
 from tests.public_tmp import public_tempdir
 
@@ -57,7 +49,7 @@ def test_socket_path_is_under_the_root() -> None:
     ("ping", 1000, True), ("query", 1000, True), ("offline", 1000, False), ("undo_offline", 1000, False),
     ("offline", 0, True), ("undo_offline", 0, True), ("offline", -1, False),
 ])
-def test_authorisation(op: ipc.Op, uid: int, allowed: bool) -> None:
+def test_authorisation(op: protocol.Op, uid: int, allowed: bool) -> None:
     assert authorised(Request(op, "hme0"), Peer(4242, uid, uid)) is allowed
     assert ipc.refusal_line(Peer(4242, 1000, 100)) == "Attempt to connect from pid 4242 uid 1000"
 

@@ -32,21 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.mpathd import ipc
-from ipmp.mpathd.ipc import (
-    IPMP_EPROTO,
-    MPATHD_SYS_ERROR,
-    Broker,
-    Complaints,
-    Peer,
-    Reply,
-    Request,
-    connection,
-    decode_reply,
-    encode_request,
-    serve,
-    socket_path,
-)
+from ipmp.mpathd import control, ipc, protocol
+from ipmp.mpathd.control import socket_path
+from ipmp.mpathd.ipc import Broker, Complaints, Peer, connection, serve
+from ipmp.mpathd.protocol import IPMP_EPROTO, MPATHD_SYS_ERROR, Reply, Request, decode_reply, encode_request
 from tests.public_tmp import public_tempdir
 
 NOBODY = 65534
@@ -373,7 +362,7 @@ def test_stream_slots_per_uid_and_roots_own() -> None:
 
         def greedy(say: Callable[[bytes], None], wait: Callable[[], None]) -> None:
             socks, got = [], []
-            for topic in ipc.TOPICS:
+            for topic in protocol.TOPICS:
                 for _ in range(3):
                     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                     sock.settimeout(10)
@@ -403,11 +392,11 @@ def test_stream_slots_per_uid_and_roots_own() -> None:
                     user.go()
                     results.append((await asyncio.to_thread(user.hear)).decode().split())
                 for n in range(reserved + 1):
-                    stream = await asyncio.to_thread(ipc.subscribe, top, ipc.TOPICS[n % 2])
+                    stream = await asyncio.to_thread(control.subscribe, top, protocol.TOPICS[n % 2])
                     roots.append(stream)
                 return [stream.reply for stream in roots]
 
-        roots: list[ipc.Stream] = []
+        roots: list[control.Stream] = []
         try:
             replies = asyncio.run(body())
         finally:
@@ -417,7 +406,7 @@ def test_stream_slots_per_uid_and_roots_own() -> None:
     assert codes == [0] * len(users)
     eagain = str(errno.EAGAIN)
     for got in results:
-        for topic in ipc.TOPICS:
+        for topic in protocol.TOPICS:
             mine = [g.split(":")[1] for g in got if g.startswith(topic + ":")]
             assert mine.count("ok") <= ipc.MAX_SUBSCRIBERS_PER_UID, got
             assert set(mine) <= {"ok", eagain}, got
@@ -439,7 +428,7 @@ def test_idle_subscribers_are_dropped_readers_and_quiet_ones_are_not(monkeypatch
     with shared_root() as top:
         path = socket_path(top)
 
-        def subscribed(topic: ipc.Topic) -> socket.socket:
+        def subscribed(topic: protocol.Topic) -> socket.socket:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(10)
             sock.connect(str(path))

@@ -13,23 +13,19 @@ from typing import Any
 
 import pytest
 
-from ipmp.mpathd import ipc
-from ipmp.mpathd.ipc import (
+from ipmp.mpathd import control, ipc, protocol
+from ipmp.mpathd.control import ReadFailed, socket_path
+from ipmp.mpathd.ipc import Broker, Peer, SubscribersFull, serve
+from ipmp.mpathd.protocol import (
     IPMP_EPROTO,
     MPATHD_SYS_ERROR,
-    Broker,
-    Peer,
     ProtocolError,
-    ReadFailed,
     Reply,
     Request,
-    SubscribersFull,
     decode_event,
     decode_request,
     encode_event,
     encode_request,
-    serve,
-    socket_path,
 )
 
 # --------------------------------------------------------------------------
@@ -37,7 +33,7 @@ from ipmp.mpathd.ipc import (
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("topic", ipc.TOPICS)
+@pytest.mark.parametrize("topic", protocol.TOPICS)
 def test_subscribe_request_round_trip(topic: str) -> None:
     request = Request("subscribe", topic=topic)
     line = encode_request(request)
@@ -59,7 +55,7 @@ def test_bad_subscriptions_are_refused(line: bytes) -> None:
 
 def test_one_shot_requests_keep_their_wire_format() -> None:
     assert b"topic" not in encode_request(Request("query"))
-    assert "subscribe" not in ipc.OPS and ipc.STREAM_OPS == ("subscribe",)
+    assert "subscribe" not in protocol.OPS and protocol.STREAM_OPS == ("subscribe",)
     assert ipc.authorised(Request("subscribe", topic="probes"), Peer(1, 1000, 1000))
 
 
@@ -163,9 +159,9 @@ async def until(condition: Any) -> None:
             await asyncio.sleep(0.01)
 
 
-def collect(root: Path, topic: ipc.Topic, count: int) -> tuple[Reply, list[dict[str, Any]]]:
+def collect(root: Path, topic: protocol.Topic, count: int) -> tuple[Reply, list[dict[str, Any]]]:
     """Subscribe (blocking client), read ``count`` events, hang up."""
-    with ipc.subscribe(root, topic, idle_timeout=5.0) as stream:
+    with control.subscribe(root, topic, idle_timeout=5.0) as stream:
         events: list[dict[str, Any]] = []
         if stream.reply.ok:
             for event in stream:
@@ -191,7 +187,7 @@ def test_subscribe_streams_until_the_client_hangs_up(tmp_path: Path) -> None:
             assert [(e["topic"], e["probe"]) for e in events] == [("probes", 0), ("probes", 1), ("probes", 2)]
             # The client closed: its subscription goes, the server keeps serving.
             await until(lambda: broker.subscribers("probes") == 0)
-            assert (await asyncio.to_thread(ipc.call, tmp_path, Request("ping"))).ok
+            assert (await asyncio.to_thread(control.call, tmp_path, Request("ping"))).ok
 
     asyncio.run(body())
     assert daemon.seen == [Request("subscribe", topic="probes"), Request("ping")]
@@ -253,7 +249,7 @@ def test_a_client_that_does_not_read_is_dropped_and_others_go_on(tmp_path: Path)
             reader, writer = await asyncio.open_unix_connection(str(socket_path(tmp_path)))
             writer.write(encode_request(Request("subscribe", topic="probes")))
             await writer.drain()
-            assert ipc.decode_reply(await reader.readline()).ok
+            assert protocol.decode_reply(await reader.readline()).ok
             good = asyncio.ensure_future(asyncio.to_thread(collect, tmp_path, "probes", 400))
             await until(lambda: broker.subscribers("probes") == 2)
             for n in range(400):
@@ -292,7 +288,7 @@ def test_client_reports_broken_streams(tmp_path: Path) -> None:
         srv = await asyncio.start_unix_server(cb, path=str(path))
         try:
             def read() -> list[dict[str, Any]]:
-                with ipc.subscribe(tmp_path, "events", idle_timeout=5) as stream:
+                with control.subscribe(tmp_path, "events", idle_timeout=5) as stream:
                     return list(stream)
             return await asyncio.to_thread(read)
         finally:
@@ -311,6 +307,6 @@ def test_client_reports_broken_streams(tmp_path: Path) -> None:
 
 
 def test_subscribe_without_a_daemon(tmp_path: Path) -> None:
-    with pytest.raises(ipc.NotRunning) as info:
-        ipc.subscribe(tmp_path, "probes")
+    with pytest.raises(control.NotRunning) as info:
+        control.subscribe(tmp_path, "probes")
     assert info.value.errno == errno.ENOENT
