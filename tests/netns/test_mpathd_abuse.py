@@ -102,7 +102,8 @@ def test_unprivileged_offline_and_reattach_are_refused_and_logged(lab: MpathdLab
     d.wait_line(REFUSAL, since=t1, timeout=5)
     assert lab.layout().lifs == offline.lifs, "a refused reattach changes nothing"
     # Queries stay open to everyone (ipmpstat runs as anyone).
-    query = as_nobody(lab, "-c", "import sys; from pathlib import Path; from ipmp.mpathd import control, protocol; "
+    query = as_nobody(lab, "-c", "import sys; from pathlib import Path; "
+                      "from ipmp.mpathd import control, protocol; "
                       "print(control.call(Path(sys.argv[1]), protocol.Request('query')).ok)", str(lab.root))
     assert query.stdout.strip() == "True", query.stderr
     assert lab.if_mpadm("-r", "qfe0").returncode == 0
