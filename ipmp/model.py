@@ -112,6 +112,13 @@ class IFF(enum.IntFlag):
     FIXEDMTU = 0x1000000000
     VIRTUAL = 0x2000000000
     DUPLICATE = 0x4000000000
+    #: Solaris 11 (Clearview) bits, illumos ``net/if.h``: the IPMP interface
+    #: itself; an IPv6 instance made without a link-local address.
+    IPMP = 0x8000000000
+    NOLINKLOCAL = 0x40000000000
+    #: Oracle Solaris 11 only (not in illumos): the link is up, as
+    #: in.mpathd reads it (in.mpathd(8), 11.4: "IFF_PHYSRUNNING").
+    PHYSRUNNING = 0x100000000000
 
 
 #: The names ``ifconfig`` prints for each bit, in ascending bit order
@@ -156,6 +163,8 @@ FLAG_NAMES: tuple[tuple[IFF, str], ...] = (
     (IFF.FIXEDMTU, "FIXEDMTU"),
     (IFF.VIRTUAL, "VIRTUAL"),
     (IFF.DUPLICATE, "DUPLICATE"),
+    (IFF.IPMP, "IPMP"),
+    (IFF.PHYSRUNNING, "PHYSRUNNING"),
 )
 
 
@@ -201,6 +210,16 @@ class Logical:
     #: one applies, and the given one again once the link allows it, as
     #: ``ipif_move`` saves and restores ``ipif_saved_mtu`` (§1 item 5).
     mtu: int | None = None
+    #: The Solaris 11 model: this is a data address of the IPMP interface
+    #: of this NIC's group, shown there as unit ``ipmp_unit`` (``ipmp0`` is
+    #: 0, ``ipmp0:1`` is 1).  Linux has no IPMP interface, so the address is
+    #: held by the member it is bound to (``ipmpstat -a`` INBOUND) and moves
+    #: among the members as Solaris 11 re-binds it (illumos ``ipmp.c``
+    #: ``ipmp_ill_bind_ipif``); None: an address of this NIC itself.
+    ipmp_unit: int | None = None
+    #: The ``ipadm`` address object naming this address (``ipmp0/v4``,
+    #: ``net0/v4a``); "" for an address made by ``ifconfig``.
+    addrobj: str = ""
 
     def name(self, ifname: str) -> str:
         return ifname if self.unit == 0 else f"{ifname}:{self.unit}"
@@ -251,6 +270,12 @@ class Interface:
     #: The IPv6 interface token (Solaris ``ill_token``, ``ifconfig IF inet6
     #: token T/64``): the kernel's ``ip token`` of the link, None when unset.
     token: IPv6Address | None = None
+    #: A Solaris 11 IPMP interface (``ipadm create-ipmp ipmp0``, IFF_IPMP):
+    #: no Linux link stands for it; ``group`` is its group's name, its
+    #: ``index`` one the toolkit assigned, and ``logicals`` only the data
+    #: addresses no member can hold yet (no member, or none UP).  Its bound
+    #: data addresses sit on the members (``Logical.ipmp_unit``).
+    ipmp: bool = False
 
     def logicals_of(self, family: Family) -> tuple[Logical, ...]:
         return tuple(sorted((lg for lg in self.logicals if lg.family == family), key=lambda lg: lg.unit))
@@ -337,7 +362,20 @@ class Config:
         return Config(tuple(items))
 
     def group_members(self, group: str) -> tuple[Interface, ...]:
-        return tuple(i for i in self.interfaces if group and i.group == group)
+        """The physical interfaces of ``group`` (its IPMP interface is not a member)."""
+        return tuple(i for i in self.interfaces if group and i.group == group and not i.ipmp)
+
+    @property
+    def nics(self) -> tuple[Interface, ...]:
+        """The interfaces that stand for a Linux link (all but the IPMP interfaces)."""
+        return tuple(i for i in self.interfaces if not i.ipmp)
+
+    def ipmp_interface(self, group: str) -> Interface | None:
+        """The Solaris 11 IPMP interface of ``group``, if it has one."""
+        for itf in self.interfaces:
+            if itf.ipmp and group and itf.group == group:
+                return itf
+        return None
 
 
 # --------------------------------------------------------------------------

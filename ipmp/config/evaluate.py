@@ -188,7 +188,7 @@ def selected_logicals(config: Config, letters: str, family: Family | None) -> li
     if "6" in letters and "4" not in letters:
         families = [f for f in families if f is Family.INET6]
     for fam in families:
-        for itf in config.interfaces:
+        for itf in config.nics:  # ``ifconfig -a`` words leave the ipadm-made IPMP interfaces alone
             if fam not in itf.plumbed:
                 continue
             for lg in itf.logicals_of(fam):
@@ -210,7 +210,7 @@ def _evaluate_all(config: Config, command: Command, env: Environment) -> Outcome
     if any(a.keyword == "plumb" for a in command.actions):
         # Solaris plumbs every device, for inet when no family is given.
         family = command.family or Family.INET
-        targets = [(itf.name, family) for itf in config.interfaces if not itf.loopback]
+        targets = [(itf.name, family) for itf in config.nics if not itf.loopback]
     else:
         targets = selected_logicals(config, letters, command.family)
     for name, fam in targets:

@@ -88,6 +88,8 @@ def _logical_to_json(lg: Logical) -> dict[str, Any]:
         "home": lg.home,
         "home_unit": lg.home_unit,
         "mtu": lg.mtu,
+        "ipmp_unit": lg.ipmp_unit,
+        "addrobj": lg.addrobj,
     }
 
 
@@ -107,10 +109,14 @@ def _logical_from_json(d: dict[str, Any]) -> Logical:
         home=str(d.get("home", "")),
         home_unit=d.get("home_unit"),
         mtu=int(d["mtu"]) if d.get("mtu") is not None else None,
+        ipmp_unit=int(d["ipmp_unit"]) if d.get("ipmp_unit") is not None else None,
+        addrobj=str(d.get("addrobj", "")),
     )
 
 
 def _interface_to_json(itf: Interface) -> dict[str, Any]:
+    # An IPMP interface has no Linux link: its kind and the index the toolkit
+    # gave it live only here; a NIC's index is the kernel's, never stored.
     return {
         "name": itf.name,
         "plumbed": sorted(int(f) for f in itf.plumbed),
@@ -123,7 +129,7 @@ def _interface_to_json(itf: Interface) -> dict[str, Any]:
         # kernel-owned addresses (IPv6 link-local) are the kernel's; only
         # their flags matter, kept on the unit-0 record.
         "logicals": [_logical_to_json(lg) for lg in itf.logicals],
-    }
+    } | ({"ipmp": True, "index": itf.index} if itf.ipmp else {})
 
 
 def _interface_from_json(d: dict[str, Any]) -> Interface:
@@ -136,6 +142,8 @@ def _interface_from_json(d: dict[str, Any]) -> Interface:
         failed=bool(d.get("failed", False)),
         offline=bool(d.get("offline", False)),
         held_inactive=bool(d.get("held_inactive", False)),
+        ipmp=bool(d.get("ipmp", False)),
+        index=int(d.get("index", 0)),
         logicals=tuple(_logical_from_json(x) for x in d.get("logicals", [])),
     )
 

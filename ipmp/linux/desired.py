@@ -144,7 +144,9 @@ def desired_kernel(
     rules: set[KRule] = set()
     sysctls: list[tuple[str, str]] = []
     for itf in config.interfaces:
-        if itf.name not in scope.names:
+        if itf.name not in scope.names or itf.ipmp:
+            # An IPMP interface has no Linux link: the addresses it can hold
+            # are on its members (Logical.ipmp_unit), the rest held nowhere.
             continue
         cur = current.link(itf.name)
         links.append(

@@ -302,7 +302,36 @@ def merge(kernel: KernelState, stored: Iterable[Interface]) -> Config:
                 token=link.token,
             )
         )
+    interfaces.extend(_ipmp_interfaces(kernel, records.values(), interfaces))
     return Config(tuple(interfaces))
+
+
+def _ipmp_interfaces(
+    kernel: KernelState, records: Iterable[Interface], nics: Sequence[Interface]
+) -> list[Interface]:
+    """The Solaris 11 IPMP interfaces: records of the store alone, no Linux link.
+
+    Solaris 11 shows an IPMP interface RUNNING while one of its members is
+    usable (illumos ``ipmp_ill_activate`` marks the group link up with its
+    first active member, ``ipmp_ill_deactivate`` down with its last); its MTU
+    is the smallest of its members' (``ipmp_illgrp_refresh_mtu``), 1500 with
+    none.  Its index is the one the toolkit gave it, kept unless a Linux link
+    took that number since.
+    """
+    taken = {link.index for link in kernel.links}
+    out: list[Interface] = []
+    for rec in records:
+        if not rec.ipmp or kernel.link(rec.name) is not None:
+            continue
+        members = [n for n in nics if n.group == rec.group and not n.ipmp]
+        usable = [m for m in members if m.running and not (m.failed or m.offline or m.inactive)]
+        index = rec.index
+        if index == 0 or index in taken:
+            index = max(taken | {i.index for i in out} | {0}) + 1
+        taken.add(index)
+        out.append(replace(rec, index=index, link_up=True, running=bool(usable),
+                           mtu=min((m.mtu for m in members), default=1500), mac=None))
+    return out
 
 
 def _route_mtus(

@@ -40,7 +40,7 @@ class Tracking(Detection):
         self.next_rescan = now + self.timing.scan_interval
         seen: set[str] = set()
         adopted_down: list[Phyint] = []
-        for itf in ev.config.interfaces:
+        for itf in ev.config.nics:  # an IPMP interface is no phyint: nothing to probe
             if not self._tracked(itf):
                 continue
             seen.add(itf.name)

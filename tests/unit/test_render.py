@@ -228,9 +228,9 @@ def test_format_flags(flags: IFF, text: str) -> None:
 
 
 def test_format_flags_unnamed_bit_counts_in_hex_only() -> None:
-    # 0x8000000000 is Clearview's IPMP bit, which the S10 table does not name.
-    assert format_flags(IFF(0x8000000000)) == "flags=8000000000"
-    assert format_flags(IFF(0x8000000001)) == "flags=8000000001<UP>"
+    # 0x10000000000 is Clearview's VRRP bit, which the toolkit's table does not name.
+    assert format_flags(IFF(0x10000000000)) == "flags=10000000000"
+    assert format_flags(IFF(0x10000000001)) == "flags=10000000001<UP>"
 
 
 def test_field_example_failed_test_address_flags() -> None:
