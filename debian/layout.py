@@ -41,6 +41,11 @@ COMMANDS = (
     (SBIN, "in.mpathd", "ipmp.cli.in_mpathd"),
     (SBIN, "if_mpadm", "ipmp.cli.if_mpadm"),
     (SBIN, "ipmp-boot", "ipmp.cli.boot"),
+    (SBIN, "ipadm", "ipmp.cli.ipadm"),
+    # Solaris' places: /usr/sbin/svccfg, /usr/sbin/svcadm, /usr/bin/svcprop (only network/ipmp's property).
+    (SBIN, "svccfg", "ipmp.cli.svccfg"),
+    (SBIN, "svcadm", "ipmp.cli.svcadm"),
+    ("/usr/bin", "svcprop", "ipmp.cli.svcprop"),
     ("/usr/bin", "ipmpstat", "ipmp.cli.ipmpstat"),
     ("/usr/bin", "ipmp-lab", "ipmp.cli.lab"),
     (PRIVATE_BIN, "ifconfig", "ipmp.cli.ifconfig"),

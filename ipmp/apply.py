@@ -13,7 +13,7 @@ settle; on any failure the plan ``diff(after, before)`` is executed and an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ipmp.errors import ApplyError, StateError
@@ -48,9 +48,24 @@ class Applied:
 
 
 def make_plan(
-    current: KernelState, desired: Config, scope: Scope, defaultrouters: Sequence[IPAddress]
+    current: KernelState, desired: Config, scope: Scope, defaultrouters: Sequence[IPAddress],
+    *, keep_link_identity: bool = False,
 ) -> Plan:
-    return diff(current, desired_kernel(desired, scope, current, defaultrouters), scope)
+    """The operations that take ``current`` to ``desired`` within ``scope``.
+
+    ``keep_link_identity``: the hardware address and the MTU are the kernel's
+    as read now, whatever ``desired`` says.  in.mpathd sets neither (Solaris
+    in.mpathd changes flags and addresses, never a link's identity), and its
+    ``desired`` may have been read before an admin changed one: planning from
+    it would change the MAC or the MTU back behind the admin's back.
+    """
+    want = desired_kernel(desired, scope, current, defaultrouters)
+    if keep_link_identity:
+        now = {link.name: link for link in current.links}
+        want = replace(want, links=tuple(
+            replace(link, mac=now[link.name].mac, mtu=now[link.name].mtu) if link.name in now else link
+            for link in want.links))
+    return diff(current, want, scope)
 
 
 async def apply(
@@ -62,6 +77,7 @@ async def apply(
     before: KernelState | None = None,
     dry_run: bool = False,
     executed: Callable[[Plan], None] | None = None,
+    keep_link_identity: bool = False,
 ) -> Applied:
     """Make the kernel match ``desired`` within ``scope``, or leave it as it was.
 
@@ -73,7 +89,7 @@ async def apply(
     keys = sysctl_keys(sorted(scope.names))
     if before is None:
         before = await kernel.read(keys)
-    plan = make_plan(before, desired, scope, defaultrouters)
+    plan = make_plan(before, desired, scope, defaultrouters, keep_link_identity=keep_link_identity)
     if dry_run or not plan:
         return Applied(plan, before)
     try:
@@ -86,7 +102,7 @@ async def apply(
             await kernel.execute(plan[cut:])
         after = await kernel.read(keys)
         for _ in range(VERIFY_TRIES):
-            left = make_plan(after, desired, scope, defaultrouters)
+            left = make_plan(after, desired, scope, defaultrouters, keep_link_identity=keep_link_identity)
             if not left:
                 return Applied(plan, after)
             import asyncio  # here: a status command never gets this far

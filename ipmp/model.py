@@ -115,7 +115,7 @@ class IFF(enum.IntFlag):
     #: Solaris 11 (Clearview) bits, illumos ``net/if.h``: the IPMP interface
     #: itself; an IPv6 instance made without a link-local address.
     IPMP = 0x8000000000
-    NOLINKLOCAL = 0x40000000000
+    NOLINKLOCAL = 0x20000000000  # illumos net/if.h (0x40000000000 is IFF_L3PROTECT)
     #: Oracle Solaris 11 only (not in illumos): the link is up, as
     #: in.mpathd reads it (in.mpathd(8), 11.4: "IFF_PHYSRUNNING").
     PHYSRUNNING = 0x100000000000
@@ -430,6 +430,10 @@ class KAddress:
     #: sets (the toolkit adds its addresses with ``nodad``), so it takes no
     #: part in comparisons.
     tentative: bool = field(default=False, compare=False)
+    #: An IPv4 address the kernel holds with a lifetime (no IFA_F_PERMANENT):
+    #: a DHCP client's lease.  ``ipadm add-ipmp`` refuses its NIC, as
+    #: libipadm refuses addresses dhcpagent manages.  A kernel fact, not compared.
+    dynamic: bool = field(default=False, compare=False)
 
     @property
     def family(self) -> Family:

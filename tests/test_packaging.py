@@ -35,7 +35,7 @@ from ipmp import __version__
 from tests.ci import missing
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = ("ifconfig", "if_mpadm", "in.mpathd", "ipmpstat", "ipmp-boot", "ipmp-lab")
+SCRIPTS = ("ifconfig", "if_mpadm", "in.mpathd", "ipmpstat", "ipmp-boot", "ipmp-lab", "ipadm")
 UNITS = ("in.mpathd.service", "ipmp-boot.service")
 #: What the build needs from the checkout.
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "ipmp", "man")

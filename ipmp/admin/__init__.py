@@ -2,7 +2,8 @@
 
 ``ifconfig`` (a change: ``command`` over ``session``; the read path:
 ``status``), ``ipmp-boot`` (``boot`` over ``bootfiles``) and ``ipmpstat``'s
-tables from in.mpathd's snapshot (``ipmpstat``, ``ofmt``).  They change the
-host only through ``ipmp.apply``, which the daemon shares.  The shells in
-``ipmp.cli`` parse arguments, call these and print.
+tables from in.mpathd's snapshot (``ipmpstat``, ``ipmpstat_rows``,
+``ofmt``).  They change the host only through ``ipmp.apply``, which the
+daemon shares.  The shells in ``ipmp.cli`` parse arguments, call these and
+print.
 """

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ipmp.admin import ipadm
 from ipmp.admin.bootfiles import BootResult, boot, boot_files
 from ipmp.errors import IpmpError
 from ipmp.host import coexist, dropins, ifmap, lookups
@@ -92,7 +93,11 @@ async def run_boot(root: Path, dry_run: bool, take_over: bool) -> BootRun:
         if not dry_run:
             for linux, solaris in run.altnames:
                 await kernel.add_altname(linux, solaris)
-        run.result = await boot(kernel, root, dry_run=dry_run)
+        # Solaris 11's persistent configuration first (etc/ipadm/ipadm.conf), then the hostname files.
+        db_boot = await ipadm.boot_db(kernel, root, dry_run=dry_run,
+                                      hostname_nics=frozenset(boot_files(view, root)))
+        run.result = await boot(kernel, root, dry_run=dry_run, skip=db_boot.conflicts)
+        ipadm.add_to(run.result, db_boot)
         run.names = kernel.names
         grouped = grouped_nics(run.result)
         run.sysctl_note = persist_sysctls(root, run.result, kernel.names, grouped, write=not dry_run)

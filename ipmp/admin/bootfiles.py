@@ -143,7 +143,8 @@ def boot_config(
 
 
 async def boot(
-    kernel_io: KernelIO, root: Path, *, dry_run: bool = False, only: str | None = None
+    kernel_io: KernelIO, root: Path, *, dry_run: bool = False, only: str | None = None,
+    skip: frozenset[str] = frozenset(),
 ) -> BootResult:
     """Apply every hostname file under ``root``; each line all or nothing.
 
@@ -167,6 +168,8 @@ async def boot(
         if only is not None:
             only = canonical_name(host.kernel, only).partition(":")[0]
             by_if = {only: by_if[only]} if only in by_if else {}
+        # NICs the persistent ipadm configuration configures too: refused by both (admin.ipadm).
+        by_if = {name: files for name, files in by_if.items() if name not in skip}
         stored = replace(host.stored, defaultrouters=env.defaultrouters)
 
         async def configure(desired: Config, ifname: str, scope: Scope) -> Plan:

@@ -50,6 +50,7 @@ from ipmp.host.altroot import root_path
 from ipmp.host.ifmap import read_ifmap
 from ipmp.host.state import Store
 from ipmp.mpathd import control
+from ipmp.mpathd.codes import IPMP_EHWADDRDUP, errmsg
 
 PROG = "if_mpadm"
 #: Verbatim, including the space before the colon (§5).
@@ -171,6 +172,12 @@ def _send(root: Path, op: str, ifname: str, err: TextIO, sleep: Callable[[float]
             raise _Fail(MSG_MIN_RED)
         if reply.mpathd_error == control.MPATHD_FAILBACK_PARTIAL:
             raise _Fail(MSG_FAILBACK_PARTIAL)
+        if reply.mpathd_error == IPMP_EHWADDRDUP:
+            # Only a Solaris 11 group offlines a duplicate hardware address;
+            # its if_mpadm (illumos Clearview if_mpadm.c undo_offline) says so
+            # through die(): "if_mpadm: fatal: cannot undo-offline IF: <ipmp_errmsg>".
+            verb = "offline" if op == "d" else "undo-offline"
+            raise _Fail(f"{PROG}: fatal: cannot {verb} {ifname}: {errmsg(IPMP_EHWADDRDUP)}")
         raise _Fail(MSG_UNRECOGNIZED.format(reply.mpathd_error))
     raise _Fail(MSG_BUSY)
 

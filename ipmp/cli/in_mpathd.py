@@ -26,10 +26,11 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ipmp import __version__
-from ipmp.host import sdnotify
+from ipmp.host import sdnotify, smf
 from ipmp.host.altroot import root_path
 from ipmp.mpathd import control, ipc
 from ipmp.mpathd.logger import Logger
@@ -161,6 +162,11 @@ def run(*, adopt: bool, foreground: bool, debug: bool, argv: Sequence[str]) -> i
     settings, warnings = parse_settings(text)
     for warning in warnings:
         log("err", warning)
+    # Solaris 11: an SMF property, set by svccfg and taken over by svcadm refresh (host/smf).
+    transitive, smf_warning = smf.transitive_probing(Path(root))
+    if smf_warning is not None:
+        log("err", smf_warning)
+    settings = replace(settings, transitive_probing=transitive)
     timing = Timing(
         quiet_period=_float_env("IPMP_FAILURE_DETECTION_QP", Timing.quiet_period),
         scan_interval=_float_env("IPMP_IF_SCAN_INTERVAL", Timing.scan_interval),

@@ -31,6 +31,7 @@ from ipaddress import IPv4Address
 from ipmp.config.addresses import mask_to_prefix, parse_mask, resolve_address, split_name
 from ipmp.config.commands import Action, Command
 from ipmp.config.keywords import BY_WORD
+from ipmp.config.s11_view import ipmp_logicals
 from ipmp.errors import ConfigError, NoSuchInterface, Position
 from ipmp.model import (
     LIFNAMSIZ,
@@ -129,13 +130,37 @@ def evaluate(config: Config, command: Command, env: Environment) -> Outcome:
     if itf is None:
         word = "plumb" if any(a.keyword == "plumb" for a in command.actions) else "status: SIOCGLIFFLAGS"
         raise NoSuchInterface(f"{word}: {command.ifname}: no such interface", command.position)
+    if itf.ipmp and any(a.keyword != "ether" or a.argument is not None for a in command.actions):
+        # An IPMP interface ``ipadm create-ipmp`` made is ipadm's to change
+        # (Oracle ipadm(8)): a word here would bypass its address objects
+        # and persistent configuration, so none is applied.
+        raise ConfigError(f"{command.ifname}: is an IPMP interface managed by ipadm; use ipadm",
+                          command.position)
+    named = [lg for f in (Family.INET, Family.INET6) if (lg := itf.logical(f, unit)) is not None]
+    bound_here = bool(unit) and any(lg.ipmp_unit is not None for lg in named)
+    owner = config.ipmp_interface(itf.group) if bound_here else None
+    if owner is not None:
+        # The member's unit holds a data address of the IPMP interface: in
+        # Solaris 11 that address is the IPMP interface's, and the member
+        # has no such unit (s11_view.member_logicals).
+        if not command.actions:
+            raise NoSuchInterface(f"status: SIOCGLIFFLAGS: {command.ifname}: no such interface",
+                                  command.position)
+        raise ConfigError(f"{command.ifname}: holds a data address of {owner.name}, "
+                          f"an IPMP interface managed by ipadm; use ipadm", command.position)
     plumbing = any(a.keyword == "plumb" for a in command.actions)
     if not command.actions:
         if family not in itf.plumbed and command.family is not None:
             raise NoSuchInterface(f"status: SIOCGLIFFLAGS: {command.ifname}: no such interface",
                                   command.position)
-        if unit and itf.logical(family, unit) is None and not (command.family is None
-                                                                and itf.logical(Family.INET6, unit)):
+        if itf.ipmp and unit:
+            # Its units are its data addresses, wherever bound (s11_view).
+            fams = [family] if command.family is not None else [Family.INET, Family.INET6]
+            if not any(lg.unit == unit for f in fams for lg in ipmp_logicals(config, itf, f)):
+                raise NoSuchInterface(f"status: SIOCGLIFFLAGS: {command.ifname}: no such interface",
+                                      command.position)
+        elif unit and itf.logical(family, unit) is None and not (command.family is None
+                                                                  and itf.logical(Family.INET6, unit)):
             raise NoSuchInterface(f"status: SIOCGLIFFLAGS: {command.ifname}: no such interface",
                                   command.position)
         return Outcome(config=config, status=(command.ifname,))
@@ -192,6 +217,8 @@ def selected_logicals(config: Config, letters: str, family: Family | None) -> li
             if fam not in itf.plumbed:
                 continue
             for lg in itf.logicals_of(fam):
+                if lg.ipmp_unit is not None and config.ipmp_interface(itf.group) is not None:
+                    continue  # the IPMP interface's data address its member holds
                 if "u" in letters and not lg.up:
                     continue
                 if "d" in letters and lg.up:

@@ -407,6 +407,7 @@ def address(m: Message, ifname: str, family: Family) -> KAddress:
         noprefixroute=bool(flags & IFA_F_NOPREFIXROUTE),
         kernel_owned=kernel_owned,
         tentative=bool(flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)),
+        dynamic=family is Family.INET and not flags & IFA_F_PERMANENT,
     )
 
 

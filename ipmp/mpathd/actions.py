@@ -5,7 +5,9 @@ from a group failure (all members lost their probes together: nothing to
 move to); a repair fails them back (FAILBACK=yes) or holds the NIC
 INACTIVE; ``_rebalance`` runs the retry invariants of every rescan.  The
 address moves themselves are ``failover``'s pure functions over the
-``Config``; the apply is an ``Execute`` effect.
+``Config``; the apply is an ``Execute`` effect.  In a group with a Solaris
+11 IPMP interface its data addresses are re-bound instead (``config.binding``):
+no failover, no failback, and the Clearview in.mpathd log lines.
 
 Pure module: no I/O, no clock.
 """
@@ -15,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from ipmp.model import Config
-from ipmp.mpathd import failover
+from ipmp.config import binding
+from ipmp.model import Config, Interface
+from ipmp.mpathd import failover, transitive
 from ipmp.mpathd.core import Core
 from ipmp.mpathd.phyint import Group, Phyint, State, of_group
 from ipmp.mpathd.probe import NUM_PROBE_FAILS
@@ -37,6 +40,15 @@ class Actions(Core):
                 return
             losses = [t for i in capable if (t := i.first_loss_time()) is not None]
             first_loss = min(losses) if losses else now
+            # A transitive group blames by role, not by the others' replies (``transitive``).
+            xverdict = transitive.verdict(self.config, self.settings.transitive_probing, pi,
+                                          self._members(pi), self._usable, first_loss)
+            if xverdict is not None:
+                if xverdict is transitive.Verdict.NIC:
+                    self._nic_failure(pi, now)
+                elif xverdict is transitive.Verdict.GROUP:
+                    self._group_failure(self._group(pi), now)
+                return
         grp = self._group(pi)
         others = [m for m in self._members(pi) if m is not pi]
         capable_members = [m for m in self._members(pi) if self._probe_capable(m)]
@@ -58,13 +70,23 @@ class Actions(Core):
             self._group_failure(grp, now)
 
     def _nic_failure(self, pi: Phyint, now: float) -> None:
-        self._log("err", f"NIC failure detected on {of_group(pi.name, pi.group)}")
+        s11 = self._ipmp(pi.group)
+        # The member was active up to now, whatever its link says already.
+        before = self._active(pi.group, also=pi.name) if s11 else ()
+        # Clearview in.mpathd (mpd_probe.c ``phyint_inst_check_for_failure``) says "IP interface".
+        what = "IP interface" if s11 else "NIC"
+        self._log("err", f"{what} failure detected on {of_group(pi.name, pi.group)}")
         itf = self._itf(pi.name)
         was_inactive = itf.inactive
         self._set_state(pi, State.FAILED, now)
         for inst in pi.instances.values():
             inst.reset_rtts()
         self._put(replace(itf, failed=True, held_inactive=False))
+        if s11:
+            if pi.name in before:
+                self._activate_another(pi)
+            self._rebind(pi.group, before, (pi.name,))
+            return
         if pi.group and not itf.offline and not was_inactive and itf.hosts_data:
             if self._move_away(pi.name, log=True):
                 return
@@ -102,7 +124,10 @@ class Actions(Core):
         self._execute(tuple(names))
 
     def _repaired(self, pi: Phyint, now: float) -> None:
-        self._log("err", f"NIC repair detected on {of_group(pi.name, pi.group)}")
+        s11 = self._ipmp(pi.group)
+        before = self._active(pi.group) if s11 else ()
+        what = "IP interface" if s11 else "NIC"  # Clearview: ``phyint_check_for_repair``
+        self._log("err", f"{what} repair detected on {of_group(pi.name, pi.group)}")
         grp = self._group(pi)
         recovered: tuple[Effect, ...] = ()
         if grp.failed:
@@ -116,6 +141,9 @@ class Actions(Core):
             self._set_state(pi, State.RUNNING, now)
         itf = replace(itf, failed=False)
         self._put(itf)
+        if s11:
+            self._s11_repaired(pi, itf, before, recovered)
+            return
         alone = len(self._members(pi)) < 2
         if pi.state is State.OFFLINE or itf.standby or not pi.group or alone:
             self._fx.extend(recovered)
@@ -137,6 +165,14 @@ class Actions(Core):
 
     def _fail_back(self, name: str, *, log: bool, reply: tuple[Effect, ...] = (),
                    extra: Callable[[Config], Config] | None = None) -> None:
+        group = self._itf(name).group
+        if self._ipmp(group):
+            # Solaris 11 (if_mpadm -r): no failback, the member is activated.
+            before = self._active(group)
+            if extra is not None:
+                self.config = extra(self.config)
+            self._rebind(group, before, (name,), reply, reply)
+            return
         names = {name} | {i.name for i in self.config.interfaces
                           if any(lg.home == name for lg in i.logicals)}
         self.config = failover.fail_back(self.config, name)
@@ -173,8 +209,18 @@ class Actions(Core):
         """
         if self.executing:
             return
+        for group in sorted({pi.group for pi in self.phyints.values() if self._ipmp(pi.group)}):
+            # Solaris 11: addresses on members that are not active, or not bound yet,
+            # and a member new to the group (an active one holding nothing while
+            # others hold some) takes its share (``ipmp_ill_activate``); in the
+            # kernel's balance such a member can take nothing, so this is safe.
+            active = self._active(group)
+            held = binding.holding(self.config, group)
+            before = tuple(n for n in active if n in held) or active
+            if self._rebind(group, before, active, always=False):
+                return
         for pi in list(self.phyints.values()):
-            if not pi.group or self._group(pi).failed:
+            if not pi.group or self._group(pi).failed or self._ipmp(pi.group):
                 continue
             itf = self._itf(pi.name)
             if itf.hosts_data and (pi.state is State.OFFLINE
@@ -199,3 +245,77 @@ class Actions(Core):
                 self._put(replace(itf, failed=want))
                 self._execute((pi.name,))
                 return
+
+    # -- Solaris 11: the IPMP interface's data addresses (``binding``) ----------------------
+
+    def _ipmp(self, group: str) -> bool:
+        """Whether ``group`` has an IPMP interface: its addresses follow ``binding``, not failover."""
+        return bool(group) and self.config.ipmp_interface(group) is not None
+
+    def _active(self, group: str, also: str = "") -> tuple[str, ...]:
+        usable = self._usable if not also else (lambda n: n == also or self._usable(n))
+        return binding.active_members(self.config, group, usable)
+
+    def _activate_another(self, pi: Phyint) -> None:
+        """An active member failed: a member held INACTIVE takes its place (``binding.activate_another``)."""
+        name = binding.activate_another(self.config, pi.group, pi.name, self._usable)
+        if name is not None:
+            self._put(replace(self._itf(name), held_inactive=False))
+
+    def _rebind(self, group: str, before: tuple[str, ...], names: tuple[str, ...],
+                success: tuple[Effect, ...] = (), failure: tuple[Effect, ...] = (), *,
+                always: bool = True) -> bool:
+        """Re-bind ``group``'s data addresses to its active members and apply it.
+
+        Clearview in.mpathd logs no "Successfully failed over/back": the
+        kernel re-binds by itself when a member's flags change.  Applied
+        with ``names`` even when nothing moved (a flag changed) unless not
+        ``always``; False when there was nothing to apply.
+        """
+        old = self.config
+        self.config = binding.rebind(old, group, before, self._active(group))
+        moved = binding.changed_members(old, self.config)
+        if not moved and not always:
+            return False
+        self._execute(tuple(sorted(set(names) | moved)), success, failure)
+        return True
+
+    def _s11_repaired(self, pi: Phyint, itf: Interface, before: tuple[str, ...],
+                      recovered: tuple[Effect, ...]) -> None:
+        """A repaired member of a group with an IPMP interface (mpd_probe.c ``phyint_transition_to_running``).
+
+        With FAILBACK=no a non-STANDBY member comes back INACTIVE, unless no
+        member is active (case 3, "unless the group was failed"); a STANDBY
+        one is active only while the group is below capacity
+        (``binding.active_members``); otherwise it is activated and takes its
+        share of the addresses.  An offline member stays out until if_mpadm -r.
+        """
+        hold = (pi.state is not State.OFFLINE and not itf.standby and not self.settings.failback
+                and bool(before))
+        self._put(replace(itf, held_inactive=hold))
+        self._fx.extend(recovered)
+        self._rebind(pi.group, before, (pi.name,))
+
+    def _offline_rebind(self, pi: Phyint) -> tuple[str, ...] | None:
+        """if_mpadm -d of a member of a group with an IPMP interface: its addresses re-bound.
+
+        The kernel deactivates an OFFLINE member (``ipmp_ill_is_active``).
+        Returns the other members that changed, () outside such a group, or
+        None when the member holds addresses no other member can take: the
+        offline is refused (EMINRED), as a Solaris 10 one with no failover
+        destination is.
+        """
+        if not self._ipmp(pi.group):
+            return ()
+        old = self.config
+        before = self._active(pi.group)
+        if pi.name in before:
+            self._activate_another(pi)  # as for a failure (in.mpathd ``phyint_offline``)
+        after = binding.active_members(self.config, pi.group, lambda n: n != pi.name and self._usable(n))
+        new = binding.rebind(self.config, pi.group, before, after)
+        held = new.get(pi.name)
+        if held is None or any(binding.is_ipmp_data(lg) for lg in held.logicals):
+            self.config = old
+            return None
+        self.config = new
+        return tuple(sorted(binding.changed_members(old, new) - {pi.name}))

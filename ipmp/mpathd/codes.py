@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Final
 
 __all__ = [
+    "IPMP_EHWADDRDUP",
     "IPMP_EINVAL",
     "IPMP_ENOMEM",
     "IPMP_ENOMPATHD",
@@ -44,6 +45,9 @@ IPMP_ENOMPATHD: Final = 7
 IPMP_EUNKGROUP: Final = 8
 IPMP_EUNKIF: Final = 9
 IPMP_EPROTO: Final = 10
+#: Clearview's: ``if_mpadm -r`` of an interface whose hardware address an
+#: online member of its group has (illumos ``phyint_undo_offline``).
+IPMP_EHWADDRDUP: Final = 11
 
 #: ``ipmp_errmsg()`` texts, verbatim (§2.11).
 IPMP_ERRMSG: Final[dict[int, str]] = {
@@ -58,6 +62,7 @@ IPMP_ERRMSG: Final[dict[int, str]] = {
     IPMP_EUNKGROUP: "unknown IPMP group",
     IPMP_EUNKIF: "interface is not using IPMP",
     IPMP_EPROTO: "unable to communicate with in.mpathd",
+    IPMP_EHWADDRDUP: "interface has duplicate hardware address",
 }
 
 

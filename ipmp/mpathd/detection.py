@@ -14,6 +14,7 @@ Pure module: no I/O, no clock.
 from __future__ import annotations
 
 from ipmp.model import Family, IPAddress
+from ipmp.mpathd import transitive
 from ipmp.mpathd.actions import Actions
 from ipmp.mpathd.phyint import (
     EXCEPTION_FACTOR,
@@ -26,7 +27,6 @@ from ipmp.mpathd.phyint import (
     Group,
     Phyint,
     State,
-    select_test_address,
 )
 from ipmp.mpathd.probe import (
     MAXDEFERREDRTT,
@@ -291,7 +291,7 @@ class Detection(Actions):
             itf = self.config.get(member.name)
             if inst is None or itf is None:
                 continue
-            lg = select_test_address(itf, family)
+            lg = transitive.probe_source(self.config, itf, family, self.settings.transitive_probing)
             if lg is None or lg.address is None or source not in lg.address.network:
                 continue
             if inst.add_host(source, now):

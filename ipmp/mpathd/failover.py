@@ -1,6 +1,7 @@
 """Where data addresses go: the failover/failback placement policy over a ``Config``.
 
-Pure module: no I/O, no clock, no logging; it imports only ``ipmp.model``.
+Pure module: no I/O, no clock, no logging; it imports only ``ipmp.model``
+and ``ipmp.config.binding`` (``families``, shared with the Solaris 11 rules).
 The daemon decides *when* (failure, repair, offline, the rescan invariants of
 §2.7); this module decides *where* and computes the resulting ``Config``,
 which the daemon turns into a plan of address moves.
@@ -40,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
+from ipmp.config.binding import families
 from ipmp.model import Config, Family, Interface, Logical
 
 __all__ = [
@@ -79,8 +81,13 @@ def is_movable(lg: Logical) -> bool:
 
 
 def movable_logicals(itf: Interface) -> tuple[Logical, ...]:
-    """The logical interfaces a failover from ``itf`` would move, IPv4 first, by unit."""
-    return tuple(lg for lg in sorted(itf.logicals, key=lambda x: (x.family, x.unit)) if is_movable(lg))
+    """The logical interfaces a failover from ``itf`` would move, IPv4 first, by unit.
+
+    A data address of a Solaris 11 IPMP interface (``ipmp_unit``) is never
+    failed over: it has no home, the kernel re-binds it (``binding``).
+    """
+    return tuple(lg for lg in sorted(itf.logicals, key=lambda x: (x.family, x.unit))
+                 if is_movable(lg) and lg.ipmp_unit is None)
 
 
 def is_placeholder(lg: Logical) -> bool:
@@ -90,7 +97,7 @@ def is_placeholder(lg: Logical) -> bool:
     "replacement ipif" address 0.0.0.0, the moved address's flags plus
     NOFAILOVER, minus UP, and marks it ``ipif_replace_zero``.  The model has
     no such mark [INF]: an address-less, down unit 0 with NOFAILOVER stands
-    for it (``render.is_placeholder`` draws the same slot).
+    for it (``flagword.is_placeholder`` draws the same slot).
     """
     return lg.unit == 0 and lg.address is None and not lg.up and lg.nofailover
 
@@ -118,11 +125,6 @@ def data_count(itf: Interface) -> int:
     are traffic it carries.
     """
     return sum(1 for lg in itf.logicals if lg.up and is_movable(lg))
-
-
-def families(itf: Interface) -> frozenset[Family]:
-    """The families plumbed on ``itf`` (a logical of a family implies it is plumbed)."""
-    return itf.plumbed | frozenset(lg.family for lg in itf.logicals)
 
 
 def addresses_elsewhere(config: Config, home: str) -> bool:

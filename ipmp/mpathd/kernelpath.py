@@ -29,9 +29,11 @@ from ipmp.kernel.watch import CarrierReader, LinkEvent, Watcher
 from ipmp.linux.ops import AddAddress, Plan
 from ipmp.linux.view import Scope, expected
 from ipmp.model import Config, IPAddress, KernelState
+from ipmp.mpathd import transitive
 from ipmp.mpathd.announce import ANNOUNCE_COUNT, ANNOUNCE_SPACING, Announcer
 from ipmp.mpathd.keeper import STORE_LOCK_POLL, StoreKeeper
 from ipmp.mpathd.machine import Machine
+from ipmp.mpathd.prober import Prober
 from ipmp.mpathd.steps import Effect, Event, Execute, Executed, LinkChanged, Resync
 
 #: How often the carrier bit is looked at (s).  The kernel's netlink events
@@ -57,6 +59,7 @@ class KernelPath:
 
     machine: Machine
     keeper: StoreKeeper
+    prober: Prober
     announcer: Announcer
     background: set[asyncio.Task[None]]
 
@@ -221,11 +224,12 @@ class KernelPath:
         before = await self._current_kernel(keys)
         try:
             return await apply(self._kernel, config, scope, routers, before=before,
-                               executed=self._data_path_done)
+                               executed=self._data_path_done, keep_link_identity=True)
         except ApplyError as err:
             self.log("debug", f"apply failed, trying once more from a new kernel read: {err}")
         before = await self._current_kernel(keys, fresh=True)
-        return await apply(self._kernel, config, scope, routers, before=before, executed=self._data_path_done)
+        return await apply(self._kernel, config, scope, routers, before=before, executed=self._data_path_done,
+                           keep_link_identity=True)
 
     def _data_path_done(self, plan: Plan) -> None:
         """The plan's addresses and rules are in the kernel: announce the moves, then what waited for them."""
@@ -391,6 +395,9 @@ class KernelPath:
                 missed.append(LinkChanged(now, link.name, up))
             self.links[link.name] = up
         await self._feed(Resync(now, config, tuple(routers), routers6))
+        # The link-layer sockets of transitive probing follow the groups' members.
+        machine = self.machine
+        self.prober.link.sync(transitive.members(machine.config, machine.settings.transitive_probing))
         for change in missed:
             if change.ifname in self.machine.phyints:
                 await self._feed(change)
@@ -401,7 +408,7 @@ class KernelPath:
         if not tracked:
             return True
         scope = self._scope(self.machine.config, tracked)
-        plan = make_plan(kernel, self.machine.config, scope, stored.defaultrouters)
+        plan = make_plan(kernel, self.machine.config, scope, stored.defaultrouters, keep_link_identity=True)
         if plan:
             # Someone deleted an address, flushed rules or downed a NIC behind
             # our back: put it back, as in.mpathd's rescan does.

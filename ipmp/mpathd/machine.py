@@ -32,9 +32,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ipmp.model import Config
-from ipmp.mpathd import failover
-from ipmp.mpathd.codes import MPATHD_MIN_RED_ERROR, MPATHD_SYS_ERROR
+from ipmp.model import Config, Logical
+from ipmp.mpathd import failover, hwaddr, transitive
+from ipmp.mpathd.codes import IPMP_EHWADDRDUP, MPATHD_MIN_RED_ERROR, MPATHD_SYS_ERROR
 from ipmp.mpathd.phyint import Phyint, State
 from ipmp.mpathd.probe import NUM_PROBE_FAILS
 from ipmp.mpathd.snapshot import AddressState, GroupState, InterfaceState, ProbeState, Snapshot
@@ -70,6 +70,9 @@ class Machine(Tracking):
 
     #: What was reported last (``_chstate``): a new machine reports nothing.
     _reported: Reported = Reported()
+    #: Solaris 11: (group, member) for each group with an IPMP interface whose
+    #: broadcast and multicast one member receives (``_nominate``).
+    _casts: tuple[tuple[str, str], ...] = ()
 
     # -- the API --------------------------------------------------------------------
 
@@ -102,6 +105,11 @@ class Machine(Tracking):
                 case Executed():
                     self.executing = False
                     if event.ok:
+                        if self.settings.transitive_probing:
+                            # Data addresses moved: who probes with ICMP and who
+                            # transitively changes with them (``transitive``).
+                            for pi in list(self.phyints.values()):
+                                self._select_tests(pi, self._itf(pi.name), event.now)
                         # One move at a time: what else the invariants want comes now.
                         self._rebalance(event.now)
                     else:
@@ -113,6 +121,7 @@ class Machine(Tracking):
             if self._changed:
                 self._changed = False
                 self._failing = {name: self._losing(pi) for name, pi in self.phyints.items()}
+            self._nominate()
             self._chstate()
         self._reschedule()
         return fx
@@ -127,8 +136,15 @@ class Machine(Tracking):
         carries data addresses now.  ``snapshot.to_wire`` makes its JSON.
         """
         members = self._by_group()
+        casts = dict(self._casts)
+
+        def ipmp_name(group: str) -> str:
+            ipmpif = self.config.ipmp_interface(group)
+            return ipmpif.name if ipmpif is not None else ""
+
         groups = {name: GroupState(name, self._group_state(name, members[name]), grp.fdt_ms,
-                                   tuple(sorted(p.name for p in members[name])))
+                                   tuple(sorted(p.name for p in members[name])),
+                                   interface=ipmp_name(name), cast=casts.get(name, ""))
                   for name, grp in self.groups.items() if members.get(name)}
         interfaces: dict[str, InterfaceState] = {}
         addresses: list[AddressState] = []
@@ -138,23 +154,61 @@ class Machine(Tracking):
                 name=name, group=pi.group, state=self.reported_state(name),
                 type="standby" if itf.standby else "normal", link="up" if pi.link_up else "down",
                 probe=self._probe_state(pi), active=itf.hosts_data, standby=itf.standby,
-                inactive=itf.inactive, failed=itf.failed, offline=itf.offline,
-                probes={f.word: ProbeState(test_address=str(i.test_address),
-                                           targets=tuple(str(t.address) for t in i.active_targets()),
-                                           mode="routes" if i.uses_routers else "multicast",
-                                           crtt_ms={str(t.address): t.crtt_ms for t in i.active_targets()})
+                inactive=itf.inactive, failed=itf.failed, offline=itf.offline, hwaddrdup=pi.hwaddrdup,
+                probes={f.word: transitive.probe_state(self.config, i, ProbeState(
+                                    test_address=str(i.test_address),
+                                    targets=tuple(str(t.address) for t in i.active_targets()),
+                                    mode="routes" if i.uses_routers else "multicast",
+                                    crtt_ms={str(t.address): t.crtt_ms for t in i.active_targets()}))
                         for f, i in pi.instances.items()},
             )
             for lg in itf.logicals:
                 if not lg.is_data or lg.kernel_owned or lg.address is None:
                     continue
+                # A Solaris 11 data address belongs to the IPMP interface: its logical there.
+                home = (lg.home or name) if lg.ipmp_unit is None else Logical(lg.family, lg.ipmp_unit).name(
+                    ipmp_name(pi.group) or pi.group)
                 addresses.append(AddressState(address=str(lg.address), family=lg.family.word,
-                                              interface=lg.name(name), home=lg.home or name,
+                                              interface=lg.name(name), home=home,
                                               group=pi.group, up=lg.up))
+        for record in self.config.interfaces:
+            # Solaris 11: data addresses no member holds yet are the IPMP
+            # interface's own, bound nowhere (``ipmpstat -a`` INBOUND empty).
+            for lg in record.logicals if record.ipmp and record.group in self.groups else ():
+                if lg.is_data and not lg.kernel_owned and lg.address is not None:
+                    addresses.append(AddressState(
+                        address=str(lg.address), family=lg.family.word, interface="",
+                        home=Logical(lg.family, lg.unit if lg.ipmp_unit is None else lg.ipmp_unit
+                                     ).name(record.name),
+                        group=record.group, up=lg.up))
         return Snapshot(fdt_ms=self.settings.failure_detection_time_ms, failback=self.settings.failback,
                         groups=groups, interfaces=interfaces, addresses=tuple(addresses))
 
     # -- reported states -------------------------------------------------------------------
+
+    def _nominate(self) -> None:
+        """Solaris 11: who receives each IPMP group's broadcast and multicast (``ipmpstat -i`` m/b/M).
+
+        illumos ``ipmp.c``: ``ipmp_ill_activate`` nominates the first member
+        to become active (``ipmp_illgrp_set_cast``), and ``ipmp_ill_deactivate``
+        nominates the head of the active list only when the nominee stops
+        being active; a repaired former nominee does not take it back.
+        [INF] The head of the kernel's list is its longest-active member;
+        the daemon keeps no activation order (``binding``), so the first
+        active member in group order stands for it.
+        """
+        casts = dict(self._casts)
+        chosen: dict[str, str] = {}
+        for group in self.groups:
+            if not self._ipmp(group):
+                continue
+            actif = self._active(group)
+            cast = casts.get(group, "")
+            if cast not in actif:
+                cast = actif[0] if actif else ""
+            if cast:
+                chosen[group] = cast
+        self._casts = tuple(sorted(chosen.items()))
 
     def _by_group(self) -> dict[str, list[Phyint]]:
         members: dict[str, list[Phyint]] = {}
@@ -219,7 +273,11 @@ class Machine(Tracking):
             self._fx.append(ReplyTo(ev.request_id, MPATHD_MIN_RED_ERROR))
             return
         itf = self._itf(pi.name)
-        if itf.hosts_data:
+        rebound = self._offline_rebind(pi)  # Solaris 11: its addresses re-bound (``binding``)
+        if rebound is None:
+            self._fx.append(ReplyTo(ev.request_id, MPATHD_MIN_RED_ERROR))
+            return
+        if itf.hosts_data and not rebound:
             dest = failover.choose_destination(self.config, pi.name, usable=self._usable)
             if dest is None:
                 self._fx.append(ReplyTo(ev.request_id, MPATHD_MIN_RED_ERROR))
@@ -229,7 +287,7 @@ class Machine(Tracking):
             done = f"Successfully failed over from NIC {pi.name} to NIC {dest}"
             logs: tuple[Effect, ...] = (Log("err", done),)
         else:
-            names, logs = (pi.name,), ()
+            names, logs = (pi.name, *rebound), ()
         # if_mpadm -d downs every logical of the NIC, test addresses too (§5);
         # here it is part of the same apply, so it is all or nothing.  The
         # kernel's IPv6 link-local stays in the kernel; only its UP flag (in
@@ -244,12 +302,24 @@ class Machine(Tracking):
         ok = ReplyTo(ev.request_id)
         fail = ReplyTo(ev.request_id, MPATHD_SYS_ERROR, 5)  # EIO: the apply failed
         self._execute(names, (*logs, ok), (fail,))
+        # A member offlined as its duplicate comes back (illumos ``phyint_offline``).
+        self._hwaddr_sweep([], ev.now)
 
     def _undo_offline(self, ev: AdminUndoOffline) -> None:
         pi = self.phyints.get(ev.ifname)
         if pi is None or pi.state is not State.OFFLINE:
             self._fx.append(ReplyTo(ev.request_id, MPATHD_SYS_ERROR, EINVAL))
             return
+        if hwaddr.applies(self.config, pi.group) and hwaddr.lookup_hwaddr(
+                pi, list(self.phyints.values()), online_only=True) is not None:
+            # illumos ``phyint_undo_offline``: refused while an online member
+            # has its address, and from now on it comes back by itself.
+            pi.hwaddrdup = True
+            self._fx.append(ReplyTo(ev.request_id, IPMP_EHWADDRDUP))
+            return
+        if pi.hwaddrdup:
+            pi.hwaddrdup = False
+            self._log("err", hwaddr.ONLINING.format(name=pi.name, group=pi.group))
         self._set_state(pi, State.RUNNING if pi.link_up else State.FAILED, ev.now)
 
         def reattach(config: Config) -> Config:

@@ -77,10 +77,10 @@ class State(enum.Enum):
 TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
     (State.RUNNING, State.FAILED),  # NIC or group failure
     (State.FAILED, State.RUNNING),  # repair
-    (State.RUNNING, State.OFFLINE),  # if_mpadm -d
-    (State.FAILED, State.OFFLINE),  # if_mpadm -d of a failed NIC in a failed group
-    (State.OFFLINE, State.RUNNING),  # if_mpadm -r, link up
-    (State.OFFLINE, State.FAILED),  # if_mpadm -r, link down
+    (State.RUNNING, State.OFFLINE),  # if_mpadm -d; a duplicate hardware address
+    (State.FAILED, State.OFFLINE),  # if_mpadm -d of a failed NIC in a failed group; a duplicate
+    (State.OFFLINE, State.RUNNING),  # if_mpadm -r, link up; a hardware address unique again
+    (State.OFFLINE, State.FAILED),  # if_mpadm -r, link down; unique again with the link down
 })
 
 
@@ -105,6 +105,12 @@ class Phyint:
     duplicate: set[Family] = field(default_factory=set)
     #: Families the group uses that this member lacks (logged once).
     inhomogeneous: set[Family] = field(default_factory=set)
+    #: The link's hardware address as last read (``pi_hwaddr``): a change is
+    #: judged against the group (``hwaddr``, illumos ``phyint_link_notify``).
+    hwaddr: str | None = None
+    #: OFFLINE because another member has its hardware address
+    #: (``pi_hwaddrdup``, ``ipmpstat -i`` FLAGS ``h``), not by the admin.
+    hwaddrdup: bool = False
 
 
 @dataclass

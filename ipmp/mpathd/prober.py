@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from ipmp.model import Family, IPAddress
-from ipmp.mpathd import icmp
+from ipmp.mpathd import icmp, transitive
+from ipmp.mpathd.linkprobe import LinkProber
 from ipmp.mpathd.probe import ProbeKind
 from ipmp.mpathd.steps import Event, OpenProbe, ProbeReplied, SendProbe
 
@@ -57,9 +58,13 @@ class Prober:
         self.log = log
         self.linux = linux
         self.probes: dict[tuple[str, Family], _Probe] = {}
+        #: Transitive probes (link layer): their sockets follow the groups (``LinkProber.sync``).
+        self.link = LinkProber(post, log, linux)
 
     def open(self, fx: OpenProbe, ifindex: int) -> None:
         self.close(fx.ifname, fx.family)
+        if transitive.is_link_address(fx.source):
+            return  # an alternate's ledger: its link-layer socket is ``self.link``'s
         try:
             sock = icmp.ProbeSocket(self.linux(fx.ifname), fx.source, ifindex=ifindex or None)
         except OSError as err:
@@ -82,10 +87,12 @@ class Prober:
     def close_all(self) -> None:
         for ifname, family in list(self.probes):
             self.close(ifname, family)
+        self.link.close_all()
 
     def send(self, fx: SendProbe) -> None:
         probe = self.probes.get((fx.ifname, fx.family))
         if probe is None:
+            self.link.send(fx)  # no ICMP socket: a transitive probe, or nothing to send from
             return
         target = fx.target if fx.target is not None else MULTICAST[fx.family]
         data = icmp.encode_echo(fx.family, probe.key, fx.seq, _stamp_ms(), int(fx.kind))

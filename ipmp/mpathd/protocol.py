@@ -36,6 +36,7 @@ from ipmp.errors import IpmpError, Record
 # The error numbers and texts (libipmp's), one definition shared with the
 # pure machine, which answers with them and must not load the client's I/O.
 from ipmp.mpathd.codes import (
+    IPMP_EHWADDRDUP,
     IPMP_EINVAL,
     IPMP_ENOMEM,
     IPMP_ENOMPATHD,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from typing import Any, Final, Literal
 
 __all__ = [
+    "IPMP_EHWADDRDUP",
     "IPMP_EINVAL",
     "IPMP_ENOMEM",
     "IPMP_ENOMPATHD",

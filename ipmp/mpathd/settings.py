@@ -66,6 +66,9 @@ class Settings:
     failure_detection_time_ms: int = DEFAULT_FAILURE_DETECTION_TIME
     failback: bool = True
     track_interfaces_only_with_groups: bool = True
+    #: Solaris 11 transitive probing (``svc:/network/ipmp config/transitive-probing``,
+    #: an SMF property, not a line of this file: host/smf); off by default, as Oracle ships it.
+    transitive_probing: bool = False
 
 
 def parse_settings(text: str) -> tuple[Settings, tuple[str, ...]]:

@@ -7,9 +7,10 @@
 Wire layout (JSON object)::
 
     {"v": 1, "fdt_ms": <user FDT>, "failback": <bool>,
-     "groups": {<name>: {"state": "ok"|"degraded"|"failed", "fdt_ms": <int>, "members": [<if>...]}},
+     "groups": {<name>: {"state": "ok"|"degraded"|"failed", "fdt_ms": <int>, "members": [<if>...],
+                         "interface": <IPMP interface or "">, "cast": <member or "">}},
      "interfaces": {<name>: {"group", "state", "type", "link", "probe", "active", "standby",
-                             "inactive", "failed", "offline",
+                             "inactive", "failed", "offline", "hwaddrdup",
                              "probes": {"inet"|"inet6": {"test_address", "targets", "mode", "crtt_ms"}}}},
      "addresses": [{"address", "family", "interface", "home", "group", "up"}...]}
 
@@ -24,7 +25,7 @@ Pure module: no I/O.  Light on purpose: ``ipmpstat`` runs it at each start
 and loads neither ``typing`` nor ``dataclasses`` (tests/unit/test_startup.py),
 so the records are ``collections.namedtuple`` classes written in the
 ``typing.NamedTuple`` syntax (``NamedTuple`` below, also used by
-``ipmp.admin.ipmpstat``).
+``ipmp.admin.ipmpstat_rows``).
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ class InterfaceState(NamedTuple):
     failed: bool
     offline: bool
     probes: Mapping[str, ProbeState]  # family word ("inet", "inet6") -> its instance
+    #: OFFLINE because another member has its hardware address (Solaris 11,
+    #: ``ipmpstat -i`` FLAGS ``h``); absent from an older daemon's reply: False.
+    hwaddrdup: bool = False
 
     @property
     def usable(self) -> bool:
@@ -130,6 +134,12 @@ class GroupState(NamedTuple):
     state: str
     fdt_ms: int | None  # the group's failure detection time (None: not on the wire)
     members: tuple[str, ...]  # by name
+    #: Solaris 11: the group's IPMP interface (``ipmp0``), "" for a group of
+    #: hostname files; absent from an older daemon's reply: "".
+    interface: str = ""
+    #: Solaris 11: the member nominated for the group's broadcast and
+    #: multicast (illumos ``ipmp_illgrp_set_cast``), "" for none.
+    cast: str = ""
 
 
 class AddressState(NamedTuple):
@@ -138,7 +148,7 @@ class AddressState(NamedTuple):
     address: str  # with its prefix length
     family: str  # "inet" or "inet6"
     interface: str  # the logical interface holding it now, "qfe1:2"
-    home: str  # the NIC it belongs to (failback goes there)
+    home: str  # the NIC it belongs to (failback goes there); Solaris 11: its IPMP logical ("ipmp0:1")
     group: str
     up: bool
 
@@ -158,13 +168,14 @@ class Snapshot(NamedTuple):
 
 def to_wire(snapshot: Snapshot) -> dict[str, object]:
     """The JSON-ready document of ``snapshot`` (module doc), the query reply's ``data``."""
-    groups = {name: {"state": g.state, "fdt_ms": g.fdt_ms, "members": list(g.members)}
+    groups = {name: {"state": g.state, "fdt_ms": g.fdt_ms, "members": list(g.members),
+                     "interface": g.interface, "cast": g.cast}
               for name, g in snapshot.groups.items()}
     interfaces = {
         name: {
             "group": i.group, "state": i.state, "type": i.type, "link": i.link, "probe": i.probe,
             "active": i.active, "standby": i.standby, "inactive": i.inactive, "failed": i.failed,
-            "offline": i.offline,
+            "offline": i.offline, "hwaddrdup": i.hwaddrdup,
             "probes": {family: {"test_address": p.test_address, "targets": list(p.targets),
                                 "mode": p.mode, "crtt_ms": dict(p.crtt_ms)}
                        for family, p in i.probes.items()},
@@ -208,7 +219,7 @@ def _interface(name: str, doc: Mapping[str, object]) -> InterfaceState:
         type=_text(doc.get("type")), link=_text(doc.get("link")), probe=_text(doc.get("probe")),
         active=doc.get("active") is True, standby=doc.get("standby") is True,
         inactive=doc.get("inactive") is True, failed=doc.get("failed") is True,
-        offline=doc.get("offline") is True,
+        offline=doc.get("offline") is True, hwaddrdup=doc.get("hwaddrdup") is True,
         probes={str(family): _probe(_map(info)) for family, info in _map(doc.get("probes")).items()},
     )
 
@@ -217,7 +228,8 @@ def from_wire(doc: object) -> Snapshot:
     """The ``Snapshot`` a query reply's ``data`` carries (module doc: never raises)."""
     data = _map(doc)
     groups = {str(name): GroupState(name=str(name), state=_text(g.get("state")), fdt_ms=_int(g.get("fdt_ms")),
-                                    members=_strings(g.get("members")))
+                                    members=_strings(g.get("members")), interface=_text(g.get("interface")),
+                                    cast=_text(g.get("cast")))
               for name, raw in _map(data.get("groups")).items() for g in (_map(raw),)}
     interfaces = {str(name): _interface(str(name), _map(raw))
                   for name, raw in _map(data.get("interfaces")).items()}

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ipmp.model import Family, Interface, IPAddress, Logical
+from ipmp.mpathd import hwaddr, transitive
 from ipmp.mpathd.detection import Detection
-from ipmp.mpathd.phyint import Phyint, State, select_test_address
+from ipmp.mpathd.phyint import Phyint, State
 from ipmp.mpathd.probe import Instance, first_seq
-from ipmp.mpathd.steps import Announce, CloseProbe, OpenProbe, Resync
+from ipmp.mpathd.steps import Announce, CloseProbe, Log, OpenProbe, Resync
 
 __all__ = ["Tracking"]
 
@@ -40,29 +41,40 @@ class Tracking(Detection):
         self.next_rescan = now + self.timing.scan_interval
         seen: set[str] = set()
         adopted_down: list[Phyint] = []
+        adopted: list[Phyint] = []
         for itf in ev.config.nics:  # an IPMP interface is no phyint: nothing to probe
             if not self._tracked(itf):
                 continue
             seen.add(itf.name)
             pi = self.phyints.get(itf.name)
+            was_dup = False
             if pi is not None and pi.group != itf.group:
+                was_dup = pi.hwaddrdup
                 self._forget(pi)  # a group change re-creates the phyint (§2.2)
                 pi = None
             if pi is None:
                 pi = self._adopt(itf, now)
+                # The OFFLINE the store kept was ours, not the admin's.
+                pi.hwaddrdup = was_dup and pi.state is State.OFFLINE
+                adopted.append(pi)
                 if not (itf.link_up and itf.running):
                     adopted_down.append(pi)
+            else:
+                self._hwaddr_changed(pi, itf.mac, now)
             self._select_tests(pi, itf, now)
         # Links found down are judged once every member is known, so that a
         # dead first NIC is not taken for a dead group (§2.2: the real link
         # state is applied after the phyint is created as RUNNING).
+        # A NIC gone from the kernel (unplugged) is forgotten before the group
+        # is judged: the checks below read every member's record.
+        for name in [n for n in self.phyints if n not in seen]:
+            self._forget(self.phyints[name])
+            self._log("info", f"inet {name} has been removed from kernel")
         for pi in adopted_down:
             self._link_down(pi, now)
         self._check_homogeneous()
         self._retry(now, skip=adopted_down)
-        for name in [n for n in self.phyints if n not in seen]:
-            self._forget(self.phyints[name])
-            self._log("info", f"inet {name} has been removed from kernel")
+        self._hwaddr_sweep(adopted, now)
         if first:
             # Peers may hold stale caches from before a restart: announce every
             # data address the daemon manages (linux-mapping.md, "Without GARP").
@@ -76,7 +88,8 @@ class Tracking(Detection):
     def _adopt(self, itf: Interface, now: float) -> Phyint:
         """A NIC appears: start from the flags in the store (restart safety)."""
         state = State.OFFLINE if itf.offline else State.FAILED if itf.failed else State.RUNNING
-        pi = Phyint(itf.name, itf.group, state, link_up=True, since=now, appeared=now)
+        pi = Phyint(itf.name, itf.group, state, link_up=True, since=now, appeared=now,
+                    hwaddr=hwaddr.normalize(itf.mac))
         self.phyints[itf.name] = pi
         self._group(pi)
         if itf.group and self._group(pi).failed and state is State.RUNNING:
@@ -86,6 +99,89 @@ class Tracking(Detection):
             self._execute((itf.name,))
         return pi
 
+    # -- duplicate hardware addresses (Solaris 11, ``hwaddr``) -------------------------
+
+    def _hwaddr_changed(self, pi: Phyint, mac: str | None, now: float) -> None:
+        """``phyint_link_notify``: the link's address changed; a new duplicate goes offline itself.
+
+        Linux says nothing of a new MAC on its own (a link message with the
+        same flags): the change is seen at the next rescan (IF_SCAN_INTERVAL).
+        """
+        new = hwaddr.normalize(mac)
+        if new == pi.hwaddr:
+            return
+        pi.hwaddr = new
+        self._changed = True
+        members = list(self.phyints.values())
+        if hwaddr.applies(self.config, pi.group) and hwaddr.offline_on_change(pi, members):
+            self._hwaddr_offline(pi, now)
+
+    def _hwaddr_sweep(self, adopted: list[Phyint], now: float) -> None:
+        """The joins and leaves of a rescan, an admin's offline: who goes offline, who comes back.
+
+        ``self.phyints`` keeps the order the NICs joined in (a group change
+        re-creates the phyint at the end): the first one stays.
+        """
+        groups: dict[str, list[Phyint]] = {}
+        for pi in self.phyints.values():
+            groups.setdefault(pi.group, []).append(pi)
+        for group, members in groups.items():
+            rule = hwaddr.applies(self.config, group)
+            if rule:
+                for pi in adopted:
+                    # Adopted OFFLINE from the store with an online twin: as
+                    # illumos at start-up, the offline is the duplicate's.
+                    if (pi.group == group and pi.state is State.OFFLINE and not pi.hwaddrdup
+                            and hwaddr.lookup_hwaddr(pi, members, online_only=True) is not None):
+                        self._hwaddr_offline(pi, now)
+                for pi in hwaddr.to_offline(members):
+                    self._hwaddr_offline(pi, now)
+            for pi in hwaddr.to_bring_back(members, rule=rule):
+                self._hwaddr_online(pi, now)
+
+    def _hwaddr_offline(self, pi: Phyint, now: float) -> None:
+        """``phyint_offline(pi, 0)`` of a duplicate: no redundancy asked, probes stop, data moves away.
+
+        Unlike ``if_mpadm -d`` the test addresses stay up (illumos leaves
+        them to if_mpadm, which has no part here).
+        """
+        pi.hwaddrdup = True
+        self._changed = True
+        self._log("err", hwaddr.OFFLINING.format(name=pi.name, group=pi.group))
+        if pi.state is State.OFFLINE:
+            return  # offline already: from now on for its duplicate address
+        for family in list(pi.instances):
+            self._fx.append(CloseProbe(pi.name, family))
+        pi.instances.clear()
+        # The rule holds in a group with an IPMP interface only: an OFFLINE
+        # member is no longer active and its addresses are re-bound
+        # (``binding``); with no active member left they stay parked.
+        before = self._active(pi.group)
+        self._set_state(pi, State.OFFLINE, now)
+        self._put(replace(self._itf(pi.name), offline=True, held_inactive=False))
+        if pi.name in before:
+            self._activate_another(pi)
+        self._rebind(pi.group, before, (pi.name,))
+
+    def _hwaddr_online(self, pi: Phyint, now: float) -> None:
+        """``phyint_undo_offline`` of a duplicate whose address is unique again (or no longer judged)."""
+        pi.hwaddrdup = False
+        self._changed = True
+        s11 = self._ipmp(pi.group)
+        before = self._active(pi.group) if s11 else ()
+        self._set_state(pi, State.RUNNING if pi.link_up else State.FAILED, now)
+        # Give the test addresses their time again before complaining (``pi_taddrthresh``).
+        pi.appeared = now
+        self._put(replace(self._itf(pi.name), offline=False, failed=not pi.link_up))
+        done = (Log("err", hwaddr.ONLINING.format(name=pi.name, group=pi.group)),)
+        if s11:
+            # Activated as by if_mpadm -r: it takes its share (``ipmp_ill_activate``).
+            self._rebind(pi.group, before, (pi.name,), done)
+        else:
+            # The group lost its IPMP interface: the Solaris 10 rescan invariants take over.
+            self._execute((pi.name,), done)
+        self._select_tests(pi, self._itf(pi.name), now)
+
     def _forget(self, pi: Phyint) -> None:
         for family in list(pi.instances):
             self._fx.append(CloseProbe(pi.name, family))
@@ -94,7 +190,9 @@ class Tracking(Detection):
     def _select_tests(self, pi: Phyint, itf: Interface, now: float) -> None:
         had_any = bool(pi.instances)
         for family in (Family.INET, Family.INET6):
-            lg = select_test_address(itf, family) if pi.state is not State.OFFLINE else None
+            # A test address, or in a transitive group a data or link address (``transitive``).
+            lg = (transitive.probe_source(self.config, itf, family, self.settings.transitive_probing)
+                  if pi.state is not State.OFFLINE else None)
             inst = pi.instances.get(family)
             address = lg.address.ip if lg is not None and lg.address is not None else None
             if inst is not None and (address is None or inst.test_address != address):
@@ -164,6 +262,10 @@ class Tracking(Detection):
     def _targets(self, inst: Instance, itf: Interface, lg: Logical) -> None:
         """Routers in the test subnet, or the point-to-point destination (§2.6)."""
         assert lg.address is not None
+        if transitive.is_link_address(lg.address.ip):
+            # An alternate probes the active members of its group (``transitive``).
+            inst.set_routers(transitive.link_targets(self.config, itf, self._usable), inst.created_at)
+            return
         if lg.destination is not None:
             inst.set_routers([lg.destination], inst.created_at)
             return

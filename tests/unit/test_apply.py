@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,17 @@ def test_apply_and_record_takes_the_change_back_when_it_cannot_be_recorded(fresh
     applied = asyncio.run(apply_and_record(kernel, config, BOTH, env.defaultrouters, recorded.append,
                                            before=before))
     assert recorded == [applied] and applied.after == kernel.state(KEYS) != before
+
+
+def test_the_daemons_plan_keeps_the_mac_and_mtu_an_admin_set_after_its_read(fresh: KernelState) -> None:
+    """in.mpathd plans from a Config read earlier; a MAC or MTU changed since must stay (it sets neither)."""
+    config, env = active_active(merge(fresh, ()), NAMES)
+    kernel = FakeKernel(fresh)
+    go(kernel, config, BOTH, env)
+    now = kernel.state(KEYS)
+    changed = replace(now, links=tuple(replace(link, mac="02:00:00:00:99:99", mtu=1400)
+                                       if link.name == "qfe1" else link for link in now.links))
+    ifconfig_plan = make_plan(changed, config, BOTH, env.defaultrouters)
+    assert [command(op) for op in ifconfig_plan] == [
+        f"ip link set dev qfe1 address {next(i.mac for i in config.interfaces if i.name == 'qfe1')} mtu 1500"]
+    assert make_plan(changed, config, BOTH, env.defaultrouters, keep_link_identity=True) == ()

@@ -32,7 +32,7 @@ from ipmp.mpathd.probe import (
     first_seq,
 )
 from ipmp.mpathd.settings import Settings
-from ipmp.mpathd.steps import Execute, ProbeReplied, Tick
+from ipmp.mpathd.steps import Execute, ProbeReplied, Resync, Tick
 from tests.unit.mpathd_sim import (
     GROUP,
     ROUTER1,
@@ -1247,3 +1247,19 @@ def test_a_member_missing_a_family_of_the_group_is_reported_once_and_recovers() 
     sim.plug(replace(q0, plumbed=frozenset({Family.INET, Family.INET6}),
                      logicals=(*q0.logicals, Logical(Family.INET6, 0, up=True))))
     assert "NIC qfe0 is now consistent with group prod and failover capability is restored" in sim.messages()
+
+
+def test_a_member_that_vanishes_from_the_kernel_is_forgotten_without_a_fault() -> None:
+    """A NIC unplugged (gone from the kernel's dump, not only down) leaves the group.
+
+    Regression: the group's homogeneity check ran before the vanished NIC was
+    forgotten and asserted on its missing record, ending the step.
+    """
+    sim = started(3)
+    gone = Config(tuple(i for i in sim.truth.interfaces if i.name != "qfe2"))
+    sim.truth = gone
+    sim.feed(Resync(sim.now, gone, sim.routers))
+    assert "qfe2" not in sim.machine.phyints
+    assert sim.lines("inet qfe2 has been removed from kernel")
+    sim.advance(3.0)
+    assert all(sim.state(n) is State.RUNNING for n in ("qfe0", "qfe1"))

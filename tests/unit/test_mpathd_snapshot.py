@@ -38,10 +38,10 @@ def test_the_wire_layout_is_the_one_clients_read() -> None:
     wire: dict[str, Any] = to_wire(started().machine.snapshot())
     assert list(wire) == ["v", "fdt_ms", "failback", "groups", "interfaces", "addresses"]
     assert wire["v"] == SNAPSHOT_VERSION == 1
-    assert list(wire["groups"]["prod"]) == ["state", "fdt_ms", "members"]
+    assert list(wire["groups"]["prod"]) == ["state", "fdt_ms", "members", "interface", "cast"]
     qfe0 = wire["interfaces"]["qfe0"]
     assert list(qfe0) == ["group", "state", "type", "link", "probe", "active", "standby", "inactive",
-                          "failed", "offline", "probes"]
+                          "failed", "offline", "hwaddrdup", "probes"]
     assert list(qfe0["probes"]["inet"]) == ["test_address", "targets", "mode", "crtt_ms"]
     assert isinstance(qfe0["probes"]["inet"]["targets"], list)
     assert list(wire["addresses"][0]) == ["address", "family", "interface", "home", "group", "up"]

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipmp.config.render import flags_of, format_ether, format_flags, is_placeholder, render
+from ipmp.config.flagword import flags_of, format_flags, is_placeholder
+from ipmp.config.render import format_ether, render
 from ipmp.model import FLAG_NAMES, IFF, Config, Family, Interface, Logical
 
 V4 = frozenset({Family.INET})

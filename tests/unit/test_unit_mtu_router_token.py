@@ -34,8 +34,9 @@ import pytest
 
 from ipmp.admin.session import read_host, run_command
 from ipmp.config.evaluate import evaluate
+from ipmp.config.flagword import flags_of
 from ipmp.config.parse import parse_argv
-from ipmp.config.render import flags_of, render
+from ipmp.config.render import render
 from ipmp.errors import ConfigError, ParseError, UnsupportedError
 from ipmp.host.hostfiles import parse_hostname_text
 from ipmp.host.state import Store, dumps, loads
