@@ -81,6 +81,8 @@ class DrillView:
         table.add_column("result")
         for i, st in enumerate(report["steps"], start=1):
             msgs = "\n".join(f"{m['t_ms']:+.0f} {escape(m['text'])}" for m in st["messages"]) or "-"
+            for moved in st.get("rebound", ()):
+                msgs += f"\nrebound {escape(moved)}"  # Solaris 11: re-bound, no failback home
             cmd = st.get("command")
             if cmd:
                 msgs = f"{escape(' '.join(cmd['argv']))}: exit {cmd['exit']}\n{msgs}"

@@ -3,6 +3,7 @@
 ::
 
     ipmp-lab up DIR                 build the lab for DIR/etc/hostname.* and start in.mpathd
+    ipmp-lab up [--script FILE] DIR ... or for DIR/etc/ipadm/ipadm.conf and an ipadm script
     ipmp-lab fail IF --link|--silent
     ipmp-lab repair IF
     ipmp-lab router down|up
@@ -63,6 +64,15 @@ def _name(ctx: click.Context, own: str | None, default: str = "default") -> str:
         _fail(str(err))
 
 
+_SCRIPT_HELP = ("A Solaris 11 ipadm command script to run in the lab's host after the boot "
+                "(default: DIR/ipadm.sh when it exists).")
+
+
+def script_option(f: F) -> F:
+    return click.option("--script", "script", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        metavar="FILE", default=None, help=_SCRIPT_HELP)(f)
+
+
 def name_option(f: F) -> F:
     return click.option("--name", "-n", "own_name", metavar="NAME", default=None, help=_NAME_HELP)(f)
 
@@ -105,21 +115,25 @@ def cli(ctx: click.Context, name: str | None) -> None:
               help="FAILURE_DETECTION_TIME for the lab's in.mpathd (default: DIR/etc/default/mpathd).")
 @click.option("--quiet-period", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", default=None,
               help="Shorten in.mpathd's 40 s start-up quiet period (test setting).")
+@script_option
 @name_option
 @click.pass_context
 def up(ctx: click.Context, directory: Path, fdt_ms: int | None, quiet_period: float | None,
-       own_name: str | None) -> None:
-    """Build a lab from DIRECTORY/etc (hostname.*, hosts, netmasks, defaultrouter) and start in.mpathd."""
+       script: Path | None, own_name: str | None) -> None:
+    """Build a lab from DIRECTORY/etc (hostname.*, ipadm/ipadm.conf, hosts, netmasks, defaultrouter)
+    and an ipadm script, and start in.mpathd."""
     _guard()
     name = _name(ctx, own_name)
     try:
         with interrupt_on_signals():
-            lab = create(name, directory, fdt_ms=fdt_ms, quiet_period=quiet_period,
+            lab = create(name, directory, script=script, fdt_ms=fdt_ms, quiet_period=quiet_period,
                          progress=lambda text: click.echo(f"{PROG}: {text}"))
     except (LabError, KeyboardInterrupt) as err:
         _report_error(err)
     with lab:
         _print_lab(lab, built=True)
+        if lab.script_output:
+            click.echo(f"\n{lab.script_output}")
         ifconfig = lab.run(["ifconfig", "-a"])
         click.echo("\n$ ifconfig -a   (in the lab's host)")
         click.echo((ifconfig.stdout + ifconfig.stderr).rstrip())
@@ -146,6 +160,13 @@ def _print_lab(lab: Lab, *, built: bool) -> None:
         addrs = ", ".join([*nic["data_addresses"], *(f"{a} (test)" for a in nic["test_addresses"])])
         click.echo(f"  {nic['name']:<10} {group}{extra}; {addrs or 'no address'}; "
                    f"switch port {nic['port']}, {nic['mac']}{fault}")
+    for itf in info["ipmp_interfaces"]:
+        # Solaris 11: no home member; in.mpathd binds each to an active member (illumos ipmp.c).
+        probing = ", transitive probing" if info["transitive_probing"] else ""
+        click.echo(f"  {itf['name']:<10} IPMP interface of group {itf['group']}{probing}; "
+                   f"{', '.join(itf['data_addresses']) or 'no address'} (bound to its active members)")
+    if info["script"]:
+        click.echo(f"  script     {info['script']}")
     router = info["router"]
     origin = "defaultrouter" if router["from_defaultrouter"] else "chosen by the lab"
     state = "  [DOWN]" if router["down"] else ""
@@ -298,10 +319,11 @@ def down(ctx: click.Context, own_name: str | None) -> None:
               help="Write the report as JSON to this file.")
 @click.option("--svg", "svg_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the timeline (interface states, address moves, lost pings) as SVG.")
+@script_option
 @drill_name_option
 @click.pass_context
 def drill(ctx: click.Context, directory: Path, fdt_ms: int, quiet_period: float | None,
-          json_path: Path | None, svg_path: Path | None, own_name: str | None) -> None:
+          json_path: Path | None, svg_path: Path | None, script: Path | None, own_name: str | None) -> None:
     """Build a lab from DIRECTORY, fail and repair everything while a peer pings, report, remove the lab.
 
     Exit status 1 when a step misbehaves: an address lost, a failover that
@@ -317,7 +339,8 @@ def drill(ctx: click.Context, directory: Path, fdt_ms: int, quiet_period: float 
     view = DrillView()
     try:
         with interrupt_on_signals():
-            report = run_drill(name, directory, fdt_ms=fdt_ms, quiet_period=quiet_period, observer=view)
+            report = run_drill(name, directory, script=script, fdt_ms=fdt_ms, quiet_period=quiet_period,
+                               observer=view)
     except (LabError, KeyboardInterrupt) as err:
         view.close()
         _report_error(err)

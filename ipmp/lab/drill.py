@@ -6,7 +6,12 @@ address 100 times a second.  What each step should do is worked out before
 it runs (:mod:`ipmp.lab.rules`).  A step *misbehaves* when an expected
 message is missing, a failure, repair, failover or failback message appears
 that should not, a data address is missing or on the wrong NIC when the
-step is over, or if_mpadm's exit status or message is not Solaris'.  Lost
+step is over, or if_mpadm's exit status or message is not Solaris'.  In a
+group with a Solaris 11 IPMP interface a step misbehaves when its data
+addresses are not re-bound as the kernel's rules say (:mod:`ipmp.lab.rebind`:
+each address of a member that stops being active to the member with the
+fewest, a member that becomes active taking its share, no failback home);
+each step's report lists the re-bindings it saw.  Lost
 pings are measured, never judged: how many a failover costs is the number
 the drill is there to show.
 
@@ -37,6 +42,7 @@ from ipmp.lab.lab import Lab
 from ipmp.lab.observe import AddressMonitor, LogTail
 from ipmp.lab.pingjob import PingJob
 from ipmp.lab.pingreport import PingReport
+from ipmp.lab.rebind import final_problems, spread_problems
 from ipmp.lab.rules import Expect, Rules, World, bare
 from ipmp.lab.script import Step, plan_steps
 from ipmp.lab.timeline import Recorder
@@ -61,7 +67,7 @@ POLL = 0.02
 #: Solaris message shapes (reference §2.12) that change what the host does;
 #: one of these that no rule predicted is a misbehaviour.
 _CRITICAL = re.compile(
-    r"NIC failure detected on .*|NIC repair detected on .*|All Interfaces in group .* have failed"
+    r"(NIC|IP interface) (failure|repair) detected on .*|All Interfaces in group .* have failed"
     r"|At least 1 interface \(.*\) of group .* has repaired|Successfully failed (over|back) .*"
 )
 _FAILOVER = re.compile(r"Successfully failed over from NIC (\S+) to NIC (\S+)")
@@ -122,10 +128,18 @@ class Drill:
     def targets(self) -> list[str]:
         peer_versions = {ipaddress.ip_interface(a).version for a in (self.plan.peer4, self.plan.peer6) if a}
         out = []
-        for home in self.plan.nics:
-            for a in home.data_addresses:
-                if ipaddress.ip_interface(a).version in peer_versions:
-                    out.append(bare(a))
+        for a in [*(a for n in self.plan.nics for a in n.data_addresses),
+                  *(a for i in self.plan.ipmp for a in i.data_addresses)]:
+            if ipaddress.ip_interface(a).version in peer_versions:
+                out.append(bare(a))
+        return out
+
+    def holders(self) -> dict[str, str]:
+        """Every data address -> the NIC holding it now (Solaris 11's have no home)."""
+        assert self.monitor is not None
+        out = dict(self.world.homes())
+        for a in self.world.ipmp_addresses():
+            out[a] = ",".join(sorted(self.monitor.nics_of(a)))
         return out
 
     def _pump(self) -> None:
@@ -152,6 +166,7 @@ class Drill:
             time.sleep(max(1.0, 1.5 * self.fdt))
             self._pump()
             self.record.t0 = time.monotonic()
+            start_holders = self.holders()
             steps, notes = plan_steps(self.plan)
             results = []
             for i, step in enumerate(steps, start=1):
@@ -165,7 +180,7 @@ class Drill:
         finally:
             monitor.close()
         ok = all(r["ok"] for r in results) and not final
-        timeline = self.record.timeline(end, self.log.lines, self.plan, self.world.homes(), monitor.events)
+        timeline = self.record.timeline(end, self.log.lines, self.plan, start_holders, monitor.events)
         return {
             "version": REPORT_VERSION,
             "ok": ok,
@@ -183,6 +198,11 @@ class Drill:
                      "test_addresses": list(n.test_addresses), "data_addresses": list(n.data_addresses)}
                     for n in self.plan.nics
                 ],
+                "ipmp_interfaces": [
+                    {"name": i.name, "group": i.group, "data_addresses": list(i.data_addresses)}
+                    for i in self.plan.ipmp
+                ],
+                "transitive_probing": self.plan.transitive,
             },
             "notes": notes,
             "duration_s": round(end - self.record.t0, 3),
@@ -195,7 +215,7 @@ class Drill:
         assert self.monitor is not None
         monitor = self.monitor
         rules = Rules(self.world, monitor.nics_of, self.fdt)
-        before = {a: sorted(monitor.nics_of(a)) for a in self.world.homes()}
+        before = {a: sorted(monitor.nics_of(a)) for a in self.holders()}
         expect = self._expect(rules, step)
         job: PingJob = self.lab.topology.start_ping(
             "peer", targets, interval=PING_INTERVAL, timeout=PING_TIMEOUT
@@ -290,6 +310,8 @@ class Drill:
         seen = [m for t, m in self.log.lines if t >= self._inject]
         if not all(any(re.fullmatch(p, m) for m in seen) for p in e.messages):
             return False
+        if spread_problems(e, monitor.nics_of, self.world.ipmp_addresses()):
+            return False
         return all(monitor.nics_of(a) and monitor.nics_of(a) <= allowed for a, allowed in e.placement.items())
 
     def _evaluate(
@@ -315,7 +337,8 @@ class Drill:
             if _CRITICAL.fullmatch(m) and not any(re.fullmatch(p, m) for p in e.messages):
                 what = "a failover that should not have happened" if _FAILOVER.fullmatch(m) else "unexpected"
                 problems.append(f"{what}: {m!r} at {1000 * (t - inject):+.0f} ms")
-        placement_after = {a: sorted(monitor.nics_of(a)) for a in self.world.homes()}
+        placement_after = {a: sorted(monitor.nics_of(a)) for a in before}
+        problems += spread_problems(e, monitor.nics_of, self.world.ipmp_addresses())
         for address, allowed in e.placement.items():
             now = monitor.nics_of(address)
             if not now:
@@ -345,7 +368,12 @@ class Drill:
             hits = [t for t, m in after if re.fullmatch(e.detect, m)]
             detection = round(1000 * (min(hits) - inject), 1) if hits else None
         move: float | None = None
-        if e.moving:
+        if e.watch:
+            # Solaris 11: whichever addresses were re-bound, the last one's arrival.
+            arrivals = [monitor.added_since(a, nic, inject) for a in e.watch for nic in monitor.nics_of(a)]
+            seen_at = [t for t in arrivals if t is not None]
+            move = round(1000 * (max(seen_at) - inject), 1) if seen_at else None
+        elif e.moving:
             times: list[float] = []
             for a in e.moving:
                 for nic in monitor.nics_of(a) & e.placement.get(a, set()):
@@ -385,6 +413,8 @@ class Drill:
             "expected_messages": [_readable(p) for p in e.messages],
             "addresses_before": before,
             "addresses_after": placement_after,
+            "rebound": [f"{a}: {' '.join(before[a]) or '-'} -> {' '.join(placement_after[a]) or '-'}"
+                        for a in self.world.ipmp_addresses() if before.get(a) != placement_after.get(a)],
             "command": None if command is None else {
                 "argv": command.argv, "exit": command.rc, "expected_exit": e.rc,
                 "stdout": command.stdout, "stderr": command.stderr, "seconds": round(command.seconds, 3),
@@ -392,7 +422,7 @@ class Drill:
         }
 
     def final_check(self) -> list[str]:
-        """At the end every data address must be home again, once."""
+        """At the end every data address must be home again, once (Solaris 11: ``rebind.final_problems``)."""
         assert self.monitor is not None
         problems = []
         for address, home in self.world.homes().items():
@@ -400,6 +430,7 @@ class Drill:
             if now != {home}:
                 problems.append(f"at the end {address} is on {', '.join(sorted(now)) or 'no interface'}, "
                                 f"not on {home}")
+        problems += final_problems(self.world, self.monitor.nics_of)
         return problems
 
 
@@ -414,6 +445,7 @@ def run_drill(
     name: str,
     source: Path,
     *,
+    script: Path | None = None,
     fdt_ms: int = 1000,
     quiet_period: float | None = None,
     observer: Observer | None = None,
@@ -422,7 +454,7 @@ def run_drill(
     obs: Observer = observer or _Quiet()
     qp = quiet_period if quiet_period is not None else max(1.0, 2.0 * fdt_ms / 1000.0)
     started = time.monotonic()
-    lab = create(name, source, fdt_ms=fdt_ms, quiet_period=qp, progress=obs.phase)
+    lab = create(name, source, script=script, fdt_ms=fdt_ms, quiet_period=qp, progress=obs.phase)
     with lab:
         try:
             report = Drill(lab, fdt_ms, obs).run()

@@ -125,6 +125,8 @@ class Lab:
         self._owner = owner
         #: What ``ipmp-boot`` printed (only for a lab created by this process).
         self.boot_output = ""
+        #: The ipadm script's read-only commands and their output (likewise).
+        self.script_output = ""
 
     # -- opening ---------------------------------------------------------------------
 
@@ -320,6 +322,12 @@ class Lab:
                 }
                 for nic in plan.nics
             ],
+            "ipmp_interfaces": [
+                {"name": i.name, "group": i.group, "data_addresses": list(i.data_addresses)}
+                for i in plan.ipmp
+            ],
+            "transitive_probing": plan.transitive,
+            "script": plan.script or None,
             "router": {
                 "addresses": [a for a in (plan.router4, plan.router6, *plan.extra_router) if a],
                 "down": st.router_down,

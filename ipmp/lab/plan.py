@@ -3,6 +3,9 @@
 The files are evaluated with the product's own evaluator, so they mean the
 same thing to the lab as to ``ipmp-boot``; the plan is a value, stored in
 the lab's state file and read back by every later ``ipmp-lab`` command.
+A Solaris 11 configuration (``etc/ipadm/ipadm.conf``, an ipadm script) is
+read by :mod:`ipmp.lab.ipadmplan` and folded over the same view; a NIC
+configured both ways is refused, as ``ipmp-boot`` refuses it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from ipmp.errors import IpmpError
 from ipmp.host.hostfiles import find_hostname_files
 from ipmp.host.lookups import read_environment
 from ipmp.lab.errors import LabError
+from ipmp.lab.ipadmplan import fold, read_solaris11
 from ipmp.model import Config, Family, Interface
 from ipmp.mpathd.settings import parse_settings
 
-__all__ = ["NetworkPlan", "NicPlan", "plan_network"]
+__all__ = ["IpmpPlan", "NetworkPlan", "NicPlan", "plan_network"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,20 @@ class NicPlan:
     @property
     def has_test(self) -> bool:
         return bool(self.test_addresses)
+
+
+@dataclass(frozen=True)
+class IpmpPlan:
+    """A Solaris 11 IPMP interface (``ipadm create-ipmp``): its group and its data addresses.
+
+    The data addresses have no home NIC: the kernel binds each to an
+    active member and re-binds it when members come and go (illumos
+    ``ipmp.c``); which member holds one is read from the lab's kernel.
+    """
+
+    name: str
+    group: str
+    data_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,10 @@ class NetworkPlan:
     failback: bool = True
     track_all: bool = False
     problems: tuple[str, ...] = ()
+    #: Solaris 11: the IPMP interfaces, transitive probing, the ipadm script run at ``up``.
+    ipmp: tuple[IpmpPlan, ...] = ()
+    transitive: bool = False
+    script: str = ""
 
     def nic(self, name: str) -> NicPlan:
         for nic in self.nics:
@@ -77,6 +99,21 @@ class NetworkPlan:
     def groups(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(n.group for n in self.nics if n.group))
 
+    def ipmp_interface(self, group: str) -> IpmpPlan | None:
+        """The Solaris 11 IPMP interface of ``group``: its addresses are bound, not failed over."""
+        return next((i for i in self.ipmp if group and i.group == group), None)
+
+    def probed(self, nic: NicPlan) -> bool:
+        """Whether probes watch ``nic``: a test address, or transitive probing in a group with none.
+
+        Transitive probing is used only by a group without test addresses
+        (in.mpathd(8), Solaris 11.4; ``ipmp.mpathd.transitive``).
+        """
+        if nic.has_test:
+            return True
+        return (self.transitive and bool(nic.group)
+                and not any(m.has_test for m in self.members(nic.group)))
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -92,10 +129,12 @@ class NetworkPlan:
             )
             for n in doc["nics"]
         )
-        rest = {k: v for k, v in doc.items() if k != "nics"}
+        ipmp = tuple(IpmpPlan(str(i["name"]), str(i["group"]), tuple(i["data_addresses"]))
+                     for i in doc.get("ipmp", ()))
+        rest = {k: v for k, v in doc.items() if k not in ("nics", "ipmp")}
         for key in ("extra_router", "extra_peer", "problems"):
             rest[key] = tuple(rest.get(key, ()))
-        return cls(nics=nics, **rest)
+        return cls(nics=nics, ipmp=ipmp, **rest)
 
 
 def _free_addresses(
@@ -115,11 +154,15 @@ def _free_addresses(
             yield addr
 
 
-def plan_network(source: Path) -> NetworkPlan:
+def plan_network(source: Path, script: Path | None = None) -> NetworkPlan:
     """Read the boot files under ``source`` (an alternate root) and decide the network.
 
     * NICs: one per interface named by ``etc/hostname.<if>`` or
-      ``etc/hostname6.<if>``, in file order; ``hostname.qfe0:1`` names qfe0.
+      ``etc/hostname6.<if>``, in file order; ``hostname.qfe0:1`` names qfe0;
+      then those ``etc/ipadm/ipadm.conf`` or the ipadm script (``script``,
+      else ``source/ipadm.sh``) plumb, in their order.  One NIC named by
+      both kinds is refused: Solaris 11 has no hostname files, and
+      ``ipmp-boot`` configures such a NIC neither way.
     * Every IPv4 subnet the files configure gets a router and a peer
       address.  The router's is ``defaultrouter`` where that is in the
       subnet, else the lowest free address; the peer's is the highest free
@@ -130,14 +173,19 @@ def plan_network(source: Path) -> NetworkPlan:
       is noted in ``problems`` and left for ``ipmp-boot`` to report.
 
     Raises:
-        LabError: no hostname files; unreadable hosts, netmasks or
-            defaultrouter; a default router on none of the subnets.
+        LabError: no hostname files and no ipadm configuration; a NIC
+            configured both ways; a script line ipadm refuses; unreadable
+            hosts, netmasks or defaultrouter; a default router on none of
+            the subnets.
     """
-    if not (source / "etc").is_dir():
-        raise LabError(f"{source}: no etc directory (expected {source}/etc/hostname.<if>)")
+    s11 = read_solaris11(source, script)
+    if not (source / "etc").is_dir() and s11 is None:
+        raise LabError(f"{source}: no etc directory (expected {source}/etc/hostname.<if>, "
+                       f"{source}/etc/ipadm/ipadm.conf or {source}/ipadm.sh)")
     files = find_hostname_files(source)
-    if not files:
-        raise LabError(f"{source}/etc: no hostname.<if> or hostname6.<if> files")
+    if not files and s11 is None:
+        raise LabError(f"{source}/etc: no hostname.<if> or hostname6.<if> files, no ipadm/ipadm.conf, "
+                       "and no ipadm script")
     try:
         env = read_environment(source)
     except (IpmpError, OSError) as err:
@@ -148,6 +196,13 @@ def plan_network(source: Path) -> NetworkPlan:
         settings, _ = parse_settings("")
 
     names = list(dict.fromkeys(f.ifname.partition(":")[0] for f in files))
+    if s11 is not None:
+        both = [n for n in s11[0].nics if n in names]
+        if both:
+            raise LabError(
+                f"{both[0]} is configured both by {source}/etc/hostname.{both[0]} (or hostname6) and by "
+                f"ipadm ({s11[0].origin[both[0]]}): a NIC is configured one way or the other; "
+                "remove one of the two")
     config = Config(tuple(Interface(name, index=i + 1) for i, name in enumerate(names)))
     problems: list[str] = []
     for name in names:
@@ -160,11 +215,16 @@ def plan_network(source: Path) -> NetworkPlan:
             continue
         config = evaluated.config
         problems += [failed.message for failed in evaluated.failed]
+    transitive = False
+    if s11 is not None:
+        config, transitive, more = fold(config, s11[0], s11[1], env)
+        problems += more
 
     nics: list[NicPlan] = []
     subnets4: list[ipaddress.IPv4Network] = []
     subnets6: list[ipaddress.IPv6Network] = []
     used: set[Any] = {addr for _, addr in env.hosts} | set(env.defaultrouters)
+    bound: dict[str, list[str]] = {}
     for itf in config.interfaces:
         tests: list[str] = []
         data: list[str] = []
@@ -186,9 +246,17 @@ def plan_network(source: Path) -> NetworkPlan:
                 and lg.address.network not in subnets6
             ):
                 subnets6.append(ipaddress.IPv6Network(lg.address.network))
-            if lg.up:
+            if not lg.up:
+                continue
+            if itf.ipmp or lg.ipmp_unit is not None:
+                # Solaris 11: a data address of the IPMP interface, bound or not yet.
+                bound.setdefault(itf.group, []).append(str(lg.address))
+            else:
                 (tests if lg.nofailover else data).append(str(lg.address))
-        nics.append(NicPlan(itf.name, itf.group, itf.standby, tuple(tests), tuple(data)))
+        if not itf.ipmp:
+            nics.append(NicPlan(itf.name, itf.group, itf.standby, tuple(tests), tuple(data)))
+    ipmp = tuple(IpmpPlan(itf.name, itf.group, tuple(bound.get(itf.group, ())))
+                 for itf in config.interfaces if itf.ipmp)
 
     routers4 = [a for a in env.defaultrouters if a.version == 4]
     routers6 = [a for a in env.defaultrouters if a.version == 6 and not a.is_link_local]
@@ -230,4 +298,7 @@ def plan_network(source: Path) -> NetworkPlan:
         failback=settings.failback,
         track_all=not settings.track_interfaces_only_with_groups,
         problems=tuple(problems),
+        ipmp=ipmp,
+        transitive=transitive,
+        script=s11[0].script if s11 is not None else "",
     )

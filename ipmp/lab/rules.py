@@ -3,7 +3,11 @@
 What a step should do is worked out before it runs, from the boot files and
 the daemon's state as its own messages reported it, with the rules of
 reference solaris-ipmp.md (§2.7 failure and repair, §2.8 destinations and
-FAILBACK, §2.9 offline, §2.12 the messages, §5 if_mpadm).
+FAILBACK, §2.9 offline, §2.12 the messages, §5 if_mpadm).  A group with a
+Solaris 11 IPMP interface has no failover and no failback: its data
+addresses are re-bound (:mod:`ipmp.lab.rebind`, illumos ``ipmp.c``) and
+in.mpathd says "IP interface" where Solaris 10's says "NIC" (Clearview
+``mpd_probe.c``).
 
 Pure: the addresses' whereabouts come in as a function, the messages as
 text; nothing here reads the clock, the kernel or a file.
@@ -16,6 +20,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from ipmp.lab.rebind import active, expect_rebind, group_addresses
 
 if TYPE_CHECKING:
     # Types only: the plan module evaluates boot files through the product,
@@ -38,6 +44,8 @@ class NicState:
     link_up: bool = True  # as the daemon knows it (from its link messages)
     link_ok: bool = True  # the wire, as the drill set it
     silent_ok: bool = True
+    #: Solaris 11, FAILBACK=no: repaired but held INACTIVE (in.mpathd ``phyint_transition_to_running``).
+    held: bool = False
 
 
 @dataclass
@@ -52,8 +60,22 @@ class World:
         return cls(plan, {n.name: NicState(n) for n in plan.nics}, {g: False for g in plan.groups})
 
     def members(self, nic: str) -> list[NicState]:
-        group = self.nics[nic].plan.group
+        return self.members_of(self.nics[nic].plan.group)
+
+    def members_of(self, group: str) -> list[NicState]:
         return [s for s in self.nics.values() if group and s.plan.group == group]
+
+    def s11(self, group: str) -> bool:
+        """Whether ``group`` has a Solaris 11 IPMP interface: re-binding, not failover."""
+        return self.plan.ipmp_interface(group) is not None
+
+    def probed(self, s: NicState) -> bool:
+        """Probes watch ``s``: a test address, or transitive probing."""
+        return self.plan.probed(s.plan)
+
+    def ipmp_addresses(self) -> list[str]:
+        """Every data address of an IPMP interface (bare); they have no home NIC."""
+        return [a for i in self.plan.ipmp for a in group_addresses(self, i.group)]
 
     def usable(self, s: NicState) -> bool:
         return s.state == "ok" and s.link_up
@@ -67,10 +89,10 @@ class World:
 
     # -- learning from what happened
     def on_message(self, text: str) -> None:
-        if m := re.fullmatch(r"NIC failure detected on (\S+)( of group \S+)?", text):
+        if m := re.fullmatch(r"(?:NIC|IP interface) failure detected on (\S+)( of group \S+)?", text):
             if m[1] in self.nics and self.nics[m[1]].state != "offline":
                 self.nics[m[1]].state = "failed"
-        elif m := re.fullmatch(r"NIC repair detected on (\S+)( of group \S+)?", text):
+        elif m := re.fullmatch(r"(?:NIC|IP interface) repair detected on (\S+)( of group \S+)?", text):
             if m[1] in self.nics and self.nics[m[1]].state != "offline":
                 self.nics[m[1]].state = "ok"
         elif m := re.fullmatch(r"All Interfaces in group (\S+) have failed", text):
@@ -95,6 +117,11 @@ def _group_of(s: NicState) -> str:
     return f" of group {s.plan.group}" if s.plan.group else ""
 
 
+def _what(world: World, s: NicState) -> str:
+    """Clearview in.mpathd (``mpd_probe.c``) says "IP interface" in a group with an IPMP interface."""
+    return "IP interface" if world.s11(s.plan.group) else "NIC"
+
+
 @dataclass
 class Expect:
     """What a step must (and must not) produce."""
@@ -107,6 +134,10 @@ class Expect:
     stderr: str | None = None
     extra_settle: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: Solaris 11: (active members, IP version, their sorted address counts) after the step.
+    spread: list[tuple[tuple[str, ...], int, list[int]]] = field(default_factory=list)
+    #: Solaris 11: addresses that may be re-bound (the move time is taken over them).
+    watch: set[str] = field(default_factory=set)
 
 
 def _lit(text: str) -> str:
@@ -122,13 +153,20 @@ class Rules:
         self.fdt = fdt
 
     def placement_now(self) -> dict[str, set[str]]:
-        return {a: self.where(a) for a in self.world.homes()}
+        return {a: self.where(a) for a in [*self.world.homes(), *self.world.ipmp_addresses()]}
 
     def _hosted(self, nic: str) -> list[str]:
-        return [a for a in self.world.homes() if nic in self.where(a)]
+        return [a for a in [*self.world.homes(), *self.world.ipmp_addresses()] if nic in self.where(a)]
 
     def _failover(self, e: Expect, nic: str, candidates: list[str], *, message: bool = True) -> None:
-        """Data addresses on ``nic`` go to one of ``candidates`` (reference §2.8)."""
+        """Data addresses on ``nic`` go to one of ``candidates`` (reference §2.8).
+
+        Solaris 11: re-bound to the active members instead, with no message.
+        """
+        group = self.world.nics[nic].plan.group
+        if self.world.s11(group):
+            expect_rebind(self.world, self.where, group, e, gone={nic})
+            return
         hosted = self._hosted(nic)
         if not hosted:
             return
@@ -151,6 +189,12 @@ class Rules:
         still set -- which it is on a repair or an undo-offline.  So the
         message is due even when no address moves (S10 ``do_failback``).
         """
+        group = self.world.nics[nic].plan.group
+        if self.world.s11(group):
+            # Activated, not failed back: it takes its share (``ipmp_ill_activate``).
+            self.world.nics[nic].held = False
+            expect_rebind(self.world, self.where, group, e, back={nic})
+            return
         if len(self.world.members(nic)) > 1:
             e.messages.append(rf"Successfully failed back to NIC {_lit(nic)}")
         for a, home in self.world.homes().items():
@@ -170,7 +214,7 @@ class Rules:
             return e
         members = w.members(nic)
         others = [m for m in members if m is not s and w.usable(m)]
-        capable = [m for m in members if m.plan.has_test and m.state != "offline"]
+        capable = [m for m in members if w.probed(m) and m.state != "offline"]
         if not s.plan.group or capable == [s]:
             nic_failure = True
         elif link:
@@ -178,9 +222,9 @@ class Rules:
         else:
             # A NIC failure needs another member whose probes are still
             # answered (§2.7 rule 4); otherwise the whole group failed.
-            nic_failure = any(m.plan.has_test for m in others)
+            nic_failure = any(w.probed(m) for m in others)
         if nic_failure:
-            e.detect = rf"NIC failure detected on {_lit(nic)}{_lit(_group_of(s))}"
+            e.detect = rf"{_what(w, s)} failure detected on {_lit(nic)}{_lit(_group_of(s))}"
             e.messages.append(e.detect)
             if s.plan.group:
                 self._failover(e, nic, [m.plan.name for m in others])
@@ -198,11 +242,18 @@ class Rules:
             e.messages.append(rf"The link has come up on {_lit(nic)}")
         if not w.tracked(nic) or s.state != "failed":
             return e
-        e.detect = rf"NIC repair detected on {_lit(nic)}{_lit(_group_of(s))}"
+        e.detect = rf"{_what(w, s)} repair detected on {_lit(nic)}{_lit(_group_of(s))}"
         e.messages.append(e.detect)
         if s.plan.group and w.group_failed.get(s.plan.group):
             group = _lit(s.plan.group)
             e.messages.append(rf"At least 1 interface \({_lit(nic)}\) of group {group} has repaired")
+        if w.s11(s.plan.group):
+            # FAILBACK=no: a non-STANDBY member comes back INACTIVE unless none
+            # is active (in.mpathd ``phyint_transition_to_running``); else it is activated.
+            s.held = (not w.plan.failback and not s.plan.standby
+                      and bool(active(w, s.plan.group, self.where, gone={nic})))
+            expect_rebind(w, self.where, s.plan.group, e, back={nic})
+            return e
         # A standby only loses FAILED; FAILBACK=no means no failback (§2.7, §2.8).
         if s.plan.group and w.plan.failback and not s.plan.standby:
             self._failback(e, nic)
@@ -224,6 +275,9 @@ class Rules:
         else:
             count = sum(1 for m in members if m.state == "ok")
         candidates = [m.plan.name for m in members if m is not s and w.usable(m)]
+        if w.s11(s.plan.group):
+            # Refused when its addresses could go nowhere (EMINRED, as in.mpathd's offline).
+            candidates = active(w, s.plan.group, self.where, gone={nic})
         if count < 1 or (self._hosted(nic) and not candidates):
             e.rc, e.stderr = 1, MSG_MIN_RED
             e.extra_settle = 0.5
@@ -240,6 +294,7 @@ class Rules:
             e.rc, e.stderr = 1, "Interface not offlined"
             return e
         e.rc = 0
+        s.held = False
         if s.link_up:
             self._failback(e, nic)
         return e
@@ -250,10 +305,10 @@ class Rules:
         e = Expect(placement=self.placement_now())
         for group in w.plan.groups:
             members = [s for s in w.nics.values() if s.plan.group == group]
-            capable = [s for s in members if s.plan.has_test and w.usable(s)]
+            capable = [s for s in members if w.probed(s) and w.usable(s)]
             if not capable:
                 continue
-            probing = [s for s in members if s.plan.has_test and s.state != "offline"]
+            probing = [s for s in members if w.probed(s) and s.state != "offline"]
             if any("link-local" in s.plan.test_addresses for s in capable):
                 # IPv6 probes go to what ff02::1 discovery found, the peer
                 # among them (the lab's router sends no advertisements): the
@@ -262,7 +317,8 @@ class Rules:
                 continue
             if len(capable) == 1 and len(probing) == 1:
                 s = capable[0]
-                e.messages.append(rf"NIC failure detected on {_lit(s.plan.name)} of group {_lit(group)}")
+                e.messages.append(
+                    rf"{_what(w, s)} failure detected on {_lit(s.plan.name)} of group {_lit(group)}")
                 others = [m.plan.name for m in members if m is not s and w.usable(m)]
                 self._failover(e, s.plan.name, others)
             else:
@@ -277,14 +333,17 @@ class Rules:
         e = Expect(placement=self.placement_now())
         for group in w.plan.groups:
             failed = [s for s in w.nics.values()
-                      if s.plan.group == group and s.state == "failed" and s.plan.has_test
+                      if s.plan.group == group and s.state == "failed" and w.probed(s)
                       and s.link_up and s.link_ok and s.silent_ok]
             for s in failed:
-                e.messages.append(rf"NIC repair detected on {_lit(s.plan.name)} of group {_lit(group)}")
-                if w.plan.failback and not s.plan.standby:
+                e.messages.append(
+                    rf"{_what(w, s)} repair detected on {_lit(s.plan.name)} of group {_lit(group)}")
+                if w.plan.failback and not s.plan.standby and not w.s11(group):
                     self._failback(e, s.plan.name)
+            if failed and w.s11(group):
+                expect_rebind(w, self.where, group, e, back={s.plan.name for s in failed})
             if failed and w.group_failed.get(group):
                 e.messages.append(rf"At least 1 interface \(\S+\) of group {_lit(group)} has repaired")
             if failed and e.detect is None:
-                e.detect = rf"NIC repair detected on \S+ of group {_lit(group)}"
+                e.detect = rf"(?:NIC|IP interface) repair detected on \S+ of group {_lit(group)}"
         return e

@@ -1,7 +1,8 @@
 """The drill's script: which steps a configuration gets, in which order, and what is left out.
 
 * for every NIC in a group: link failure and repair, then (if it has a test
-  address, so that probes can notice) silent failure and repair;
+  address, or its group probes transitively, so that probes can notice)
+  silent failure and repair;
 * for every group of two or more: ``if_mpadm -d`` and ``-r`` of each member,
   and the refusal to offline the last usable one;
 * a router outage (probes fail everywhere at once: group failure, no
@@ -53,7 +54,7 @@ def plan_steps(plan: NetworkPlan) -> tuple[list[Step], list[str]]:
             continue
         steps.append(Step("link-fail", nic.name, f"{nic.name}: link failure"))
         steps.append(Step("link-repair", nic.name, f"{nic.name}: link repair"))
-        if nic.has_test:
+        if plan.probed(nic):
             steps.append(Step("silent-fail", nic.name, f"{nic.name}: silent failure"))
             steps.append(Step("silent-repair", nic.name, f"{nic.name}: silent repair"))
         else:
@@ -75,6 +76,11 @@ def plan_steps(plan: NetworkPlan) -> tuple[list[Step], list[str]]:
     if any(n.has_test and n.group for n in plan.nics):
         steps.append(Step("router-down", None, "router outage"))
         steps.append(Step("router-up", None, "router back"))
+    elif any(plan.probed(n) for n in plan.nics):
+        # Which transitive prober is to blame when the targets vanish is our
+        # rule, not Solaris' (ipmp.mpathd.transitive): nothing to check it against.
+        notes.append("transitive probing only: a router outage has no Solaris behaviour to check, "
+                     "not drilled")
     else:
         notes.append("no test addresses: probes never reach the router, so no router outage drill")
     return steps, notes

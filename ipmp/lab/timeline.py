@@ -72,9 +72,10 @@ class Recorder:
         since = {n: 0.0 for n in plan.names}
         changes: list[tuple[float, str, str]] = []
         for t, m in messages:
-            if mm := re.fullmatch(r"NIC failure detected on (\S+).*", m):
+            # "IP interface": Clearview in.mpathd's word in a group with an IPMP interface.
+            if mm := re.fullmatch(r"(?:NIC|IP interface) failure detected on (\S+).*", m):
                 changes.append((t, mm[1], "failed"))
-            elif mm := re.fullmatch(r"NIC repair detected on (\S+).*", m):
+            elif mm := re.fullmatch(r"(?:NIC|IP interface) repair detected on (\S+).*", m):
                 changes.append((t, mm[1], "ok"))
             elif mm := re.fullmatch(r"All Interfaces in group (\S+) have failed", m):
                 changes += [(t, n.name, "failed") for n in plan.members(mm[1])]

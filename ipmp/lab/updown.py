@@ -1,7 +1,13 @@
 """``ipmp-lab up`` and ``down``: build a lab from a directory of boot files and start its daemon; remove it.
 
 Where and how addresses are chosen, :func:`ipmp.lab.plan.plan_network`;
-what removing a lab does, :mod:`ipmp.lab.lab`.
+what removing a lab does, :mod:`ipmp.lab.lab`.  The boot is the host's:
+``ipmp-boot -R`` applies the hostname files and ``etc/ipadm/ipadm.conf``;
+then an ipadm script (:mod:`ipmp.lab.ipadmplan`) is run command by command
+in the host with the real ``ipadm``, ``svccfg`` and ``svcadm``, as an
+administrator types them on Solaris 11, so its persistent changes are
+written to the lab root's ``etc/ipadm/ipadm.conf``; its read-only commands
+(``ipadm show-*``, ``ipmpstat``, ``svcprop``) run once in.mpathd is up.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ipmp.host.hostfiles import find_hostname_files
+from ipmp.host.ipadm_db import DB_PATH
 from ipmp.lab.addressing import unique_prefix
 from ipmp.lab.errors import LabError
+from ipmp.lab.ipadmplan import ScriptLine, find_script, parse_script
 from ipmp.lab.lab import Lab, teardown
 from ipmp.lab.plan import plan_network
 from ipmp.lab.procs import Proc
@@ -50,7 +59,10 @@ def _copy_root(source: Path, root: Path, fdt_ms: int | None) -> None:
                                          or os.path.isdir(os.path.join(directory, n)))]
 
     root.mkdir(mode=0o755)
-    shutil.copytree(source / "etc", root / "etc", ignore=special)
+    if (source / "etc").is_dir():
+        shutil.copytree(source / "etc", root / "etc", ignore=special)
+    else:  # an ipadm script alone: Solaris 11 starts from an empty /etc/ipadm
+        (root / "etc").mkdir(mode=0o755)
     if fdt_ms is not None:
         dfl = root / "etc" / "default" / "mpathd"
         dfl.parent.mkdir(parents=True, exist_ok=True)
@@ -93,10 +105,49 @@ def _start_daemon(lab: Lab, quiet_period: float | None, scan_interval: float | N
         time.sleep(0.02)
 
 
+#: The package's module for each command a script may hold.
+_MODULES = {"ipadm": "ipmp.cli.ipadm", "svccfg": "ipmp.cli.svccfg", "svcadm": "ipmp.cli.svcadm",
+            "svcprop": "ipmp.cli.svcprop", "ipmpstat": "ipmp.cli.ipmpstat"}
+
+
+def _run_line(lab: Lab, line: ScriptLine, extra: dict[str, str] | None = None) -> tuple[int, str]:
+    """One script command in the lab's host, on the lab root; its exit status and output."""
+    argv = python_module(_MODULES[line.program], *line.words[1:])
+    proc = lab.topology.run("host", argv, check=False, timeout=120.0, env=lab.command_env(extra))
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def run_script(lab: Lab, script: Path, lines: tuple[ScriptLine, ...], say: Progress) -> None:
+    """The script's changes, in order; the first that fails stops the lab's ``up``.
+
+    ``SUNW_NO_MPATHD``: ``ipadm create-ipmp -i`` starts in.mpathd when none
+    runs (ifconfig's rule); the lab starts its own, logged one afterwards.
+    """
+    for line in lines:
+        if not line.changes:
+            continue
+        say(line.text)
+        rc, output = _run_line(lab, line, {"SUNW_NO_MPATHD": "1"})
+        if rc != 0:
+            raise LabError(f"{script}:{line.line}: '{line.text}' failed (exit {rc}):\n{output.rstrip()}")
+
+
+def show_script(lab: Lab, lines: tuple[ScriptLine, ...]) -> str:
+    """The script's read-only commands, run with in.mpathd up: ``$ command`` and its output each."""
+    out = []
+    for line in lines:
+        if not line.changes:
+            rc, output = _run_line(lab, line)
+            status = "" if rc == 0 else f"   (exit {rc})"
+            out.append(f"$ {line.text}{status}\n{output.rstrip()}")
+    return "\n".join(out)
+
+
 def create(
     name: str,
     source: Path,
     *,
+    script: Path | None = None,
     fdt_ms: int | None = None,
     quiet_period: float | None = None,
     scan_interval: float | None = None,
@@ -113,7 +164,8 @@ def create(
     source = source.resolve()
     if source == Path("/"):
         raise LabError("give a directory holding copies of the boot files (DIR/etc/hostname.*), not /")
-    plan = plan_network(source)
+    script = find_script(source, script.resolve() if script is not None else None)
+    plan = plan_network(source, script)
     base = private_dir(labs_dir())
     directory = base / name
     try:
@@ -167,21 +219,37 @@ def create(
             )
         except ValueError as err:  # a NIC name the kernel refuses, and the like
             raise LabError(str(err)) from None
+        # in.mpathd with no router to probe (a Solaris 11 script adds no default
+        # route) pings the all-hosts group 224.0.0.1 and takes who answers
+        # (in.mpathd(8)); Solaris hosts answer it, Linux ignores it by default.
+        # The lab's router answers probes, so it answers those too.
+        topo.run("router", ["sh", "-c", "echo 0 > /proc/sys/net/ipv4/icmp_echo_ignore_broadcasts"])
         state.ports = dict(topo.ports)
         state.macs = dict(topo.macs)
         save_state(directory, state)
         lab = Lab(directory, state, topo, lock_fd, owner=True)
 
-        say(f"ipmp-boot -R {state.root}")
-        boot = lab.run(python_module("ipmp.cli.boot", "-R", state.root), timeout=120.0)
-        # The messages name the lab's copy; the user knows the originals.
-        output = (boot.stdout + boot.stderr).replace(state.root, str(source))
-        lab.boot_output = output
-        if boot.returncode != 0:
-            raise LabError(f"ipmp-boot failed (exit {boot.returncode}):\n{output.rstrip()}")
+        root = Path(state.root)
+        if find_hostname_files(root) or (root / DB_PATH).is_file():
+            say(f"ipmp-boot -R {state.root}")
+            boot = lab.run(python_module("ipmp.cli.boot", "-R", state.root), timeout=120.0)
+            # The messages name the lab's copy; the user knows the originals.
+            output = (boot.stdout + boot.stderr).replace(state.root, str(source))
+            lab.boot_output = output
+            if boot.returncode != 0:
+                raise LabError(f"ipmp-boot failed (exit {boot.returncode}):\n{output.rstrip()}")
+        lines: tuple[ScriptLine, ...] = ()
+        if script is not None:
+            # A private copy, as for the files: what ran is what the lab keeps.
+            kept = directory / "ipadm.sh"
+            shutil.copyfile(script, kept)
+            lines = parse_script(kept.read_text(encoding="utf-8"), str(script))
+            run_script(lab, script, lines, say)
 
         say("starting in.mpathd -d")
         _start_daemon(lab, quiet_period, scan_interval)
+        if lines:
+            lab.script_output = show_script(lab, lines).replace(state.root, str(source))
         state.status = "up"
         save_state(directory, state)
         # From here on the lab outlives this process ('down' deletes the namespaces).
