@@ -34,10 +34,10 @@ from ipmp.config.keywords import KEYWORDS
 
 MAN = Path(__file__).resolve().parents[2] / "man"
 PAGES = ("ifconfig.8", "ipmp-boot.8", "hostname.if.5", "in.mpathd.8", "if_mpadm.8", "ipmpstat.8",
-         "ipmp-lab.8", "mpathd.5", "ipmp-boot-generator.8", "ipadm.8", "svccfg.8")
+         "ipmp-lab.8", "mpathd.5", "ipmp-boot-generator.8", "ipadm.8", "svccfg.8", "svcadm.8", "svcprop.8")
 #: Pages of Solaris commands and files: each says where it departs from Solaris.
 SOLARIS_PAGES = ("ifconfig.8", "ipmp-boot.8", "in.mpathd.8", "if_mpadm.8", "ipmpstat.8", "mpathd.5",
-                 "ipadm.8", "svccfg.8")
+                 "ipadm.8", "svccfg.8", "svcadm.8", "svcprop.8")
 REFUSED = "Recognised; refused on Linux:"
 #: Our own ifconfig options (ipmp/cli/ifconfig.py parses them by hand, not with click).
 IFCONFIG_OPTIONS = ("--dry-run", "-n", "--check", "--version")
