@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ipmp.cli.smfcall import smf_call
 from ipmp.host import smf
 from ipmp.host.altroot import root_path
 from ipmp.mpathd import control
@@ -48,13 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     root = root_path(None)
-    try:
-        smf.refresh(root)
-    except smf.SmfError as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"{PROG}: {err.filename}: {err.strerror}", file=sys.stderr)
+    if not smf_call(PROG, lambda: smf.refresh(root)):
         return 1
     pid = daemon_pid(root)
     if pid is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from ipmp.cli.smfcall import smf_call
 from ipmp.host import smf
 from ipmp.host.altroot import root_path
 
@@ -25,16 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {args[1]}: service not supported by this toolkit (only svc:/network/ipmp)",
               file=sys.stderr)
         return 1
-    try:
-        value = smf.parse_setprop(args[3:])
-        smf.set_property(root_path(None), value)
-    except smf.SmfError as err:
-        print(f"{PROG}: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"{PROG}: {err.filename}: {err.strerror}", file=sys.stderr)
-        return 1
-    return 0
+    setprop = args[3:]
+    return 0 if smf_call(PROG, lambda: smf.set_property(root_path(None), smf.parse_setprop(setprop))) else 1
 
 
 if __name__ == "__main__":

@@ -24,35 +24,14 @@ data address (``down``) are the issue's.
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Interface, IPv6Interface
 
 import pytest
 
 from ipmp.admin.ipadm_show import show
 from ipmp.config.ipadm_db import IpadmDb, parse_db
 from ipmp.config.ipadm_syntax import IpadmError, parse_argv
-from ipmp.model import Config, Family, Interface, Logical
-
-V4 = frozenset({Family.INET})
-V4V6 = frozenset({Family.INET, Family.INET6})
-
-
-def v4(unit: int, addr: str | None, **kw: object) -> Logical:
-    return Logical(Family.INET, unit, IPv4Interface(addr) if addr else None, **kw)  # type: ignore[arg-type]
-
-
-def v6(unit: int, addr: str | None, **kw: object) -> Logical:
-    return Logical(Family.INET6, unit, IPv6Interface(addr) if addr else None, **kw)  # type: ignore[arg-type]
-
-
-def nic(name: str, index: int, *logicals: Logical, **kw: object) -> Interface:
-    params: dict[str, object] = {"name": name, "index": index, "plumbed": V4, "link_up": True,
-                                 "running": True, "logicals": logicals}
-    params.update(kw)
-    return Interface(**params)  # type: ignore[arg-type]
-
-
-LO0 = nic("lo0", 1, v4(0, "127.0.0.1/8", up=True), loopback=True, noarp=True, mtu=8232)
+from ipmp.model import Config, Interface, Logical
+from tests.unit.builders import LO0, V4, V4V6, nic, v4, v6
 
 
 def ipmp0(*logicals: Logical, running: bool = True) -> Interface:

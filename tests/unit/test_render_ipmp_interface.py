@@ -22,7 +22,6 @@ spaces after a netmask without broadcast and after a MAC are checked.
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Interface, IPv6Interface
 
 import pytest
 
@@ -31,29 +30,7 @@ from ipmp.config.parse import parse_argv
 from ipmp.config.render import render
 from ipmp.errors import ConfigError, NoSuchInterface
 from ipmp.model import IFF, Config, Environment, Family, Interface, Logical
-
-V4 = frozenset({Family.INET})
-V4V6 = frozenset({Family.INET, Family.INET6})
-
-
-def v4(unit: int, addr: str | None, **kw: object) -> Logical:
-    address = IPv4Interface(addr) if addr is not None else None
-    return Logical(Family.INET, unit, address, **kw)  # type: ignore[arg-type]
-
-
-def v6(unit: int, addr: str | None, **kw: object) -> Logical:
-    address = IPv6Interface(addr) if addr is not None else None
-    return Logical(Family.INET6, unit, address, **kw)  # type: ignore[arg-type]
-
-
-def nic(name: str, index: int, *logicals: Logical, **kw: object) -> Interface:
-    params: dict[str, object] = {"name": name, "index": index, "plumbed": V4, "link_up": True,
-                                 "running": True, "logicals": logicals}
-    params.update(kw)
-    return Interface(**params)  # type: ignore[arg-type]
-
-
-LO0 = nic("lo0", 1, v4(0, "127.0.0.1/8", up=True), loopback=True, noarp=True, mtu=8232)
+from tests.unit.builders import LO0, V4, V4V6, nic, v4, v6
 
 
 def ipmp0(*logicals: Logical, running: bool = True, plumbed: frozenset[Family] = V4) -> Interface:

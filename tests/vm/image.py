@@ -478,6 +478,24 @@ def assemble(base: Path, dist: PythonDist | None, files: Mapping[str, GuestFile]
     return disk
 
 
+def wheel_disk(work: Path, files: Mapping[str, GuestFile], commands: Sequence[str],
+               timings: dict[str, float], *, log: Log = _quiet) -> Disk:
+    """The base image, the wheel of the tree installed as README says, ``files`` and ``commands``.
+
+    The steps every test of a wheel install takes, each timed into ``timings``.
+    """
+    mark = time.monotonic()
+    base = build_base(log=log)
+    timings["base image (mmdebstrap, or the cache)"] = time.monotonic() - mark
+    mark = time.monotonic()
+    dist = python_dist(work / "dist", log=log)
+    timings["wheel and dependencies"] = time.monotonic() - mark
+    mark = time.monotonic()
+    disk = assemble(base, dist, files, commands, log=log)
+    timings["disk (install into the image, mkfs; or the cache)"] = time.monotonic() - mark
+    return disk
+
+
 #: A disk used (assembled or reused) within this many seconds is never pruned: another
 #: test of the same run, or a run beside it, may be about to boot it.
 PRUNE_GRACE = 3 * 3600.0

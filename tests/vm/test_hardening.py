@@ -44,14 +44,7 @@ def test_hardened_units_under_systemd_in_a_debian_guest(tmp_path: Path, vm_tools
     log = progress
     timings: dict[str, float] = {}
     started = time.monotonic()
-    base = image.build_base(log=log)
-    timings["base image (mmdebstrap, or the cache)"] = time.monotonic() - started
-    mark = time.monotonic()
-    dist = image.python_dist(tmp_path / "dist", log=log)
-    timings["wheel and dependencies"] = time.monotonic() - mark
-    mark = time.monotonic()
-    disk = image.assemble(base, dist, image.guest_tree(GUEST_FILES), [ENABLE], log=log)
-    timings["disk (install into the image, mkfs; or the cache)"] = time.monotonic() - mark
+    disk = image.wheel_disk(tmp_path, image.guest_tree(GUEST_FILES), [ENABLE], timings, log=log)
 
     with Guest(disk, NICS, log=log, keep_logs=tmp_path / "logs") as guest:
         report = drive(guest, RUN_TIMEOUT)

@@ -42,16 +42,9 @@ def test_ipadm_ipmp_interface_survives_reboots(tmp_path: Path, vm_tools: None) -
     log = progress
     timings: dict[str, float] = {}
     started = time.monotonic()
-    base = image.build_base(log=log)
-    timings["base image (mmdebstrap, or the cache)"] = time.monotonic() - started
-    mark = time.monotonic()
-    dist = image.python_dist(tmp_path / "dist", log=log)
-    timings["wheel and dependencies"] = time.monotonic() - mark
-    mark = time.monotonic()
     files = image.guest_tree(GUEST_FILES)
     files.update({guest: image.guest_file(HARDENING_FILES / guest.lstrip("/")) for guest in SHARED})
-    disk = image.assemble(base, dist, files, [ENABLE], log=log)
-    timings["disk (install into the image, mkfs; or the cache)"] = time.monotonic() - mark
+    disk = image.wheel_disk(tmp_path, files, [ENABLE], timings, log=log)
 
     with Guest(disk, NICS, log=log, keep_logs=tmp_path / "logs", reboot=True) as guest:
         report = drive(guest, RUN_TIMEOUT)

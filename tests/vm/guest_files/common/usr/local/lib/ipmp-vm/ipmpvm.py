@@ -196,6 +196,60 @@ def check_addresses(c: Checks, when: str) -> None:
             {a: ok or unanswered.get(a, "") for a, ok in reached.items()})
 
 
+# --------------------------------------------------------------------------
+# programs that reboot the guest between phases
+# --------------------------------------------------------------------------
+
+#: Where such a program keeps the phase it is in across reboots.
+PHASE = "/var/lib/ipmp-vm/phase"
+
+
+def phase(first: str) -> str:
+    """The phase of this boot: the one the last boot recorded, else ``first``."""
+    try:
+        with open(PHASE) as fh:
+            return fh.read().strip()
+    except OSError:
+        return first
+
+
+def next_phase(name: str) -> None:
+    """Record the phase of the next boot (written whole and synced: a reset follows)."""
+    os.makedirs(os.path.dirname(PHASE), exist_ok=True)
+    with open(PHASE + ".new", "w") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(PHASE + ".new", PHASE)
+
+
+def after_exit(action: str) -> None:
+    """``systemctl reboot``/``poweroff`` two seconds after this program has exited.
+
+    Not from here directly: the reboot stops this unit, and a oneshot stopped
+    while its program still runs fails, which is ``FailureAction=poweroff-force``
+    (measured: the first boot powered off instead of rebooting).  A transient
+    timer starts it once the unit is done.
+    """
+    out = sh("systemd-run", "--quiet", "--on-active=2", "--timer-property=AccuracySec=100ms",
+             "/usr/bin/systemctl", "--no-block", action)
+    if out.returncode != 0:
+        emit("text", name=f"systemd-run {action}", text=out.stdout + out.stderr)
+
+
+def reboot_into(c: Checks, now: str, following: str) -> bool:
+    """End the phase ``now``; when every check passed and a ``following`` phase
+    is due, record it and reboot into it (True).  Otherwise False: the caller
+    reports and powers off."""
+    emit("phase", phase=now, failed=c.failed)
+    if following == "done" or c.failed:
+        return False
+    next_phase(following)
+    sh("sync")
+    after_exit("reboot")
+    return True
+
+
 class Sampler:
     """``sample()`` in a thread every ``interval`` s (0: as fast as it goes) while in the ``with`` block."""
 

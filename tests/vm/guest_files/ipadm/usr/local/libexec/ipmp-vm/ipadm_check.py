@@ -22,7 +22,6 @@ only: it runs on the guest's own python3.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -31,28 +30,10 @@ sys.path.insert(0, "/usr/local/lib/ipmp-vm")
 # After the sys.path line: python3 -I leaves the script's directory off sys.path.
 import ipmpvm as vm
 
-STATE = "/var/lib/ipmp-vm/phase"
 IPADM = "/opt/ipmp/bin/ipadm"
 DB = "/etc/ipadm/ipadm.conf"
 FIRST, SECOND, TEMPORARY = "192.0.2.100", "192.0.2.101", "192.0.2.102"
 MEMBERS = ("ens8", "ens9")  # net0, net1 (/etc/ipmp/ifmap)
-
-
-def phase() -> str:
-    try:
-        with open(STATE) as fh:
-            return fh.read().strip()
-    except OSError:
-        return "configure"
-
-
-def next_phase(name: str) -> None:
-    os.makedirs(os.path.dirname(STATE), exist_ok=True)
-    with open(STATE + ".new", "w") as fh:
-        fh.write(name + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(STATE + ".new", STATE)
 
 
 def ipadm(c: vm.Checks, *args: str, want: str | None = None) -> str:
@@ -142,7 +123,7 @@ def check_rebind(c: vm.Checks) -> None:
 
 def main() -> int:
     c = vm.Checks()
-    now = phase()
+    now = vm.phase("configure")
     vm.emit("hello", phase=now, uptime=open("/proc/uptime").read().split()[0])
     steps: tuple[Any, ...]
     following = "done"
@@ -160,27 +141,14 @@ def main() -> int:
         steps = ()
         c.check(f"a known phase ({now!r})", False, now)
     vm.run_steps(c, steps)
-    vm.emit("phase", phase=now, failed=c.failed)
-    if following != "done" and c.failed == 0:
-        next_phase(following)
-        vm.sh("sync")
-        after_exit("reboot")
+    if vm.reboot_into(c, now, following):
         return 0
     vm.emit("text", name=f"journalctl -u in.mpathd.service -u ipmp-boot.service ({now})",
             text=vm.sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
                        "-u", "ipmp-boot.service").stdout[-20000:])
     vm.emit("done", failed=c.failed, phase=now)
-    after_exit("poweroff")
+    vm.after_exit("poweroff")
     return 0
-
-
-def after_exit(action: str) -> None:
-    """``systemctl reboot``/``poweroff`` two seconds after this program has exited
-    (a oneshot stopped while its program runs fails: see package_check.py)."""
-    out = vm.sh("systemd-run", "--quiet", "--on-active=2", "--timer-property=AccuracySec=100ms",
-                "/usr/bin/systemctl", "--no-block", action)
-    if out.returncode != 0:
-        vm.emit("text", name=f"systemd-run {action}", text=out.stdout + out.stderr)
 
 
 if __name__ == "__main__":

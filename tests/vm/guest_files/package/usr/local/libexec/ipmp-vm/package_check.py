@@ -37,7 +37,6 @@ sys.path.insert(0, "/usr/local/lib/ipmp-vm")
 # After the sys.path line: python3 -I leaves the script's directory off sys.path.
 import ipmpvm as vm
 
-STATE = "/var/lib/ipmp-vm/phase"
 REPO = "/srv/ipmp-apt"
 #: Written by the host (tests/vm/test_package.py): the package versions in the repository.
 VERSIONS = "/etc/ipmp-vm.json"
@@ -58,23 +57,6 @@ SOLARIS_FILES = {
 }
 HOSTS = ("192.0.2.100\tmyhost\tloghost\n192.0.2.101\tmyhost-2\n192.0.2.10\tmyhost-hme0\n"
          "192.0.2.11\tmyhost-hme1\n192.0.2.1\trouter\n")
-
-
-def phase() -> str:
-    try:
-        with open(STATE) as fh:
-            return fh.read().strip()
-    except OSError:
-        return "install"
-
-
-def next_phase(name: str) -> None:
-    os.makedirs(os.path.dirname(STATE), exist_ok=True)
-    with open(STATE + ".new", "w") as fh:
-        fh.write(name + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(STATE + ".new", STATE)
 
 
 def versions() -> dict[str, str]:
@@ -323,23 +305,9 @@ def check_upgrade(c: vm.Checks) -> None:
     vm.check_addresses(c, "after the upgrade")
 
 
-def after_exit(action: str) -> None:
-    """``systemctl reboot``/``poweroff`` two seconds after this program has exited.
-
-    Not from here directly: the reboot stops this unit, and a oneshot stopped
-    while its program still runs fails, which is ``FailureAction=poweroff-force``
-    (measured: the first boot powered off instead of rebooting).  A transient
-    timer starts it once the unit is done.
-    """
-    out = vm.sh("systemd-run", "--quiet", "--on-active=2", "--timer-property=AccuracySec=100ms",
-             "/usr/bin/systemctl", "--no-block", action)
-    if out.returncode != 0:
-        vm.emit("text", name=f"systemd-run {action}", text=out.stdout + out.stderr)
-
-
 def main() -> int:
     c = vm.Checks()
-    now = phase()
+    now = vm.phase("install")
     vm.emit("hello", phase=now, uptime=open("/proc/uptime").read().split()[0])
     steps: tuple[Any, ...]
     following = "done"
@@ -359,17 +327,13 @@ def main() -> int:
         steps = ()
         c.check(f"a known phase ({now!r})", False, now)
     vm.run_steps(c, steps)
-    vm.emit("phase", phase=now, failed=c.failed)
-    if following != "done" and c.failed == 0:
-        next_phase(following)
-        vm.sh("sync")
-        after_exit("reboot")
+    if vm.reboot_into(c, now, following):
         return 0
     vm.emit("text", name=f"journalctl -u in.mpathd.service -u ipmp-boot.service ({now})",
             text=vm.sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
                     "-u", "ipmp-boot.service").stdout[-20000:])
     vm.emit("done", failed=c.failed, phase=now)
-    after_exit("poweroff")
+    vm.after_exit("poweroff")
     return 0
 
 

@@ -472,7 +472,7 @@ def check_silent_failure(c: vm.Checks) -> None:
 
 def main() -> int:
     c = vm.Checks()
-    now = pc.phase()
+    now = vm.phase("install")
     vm.emit("hello", phase=now, manager=manager(), uptime=open("/proc/uptime").read().split()[0])
     steps: tuple[Any, ...]
     following = "done"
@@ -491,11 +491,7 @@ def main() -> int:
         steps = ()
         c.check(f"a known phase ({now!r})", False, now)
     vm.run_steps(c, steps)
-    vm.emit("phase", phase=now, failed=c.failed)
-    if following != "done" and c.failed == 0:
-        pc.next_phase(following)
-        vm.sh("sync")
-        pc.after_exit("reboot")
+    if vm.reboot_into(c, now, following):
         return 0
     vm.emit("text", name=f"journalctl -u in.mpathd -u ipmp-boot ({now})",
             text=vm.sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
@@ -503,7 +499,7 @@ def main() -> int:
     vm.emit("text", name=f"journalctl -u {service()} ({now})", text=manager_journal()[-12000:])
     vm.emit("text", name=f"network state ({now})", text=vm.network_state())
     vm.emit("done", failed=c.failed, phase=now)
-    pc.after_exit("poweroff")
+    vm.after_exit("poweroff")
     return 0
 
 
