@@ -276,6 +276,11 @@ class Interface:
     #: addresses no member can hold yet (no member, or none UP).  Its bound
     #: data addresses sit on the members (``Logical.ipmp_unit``).
     ipmp: bool = False
+    #: Solaris 11.4's per-group transitive probing switch, a property of the
+    #: IPMP interface only (``ipadm set-ifprop -p allow-xprobe=on|off|inherit
+    #: -m ip ipmp0``, ipadm(8)): ``on``/``off`` decide for its group,
+    #: ``inherit`` follows ``svc:/network/ipmp config/transitive-probing``.
+    allow_xprobe: str = "inherit"
 
     def logicals_of(self, family: Family) -> tuple[Logical, ...]:
         return tuple(sorted((lg for lg in self.logicals if lg.family == family), key=lambda lg: lg.unit))

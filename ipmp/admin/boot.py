@@ -4,8 +4,9 @@
    bad line stops everything.  Otherwise each NIC gets its Solaris name as an
    altname.
 2. NetworkManager, systemd-networkd, ifupdown and netplan are asked whether
-   they manage a NIC that a hostname file configures (``ipmp.host.coexist``):
-   a refusal, or with ``--take-over`` the drop-ins that make them let go.
+   they manage a NIC that a hostname file or ``etc/ipadm/ipadm.conf``
+   configures (``ipmp.host.coexist``): a refusal, or with ``--take-over`` the
+   drop-ins that make them let go.
 3. The hostname files are booted (``ipmp.admin.bootfiles``).
 4. ``etc/sysctl.d/90-ipmp.conf`` gets the recipe's sysctls for the
    configured NICs, so that a reboot keeps them.
@@ -16,17 +17,18 @@ and chooses the exit status.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ipmp.admin import ipadm
 from ipmp.admin.bootfiles import BootResult, boot, boot_files
 from ipmp.errors import IpmpError
-from ipmp.host import coexist, dropins, ifmap, lookups
+from ipmp.host import coexist, dropins, ifmap, ipadm_db, lookups
 from ipmp.host.coexist import Managed
-from ipmp.host.ifmap import NameMap
+from ipmp.host.ifmap import NameMap, canonical_name
 from ipmp.kernel.execute import Kernel
-from ipmp.model import Family
+from ipmp.model import Family, KernelState
 
 
 @dataclass
@@ -39,6 +41,8 @@ class BootRun:
     #: (Linux name, Solaris name) altnames added, or to add.
     altnames: tuple[tuple[str, str], ...] = ()
     managed: list[Managed] = field(default_factory=list)
+    #: The NICs (Linux names) that etc/ipadm/ipadm.conf configures and no hostname file does.
+    ipadm_nics: tuple[str, ...] = ()
     refused: bool = False
     #: What --take-over wrote (or would write), as lines to print.
     took_over: list[str] = field(default_factory=list)
@@ -75,8 +79,13 @@ async def run_boot(root: Path, dry_run: bool, take_over: bool) -> BootRun:
             return run
         view = await kernel.read()
         run.names = kernel.names
-        nics = {kernel.names.linux(name): link.index
-                for name in boot_files(view, root) if (link := view.link(name)) is not None}
+        hostname = boot_files(view, root)
+        nics = linux_nics(view, kernel.names, hostname)
+        # ipadm.conf's NICs are in.mpathd's as much as the hostname files' (boot_db applies it below).
+        db_nics = {n: i for n, i in linux_nics(view, kernel.names, ipadm_nics(view, root)).items()
+                   if n not in nics}
+        run.ipadm_nics = tuple(db_nics)
+        nics.update(db_nics)
         run.managed = coexist.detect(nics, root=root)
         if run.managed and not take_over:
             run.refused = True
@@ -95,13 +104,32 @@ async def run_boot(root: Path, dry_run: bool, take_over: bool) -> BootRun:
                 await kernel.add_altname(linux, solaris)
         # Solaris 11's persistent configuration first (etc/ipadm/ipadm.conf), then the hostname files.
         db_boot = await ipadm.boot_db(kernel, root, dry_run=dry_run,
-                                      hostname_nics=frozenset(boot_files(view, root)))
+                                      hostname_nics=frozenset(hostname))
         run.result = await boot(kernel, root, dry_run=dry_run, skip=db_boot.conflicts)
         ipadm.add_to(run.result, db_boot)
         run.names = kernel.names
         grouped = grouped_nics(run.result)
         run.sysctl_note = persist_sysctls(root, run.result, kernel.names, grouped, write=not dry_run)
     return run
+
+
+def linux_nics(view: KernelState, names: NameMap, configured: Iterable[str]) -> dict[str, int]:
+    """The links of ``configured`` (view names): Linux name -> ifindex; a name no link has is left out."""
+    return {names.linux(name): link.index for name in configured if (link := view.link(name)) is not None}
+
+
+def ipadm_nics(view: KernelState, root: Path) -> list[str]:
+    """The view names of the NICs ``etc/ipadm/ipadm.conf`` configures: its IP interfaces.
+
+    Its IPMP interfaces are no Linux links (the model keeps them in the state
+    store).  A file that cannot be read or parsed names no NIC here:
+    ``ipadm.boot_db`` reports it, and configures nothing from it.
+    """
+    try:
+        db = ipadm_db.load(root)
+    except IpmpError:
+        return []
+    return list(dict.fromkeys(canonical_name(view, i.name) for i in db.interfaces if not i.ipmp))
 
 
 def take_over_lines(root: Path, managed: Managed, *, write: bool) -> list[str]:
@@ -155,15 +183,22 @@ def persist_sysctls(
 
 
 def refusal_lines(root: Path, run: BootRun) -> list[str]:
+    """Why ``ipmp-boot`` refused (``run.refused``) and what to do, each NIC with the file configuring it."""
+
+    def shown(nics: Iterable[str]) -> str:
+        return ", ".join(n if run.names.view(n) == n else f"{n} ({run.names.view(n)})" for n in nics)
 
     lines: list[str] = []
+    db = ipadm_db.db_path(root)
     for managed in run.managed:
-        named = ", ".join(n if run.names.view(n) == n else f"{n} ({run.names.view(n)})" for n in managed.nics)
+        # Each NIC with the file that configures it: that is where the administrator looks.
+        named = shown(n for n in managed.nics if n not in run.ipadm_nics)
+        db_named = shown(n for n in managed.nics if n in run.ipadm_nics)
         if managed.service in coexist.FILE_BASED:  # ifupdown, netplan
-            lines += dropins.refusal_lines(root, managed, named)
+            lines += dropins.refusal_lines(root, managed, named, db_named, db)
             continue
         files = ", ".join(str(p) for p in managed.dropins(root))
-        lines.append(f"ipmp-boot: {managed.service} manages {named}, which the hostname files configure: "
+        lines.append(f"ipmp-boot: {managed.service} manages {dropins.which_configure(named, db_named, db)}: "
                      "it would undo in.mpathd's address moves.  Nothing was changed.")
         lines.append(f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over': it writes {files}, runs "
                      f"'{managed.reload}' and waits until {managed.service} lets go, then configures them.")

@@ -158,7 +158,7 @@ def db_steps(db: IpadmDb) -> list[_Step]:
     """The persistent configuration as the commands that made it, in boot order.
 
     IPMP interfaces, then IP interfaces, members in the order added, the
-    standby property, then the addresses (illumos ``i_ipadm_enable_if``
+    standby and allow-xprobe properties, then the addresses (illumos ``i_ipadm_enable_if``
     puts an underlying interface in its group before its addresses, "to
     avoid migrating the data addresses").
     """
@@ -180,7 +180,7 @@ def db_steps(db: IpadmDb) -> list[_Step]:
                                   and m in (ln.get("_underif") or "").split(",")), member))
     for itf in itfs:
         for proto, name, value in itf.properties:
-            if name != "standby":
+            if name not in ("standby", "allow-xprobe"):
                 continue
             steps.append(_Step(IpadmCommand("set-ifprop", itf.name, temporary=True,
                                             properties=((name, value),), protocol=proto),

@@ -57,13 +57,18 @@ _PERSISTENT_LETTERS = "46sl"
 #: PERM, DEFAULT, POSSIBLE), all of protocol ``ip``.  ``standby`` is
 #: Solaris 11's (ipadm(8) "standby (ip)": on, off); ``group`` names the
 #: IPMP interface a member is under (set by add-ipmp/remove-ipmp, or
-#: ``set-ifprop -p group=ipmp0``).
-_IFPROPS = (("group", "rw", "", ""), ("standby", "rw", "off", "on,off"))
+#: ``set-ifprop -p group=ipmp0``); ``allow-xprobe`` is Solaris 11.4's, of
+#: the IPMP interface only (ipadm(8): on, off, inherit; default inherit).
+_IFPROPS = (("allow-xprobe", "rw", "inherit", "on,off,inherit"), ("group", "rw", "", ""),
+            ("standby", "rw", "off", "on,off"))
 _IFPROP_NAMES = tuple(name for name, *_ in _IFPROPS)
+#: The properties of the IPMP interface class alone: other interfaces have no row of them.
+_IPMP_ONLY = frozenset({"allow-xprobe"})
 
 #: ``ipadm_status2str`` texts this module reports.
 _NO_SUCH_IF = "No such interface"
 _UNKNOWN_PROP = "Unknown property"
+_NOT_SUPPORTED = "Operation not supported"
 
 
 # -- what the model says ------------------------------------------------------------------
@@ -300,6 +305,9 @@ def _ifprop_values(config: Config, db: IpadmDb, ifname: str, prop: str) -> tuple
     """(CURRENT, PERSISTENT) of ``prop`` on ``ifname``."""
     itf = config.get(ifname)
     record = db.interface(ifname)
+    if prop == "allow-xprobe":
+        current = "" if itf is None else itf.allow_xprobe
+        return current, (record.property(prop) or "") if record else ""
     if prop == "standby":
         current = "" if itf is None else ("on" if itf.standby else "off")
         return current, (record.property("standby") or "") if record else ""
@@ -328,12 +336,21 @@ def ifprop_rows(config: Config, db: IpadmDb, command: IpadmCommand) -> tuple[lis
     table = {name: (perm, default, possible) for name, perm, default, possible in _IFPROPS}
     rows: list[dict[str, str]] = []
     warnings: list[str] = []
+    ipmpifs = {i.name for i in config.interfaces if i.ipmp} | {p.name for p in db.interfaces if p.ipmp}
     for ifname in names:
         for prop in wanted:
             if prop not in table or protocol != "ip":
                 # print_prop: IPADM_PROP_UNKNOWN -> a warning, the exit status 1.
                 warnings.append(f"{PROG}: warning: cannot get property '{prop}' for '{ifname}': "
                                 f"{_UNKNOWN_PROP}")
+                continue
+            if prop in _IPMP_ONLY and ifname not in ipmpifs:
+                # Not a property of this interface's class: asked for it by
+                # name on this interface, the same warning shape
+                # (IPADM_OP_NOTSUP); otherwise those without it have no row.
+                if command.operand and command.properties:
+                    warnings.append(f"{PROG}: warning: cannot get property '{prop}' for '{ifname}': "
+                                    f"{_NOT_SUPPORTED}")
                 continue
             perm, default, possible = table[prop]
             current, persistent = _ifprop_values(config, db, ifname, prop)

@@ -13,7 +13,8 @@ Before any of that (Linux extensions, in this order):
    line is reported as ``FILE:LINE:COL: message`` and nothing at all is
    done (exit 1).  Otherwise each NIC gets its Solaris name as an altname.
 2. NetworkManager and systemd-networkd are asked whether they manage a NIC
-   that a hostname file configures (``ipmp.host.coexist``); if so ipmp-boot
+   that a hostname file or ``etc/ipadm/ipadm.conf`` configures
+   (``ipmp.host.coexist``); if so ipmp-boot
    refuses (exit 1, nothing changed) and says what to do, or with
    ``--take-over`` writes the drop-ins that make them let go and says where.
 3. After the boot, ``etc/sysctl.d/90-ipmp.conf`` gets the recipe's sysctls

@@ -28,6 +28,7 @@ properties (``prefixlen``, ``standby``).  The lines this toolkit writes:
 * an interface property::
 
       _ifname=net2;_protocol=ip;standby=on;
+      _ifname=ipmp0;_protocol=ip;allow-xprobe=on;
 
 Oracle Solaris 11 writes the values with a type tag (``_family=string,2;``);
 both forms are read.  A line this toolkit has no use for (a DHCP or addrconf
@@ -223,12 +224,13 @@ class IpadmDb(NamedTuple):
 
 
 def _understood(line: DbLine, known: set[str]) -> bool:
-    """Whether the boot applies this line: our records' names only (of properties, ``standby``)."""
+    """Whether the boot applies this line: our records' names only (of properties, ``standby``
+    and the IPMP interface's ``allow-xprobe``)."""
     names = {k for k, _ in line.pairs}
     if "_ifname" not in names:
         return False
     if line.get("_protocol") is not None:
-        return names - {"_ifname", "_protocol"} <= {"standby"}
+        return names - {"_ifname", "_protocol"} <= {"standby", "allow-xprobe"}
     return names <= known
 
 

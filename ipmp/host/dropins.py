@@ -35,6 +35,7 @@ __all__ = [
     "sysctl_dropin",
     "take_over_files",
     "take_over_service",
+    "which_configure",
     "without_host_wide",
     "write_text",
 ]
@@ -157,17 +158,43 @@ def write_text(path: Path, text: str) -> bool:
 # --------------------------------------------------------------------------
 
 
-def refusal_lines(root: Path, managed: Managed, named: str) -> list[str]:
+def which_configure(named: str, db_named: str = "", db: Path | None = None) -> str:
+    """``NICS, which the hostname files configure``, and the NICs only ``db`` (ipadm.conf) configures.
+
+    ``named``: the NICs of the hostname files as a message shows them (with
+    their Solaris names), ``db_named`` those of Solaris 11's persistent
+    configuration ``db``; either may be empty.  The administrator is told
+    which file to look in: a NIC of ipadm.conf has no hostname file.
+    """
+    parts = [f"{named}, which the hostname files configure"] if named else []
+    if db_named:
+        parts.append(f"{db_named}, which {db} configures")
+    return ", and ".join(parts)
+
+
+def _too(db_named: str, db: Path | None, hostname: bool) -> str:
+    """Who else configures the NICs netplan configures: ``the hostname files configure them too``."""
+    if not db_named:
+        return "the hostname files configure them too"
+    if not hostname:
+        return f"{db} configures them too"
+    return f"the hostname files and {db} ({db_named}) configure them too"
+
+
+def refusal_lines(root: Path, managed: Managed, named: str, db_named: str = "",
+                  db: Path | None = None) -> list[str]:
     """Why ``ipmp-boot`` refuses a NIC ifupdown or netplan configures, and what to do.
 
-    ``named``: the NICs as the message shows them (with their Solaris names).
+    ``named``: the NICs the hostname files configure as the message shows
+    them (with their Solaris names); ``db_named``: those only ``db``
+    (``etc/ipadm/ipadm.conf`` under the root) configures.
     """
     if managed.service == IFUPDOWN:
         backups = ", ".join(str(ifupdown.backup_path(root, f)) for f in managed.files)
         files = ", ".join(str(f) for f in managed.files)
         nics = " ".join(managed.nics)
         return [
-            f"ipmp-boot: ifupdown manages {named}, which the hostname files configure "
+            f"ipmp-boot: ifupdown manages {which_configure(named, db_named, db)} "
             f"({'; '.join(managed.sources)}): it would put its own addresses and routes beside "
             "in.mpathd's and undo its moves.  Nothing was changed.",
             f"ipmp-boot: to hand them over: from a console, 'ifdown {nics}' (ifupdown takes its "
@@ -176,9 +203,10 @@ def refusal_lines(root: Path, managed: Managed, named: str) -> list[str]:
         ]
     files = ", ".join(str(p) for p in managed.dropins(root))
     services = " and ".join(managed.renderers)
+    both = ", ".join(n for n in (named, db_named) if n)
     return [
-        f"ipmp-boot: netplan configures {named} for {services} ({', '.join(managed.sources)}), "
-        "and the hostname files configure them too: it would undo in.mpathd's address moves.  "
+        f"ipmp-boot: netplan configures {both} for {services} ({', '.join(managed.sources)}), "
+        f"and {_too(db_named, db, bool(named))}: it would undo in.mpathd's address moves.  "
         "Nothing was changed.",
         f"ipmp-boot: to hand them over, run 'ipmp-boot --take-over' (it writes {files}, which wins "
         f"over what netplan renders, and runs '{managed.reload}'); and take them out of "

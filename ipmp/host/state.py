@@ -129,7 +129,9 @@ def _interface_to_json(itf: Interface) -> dict[str, Any]:
         # kernel-owned addresses (IPv6 link-local) are the kernel's; only
         # their flags matter, kept on the unit-0 record.
         "logicals": [_logical_to_json(lg) for lg in itf.logicals],
-    } | ({"ipmp": True, "index": itf.index} if itf.ipmp else {})
+    } | ({"ipmp": True, "index": itf.index} if itf.ipmp else {}) | (
+        # ``allow-xprobe`` (ipadm, Solaris 11.4): a fact of the IPMP interface only.
+        {"allow_xprobe": itf.allow_xprobe} if itf.ipmp or itf.allow_xprobe != "inherit" else {})
 
 
 def _interface_from_json(d: dict[str, Any]) -> Interface:
@@ -144,6 +146,7 @@ def _interface_from_json(d: dict[str, Any]) -> Interface:
         held_inactive=bool(d.get("held_inactive", False)),
         ipmp=bool(d.get("ipmp", False)),
         index=int(d.get("index", 0)),
+        allow_xprobe=str(d.get("allow_xprobe", "inherit")),
         logicals=tuple(_logical_from_json(x) for x in d.get("logicals", [])),
     )
 

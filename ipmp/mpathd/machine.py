@@ -105,7 +105,7 @@ class Machine(Tracking):
                 case Executed():
                     self.executing = False
                     if event.ok:
-                        if self.settings.transitive_probing:
+                        if transitive.anywhere(self.config, self.settings.transitive_probing):
                             # Data addresses moved: who probes with ICMP and who
                             # transitively changes with them (``transitive``).
                             for pi in list(self.phyints.values()):

@@ -71,8 +71,10 @@ __all__ = [
     "Frame",
     "FrameKind",
     "Verdict",
+    "anywhere",
     "decode_frame",
     "encode_frame",
+    "group_allows",
     "is_link_address",
     "link_address",
     "link_ifindex",
@@ -174,11 +176,38 @@ def _has_test_address(itf: Interface) -> bool:
     return any(select_test_address(itf, family) is not None for family in (Family.INET, Family.INET6))
 
 
+def group_allows(config: Config, group: str, enabled: bool) -> bool:
+    """Whether ``group``'s switch is on: its IPMP interface's ``allow-xprobe``, else the SMF one.
+
+    Solaris 11.4 (ipadm(8) ``allow-xprobe``, in.mpathd(8)): ``on`` and ``off``
+    decide for the group whatever ``config/transitive-probing`` says;
+    ``inherit`` (the default), and a group with no IPMP interface (a
+    Solaris 10 style group), follow the SMF property ``enabled``.
+    """
+    if not group:
+        return False
+    ipmpif = config.ipmp_interface(group)
+    choice = ipmpif.allow_xprobe if ipmpif is not None else "inherit"
+    if choice in ("on", "off"):
+        return choice == "on"
+    # ``inherit``, or a value ipadm never writes (a hand-edited store): the SMF switch.
+    return enabled
+
+
 def transitive_group(config: Config, group: str, enabled: bool) -> bool:
-    """Whether ``group`` probes transitively: the switch on, a named group, no test address in it."""
-    if not enabled or not group:
+    """Whether ``group`` probes transitively: its switch on (``group_allows``), no test address in it.
+
+    Any test address in the group disables it for the group (in.mpathd(8)),
+    also when the group's ``allow-xprobe`` is ``on``.
+    """
+    if not group_allows(config, group, enabled):
         return False
     return not any(_has_test_address(itf) for itf in config.group_members(group))
+
+
+def anywhere(config: Config, enabled: bool) -> bool:
+    """Whether some group may probe transitively: the SMF switch, or an ``allow-xprobe=on`` group."""
+    return enabled or any(itf.ipmp and itf.allow_xprobe == "on" for itf in config.interfaces)
 
 
 def members(config: Config, enabled: bool) -> dict[str, tuple[int, bytes, dict[bytes, int]]]:
