@@ -29,9 +29,10 @@ from ipmp.config import binding
 from ipmp.config.ipadm_addr import create_addr, delete_addr
 from ipmp.config.ipadm_db import IpadmDb
 from ipmp.config.ipadm_if import add_ipmp, create_ip, create_ipmp, delete_ip, delete_ipmp, remove_ipmp
+from ipmp.config.ipadm_options import SUBCOMMANDS
 from ipmp.config.ipadm_prop import reset_ifprop, set_ifprop
 from ipmp.config.ipadm_run import STATUS, IpadmOutcome, Run, die
-from ipmp.config.ipadm_syntax import IpadmCommand
+from ipmp.config.ipadm_syntax import IpadmCommand, refusal
 from ipmp.model import Config, Environment
 
 __all__ = ["STATUS", "IpadmOutcome", "evaluate"]
@@ -67,6 +68,11 @@ def evaluate(config: Config, command: IpadmCommand, *, db: IpadmDb | None = None
     run = Run(config, command, db, env or Environment(), frozenset(managed))
     handler = _HANDLERS.get(command.subcommand)
     if handler is None:
+        if command.subcommand in SUBCOMMANDS:
+            # A Solaris subcommand this toolkit does not carry out (disable-if,
+            # enable-if): refused in its own words, as libipadm refuses what an
+            # interface cannot do (IPADM_NOTSUP).
+            raise refusal(command, "Operation not supported")
         raise die(f"unknown subcommand '{command.subcommand}'")
     handler(run)
     for group in sorted({i.group for i in run.config.interfaces if i.ipmp}):

@@ -347,3 +347,10 @@ def test_a_refusal_changes_nothing() -> None:
     before = c
     refused(c, "remove-ipmp", "ipmp0", interfaces=("net7",))
     assert c == before
+
+
+@pytest.mark.parametrize(("sub", "verb"), [("enable-if", "enable"), ("disable-if", "disable")])
+def test_a_solaris_subcommand_the_toolkit_does_not_carry_out_is_refused_in_solaris_words(
+        sub: str, verb: str) -> None:
+    message = refused(run(nics("net0"), "create-ip", "net0"), sub, "net0", temporary=True)
+    assert message == f"ipadm: cannot {verb} interface net0: Operation not supported"
