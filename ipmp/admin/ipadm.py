@@ -29,10 +29,10 @@ from typing import NamedTuple
 from ipmp.admin.bootfiles import BootFailure, BootResult
 from ipmp.admin.session import Host, read_host, settle_dad
 from ipmp.apply import KernelIO, apply_and_record, make_plan
-from ipmp.config.ipadm_db import IpadmDb, apply_edits
-from ipmp.config.ipadm_eval import IpadmOutcome, evaluate
+from ipmp.config.ipadm_db import apply_edits
+from ipmp.config.ipadm_eval import IpadmOutcome, db_steps, evaluate
 from ipmp.config.ipadm_syntax import IpadmCommand, IpadmError
-from ipmp.errors import IpmpError, Position
+from ipmp.errors import IpmpError
 from ipmp.host import ipadm_db, lookups
 from ipmp.host.ifmap import canonical_name, usable_entries
 from ipmp.host.state import Store
@@ -139,58 +139,6 @@ def change(root: str, command: IpadmCommand) -> IpadmResult:
 # --------------------------------------------------------------------------
 # ipmp-boot
 # --------------------------------------------------------------------------
-
-
-class _Step(NamedTuple):
-    command: IpadmCommand
-    position: Position
-    ifname: str
-
-
-def _line_of(db: IpadmDb, test: object) -> int:
-    for line in db.lines:
-        if callable(test) and test(line):
-            return line.line
-    return 0
-
-
-def db_steps(db: IpadmDb) -> list[_Step]:
-    """The persistent configuration as the commands that made it, in boot order.
-
-    IPMP interfaces, then IP interfaces, members in the order added, the
-    standby and allow-xprobe properties, then the addresses (illumos ``i_ipadm_enable_if``
-    puts an underlying interface in its group before its addresses, "to
-    avoid migrating the data addresses").
-    """
-    steps: list[_Step] = []
-
-    def at(test: object) -> Position:
-        return Position(db.source, _line_of(db, test), 1)
-
-    itfs = sorted(db.interfaces, key=lambda i: not i.ipmp)
-    for itf in itfs:
-        sub = "create-ipmp" if itf.ipmp else "create-ip"
-        steps.append(_Step(IpadmCommand(sub, itf.name, temporary=True),
-                           at(lambda ln, n=itf.name: ln.ifname == n and ln.get("_family") is not None),
-                           itf.name))
-    for itf in itfs:
-        for member in itf.members:
-            steps.append(_Step(IpadmCommand("add-ipmp", itf.name, temporary=True, interfaces=(member,)),
-                               at(lambda ln, n=itf.name, m=member: ln.ifname == n
-                                  and m in (ln.get("_underif") or "").split(",")), member))
-    for itf in itfs:
-        for proto, name, value in itf.properties:
-            if name not in ("standby", "allow-xprobe"):
-                continue
-            steps.append(_Step(IpadmCommand("set-ifprop", itf.name, temporary=True,
-                                            properties=((name, value),), protocol=proto),
-                               at(lambda ln, n=itf.name, p=name: ln.ifname == n and ln.get(p) is not None),
-                               itf.name))
-    for addr in db.addresses:
-        command = IpadmCommand("create-addr", addr.addrobj, temporary=True, address=str(addr.address))
-        steps.append(_Step(command,
-                           at(lambda ln, o=addr.addrobj: ln.get("_aobjname") == o), addr.ifname))
-    return steps
 
 
 @dataclass

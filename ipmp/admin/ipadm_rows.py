@@ -161,7 +161,9 @@ def _class(itf: Interface) -> str:
 
 
 def _disabled(config: Config, db: IpadmDb) -> tuple[PersistentInterface, ...]:
-    return tuple(p for p in db.interfaces if config.get(p.name) is None)
+    # A NIC after ``disable-if -t`` is still a Linux link, only unplumbed.
+    shown = {i.name for i in _displayed(config)}
+    return tuple(p for p in db.interfaces if p.name not in shown)
 
 
 def _if_unknown() -> IpadmError:

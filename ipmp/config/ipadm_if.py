@@ -1,4 +1,5 @@
-"""ipadm's interface subcommands: create-ip, delete-ip, create-ipmp, add-ipmp, remove-ipmp, delete-ipmp.
+"""ipadm's interface subcommands: create-ip, delete-ip, create-ipmp, add-ipmp, remove-ipmp, delete-ipmp,
+disable-if (enable-if is ``ipadm_eval``'s: the persistent configuration's steps of one interface).
 
 The model (ARCHITECTURE.md, the model decision): an IPMP interface is an
 ``Interface(ipmp=True, group=<its name>)`` with no Linux link; each of its
@@ -30,6 +31,7 @@ __all__ = [
     "create_ipmp",
     "delete_ip",
     "delete_ipmp",
+    "disable_if",
     "remove_ipmp",
     "remove_member",
 ]
@@ -249,6 +251,21 @@ def _addrobjs_of(itf: Interface, members: Iterable[Interface]) -> list[str]:
     return objs
 
 
+def _leave_for_unplumb(run: Run, itf: Interface) -> Interface:
+    """An underlying interface leaves its group before it is unplumbed (as remove-ipmp):
+    the kernel's ``ipmp_ill_leave_illgrp`` hands its data addresses to the other members."""
+    if itf.group and (ipmpif := run.config.ipmp_interface(itf.group)) is not None:
+        remove_member(run, ipmpif.name, itf.name)
+        return run.config.get(itf.name) or itf
+    return itf
+
+
+def _unplumb(run: Run, itf: Interface) -> None:
+    """Both families unplumbed: its own addresses go, those moved onto it from others stay."""
+    kept = tuple(lg for lg in itf.logicals if lg.home not in ("", itf.name) or lg.ipmp_unit is not None)
+    run.put(replace(itf, plumbed=frozenset(), link_up=False, group="", standby=False, logicals=kept))
+
+
 def delete_ip(run: Run) -> None:
     name = run.command.operand
     try:
@@ -259,19 +276,43 @@ def delete_ip(run: Run) -> None:
             raise Refused("IPADM_OP_NOTSUP")
         if itf.loopback:
             raise Refused("IPADM_OP_NOTSUP")
-        if itf.group and run.config.ipmp_interface(itf.group) is not None:
-            # An underlying interface leaves its group first (as remove-ipmp).
-            ipmpif = run.config.ipmp_interface(itf.group)
-            assert ipmpif is not None
-            remove_member(run, ipmpif.name, name)
-            itf = run.config.get(name) or itf
+        itf = _leave_for_unplumb(run, itf)
     except Refused as err:
         raise die(f"cannot delete interface {name}: {STATUS[err.status]}") from None
     for lg in itf.logicals:
         if lg.addrobj:
             run.persist(DeleteAddress(lg.addrobj))
-    kept = tuple(lg for lg in itf.logicals if lg.home not in ("", itf.name) or lg.ipmp_unit is not None)
-    run.put(replace(itf, plumbed=frozenset(), link_up=False, group="", standby=False, logicals=kept))
+    _unplumb(run, itf)
     run.persist(DeleteInterface(name))
 
 
+def disable_if(run: Run) -> None:
+    """``ipadm disable-if -t``: out of the active configuration, the persistent one untouched.
+
+    illumos ``ipadm_disable_if``: loopback refused (IPADM_OP_NOTSUP), then
+    ``i_ipadm_unplumb_if`` for each family and ``i_ipadm_delete_ifobj``
+    without IPADM_OPT_PERSIST, so /etc/ipadm/ipadm.conf keeps the interface
+    and ``show-if`` lists it as ``disabled``; an interface active in neither
+    family is IPADM_ENXIO.  A member leaves its group first, its data
+    addresses going to the other members (``ipmp_ill_deactivate``).  An IPMP
+    interface with members cannot be unplumbed (``i_ipadm_unplumb_if``:
+    IPADM_GRP_NOTEMPTY, the kernel's I_PUNLINK EBUSY); without members its
+    data addresses are brought down and go with it.
+    """
+    name = run.command.operand
+    try:
+        itf = run.config.get(name)
+        if itf is None or not (itf.plumbed or itf.ipmp):
+            raise Refused("IPADM_ENXIO")
+        if itf.loopback:
+            raise Refused("IPADM_OP_NOTSUP")
+        if itf.ipmp and run.config.group_members(itf.group):
+            raise Refused("IPADM_GRP_NOTEMPTY")
+        if not itf.ipmp:
+            itf = _leave_for_unplumb(run, itf)
+    except Refused as err:
+        raise die(f"cannot disable interface {name}: {STATUS[err.status]}") from None
+    if itf.ipmp:
+        run.config = Config(tuple(i for i in run.config.interfaces if i.name != name))
+        return
+    _unplumb(run, itf)

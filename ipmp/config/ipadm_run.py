@@ -28,6 +28,7 @@ STATUS = {
     "IPADM_IF_EXISTS": "Interface already exists",
     "IPADM_ADDROBJ_EXISTS": "Address object already exists",
     "IPADM_NOSUCH_IF": "No such interface",
+    "IPADM_ENXIO": "Interface does not exist",
     "IPADM_GRP_NOTEMPTY": "IPMP group is not empty",
     "IPADM_INVALID_ARG": "Invalid argument provided",
     "IPADM_INVALID_IFNAME": "Invalid interface name",

@@ -15,7 +15,7 @@ either or both:
 
 The lab runs the script's commands itself in its host, with the real
 ``ipadm``; here they are only *planned*: the file's records (in the order
-``ipmp-boot`` applies them, ``ipmp.admin.ipadm.db_steps``) and then the
+``ipmp-boot`` applies them, ``ipmp.config.ipadm_eval.db_steps``) and then the
 script's changes are folded with the product's own evaluator
 (``ipmp.config.ipadm_eval``) over a view holding the NICs they name, so
 that the lab knows the NICs to create, the IPMP interfaces and their data
@@ -34,9 +34,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ipmp.admin.ipadm import db_steps
 from ipmp.config.ipadm_db import IpadmDb
-from ipmp.config.ipadm_eval import evaluate
+from ipmp.config.ipadm_eval import db_steps, evaluate
 from ipmp.config.ipadm_syntax import IpadmCommand, IpadmError, parse_argv
 from ipmp.errors import IpmpError
 from ipmp.host import ipadm_db, smf

@@ -203,3 +203,35 @@ def test_a_member_with_a_dhcp_lease_is_refused(admin: Admin) -> None:
     assert (proc.returncode, proc.stderr) == (
         1, "ipadm: cannot add net0 to ipmp0: Underlying interface has addresses managed by dhcpagent(1M)\n")
     assert (admin.snapshot(), admin.state_file.read_text(), admin.db()) == before
+
+
+def test_disable_if_and_enable_if_leave_the_persistent_configuration_alone(admin: Admin) -> None:
+    grouped(admin)
+    admin.ok("create-addr", "-a", "192.0.2.10/24", "ipmp0")
+    admin.ok("create-addr", "-a", "192.0.2.51/24", "net0")
+    admin.ok("create-addr", "-a", "192.0.2.52/24", "net1")
+    db = admin.db()
+    (holder, _), = admin.holders("192.0.2.10")
+    other = next(n for n in NICS if n != holder)
+    test_address = "192.0.2.51" if holder == "net0" else "192.0.2.52"
+    # Solaris: both are temporary only.
+    assert admin.ipadm("disable-if", holder).stderr == \
+        "ipadm: persistent operation not supported for disable-if\n"
+    admin.ok("disable-if", "-t", holder)
+    # ipmp_ill_deactivate: the data address goes to the member left; the
+    # disabled one holds no address of its own any more.
+    assert [h[0] for h in admin.holders("192.0.2.10")] == [other]
+    assert admin.addresses4(holder) == []
+    assert admin.stored().get(holder, {}).get("group", "") == ""
+    assert admin.ok("show-if", "-p", "-o", "ifname,state", holder) == f"{holder}:disabled\n"
+    assert admin.db() == db
+    admin.ok("enable-if", "-t", holder)
+    assert admin.stored()[holder]["group"] == "ipmp0"
+    assert admin.ok("show-if", "-p", "-o", "ifname,class,over", "ipmp0") == "ipmp0:ipmp:net0 net1\n"
+    (back,) = [a for a in admin.addresses4(holder) if a["local"] == test_address]
+    assert back["deprecated"]
+    assert len(admin.holders("192.0.2.10")) == 1
+    assert admin.db() == db
+    proc = admin.ipadm("enable-if", "-t", holder)
+    assert (proc.returncode, proc.stderr) == (
+        1, f"ipadm: cannot enable interface {holder}: Interface already exists\n")

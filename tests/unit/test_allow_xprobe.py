@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ipmp.admin.ipadm import db_steps
 from ipmp.admin.ipadm_show import show
 from ipmp.config.ipadm_db import IpadmDb, ResetProperty, SetProperty, apply_edits, parse_db, render_db
-from ipmp.config.ipadm_eval import evaluate
+from ipmp.config.ipadm_eval import db_steps, evaluate
 from ipmp.config.ipadm_syntax import IpadmCommand, IpadmError, parse_argv
 from ipmp.host import state
 from ipmp.model import Config, Family, Interface

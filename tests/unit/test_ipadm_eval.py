@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, ip_interface
 import pytest
 
 from ipmp.config.ipadm_db import AddAddress, AddInterface, AddMember, IpadmDb, RemoveMember, apply_edits
-from ipmp.config.ipadm_eval import evaluate
+from ipmp.config.ipadm_eval import IpadmOutcome, evaluate
 from ipmp.config.ipadm_syntax import IpadmCommand, IpadmError
 from ipmp.model import Config, Environment, Family, Interface, Logical
 
@@ -349,8 +349,123 @@ def test_a_refusal_changes_nothing() -> None:
     assert c == before
 
 
-@pytest.mark.parametrize(("sub", "verb"), [("enable-if", "enable"), ("disable-if", "disable")])
-def test_a_solaris_subcommand_the_toolkit_does_not_carry_out_is_refused_in_solaris_words(
-        sub: str, verb: str) -> None:
-    message = refused(run(nics("net0"), "create-ip", "net0"), sub, "net0", temporary=True)
-    assert message == f"ipadm: cannot {verb} interface net0: Operation not supported"
+# ------------------------------------------------------ disable-if, enable-if
+
+
+def persist(state: tuple[Config, IpadmDb], sub: str, operand: str = "",
+            **kw: object) -> tuple[Config, IpadmDb]:
+    """One persistent command: the new view and the file with its edits."""
+    config, db = state
+    out = evaluate(config, IpadmCommand(sub, operand, **kw), db=db)  # type: ignore[arg-type]
+    return out.config, apply_edits(db, out.edits)
+
+
+def persistent_group() -> tuple[Config, IpadmDb]:
+    """ipmp0 over net0 and net1 (net0 with a test address), one data address, all persistent."""
+    state = (nics("net0", "net1", "net2"), IpadmDb())
+    for sub, operand, kw in (("create-ip", "net0", {}), ("create-ip", "net1", {}),
+                             ("create-addr", "net0/test", {"address": "192.0.2.50/24"}),
+                             ("create-ipmp", "ipmp0", {"interfaces": ("net0,net1",)}),
+                             ("create-addr", "ipmp0/v4", {"address": "192.0.2.10/24"})):
+        state = persist(state, sub, operand, **kw)
+    return state
+
+
+def disable(state: tuple[Config, IpadmDb], name: str) -> IpadmOutcome:
+    return evaluate(state[0], IpadmCommand("disable-if", name, temporary=True), db=state[1])
+
+
+def enable(state: tuple[Config, IpadmDb], name: str) -> IpadmOutcome:
+    return evaluate(state[0], IpadmCommand("enable-if", name, temporary=True), db=state[1])
+
+
+def test_disable_if_a_member_moves_its_data_addresses_and_leaves_the_file_alone() -> None:
+    state = persistent_group()
+    holder = holders(state[0], "192.0.2.10/24")[0][0]
+    other = "net1" if holder == "net0" else "net0"
+    out = disable(state, holder)
+    assert out.edits == ()
+    itf = out.config.get(holder)
+    assert itf is not None and not itf.plumbed and itf.group == ""
+    assert all(lg.address is None for lg in itf.logicals if lg.home in ("", holder))
+    # ipmp_ill_deactivate: the address goes to the member left.
+    assert [h[0] for h in holders(out.config, "192.0.2.10/24")] == [other]
+    assert {n for n, _ in out.touched} >= {holder, other}
+
+
+def test_enable_if_a_member_brings_back_its_group_and_its_test_address() -> None:
+    state = persistent_group()
+    off = (disable(state, "net0").config, state[1])
+    out = enable(off, "net0")
+    assert out.edits == ()
+    net0 = out.config.get("net0")
+    assert net0 is not None and net0.plumbed == {Family.INET, Family.INET6} and net0.group == "ipmp0"
+    test = [lg for lg in net0.logicals if lg.address == ip_interface("192.0.2.50/24")]
+    assert len(test) == 1 and test[0].nofailover and test[0].addrobj == "net0/test"
+    assert [m.name for m in out.config.group_members("ipmp0")] == ["net0", "net1"]
+    assert len(holders(out.config, "192.0.2.10/24")) == 1
+    assert ("net0", Family.INET) in out.touched
+
+
+def test_disable_if_an_empty_ipmp_interface_and_enable_it_again() -> None:
+    state = (nics("net0"), IpadmDb())
+    state = persist(state, "create-ipmp", "ipmp0")
+    state = persist(state, "create-addr", "ipmp0/v4", address="192.0.2.10/24")
+    off = disable(state, "ipmp0")
+    assert off.config.get("ipmp0") is None and off.edits == ()
+    back = enable((off.config, state[1]), "ipmp0")
+    ipmp0 = back.config.get("ipmp0")
+    assert ipmp0 is not None and ipmp0.ipmp
+    want = ip_interface("192.0.2.10/24")
+    assert [lg.addrobj for lg in ipmp0.logicals if lg.address == want] == ["ipmp0/v4"]
+
+
+def test_enable_if_of_an_ipmp_interface_takes_back_its_active_members() -> None:
+    state = (nics("net0", "net1"), IpadmDb())
+    for sub, operand, kw in (("create-ip", "net0", {}), ("create-ip", "net1", {}),
+                             ("create-ipmp", "ipmp0", {"interfaces": ("net0,net1",)}),
+                             ("create-addr", "ipmp0/v4", {"address": "192.0.2.10/24"})):
+        state = persist(state, sub, operand, **kw)
+    # As found after ipmp0 was disabled: net0 active outside any group, net1 disabled too.
+    now = run(nics("net0", "net1"), "create-ip", "net0", temporary=True)
+    out = enable((now, state[1]), "ipmp0")
+    assert out.edits == ()
+    # Only the active member comes back in; a disabled one waits for its own enable-if.
+    assert [m.name for m in out.config.group_members("ipmp0")] == ["net0"]
+    assert [h[0] for h in holders(out.config, "192.0.2.10/24")] == ["net0"]
+    assert out.start_mpathd
+
+
+def test_disable_if_refusals_in_libipadm_words() -> None:
+    state = persistent_group()
+    assert refused(state[0], "disable-if", "net2", temporary=True) == \
+        "ipadm: cannot disable interface net2: Interface does not exist"
+    assert refused(state[0], "disable-if", "ipmp0", temporary=True) == \
+        "ipadm: cannot disable interface ipmp0: IPMP group is not empty"
+    lo = Config((Interface("lo0", index=1, loopback=True, plumbed=frozenset({Family.INET})),))
+    assert refused(lo, "disable-if", "lo0", temporary=True) == \
+        "ipadm: cannot disable interface lo0: Operation not supported"
+
+
+def test_enable_if_refusals_in_libipadm_words() -> None:
+    state = persistent_group()
+    with pytest.raises(IpadmError) as info:
+        enable(state, "net2")
+    assert info.value.message == "ipadm: cannot enable interface net2: Object not found"
+    with pytest.raises(IpadmError) as info:
+        enable(state, "net0")
+    assert info.value.message == "ipadm: cannot enable interface net0: Interface already exists"
+    # A temporary interface is not in the file: nothing to enable it from.
+    temp = run(nics("net0"), "create-ip", "net0", temporary=True)
+    off = run(temp, "disable-if", "net0", temporary=True)
+    assert refused(off, "enable-if", "net0", temporary=True) == \
+        "ipadm: cannot enable interface net0: Object not found"
+
+
+def test_disable_then_enable_is_the_configuration_again() -> None:
+    state = persistent_group()
+    for name in ("net0", "net1"):
+        back = enable((disable(state, name).config, state[1]), name).config
+        assert [m.name for m in back.group_members("ipmp0")] == ["net0", "net1"]
+        assert len(holders(back, "192.0.2.10/24")) == 1
+        assert holders(back, "192.0.2.50/24") == holders(state[0], "192.0.2.50/24")
