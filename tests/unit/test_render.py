@@ -18,32 +18,7 @@ from hypothesis import strategies as st
 from ipmp.config.flagword import flags_of, format_flags, is_placeholder
 from ipmp.config.render import format_ether, render
 from ipmp.model import FLAG_NAMES, IFF, Config, Family, Interface, Logical
-
-V4 = frozenset({Family.INET})
-V4V6 = frozenset({Family.INET, Family.INET6})
-
-
-def v4(unit: int, addr: str | None, **kw: object) -> Logical:
-    address = IPv4Interface(addr) if addr is not None else None
-    return Logical(Family.INET, unit, address, **kw)  # type: ignore[arg-type]
-
-
-def v6(unit: int, addr: str | None, **kw: object) -> Logical:
-    address = IPv6Interface(addr) if addr is not None else None
-    return Logical(Family.INET6, unit, address, **kw)  # type: ignore[arg-type]
-
-
-def nic(name: str, index: int, *logicals: Logical, **kw: object) -> Interface:
-    params: dict[str, object] = {
-        "name": name,
-        "index": index,
-        "plumbed": V4,
-        "link_up": True,
-        "running": True,
-        "logicals": logicals,
-    }
-    params.update(kw)
-    return Interface(**params)  # type: ignore[arg-type]
+from tests.unit.builders import V4, V4V6, nic, v4, v6
 
 
 def loopback(name: str = "lo0", mtu: int = 8232) -> Interface:

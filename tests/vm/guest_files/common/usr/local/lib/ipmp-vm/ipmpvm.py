@@ -250,6 +250,28 @@ def reboot_into(c: Checks, now: str, following: str) -> bool:
     return True
 
 
+def daemon_journal(chars: int = 20000) -> str:
+    """This boot's journal of in.mpathd and ipmp-boot, its last ``chars`` characters."""
+    return sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
+              "-u", "ipmp-boot.service").stdout[-chars:]
+
+
+def end_run(c: Checks, now: str, following: str,
+            report: Callable[[], None] | None = None) -> int:
+    """The end of a phased program's boot: reboot into ``following`` when all
+    passed, else report (the daemon's journal, or ``report``) and power off."""
+    if reboot_into(c, now, following):
+        return 0
+    if report is None:
+        emit("text", name=f"journalctl -u in.mpathd.service -u ipmp-boot.service ({now})",
+             text=daemon_journal())
+    else:
+        report()
+    emit("done", failed=c.failed, phase=now)
+    after_exit("poweroff")
+    return 0
+
+
 class Sampler:
     """``sample()`` in a thread every ``interval`` s (0: as fast as it goes) while in the ``with`` block."""
 

@@ -141,14 +141,7 @@ def main() -> int:
         steps = ()
         c.check(f"a known phase ({now!r})", False, now)
     vm.run_steps(c, steps)
-    if vm.reboot_into(c, now, following):
-        return 0
-    vm.emit("text", name=f"journalctl -u in.mpathd.service -u ipmp-boot.service ({now})",
-            text=vm.sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
-                       "-u", "ipmp-boot.service").stdout[-20000:])
-    vm.emit("done", failed=c.failed, phase=now)
-    vm.after_exit("poweroff")
-    return 0
+    return vm.end_run(c, now, following)
 
 
 if __name__ == "__main__":

@@ -491,16 +491,13 @@ def main() -> int:
         steps = ()
         c.check(f"a known phase ({now!r})", False, now)
     vm.run_steps(c, steps)
-    if vm.reboot_into(c, now, following):
-        return 0
-    vm.emit("text", name=f"journalctl -u in.mpathd -u ipmp-boot ({now})",
-            text=vm.sh("journalctl", "--no-pager", "-o", "short-monotonic", "-b", "-u", "in.mpathd.service",
-                       "-u", "ipmp-boot.service").stdout[-12000:])
-    vm.emit("text", name=f"journalctl -u {service()} ({now})", text=manager_journal()[-12000:])
-    vm.emit("text", name=f"network state ({now})", text=vm.network_state())
-    vm.emit("done", failed=c.failed, phase=now)
-    vm.after_exit("poweroff")
-    return 0
+
+    def report() -> None:
+        vm.emit("text", name=f"journalctl -u in.mpathd -u ipmp-boot ({now})", text=vm.daemon_journal(12000))
+        vm.emit("text", name=f"journalctl -u {service()} ({now})", text=manager_journal()[-12000:])
+        vm.emit("text", name=f"network state ({now})", text=vm.network_state())
+
+    return vm.end_run(c, now, following, report)
 
 
 if __name__ == "__main__":
