@@ -31,7 +31,7 @@ from ipaddress import IPv4Address
 from ipmp.config.addresses import mask_to_prefix, parse_mask, resolve_address, split_name
 from ipmp.config.commands import Action, Command
 from ipmp.config.keywords import BY_WORD
-from ipmp.config.s11_view import ipmp_logicals
+from ipmp.config.s11_view import ipmp_logicals, s11_groups
 from ipmp.errors import ConfigError, NoSuchInterface, Position
 from ipmp.model import (
     LIFNAMSIZ,
@@ -212,12 +212,13 @@ def selected_logicals(config: Config, letters: str, family: Family | None) -> li
         families = [f for f in families if f is Family.INET]
     if "6" in letters and "4" not in letters:
         families = [f for f in families if f is Family.INET6]
+    s11 = s11_groups(config)
     for fam in families:
         for itf in config.nics:  # ``ifconfig -a`` words leave the ipadm-made IPMP interfaces alone
             if fam not in itf.plumbed:
                 continue
             for lg in itf.logicals_of(fam):
-                if lg.ipmp_unit is not None and config.ipmp_interface(itf.group) is not None:
+                if lg.ipmp_unit is not None and itf.group in s11:
                     continue  # the IPMP interface's data address its member holds
                 if "u" in letters and not lg.up:
                     continue

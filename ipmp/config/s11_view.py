@@ -112,7 +112,7 @@ def s11_flags(interface: Interface, logical: Logical) -> IFF:
             # illumos ``net/if.h``: IFF_FAILED on an IPMP interface is the
             # group's failure (no member usable).
             flags |= IFF.FAILED
-    elif interface.link_up and interface.running:
+    elif flags & IFF.RUNNING:
         flags |= IFF.PHYSRUNNING
     if logical.family is Family.INET6:
         flags |= IFF.NOLINKLOCAL

@@ -227,6 +227,9 @@ def test_ifconfig_a_words_leave_the_ipmp_interface_alone() -> None:
     assert out.touched  # the members' own were taken down
     assert all(name != "ipmp0" for name, _family in out.touched)
     assert out.config.get("ipmp0") == config.get("ipmp0")
+    # ipmp0's data addresses its members hold stay UP; the members' own go down.
+    after = {(itf.name, lg.unit): lg.up for itf in out.config.nics for lg in itf.logicals}
+    assert after == {("net0", 1): True, ("net1", 0): False, ("net1", 1): True}
 
 
 def test_a_members_unit_holding_an_ipmp_data_address_is_not_the_members() -> None:
