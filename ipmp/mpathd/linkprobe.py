@@ -49,8 +49,17 @@ class _Link:
     #: The other members' MAC -> ifindex: the only frames taken or answered.
     peers: dict[bytes, int]
     token: bytes = field(default_factory=lambda: os.urandom(transitive.TOKEN_LEN))
+    #: ``peers`` the other way (ifindex -> MAC): each probe sent looks its destination up here.
+    macs: dict[int, bytes] = field(init=False)
     window: float = 0.0
     answered: int = 0
+
+    def __post_init__(self) -> None:
+        self.set_peers(self.peers)
+
+    def set_peers(self, peers: dict[bytes, int]) -> None:
+        self.peers = peers
+        self.macs = {index: mac for mac, index in peers.items()}
 
 
 class LinkProber:
@@ -70,7 +79,7 @@ class LinkProber:
         for name, (ifindex, mac, peers) in members.items():
             link = self.links.get(name)
             if link is not None and link.ifindex == ifindex and link.mac == mac:
-                link.peers = peers
+                link.set_peers(peers)
                 continue
             self.close(name)
             self._open(name, ifindex, mac, peers)
@@ -111,7 +120,7 @@ class LinkProber:
             return
         assert fx.target is not None
         target = transitive.link_ifindex(fx.target)
-        dst = next((mac for mac, index in link.peers.items() if index == target), None)
+        dst = link.macs.get(target)
         if dst is None:
             return
         frame = transitive.Frame(dst, link.mac, transitive.FrameKind.REQUEST, fx.seq, link.ifindex, target,

@@ -108,7 +108,11 @@ class Machine(Tracking):
                         if transitive.anywhere(self.config, self.settings.transitive_probing):
                             # Data addresses moved: who probes with ICMP and who
                             # transitively changes with them (``transitive``).
-                            for pi in list(self.phyints.values()):
+                            # Only those groups: the others' test addresses did not move.
+                            enabled = self.settings.transitive_probing
+                            xgroups = {g for g in {pi.group for pi in self.phyints.values()}
+                                       if transitive.transitive_group(self.config, g, enabled)}
+                            for pi in [p for p in self.phyints.values() if p.group in xgroups]:
                                 self._select_tests(pi, self._itf(pi.name), event.now)
                         # One move at a time: what else the invariants want comes now.
                         self._rebalance(event.now)
