@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 
 from ipmp.model import IPAddress
+from ipmp.mpathd.hwaddr import parse_mac
 
 __all__ = [
     "ALL_NODES_V6",
@@ -38,7 +39,6 @@ __all__ = [
     "ND_NEIGHBOR_ADVERT",
     "Announcer",
     "garp_frame",
-    "parse_mac",
     "unsolicited_na",
 ]
 
@@ -60,21 +60,11 @@ ANNOUNCE_COUNT = 3
 ANNOUNCE_SPACING = 0.02
 
 _BROADCAST_MAC = b"\xff" * 6
-_HEX = frozenset("0123456789abcdefABCDEF")
 # Minimum Ethernet frame without FCS (ETH_ZLEN).  Real NICs pad short frames
 # themselves, but not every driver does it properly; padding here is harmless.
 _ETH_ZLEN = 60
 # IPPROTO_ICMPV6: 256-bit bitmap of ICMPv6 types to block (linux/icmpv6.h).
 _ICMP6_FILTER = 1
-
-
-def parse_mac(mac: str) -> bytes:
-    """``"02:00:00:00:01:02"`` -> 6 bytes; ValueError for anything else."""
-    parts = mac.split(":")
-    # Explicit digit check: int(p, 16) alone would also take "+f" or " f".
-    if len(parts) != 6 or not all(1 <= len(p) <= 2 and all(c in _HEX for c in p) for p in parts):
-        raise ValueError(f"not a MAC address: {mac!r}")
-    return bytes(int(p, 16) for p in parts)
 
 
 def garp_frame(mac: str, address: IPv4Address) -> bytes:

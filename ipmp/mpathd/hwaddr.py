@@ -62,6 +62,7 @@ __all__ = [
     "lookup_hwaddr",
     "normalize",
     "offline_on_change",
+    "parse_mac",
     "to_bring_back",
     "to_offline",
 ]
@@ -70,6 +71,18 @@ __all__ = [
 OFFLINING = "IP interface {name} has a hardware address which is not unique in group {group}; offlining"
 #: ``phyint_undo_offline`` (mpd_tables.c), when ``pi_hwaddrdup`` was set.
 ONLINING = "IP interface {name} now has a unique hardware address in group {group}; onlining"
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def parse_mac(mac: str) -> bytes:
+    """``"02:00:00:00:01:02"`` -> 6 bytes; ValueError for anything else."""
+    parts = mac.split(":")
+    # Explicit digit check: int(p, 16) alone would also take "+f" or " f".
+    if len(parts) != 6 or not all(1 <= len(p) <= 2 and all(c in _HEX for c in p) for p in parts):
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return bytes(int(p, 16) for p in parts)
 
 
 def normalize(mac: str | None) -> str | None:

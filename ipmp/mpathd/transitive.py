@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
 from ipmp.model import Config, Family, Interface, IPAddress, Logical
+from ipmp.mpathd.hwaddr import parse_mac
 from ipmp.mpathd.phyint import Phyint, State, select_test_address
 from ipmp.mpathd.probe import Instance
 from ipmp.mpathd.snapshot import ProbeState
@@ -145,10 +146,9 @@ def mac_bytes(mac: str | None) -> bytes | None:
     if not mac:
         return None
     try:
-        raw = bytes.fromhex(mac.replace(":", ""))
+        return parse_mac(mac)
     except ValueError:
         return None
-    return raw if len(raw) == 6 else None
 
 
 # -- link addresses -------------------------------------------------------------------

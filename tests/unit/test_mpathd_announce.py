@@ -17,9 +17,9 @@ from ipmp.mpathd.announce import (
     ANNOUNCE_SPACING,
     Announcer,
     garp_frame,
-    parse_mac,
     unsolicited_na,
 )
+from ipmp.mpathd.hwaddr import parse_mac
 
 MAC = "02:00:00:00:01:02"
 MAC_BYTES = bytes.fromhex("020000000102")
