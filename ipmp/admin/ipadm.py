@@ -183,6 +183,8 @@ async def boot_db(kernel_io: KernelIO, root: Path, *, dry_run: bool, hostname_ni
         result.conflicts = frozenset(n for n in db_names if n in hostname_nics)
         config = _reset(host.config, db_names - result.conflicts)
         skip = set(result.conflicts)
+        # Read once: every step evaluates against the same hosts/netmasks files.
+        env = lookups.read_environment(root)
         for step in db_steps(db):
             if step.ifname in skip or step.command.operand.partition("/")[0] in skip:
                 if step.ifname in result.conflicts and step.command.subcommand == "create-ip":
@@ -192,7 +194,7 @@ async def boot_db(kernel_io: KernelIO, root: Path, *, dry_run: bool, hostname_ni
                         f"neither configures it (remove one of the two)", "configure"))
                 continue
             try:
-                config = evaluate(config, step.command, env=lookups.read_environment(root)).config
+                config = evaluate(config, step.command, env=env).config
             except IpadmError as err:
                 result.failures.append(BootFailure(step.ifname, Family.INET,
                                                    f"{step.position}: {err.message.removeprefix('ipadm: ')}",
@@ -205,10 +207,7 @@ async def boot_db(kernel_io: KernelIO, root: Path, *, dry_run: bool, hostname_ni
         if dry_run:
             result.plan = make_plan(host.kernel, config, scope, host.stored.defaultrouters)
             return result
-        changed = tuple(i for i in config.interfaces if host.config.get(i.name) != i)
-        gone = tuple(replace(i, plumbed=frozenset()) for i in host.config.interfaces
-                     if i.ipmp and i.name in db_names and config.get(i.name) is None)
-        stored = host.stored.with_interfaces(changed + gone)
+        stored = host.stored.with_interfaces(_changed(host.config, config))
         applied = await apply_and_record(kernel_io, config, scope, host.stored.defaultrouters,
                                          lambda _: host.store.save(stored), before=host.kernel)
         result.plan = applied.plan

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from ipmp.admin.ipadm_rows import addr_rows, if_rows, ifprop_rows, listing_rows
 from ipmp.admin.ofmt import (
     EMPTY,
-    MSG_NO_FIELDS,
     MSG_PARSABLE_ALL,
     MSG_PARSABLE_NONE,
     Field,
@@ -40,6 +39,7 @@ from ipmp.admin.ofmt import (
     Selection,
     human_line,
     parsable_line,
+    pick_fields,
 )
 from ipmp.config.ipadm_options import PROG
 from ipmp.config.ipadm_syntax import IpadmCommand, IpadmError
@@ -113,23 +113,7 @@ def select(table: Sequence[Field], spec: Sequence[str] | None, default: Sequence
         if parsable:
             raise FieldError(MSG_PARSABLE_ALL)
         return Selection(tuple(table))
-    by_name = {f.name.lower(): f for f in table}
-    picked: list[Field] = []
-    unknown: list[str] = []
-    for name in names:
-        if not name:
-            continue  # strtok: ",," names nothing
-        field = by_name.get(name.lower())
-        if field is None:
-            unknown.append(name)
-        else:
-            picked.append(field)
-    if not picked:
-        raise FieldError(MSG_NO_FIELDS)
-    if unknown and parsable:
-        plural = "s" if len(unknown) > 1 else ""
-        raise FieldError(f"unknown output field{plural}:" + "".join(f" `{n}'" for n in unknown))
-    return Selection(tuple(picked), tuple(unknown))
+    return pick_fields(table, names, parsable=parsable)
 
 
 def render_table(fields: Sequence[Field], rows: Sequence[Mapping[str, str]], parsable: bool) -> list[str]:

@@ -57,6 +57,7 @@ __all__ = [
     "human_line",
     "normalise_mode",
     "parsable_line",
+    "pick_fields",
     "select_fields",
     "strict_selection",
 ]
@@ -166,10 +167,19 @@ def select_fields(mode: str, spec: str | None, *, parsable: bool = False) -> Sel
                 break
             chosen.append(field)
         return Selection(tuple(chosen))
+    return pick_fields(table, spec.split(","), parsable=parsable)
+
+
+def pick_fields(table: Sequence[Field], names: Sequence[str], *, parsable: bool) -> Selection:
+    """The fields of ``table`` that ``names`` name (case-insensitively), as ``ofmt_open`` matches them.
+
+    Raises:
+        FieldError: no valid name at all, or (``parsable``) any unknown name.
+    """
     by_name = {_fold(field.name): field for field in table}
     picked: list[Field] = []
     unknown: list[str] = []
-    for name in spec.split(","):
+    for name in names:
         if not name:
             continue  # strtok: ",," and a trailing comma name nothing
         match = by_name.get(_fold(name))
